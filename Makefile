@@ -1,0 +1,94 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+#
+# make deps      install the Debian packages podmgr needs at run time (and for the demo)
+# make install   install for /usr/bin/python3; honours DESTDIR, as distributions build
+# make demo      run the example pod (in a throwaway systemd when PID 1 is not systemd)
+# make check     install what the checks need, then lint, type check, unit and
+#                integration tests
+# make docs      regenerate the man pages and the annotated example from the key table
+
+PYTHON ?= /usr/bin/python3
+DESTDIR ?=
+PREFIX ?= /usr
+BINDIR ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/lib/podmgr
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+GENERATORDIR ?= $(PREFIX)/lib/systemd/system-generators
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/podmgr
+# Debian installs distribution packages into dist-packages; others into site-packages.
+PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
+	print(s.get_path("purelib", "deb_system" if "deb_system" in s.get_scheme_names() \
+	else None, vars={"base": "$(PREFIX)"}))')
+
+VENV = .venv
+RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python3-gnupg \
+	python3-xdg python3-toml systemd dbus polkitd util-linux
+CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db
+
+# entry point = module whose main() it runs
+ENTRY_POINTS = $(BINDIR)/podmgr=cli \
+	$(GENERATORDIR)/podmgr-generator=generator \
+	$(LIBEXECDIR)/podmgr-pod=prepare
+
+.PHONY: all deps install demo demo-here check lint typecheck test docs
+
+all:
+	@echo "targets: deps install demo check docs"
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		$(CHECK_DEBS)
+
+install:
+	install -d $(DESTDIR)$(PYTHONDIR)/podmgr
+	install -m 644 podmgr/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/
+	$(PYTHON) -m compileall -q -d $(PYTHONDIR)/podmgr $(DESTDIR)$(PYTHONDIR)/podmgr
+	@set -e; for entry in $(ENTRY_POINTS); do \
+		path=$${entry%=*}; module=$${entry#*=}; \
+		echo "install $$path"; \
+		install -d $(DESTDIR)$$(dirname $$path); \
+		printf '#!%s\nimport sys\nfrom podmgr.%s import main\nsys.exit(main())\n' \
+			$(PYTHON) $$module > $(DESTDIR)$$path; \
+		chmod 755 $(DESTDIR)$$path; \
+	done
+	install -d $(DESTDIR)$(UNITDIR)
+	install -m 644 units/pod@.service units/pod.slice $(DESTDIR)$(UNITDIR)/
+	install -d $(DESTDIR)/etc/podmgr/pods $(DESTDIR)$(PREFIX)/lib/podmgr/pods
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
+	install -m 644 docs/podmgr.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 docs/podmgr.toml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -d $(DESTDIR)$(DOCDIR)/examples
+	install -m 644 examples/*.toml $(DESTDIR)$(DOCDIR)/examples/
+
+# Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
+demo:
+	@if [ "$$(cat /proc/1/comm)" = systemd ]; then \
+		$(MAKE) --no-print-directory deps install demo-here; \
+	else \
+		$(MAKE) --no-print-directory deps && \
+		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here; \
+	fi
+
+demo-here:
+	examples/demo.sh
+
+$(VENV)/bin/pytest: tests/requirements.txt
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/pip install -q -r tests/requirements.txt
+	touch $@
+
+check: deps $(VENV)/bin/pytest lint typecheck test
+
+lint: $(VENV)/bin/pytest
+	$(VENV)/bin/ruff check podmgr tests bench
+
+typecheck: $(VENV)/bin/pytest
+	$(VENV)/bin/mypy
+
+test: $(VENV)/bin/pytest
+	$(VENV)/bin/pytest
+
+docs:
+	$(PYTHON) -m podmgr.docs docs examples

@@ -1,0 +1,186 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The podmgr command.
+
+``validate`` and ``render`` work offline on manifest files; the other commands ask
+systemd, which owns the pods' lifecycle.  Errors are one line on stderr and exit code 1;
+usage errors exit 2; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from podmgr import __version__, generator, names, pods, units
+from podmgr.errors import ManifestError, PodmgrError
+from podmgr.systemd import Systemd
+
+log = logging.getLogger("podmgr")
+
+
+def _print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    failed = 0
+    for file in args.files:
+        try:
+            generator.outputs_for(Path(file))
+        except ManifestError as error:
+            print(error, file=sys.stderr)
+            failed += 1
+        else:
+            print(f"{file}: ok")
+    return 1 if failed else 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    for output in generator.outputs_for(Path(args.file)):
+        if isinstance(output, units.Symlink):
+            print(f"# {output.path} -> {output.target}\n")
+        else:
+            print(f"# {output.path}\n{output.text}")
+    return 0
+
+
+async def cmd_list(args: argparse.Namespace) -> int:
+    async with Systemd() as systemd:
+        found = await pods.list_pods(systemd)
+    if args.json:
+        _print_json([{"name": p.name, "state": p.state, "unit": p.unit,
+                      "manifest": p.manifest} for p in found])
+        return 0
+    if not found:
+        print("No pods. Add a manifest to /etc/podmgr/pods/ (see podmgr.toml(5)).")
+        return 0
+    width = max(len(p.name) for p in found)
+    print(f"{'POD':<{width}}  {'STATE':<12}  MANIFEST")
+    for pod in found:
+        print(f"{pod.name:<{width}}  {pod.state:<12}  {pod.manifest}")
+    return 0
+
+
+async def cmd_status(args: argparse.Namespace) -> int:
+    async with Systemd() as systemd:
+        status = await pods.status(systemd, args.name)
+    if args.json:
+        _print_json(asdict(status))
+        return 0
+    print(f"pod {status.name}: {status.state}")
+    if status.problem:
+        print(f"  Problem: {status.problem}")
+    print(f" Manifest: {status.manifest}")
+    print(f"     Unit: {status.unit}")
+    print(f"    Slice: {status.slice}")
+    for key, value in status.annotations.items():
+        print(f"   {key}: {value}")
+    width = max((len(app.name) for app in status.apps), default=0)
+    for index, app in enumerate(status.apps):
+        label = "     Apps:" if index == 0 else "          "
+        pid = f"  pid {app.main_pid}" if app.main_pid else ""
+        print(f"{label} {app.name:<{width}}  {app.unit}  {app.state}{pid}")
+    return 0
+
+
+async def cmd_job(args: argparse.Namespace) -> int:
+    async with Systemd() as systemd:
+        failed = await pods.run_job(systemd, args.command, args.name)
+    if failed:
+        print(f"podmgr: pod {args.name}: {', '.join(failed)} did not {args.command} "
+              f"(see podmgr status {args.name} and podmgr logs {args.name})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    pods.find(args.name)
+    argv = ["journalctl", f"PODMGR_POD={args.name}"]
+    if args.app:
+        argv.append(f"PODMGR_APP={args.app}")
+    if args.follow:
+        argv.append("--follow")
+    if args.lines is not None:
+        argv.append(f"--lines={args.lines}")
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)  # journalctl pages and follows as its users know  # noqa: S606
+
+
+Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line; docs.py renders podmgr(1) from it."""
+    top = argparse.ArgumentParser(
+        prog="podmgr", description="Manage pods declared in TOML manifests and run by systemd.")
+    top.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    top.add_argument("--version", action="version", version=f"podmgr {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
+        cmd = sub.add_parser(name, help=help, description=help)
+        cmd.set_defaults(handler=handler)
+        return cmd
+
+    validate = command("validate", cmd_validate,
+                       "check manifests and report every problem, without touching the system")
+    validate.add_argument("files", nargs="+", metavar="FILE", help="manifest file (NAME.toml)")
+    render = command("render", cmd_render,
+                     "print the units the generator would write for a manifest (a dry run)")
+    render.add_argument("file", metavar="FILE", help="manifest file (NAME.toml)")
+    listing = command("list", cmd_list, "list pods and their state")
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    status = command("status", cmd_status, "show a pod, its units and its apps' state")
+    status.add_argument("name", metavar="NAME", help="pod name")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    for verb in ("start", "stop", "restart"):
+        job = command(verb, cmd_job, f"{verb} a pod through systemd and wait until its apps "
+                      "are done")
+        job.add_argument("name", metavar="NAME", help="pod name")
+    logs = command("logs", cmd_logs, "show the journal of a pod's apps")
+    logs.add_argument("name", metavar="NAME", help="pod name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+    logs.add_argument("--app", metavar="APP", help="only this app")
+    logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="podmgr: %(message)s")
+    if getattr(args, "name", None) and not names.is_valid_name(args.name):
+        print(f"podmgr: {args.name!r} is not a valid pod name ({names.NAME_HINT})",
+              file=sys.stderr)
+        return 2
+    try:
+        result = args.handler(args)
+        return asyncio.run(result) if asyncio.iscoroutine(result) else int(result)
+    except ManifestError as error:
+        if args.debug:
+            raise
+        print(error, file=sys.stderr)
+    except PodmgrError as error:
+        if args.debug:
+            raise
+        print(f"podmgr: {error}", file=sys.stderr)
+    except OSError as error:
+        if args.debug:
+            raise
+        print(f"podmgr: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # Output piped into head(1) and the like: not an error.
+        sys.stderr.close()
+        return 0
+    return 1

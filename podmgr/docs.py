@@ -1,0 +1,184 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Render podmgr.toml(5), podmgr(1) and the annotated example manifest.
+
+The key table (schema.py) and the command line (cli.parser()) are the sources; the
+rendered files are committed, and a test fails when they are stale.  Regenerate with
+``make docs`` (``python3 -m podmgr.docs DOCS_DIR EXAMPLES_DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+from podmgr import __version__, cli, names, schema
+from podmgr.schema import Key, Section
+
+
+def _roff(text: str) -> str:
+    """Escape text for a roff line: backslashes, and a leading dot or quote."""
+    text = text.replace("\\", "\\e").replace("-", "\\-")
+    return "\\&" + text if text[:1] in (".", "'") else text
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | int):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" \
+            if value else "{}"
+    raise TypeError(value)
+
+
+def _sections(section: Section, parent: str = "") -> Iterator[tuple[str, Section]]:
+    """Every section with its header as written in TOML, depth first."""
+    path = section.name if not parent else f"{parent}.{section.name}"
+    if section.named:
+        path += ".NAME"
+    header = f"[[{path}]]" if section.array else f"[{path}]"
+    yield header, section
+    for sub in section.subsections:
+        yield from _sections(sub, path)
+
+
+def _all_sections() -> Iterator[tuple[str, Section]]:
+    yield "(top level)", schema.MANIFEST
+    for sub in schema.MANIFEST.subsections:
+        yield from _sections(sub)
+
+
+def _key_facts(key: Key) -> str:
+    facts = [key.type.doc]
+    if key.required:
+        facts.append("required")
+    elif key.default is not None and key.default not in ([], {}):
+        facts.append(f"default {_toml(key.default)}")
+    if key.only_for:
+        facts.append("type " + " or ".join(f'"{t}"' for t in key.only_for))
+    return "; ".join(facts)
+
+
+MANIFEST_INTRO = f"""\
+A pod is a group of apps that share a network and IPC namespace, a slice and a
+lifecycle. Each pod is declared in one TOML file named after it, NAME.toml, where NAME
+matches {names.NAME_PATTERN.pattern}. podmgr reads manifests from /etc/podmgr/pods/ (the
+administrator's), /run/podmgr/pods/ (runtime) and /usr/lib/podmgr/pods/ (vendor). A file
+in an earlier directory masks one of the same name in a later one; an empty file or a
+symlink to /dev/null masks the pod altogether, as for unit files.
+
+On systemctl daemon-reload, podmgr-generator turns each valid manifest into units; an
+invalid one is logged to the kernel log and skipped, and "podmgr validate FILE" shows
+every problem of it. Unknown keys are errors. Apps are declared as [app.NAME] tables and
+volumes as [volume.NAME] tables; each app lists the volumes it mounts as [[app.NAME.mount]]
+tables."""
+
+UNITS_TEXT = """\
+For pod POD with app APP the generator writes a drop-in for pod@POD.service (from the
+template pod@.service), the slice pod-POD.slice under pod.slice (POD escaped as
+systemd-escape does, so that pod "a-b" never nests under pod "a"), and one service per
+app named podapp@POD:APP.service; a colon cannot occur in pod or app names, so the
+name is never ambiguous. [install] becomes .wants/ and .requires/ links. Every line an
+app writes reaches the journal with SYSLOG_IDENTIFIER=APP, PODMGR_POD=POD and
+PODMGR_APP=APP.
+
+Starting pod@POD.service prepares the pod: each app's rootfs becomes an overlay of its
+source under a volatile upper layer in /run/podmgr/pods/POD/, the pod's namespaces are
+created, tmpfs and empty volumes are set up, and /etc/hosts, /etc/hostname and
+/etc/resolv.conf are provided. The apps start after the pod and stop before it; stopping
+the pod releases every mount and namespace."""
+
+
+def manifest_page() -> str:
+    out = [f'.TH PODMGR.TOML 5 "" "podmgr {__version__}" "podmgr"',
+           ".SH NAME", "podmgr.toml \\- pod manifests of podmgr",
+           ".SH SYNOPSIS", "/etc/podmgr/pods/NAME.toml", ".br", "/run/podmgr/pods/NAME.toml",
+           ".br", "/usr/lib/podmgr/pods/NAME.toml", ".SH DESCRIPTION"]
+    out += _paragraphs(MANIFEST_INTRO)
+    for header, section in _all_sections():
+        out += [".SH " + _roff(header.upper() if header.startswith("(") else header)]
+        out += _paragraphs(section.help)
+        for key in section.keys:
+            out += [".TP", f"\\fB{_roff(key.name)}\\fR (\\fI{_roff(_key_facts(key))}\\fR)",
+                    _roff(key.help)]
+    out += [".SH UNITS", *_paragraphs(UNITS_TEXT)]
+    out += [".SH EXAMPLE", ".nf"] + [_roff(line) for line in example().splitlines()] + [".fi"]
+    out += [".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBsystemd.service\\fR(5), "
+            "\\fBsystemd.resource-control\\fR(5), \\fBsystemd.exec\\fR(5), "
+            "\\fBsystemd.generator\\fR(7)"]
+    return "\n".join(out) + "\n"
+
+
+def _paragraphs(text: str) -> list[str]:
+    out = []
+    for paragraph in text.split("\n\n"):
+        out += [".PP", _roff(" ".join(paragraph.split()))]
+    return out
+
+
+def command_page() -> str:
+    top = cli.parser()
+    out = [f'.TH PODMGR 1 "" "podmgr {__version__}" "podmgr"', ".SH NAME",
+           "podmgr \\- manage pods declared in TOML manifests and run by systemd",
+           ".SH SYNOPSIS", "\\fBpodmgr\\fR [\\fB\\-\\-debug\\fR] \\fICOMMAND\\fR ...",
+           ".SH DESCRIPTION"]
+    out += _paragraphs("podmgr manages pods: groups of apps declared in manifests (see "
+                       "podmgr.toml(5)) that systemd runs as units. validate and render work "
+                       "offline on files; the other commands ask systemd, and start, stop "
+                       "and restart wait until the pod's jobs are done.")
+    out += [".SH COMMANDS"]
+    subparsers = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
+    for name, command in subparsers.choices.items():
+        usage = command.format_usage().removeprefix("usage: ").strip()
+        out += [".TP", f"\\fB{_roff(usage)}\\fR", _roff(command.description or "")]
+        for action in command._actions:
+            if action.option_strings and action.help != argparse.SUPPRESS \
+                    and "-h" not in action.option_strings:
+                out += [".RS", ".TP", f"\\fB{_roff(', '.join(action.option_strings))}\\fR",
+                        _roff(action.help or ""), ".RE"]
+        del name
+    out += [".SH OPTIONS", ".TP", "\\fB\\-\\-debug\\fR", "Show tracebacks and debug logs."]
+    out += [".SH EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."]
+    out += [".SH SEE ALSO", "\\fBpodmgr.toml\\fR(5), \\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1)"]
+    return "\n".join(out) + "\n"
+
+
+def example() -> str:
+    """Every key, explained: required keys are set, the others commented out with their
+    default or an example, so the file is itself a valid manifest to start from."""
+    out = ["# A podmgr manifest with every key, generated from the key table.",
+           "# Copy it to /etc/podmgr/pods/NAME.toml, then set or delete what you need."]
+    for header, section in _all_sections():
+        out.append("")
+        out += _comment(section.help)
+        if not header.startswith("("):
+            out.append(header.replace(".NAME", ".web" if "app" in header else ".data"))
+        for key in section.keys:
+            value = key.example if key.example is not None else _toml(key.default)
+            out += _comment(key.help)
+            out.append(f"{'' if key.required else '# '}{key.name} = {value}")
+    return "\n".join(out) + "\n"
+
+
+def _comment(text: str) -> list[str]:
+    return ["# " + line for line in textwrap.wrap(" ".join(text.split()), 86)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    docs, examples = (Path(a) for a in args)
+    (docs / "podmgr.toml.5").write_text(manifest_page())
+    (docs / "podmgr.1").write_text(command_page())
+    (examples / "annotated.toml").write_text(example())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

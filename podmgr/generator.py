@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""podmgr-generator: manifests in, units out (systemd.generator(7)).
+
+It runs at early boot and on every daemon-reload, so it is offline and careful: no
+D-Bus, no network, no image store.  A bad manifest is logged to the kernel log as
+``podmgr-generator: FILE: KEY: why`` and skipped; the other pods are still generated and
+the generator exits 0, because a failing generator would hold up boot for everyone.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from podmgr import manifest, paths, units, users
+from podmgr.errors import ManifestError, Problem
+
+KMSG = Path("/dev/kmsg")
+# syslog priority "err" (3), as the kernel log's "<N>" prefix expects.
+KMSG_PRIORITY = "<3>"
+
+
+def find_manifests(dirs: Sequence[Path] = paths.MANIFEST_DIRS) -> dict[str, Path]:
+    """Pod name -> manifest path, applying systemd's rules across ``dirs`` (highest first):
+    the first directory that has NAME.toml wins, and an empty file or a symlink to
+    /dev/null there masks the pod altogether."""
+    found: dict[str, Path] = {}
+    masked: set[str] = set()
+    for directory in dirs:
+        try:
+            entries = sorted(directory.iterdir())
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for path in entries:
+            name = path.name.removesuffix(".toml")
+            if path.suffix != ".toml" or name in found or name in masked or path.is_dir():
+                continue
+            if _is_mask(path):
+                masked.add(name)
+            else:
+                found[name] = path
+    return dict(sorted(found.items()))
+
+
+def _is_mask(path: Path) -> bool:
+    try:
+        return path.resolve() == Path("/dev/null") or path.stat().st_size == 0
+    except OSError:
+        return False  # a dangling symlink: loading it reports the problem
+
+
+def outputs_for(path: Path) -> list[units.Output]:
+    """Load, check and render one manifest; raise ManifestError listing every problem."""
+    pod = manifest.load(path)
+    return units.render(pod, users.credentials(pod))
+
+
+def write(outputs: Iterable[units.Output], directory: Path) -> None:
+    for output in outputs:
+        target = directory / output.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(output, units.Symlink):
+            target.unlink(missing_ok=True)
+            target.symlink_to(output.target)
+        else:
+            target.write_text(output.text)
+
+
+def log_problems(error: ManifestError, log: Path = KMSG) -> None:
+    lines = [f"{KMSG_PRIORITY}podmgr-generator: {error.file}: {problem}"
+             for problem in error.problems or [Problem("", "invalid")]]
+    try:
+        # One write() per record: that is how /dev/kmsg takes messages.
+        with log.open("w") as kmsg:
+            for line in lines:
+                kmsg.write(line + "\n")
+                kmsg.flush()
+    except OSError:
+        for line in lines:
+            print(line.removeprefix(KMSG_PRIORITY), file=sys.stderr)
+
+
+def generate(output_dir: Path, dirs: Sequence[Path] = paths.MANIFEST_DIRS,
+             log: Path = KMSG) -> int:
+    """Write units for every valid manifest; return how many pods were skipped."""
+    skipped = 0
+    for path in find_manifests(dirs).values():
+        try:
+            write(outputs_for(path), output_dir)
+        except ManifestError as error:
+            log_problems(error, log)
+            skipped += 1
+        except Exception as error:  # one pod's bug must not cost the others their units
+            log_problems(ManifestError(str(path), [Problem("", f"internal error: {error!r}")]),
+                         log)
+            skipped += 1
+    return skipped
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) not in (1, 3):
+        print("usage: podmgr-generator NORMAL_DIR [EARLY_DIR LATE_DIR]", file=sys.stderr)
+        return 2
+    os.umask(0o022)
+    generate(Path(args[0]))
+    return 0

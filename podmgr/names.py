@@ -1,0 +1,53 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Pod and app names, and the systemd unit names derived from them.
+
+Naming scheme (documented in podmgr.toml(5)):
+
+    pod@POD.service          the pod: prepares before and releases after its apps
+    pod-POD.slice            the pod's slice, under pod.slice; POD is escaped as
+                             systemd-escape does, so pod "a-b" is pod-a\\x2db.slice
+                             and never nests under pod "a"
+    podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
+                             name, so the instance splits back without ambiguity
+"""
+
+from __future__ import annotations
+
+import re
+
+NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+NAME_HINT = "use 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
+
+POD_TEMPLATE = "pod@.service"
+PARENT_SLICE = "pod.slice"
+
+
+def is_valid_name(name: str) -> bool:
+    return NAME_PATTERN.fullmatch(name) is not None
+
+
+def unit_name_escape(text: str) -> str:
+    """Escape ``text`` for use as a unit name prefix component, as ``systemd-escape`` does."""
+    out = []
+    for i, char in enumerate(text):
+        if char == "/":
+            out.append("-")
+        elif (char.isascii() and (char.isalnum() or char in ":_.")) and not (
+            i == 0 and char == "."
+        ):
+            out.append(char)
+        else:
+            out.extend(f"\\x{byte:02x}" for byte in char.encode())
+    return "".join(out)
+
+
+def pod_unit(pod: str) -> str:
+    return f"pod@{pod}.service"
+
+
+def pod_slice(pod: str) -> str:
+    return f"pod-{unit_name_escape(pod)}.slice"
+
+
+def app_unit(pod: str, app: str) -> str:
+    return f"podapp@{pod}:{app}.service"

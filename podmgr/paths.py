@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Where podmgr keeps things (DESIGN.md, "Names and paths")."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Manifest directories, highest priority first: a manifest in an earlier directory masks
+# one of the same name in a later one, as systemd does for unit files.
+MANIFEST_DIRS = (
+    Path("/etc/podmgr/pods"),
+    Path("/run/podmgr/pods"),
+    Path("/usr/lib/podmgr/pods"),
+)
+
+RUN_DIR = Path("/run/podmgr")
+STATE_DIR = Path("/var/lib/podmgr")
+VOLUMES_DIR = STATE_DIR / "volumes"
+
+# Runtime state of prepared pods: /run/podmgr/pods/POD/ beside the runtime manifests
+# (/run/podmgr/pods/POD.toml), which are files and so never collide with it.
+RUNTIME_PODS_DIR = RUN_DIR / "pods"
+
+
+class PodRuntime:
+    """The paths of one prepared pod under /run/podmgr/pods/POD/."""
+
+    def __init__(self, pod: str, base: Path = RUNTIME_PODS_DIR) -> None:
+        self.dir = base / pod
+        self.netns = self.dir / "ns" / "net"
+        self.ipcns = self.dir / "ns" / "ipc"
+        self.etc = self.dir / "etc"
+
+    def app_dir(self, app: str) -> Path:
+        return self.dir / "apps" / app
+
+    def rootfs(self, app: str) -> Path:
+        return self.app_dir(app) / "rootfs"
+
+    def tmpfs_volume(self, volume: str) -> Path:
+        return self.dir / "volumes" / volume
+
+
+def empty_volume(pod: str, volume: str, base: Path = VOLUMES_DIR) -> Path:
+    return base / pod / volume

@@ -1,0 +1,218 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The table of manifest keys (schema version 1).
+
+This table is the single source of truth: ``manifest.py`` parses with it, ``podmgr
+validate`` reports against it, and ``docs.py`` renders podmgr.toml(5) and the annotated
+example from it.  To add a key: add it here, add the field of the same name to the
+dataclass in ``manifest.py``, and use it in ``units.py`` or ``prepare.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from podmgr import names
+from podmgr.values import (
+    AbsolutePath,
+    Boolean,
+    Capability,
+    Choice,
+    Duration,
+    Integer,
+    ListOf,
+    MapOf,
+    Mode,
+    Percent,
+    Size,
+    String,
+    SyscallFilter,
+    UserRef,
+    ValueType,
+)
+
+SCHEMA_VERSION = 1
+
+
+class NetworkMode(enum.StrEnum):
+    PRIVATE = "private"
+    HOST = "host"
+
+
+class Restart(enum.StrEnum):
+    """systemd's Restart= values."""
+
+    NO = "no"
+    ON_SUCCESS = "on-success"
+    ON_FAILURE = "on-failure"
+    ON_ABNORMAL = "on-abnormal"
+    ON_WATCHDOG = "on-watchdog"
+    ON_ABORT = "on-abort"
+    ALWAYS = "always"
+
+
+class Ready(enum.StrEnum):
+    STARTED = "started"
+    NOTIFY = "notify"
+
+
+class VolumeType(enum.StrEnum):
+    HOST = "host"
+    EMPTY = "empty"
+    TMPFS = "tmpfs"
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: ValueType[Any]
+    help: str
+    default: object = None  # as written in TOML; None means unset
+    required: bool = False
+    example: str | None = None  # TOML text for the annotated example when there is no default
+    only_for: tuple[VolumeType, ...] = ()  # volume keys that apply to some types only
+
+
+@dataclass(frozen=True)
+class Section:
+    """A TOML table: ``[pod]``, ``[app.NAME]`` (named) or ``[[app.NAME.mount]]`` (array)."""
+
+    name: str
+    attribute: str  # field of the parent dataclass
+    help: str
+    keys: tuple[Key, ...]
+    subsections: tuple[Section, ...] = ()
+    named: bool = False
+    array: bool = False
+    key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
+
+    def subsection(self, name: str) -> Section | None:
+        return next((s for s in self.subsections if s.name == name), None)
+
+
+_ENV_NAME = String(r"[A-Za-z_][A-Za-z0-9_]*", "use letters, digits and '_'", "variable name")
+_UNIT_NAME = String(r"[A-Za-z0-9:_.@\\-]+\.(target|service|socket|timer|path)",
+                    'use a unit name like "multi-user.target"', "unit name")
+
+RESOURCES = Section("resources", "resources", "Resource limits, as systemd's resource control "
+                    "settings (systemd.resource-control(5)).", (
+    Key("memory_max", Size(), "Hard memory limit (MemoryMax=); the kernel OOM-kills above it.",
+        example='"512M"'),
+    Key("memory_high", Size(), "Memory throttling threshold (MemoryHigh=).", example='"400M"'),
+    Key("cpu_weight", Integer(1, 10000, "weight"), "Relative CPU share (CPUWeight=, 1..10000).",
+        example="100"),
+    Key("cpu_quota", Percent(), "CPU time limit (CPUQuota=); \"200%\" is two CPUs.",
+        example='"50%"'),
+    Key("tasks_max", Integer(1, 2**31, "count"), "Limit of processes and threads (TasksMax=).",
+        example="256"),
+    Key("io_weight", Integer(1, 10000, "weight"), "Relative block I/O share (IOWeight=).",
+        example="100"),
+))
+
+POD = Section("pod", "pod", "Settings of the pod as a whole. The pod's name is the manifest's "
+              "file name without .toml.", (
+    Key("hostname", String(r"[a-zA-Z0-9]([a-zA-Z0-9.-]{0,62})", "use letters, digits, '.', '-'",
+                           "host name"),
+        "Host name written to /etc/hostname and /etc/hosts in every app; defaults to the pod's "
+        "name. The kernel host name (uname -n) is the host's: systemd 252 cannot give a unit "
+        "its own.", example='"shop"'),
+    Key("annotations", MapOf(String(r"[A-Za-z0-9][A-Za-z0-9_./-]{0,252}",
+                                    "use letters, digits, '_', '.', '/', '-'", "annotation name"),
+                             "table of strings"),
+        "Free-form key/value metadata, shown by podmgr status.", default={},
+        example='{ "org.example.owner" = "shop-team" }'),
+    Key("restart", Choice(Restart), "Default Restart= of apps that do not set their own.",
+        default="no"),
+    Key("stop_timeout", Duration(), "Time an app gets to stop before it is killed "
+        "(TimeoutStopSec=).", default="90s"),
+), subsections=(RESOURCES,))
+
+NETWORK = Section("network", "network", "The pod's network. Every app joins the same network "
+                  "namespace.", (
+    Key("mode", Choice(NetworkMode), "\"private\": the pod gets its own network namespace with "
+        "only loopback; \"host\": the apps use the host's network.", default="private"),
+))
+
+INSTALL = Section("install", "install", "Start the pod at boot: the generator links "
+                  "pod@NAME.service into these targets, as [Install] does for enabled units.", (
+    Key("wanted_by", ListOf(_UNIT_NAME), "Units that want the pod (WantedBy=).", default=[],
+        example='["multi-user.target"]'),
+    Key("required_by", ListOf(_UNIT_NAME), "Units that require the pod (RequiredBy=).",
+        default=[]),
+))
+
+VOLUME = Section("volume", "volumes", "Storage that apps mount. A volume is shared by every app "
+                 "that mounts it.", (
+    Key("type", Choice(VolumeType), "\"host\": a directory of the host; \"empty\": a directory "
+        "kept under /var/lib/podmgr/volumes/POD/NAME across restarts; \"tmpfs\": memory, "
+        "empty at every start.", required=True, example='"empty"'),
+    Key("source", AbsolutePath(), "The host directory (type = \"host\"). It must exist.",
+        only_for=(VolumeType.HOST,), example='"/srv/shop/config"'),
+    Key("read_only", Boolean(), "Mount the volume read-only in every app.", default=False),
+    Key("mode", Mode(), "Access mode of the volume's directory when it is created.",
+        only_for=(VolumeType.EMPTY, VolumeType.TMPFS), example='"0755"'),
+    Key("uid", Integer(0, 2**32 - 2, "uid"), "Owner of the directory when it is created.",
+        only_for=(VolumeType.EMPTY, VolumeType.TMPFS), example="0"),
+    Key("gid", Integer(0, 2**32 - 2, "gid"), "Group of the directory when it is created.",
+        only_for=(VolumeType.EMPTY, VolumeType.TMPFS), example="0"),
+    Key("size", Size(), "Size limit of a tmpfs volume.", only_for=(VolumeType.TMPFS,),
+        example='"64M"'),
+), named=True)
+
+MOUNT = Section("mount", "mounts", "Where the app sees a volume; repeat the table for each "
+                "volume.", (
+    Key("volume", String(names.NAME_PATTERN.pattern, names.NAME_HINT, "volume name"),
+        "Name of a [volume.NAME] table.", required=True, example='"data"'),
+    Key("path", AbsolutePath(), "Mount point inside the app.", required=True,
+        example='"/var/lib/data"'),
+    Key("read_only", Boolean(), "Mount it read-only in this app.", default=False),
+), array=True)
+
+APP = Section("app", "apps", "One table per app. Each app runs as its own systemd service in "
+              "the pod's slice, from its own root file system.", (
+    Key("rootfs", AbsolutePath(), "Directory holding the app's root file system. It stays "
+        "untouched: the app runs on an overlay with a volatile upper layer, so every start "
+        "begins from it.", required=True, example='"/var/lib/machines/busybox"'),
+    Key("exec", ListOf(String(), unique=False), "Command line; the first element is an "
+        "absolute path inside the rootfs.", required=True, example='["/bin/httpd", "-f"]'),
+    Key("environment", MapOf(_ENV_NAME, "table of strings"), "Environment variables.",
+        default={}, example='{ LANG = "C.UTF-8" }'),
+    Key("environment_files", ListOf(AbsolutePath()), "Files of VAR=value lines on the host, "
+        "read by systemd (EnvironmentFile=).", default=[], example='["/etc/shop/web.env"]'),
+    Key("working_directory", AbsolutePath(), "Working directory inside the rootfs.",
+        default="/"),
+    Key("user", UserRef("user"), "User to run as: a number, or a name from the rootfs's own "
+        "/etc/passwd (never the host's).", default=0, example='"www-data"'),
+    Key("group", UserRef("group"), "Group to run as: a number, or a name from the rootfs's "
+        "/etc/group. Defaults to the user's group in /etc/passwd, or 0.",
+        example='"www-data"'),
+    Key("restart", Choice(Restart), "Restart= of this app; defaults to pod.restart.",
+        example='"on-failure"'),
+    Key("ready", Choice(Ready), "When systemd considers the app started: \"started\" once it "
+        "runs (Type=exec), \"notify\" once it sends READY=1 (Type=notify).",
+        default="started"),
+    Key("after", ListOf(String(names.NAME_PATTERN.pattern, names.NAME_HINT, "app name")),
+        "Apps of this pod to start before this one (After=).", default=[], example='["db"]'),
+    Key("capabilities_retain", ListOf(Capability()), "The capability bounding set; defaults "
+        "to the OCI runtime's default set.", example='["CAP_NET_BIND_SERVICE"]'),
+    Key("capabilities_remove", ListOf(Capability()), "Capabilities to remove from the "
+        "bounding set.", default=[], example='["CAP_NET_RAW"]'),
+    Key("no_new_privileges", Boolean(), "Forbid gaining privileges through execve(), e.g. "
+        "setuid binaries (NoNewPrivileges=).", default=False),
+    Key("read_only", Boolean(), "Make the rootfs read-only; volumes keep their own flag, and "
+        "/tmp, /var/tmp and /run get a fresh tmpfs.", default=False),
+    Key("system_call_filter", ListOf(SyscallFilter()), "SystemCallFilter= entries: @groups or "
+        "system calls to allow; entries starting with ~ are denied.", default=[],
+        example='["@system-service", "~@privileged"]'),
+    Key("private_users", Boolean(), "Run the app in a user namespace mapping only root and "
+        "its own user (PrivateUsers=).", default=False),
+), subsections=(RESOURCES, MOUNT), named=True)
+
+MANIFEST = Section("", "", "A pod manifest.", (
+    Key("version", Integer(SCHEMA_VERSION, SCHEMA_VERSION, "schema version"),
+        "Schema version of this file.", default=SCHEMA_VERSION),
+), subsections=(POD, NETWORK, INSTALL, VOLUME, APP))

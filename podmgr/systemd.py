@@ -1,0 +1,130 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""A small client of systemd's manager on the system bus (org.freedesktop.systemd1).
+
+Plain messages rather than proxy objects: a proxy introspects first, which costs a round
+trip per object.  The API used is systemd's documented one, org.freedesktop.systemd1(5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dbus_next.aio.message_bus import MessageBus
+from dbus_next.constants import BusType, MessageType
+from dbus_next.message import Message
+
+from podmgr.errors import SystemdError
+
+SYSTEMD = "org.freedesktop.systemd1"
+MANAGER_PATH = "/org/freedesktop/systemd1"
+MANAGER = "org.freedesktop.systemd1.Manager"
+UNIT = "org.freedesktop.systemd1.Unit"
+PROPERTIES = "org.freedesktop.DBus.Properties"
+
+
+@dataclass(frozen=True)
+class UnitState:
+    name: str
+    load_state: str  # loaded, not-found, masked ...
+    active_state: str  # active, inactive, failed, activating, deactivating ...
+    sub_state: str  # running, exited, dead ...
+
+    @property
+    def state(self) -> str:
+        return f"{self.active_state} ({self.sub_state})"
+
+
+@dataclass(frozen=True)
+class JobResult:
+    unit: str
+    result: str  # done, canceled, timeout, failed, dependency, skipped
+
+
+class Systemd:
+    """One connection to the system bus; use ``async with Systemd() as systemd``."""
+
+    def __init__(self) -> None:
+        self.bus: MessageBus | None = None
+        self._removed: dict[str, JobResult] = {}
+        self._job_done = asyncio.Event()
+        self._subscribed = False
+
+    async def __aenter__(self) -> Systemd:
+        try:
+            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+        except (OSError, ValueError) as error:
+            raise SystemdError(f"cannot reach systemd on the system bus: {error} "
+                               "(is systemd running as PID 1?)") from None
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.bus:
+            self.bus.disconnect()  # type: ignore[no-untyped-call]
+
+    async def call(self, path: str, interface: str, member: str, signature: str = "",
+                   body: Iterable[Any] = (), destination: str = SYSTEMD) -> list[Any]:
+        assert self.bus, "use Systemd as an async context manager"
+        reply = await self.bus.call(Message(destination=destination, path=path,
+                                            interface=interface, member=member,
+                                            signature=signature, body=list(body)))
+        assert reply is not None
+        if reply.message_type is MessageType.ERROR:
+            detail = reply.body[0] if reply.body else reply.error_name
+            raise SystemdError(f"{member}: {detail}")
+        return list(reply.body)
+
+    async def list_units(self, patterns: list[str]) -> dict[str, UnitState]:
+        """Units systemd has loaded whose names match ``patterns`` (fnmatch, as systemctl)."""
+        [units] = await self.call(MANAGER_PATH, MANAGER, "ListUnitsByPatterns", "asas",
+                                  [[], patterns])
+        return {u[0]: UnitState(u[0], u[2], u[3], u[4]) for u in units}
+
+    async def unit_properties(self, unit: str, interface: str = UNIT) -> dict[str, Any]:
+        """All properties of ``unit`` on ``interface``, loading the unit if needed."""
+        [path] = await self.call(MANAGER_PATH, MANAGER, "LoadUnit", "s", [unit])
+        [props] = await self.call(path, PROPERTIES, "GetAll", "s", [interface])
+        return {name: variant.value for name, variant in props.items()}
+
+    async def run_job(self, method: str, unit: str) -> str:
+        """StartUnit/StopUnit/RestartUnit ``unit`` and wait until the job is done;
+        returns the job's result ("done" on success)."""
+        await self.subscribe()
+        [job] = await self.call(MANAGER_PATH, MANAGER, method, "ss", [unit, "replace"])
+        return (await self.wait_for_jobs([job]))[job].result
+
+    async def wait_for_jobs(self, jobs: list[str]) -> dict[str, JobResult]:
+        """Wait until every job in ``jobs`` (object paths) is removed.
+
+        Call subscribe() before queueing them, or their JobRemoved may be missed."""
+        while any(job not in self._removed for job in jobs):
+            self._job_done.clear()
+            await self._job_done.wait()
+        return {job: self._removed[job] for job in jobs}
+
+    async def pending_job(self, unit: str) -> str | None:
+        """The object path of the job queued for ``unit``, if any."""
+        job_id, path = (await self.unit_properties(unit))["Job"]
+        return str(path) if job_id else None
+
+    async def subscribe(self) -> None:
+        """Ask for JobRemoved signals before any job starts, so none is missed."""
+        assert self.bus
+        if self._subscribed:
+            return
+        self._subscribed = True
+        self.bus.add_message_handler(self._on_message)
+        rule = (f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}',"
+                "member='JobRemoved'")
+        await self.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s",
+                        [rule], destination="org.freedesktop.DBus")
+        await self.call(MANAGER_PATH, MANAGER, "Subscribe")
+
+    def _on_message(self, message: Message) -> bool:
+        if message.message_type is MessageType.SIGNAL and message.member == "JobRemoved":
+            _job_id, path, unit, result = message.body
+            self._removed[path] = JobResult(unit, result)
+            self._job_done.set()
+        return False

@@ -1,0 +1,325 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Value types of manifest keys: how a raw TOML value becomes a typed one.
+
+Each type parses one raw value (as ``tomllib`` returns it) or raises ``BadValue``
+whose message says what was wrong and what to write instead.  The key table in
+``schema.py`` pairs keys with these types; ``doc`` is the name the man page shows.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+import re
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.StrEnum)
+
+
+class BadValue(ValueError):
+    """A raw value that does not fit its key.
+
+    The message is what follows the key path; ``subpath`` extends the path into an array
+    (``[2]``) or table (``.NAME``) when the problem is in one element.
+    """
+
+    def __init__(self, message: str, subpath: str = "") -> None:
+        super().__init__(message)
+        self.subpath = subpath
+
+
+def toml_type(raw: object) -> str:
+    """The TOML name of a value's type, for messages."""
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return names.get(type(raw), "a date/time")
+
+
+class ValueType(Generic[T]):
+    """Base: ``parse`` a raw TOML value into ``T``."""
+
+    doc = "value"
+
+    def parse(self, raw: object) -> T:
+        raise NotImplementedError
+
+    def expect(self, raw: object, kind: type, example: str) -> None:
+        # bool is an int subclass in Python, not in TOML.
+        if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
+            article = "an" if self.doc[0] in "aeiou" else "a"
+            raise BadValue(f"expected {article} {self.doc} like {example}, got {toml_type(raw)}")
+
+
+class String(ValueType[str]):
+    def __init__(self, pattern: str | None = None, hint: str = "", doc: str = "string") -> None:
+        self.pattern = re.compile(pattern) if pattern else None
+        self.hint = hint
+        self.doc = doc
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"text"')
+        assert isinstance(raw, str)
+        if "\0" in raw:
+            raise BadValue("must not contain NUL characters")
+        if self.pattern and not self.pattern.fullmatch(raw):
+            raise BadValue(f"{raw!r} is not a valid {self.doc} ({self.hint})")
+        return raw
+
+
+class Boolean(ValueType[bool]):
+    doc = "boolean"
+
+    def parse(self, raw: object) -> bool:
+        self.expect(raw, bool, "true")
+        assert isinstance(raw, bool)
+        return raw
+
+
+class Integer(ValueType[int]):
+    def __init__(self, minimum: int, maximum: int, doc: str = "integer") -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+        self.doc = doc
+
+    def parse(self, raw: object) -> int:
+        self.expect(raw, int, str(self.minimum))
+        assert isinstance(raw, int)
+        if not self.minimum <= raw <= self.maximum:
+            raise BadValue(f"{raw} is out of range (use {self.minimum}..{self.maximum})")
+        return raw
+
+
+class Choice(ValueType[E]):
+    """One of a closed set, kept as a ``StrEnum``."""
+
+    def __init__(self, choices: type[E]) -> None:
+        self.choices = choices
+        self.doc = "one of " + ", ".join(f'"{c.value}"' for c in choices)
+
+    def parse(self, raw: object) -> E:
+        first = next(iter(self.choices)).value
+        self.expect(raw, str, f'"{first}"')
+        assert isinstance(raw, str)
+        try:
+            return self.choices(raw)
+        except ValueError:
+            raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
+
+
+_SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)")
+_SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+class Size(ValueType[int]):
+    """Bytes, as systemd counts them: suffixes K, M, G, T are powers of 1024."""
+
+    doc = "size"
+
+    def parse(self, raw: object) -> int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, str) and (match := _SIZE.fullmatch(raw)):
+            value = int(float(match[1]) * _SIZE_FACTORS[match[2]])
+        elif isinstance(raw, str):
+            raise BadValue(f"{raw!r} is not a size (use 512M, 2G)")
+        else:
+            raise BadValue(f'expected a size like "512M", got {toml_type(raw)}')
+        if value <= 0:
+            raise BadValue(f"{raw!r} must be positive (use 512M, 2G)")
+        return value
+
+
+def format_size(value: int) -> str:
+    for suffix in "TGMK":
+        factor = _SIZE_FACTORS[suffix]
+        if value % factor == 0:
+            return f"{value // factor}{suffix}"
+    return str(value)
+
+
+_SPAN_UNITS = {"us": 1, "ms": 1000, "s": 10**6, "sec": 10**6, "m": 60 * 10**6,
+               "min": 60 * 10**6, "h": 3600 * 10**6, "hr": 3600 * 10**6, "d": 86400 * 10**6}
+_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|sec|s|min|m|hr|h|d)")
+
+
+class Duration(ValueType[int]):
+    """A time span in microseconds; written as systemd does ("30s", "1min 30s", "500ms")."""
+
+    doc = "duration"
+
+    def parse(self, raw: object) -> int:
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+            return raw * 10**6
+        if not isinstance(raw, str):
+            raise BadValue(f'expected a duration like "30s", got {toml_type(raw)}')
+        total, pos = 0, 0
+        while pos < len(raw) and (match := _SPAN_PART.match(raw, pos)):
+            total += int(float(match[1]) * _SPAN_UNITS[match[2]])
+            pos = match.end()
+        if pos == 0 or raw[pos:].strip():
+            raise BadValue(f"{raw!r} is not a duration (use 30s, 5min, 1h 30min, 500ms)")
+        return total
+
+
+def format_duration(usec: int) -> str:
+    for unit, factor in (("min", 60 * 10**6), ("s", 10**6), ("ms", 1000)):
+        if usec % factor == 0:
+            return f"{usec // factor}{unit}"
+    return f"{usec}us"
+
+
+class Percent(ValueType[int]):
+    doc = "percentage"
+
+    def parse(self, raw: object) -> int:
+        if isinstance(raw, str) and (match := re.fullmatch(r"(\d+)%", raw)) and int(match[1]) > 0:
+            return int(match[1])
+        raise BadValue(f"{raw!r} is not a percentage (use \"50%\"; 200% is two CPUs)")
+
+
+class AbsolutePath(ValueType[str]):
+    """A normalized absolute path.
+
+    ``:`` and white space are refused because systemd's BindPaths= and overlayfs' lowerdir=
+    use them as separators; refusing them is simpler and safer than quoting.
+    """
+
+    def __init__(self, doc: str = "absolute path") -> None:
+        self.doc = doc
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"/srv/data"')
+        assert isinstance(raw, str)
+        if not raw.startswith("/"):
+            raise BadValue(f"{raw!r} is not an absolute path (start it with /)")
+        if re.search(r"[\s:,\\\"'\0]", raw):
+            raise BadValue(f"{raw!r} contains white space, a quote, ':', ',' or '\\' "
+                           "(rename the path or use a symlink without them)")
+        if ".." in raw.split("/"):
+            raise BadValue(f"{raw!r} contains '..' (write the path without it)")
+        return posixpath.normpath(raw)
+
+
+class Mode(ValueType[int]):
+    doc = "octal mode"
+
+    def parse(self, raw: object) -> int:
+        if isinstance(raw, str) and re.fullmatch(r"0?[0-7]{3}", raw):
+            return int(raw, 8)
+        raise BadValue(f"{raw!r} is not an octal mode (write it as a string, e.g. \"0750\")")
+
+
+class UserRef(ValueType[str | int]):
+    """A user or group: a number, or a name looked up in the app's own rootfs."""
+
+    def __init__(self, doc: str) -> None:
+        self.doc = doc
+
+    def parse(self, raw: object) -> str | int:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if 0 <= raw < 2**32 - 1:
+                return raw
+            raise BadValue(f"{raw} is out of range (use 0..4294967294)")
+        if isinstance(raw, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", raw):
+            return int(raw) if raw.isdigit() else raw
+        if isinstance(raw, str) and raw.isdigit():
+            return int(raw)
+        raise BadValue(f"{raw!r} is not a {self.doc} (use a number or a name like \"www-data\")")
+
+
+class ListOf(ValueType[tuple[T, ...]]):
+    def __init__(self, item: ValueType[T], unique: bool = True) -> None:
+        self.item = item
+        self.unique = unique
+        self.doc = f"array of {item.doc}s"
+
+    def parse(self, raw: object) -> tuple[T, ...]:
+        self.expect(raw, list, "[...]")
+        assert isinstance(raw, list)
+        items = []
+        for index, element in enumerate(raw):
+            try:
+                items.append(self.item.parse(element))
+            except BadValue as error:
+                raise BadValue(str(error), f"[{index}]{error.subpath}") from None
+        if self.unique and len(set(items)) != len(items):
+            index = next(i for i, item in enumerate(items) if items.index(item) != i)
+            raise BadValue(f"{items[index]!r} is listed twice (list it once)", f"[{index}]")
+        return tuple(items)
+
+
+class MapOf(ValueType[dict[str, str]]):
+    """A table of string keys to string values (environment, annotations)."""
+
+    def __init__(self, key: String, doc: str = "table of strings") -> None:
+        self.key = key
+        self.doc = doc
+
+    def parse(self, raw: object) -> dict[str, str]:
+        self.expect(raw, dict, '{ KEY = "value" }')
+        assert isinstance(raw, dict)
+        out = {}
+        for name, value in raw.items():
+            try:
+                self.key.parse(name)
+            except BadValue as error:
+                raise BadValue(str(error), f".{name}") from None
+            if not isinstance(value, str):
+                raise BadValue(f"expected a string, got {toml_type(value)} "
+                               f'(quote it: {name} = "{value}")', f".{name}")
+            if "\0" in value:
+                raise BadValue("must not contain NUL characters", f".{name}")
+            out[name] = value
+        return out
+
+
+CAPABILITIES = frozenset(
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP "
+    "LINUX_IMMUTABLE NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER "
+    "SYS_MODULE SYS_RAWIO SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE "
+    "SYS_RESOURCE SYS_TIME SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP "
+    "MAC_OVERRIDE MAC_ADMIN SYSLOG WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF "
+    "CHECKPOINT_RESTORE".split()
+)
+
+
+class Capability(ValueType[str]):
+    doc = "capability"
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"CAP_NET_BIND_SERVICE"')
+        assert isinstance(raw, str)
+        name = raw.upper().removeprefix("CAP_")
+        if name not in CAPABILITIES:
+            raise BadValue(f"{raw!r} is not a capability (see capabilities(7), "
+                           'e.g. "CAP_NET_BIND_SERVICE")')
+        return "CAP_" + name
+
+
+# The groups systemd 252 knows (systemd-analyze syscall-filter).
+SYSCALL_GROUPS = frozenset(
+    "default aio basic-io chown clock cpu-emulation debug file-system io-event ipc keyring "
+    "memlock module mount network-io obsolete pkey privileged process raw-io reboot "
+    "resources setuid signal swap sync system-service timer known".split()
+)
+
+
+class SyscallFilter(ValueType[str]):
+    """A SystemCallFilter= entry: ``@group`` or a system call name; ``~`` denies it."""
+
+    doc = "system call filter entry"
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"@system-service"')
+        assert isinstance(raw, str)
+        name = raw.removeprefix("~")
+        if name.startswith("@"):
+            if name[1:] not in SYSCALL_GROUPS:
+                raise BadValue(f"{raw!r} is not a system call group "
+                               "(see systemd-analyze syscall-filter, e.g. \"@system-service\")")
+        elif not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
+            raise BadValue(f"{raw!r} is not a system call name or @group "
+                           '(e.g. "@system-service", "~@privileged", "mkdir")')
+        return raw
+
