@@ -44,12 +44,19 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def cmd_render(args: argparse.Namespace) -> int:
-    for output in generator.outputs_for(Path(args.file)):
+def format_outputs(outputs: list[units.Output]) -> str:
+    """The generator's files as `podmgr render` shows them: each under a "# PATH" line."""
+    parts = []
+    for output in outputs:
         if isinstance(output, units.Symlink):
-            print(f"# {output.path} -> {output.target}\n")
+            parts.append(f"# {output.path} -> {output.target}\n")
         else:
-            print(f"# {output.path}\n{output.text}")
+            parts.append(f"# {output.path}\n{output.text}")
+    return "\n".join(parts)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    sys.stdout.write(format_outputs(generator.outputs_for(Path(args.file))))
     return 0
 
 

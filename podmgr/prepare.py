@@ -10,6 +10,7 @@ NAME`` after it stops (also after a failed start).  Everything lives under
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
     apps/APP/upper, work      the overlay's writable layer, gone at release
     volumes/VOL               tmpfs volumes, shared by the apps that mount them
+    userdb-ids.json           app users and groups made known to the host (userdb.py)
 
 Release unmounts everything below that directory — whatever prepare got to, even after
 a crash or a kill -9 — and removes it; releasing a released pod does nothing.
@@ -25,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from podmgr import manifest, mounts, namespaces, paths, units
+from podmgr import manifest, mounts, namespaces, paths, units, userdb, users
 from podmgr.errors import ManifestError, PodmgrError, PrepareError
 from podmgr.manifest import App, Manifest, Volume
 from podmgr.rootfs import source_of
@@ -51,12 +52,15 @@ def prepare(pod: Manifest, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
             _prepare_volume(pod.name, volume, runtime)
         for app in pod.apps.values():
             _prepare_rootfs(app, runtime)
-    except (OSError, PrepareError) as error:
-        with contextlib.suppress(OSError, PrepareError):
+        creds = users.credentials(pod).values()
+        userdb.register(runtime.dir, {(userdb.USER, c.uid) for c in creds}
+                        | {(userdb.GROUP, c.gid) for c in creds})
+    except BaseException as error:
+        with contextlib.suppress(Exception):
             release(pod.name, runtime_base)
-        if isinstance(error, PrepareError):
-            raise
-        raise PrepareError(f"pod {pod.name}: {error}") from error
+        if isinstance(error, OSError):
+            raise PrepareError(f"pod {pod.name}: {error}") from error
+        raise
 
 
 def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
@@ -73,6 +77,7 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
         raise PrepareError(f"pod {name}: {left[0]} is still mounted (unmount it, then run "
                            f"podmgr-pod release {name} again)")
     if runtime.dir.exists():
+        userdb.unregister(runtime.dir)
         shutil.rmtree(runtime.dir)
 
 

@@ -194,6 +194,10 @@ def _credentials(unit: UnitFile, app: App, creds: Credentials) -> None:
     unit.set(service, "User", creds.uid)
     unit.set(service, "Group", creds.gid)
     unit.set(service, "WorkingDirectory", escape_specifiers(app.working_directory))
+    # systemd would take these from the host's user database; the rootfs's are right.
+    if creds.name:
+        unit.set(service, "Environment", quote(f"USER={creds.name}"))
+        unit.set(service, "Environment", quote(f"LOGNAME={creds.name}"))
     if creds.home:
         unit.set(service, "Environment", quote(f"HOME={creds.home}"))
     for name, value in app.environment.items():

@@ -20,7 +20,8 @@ from podmgr.rootfs import Source, source_of
 class Credentials:
     uid: int
     gid: int
-    home: str | None  # from /etc/passwd, for $HOME
+    name: str | None  # from the rootfs's /etc/passwd, for $USER and $LOGNAME
+    home: str | None  # from the rootfs's /etc/passwd, for $HOME
 
 
 class UnknownName(Exception):
@@ -38,19 +39,22 @@ def _entries(data: bytes | None) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def resolve(app: App, passwd: bytes | None, group: bytes | None) -> Credentials:
-    """Pure: the numeric credentials of ``app`` given its rootfs's passwd and group files."""
+def resolve(app: App, passwd: bytes | None, group: bytes | None, root: str = "the rootfs"
+            ) -> Credentials:
+    """Pure: the numeric credentials of ``app`` given its rootfs's passwd and group files;
+    ``root`` names the rootfs in messages."""
     users = [e for e in _entries(passwd) if len(e) >= 7 and e[2].isdigit() and e[3].isdigit()]
     if isinstance(app.user, int):
         entry = next((e for e in users if int(e[2]) == app.user), None)
         uid = app.user
     else:
         entry = next((e for e in users if e[0] == app.user), None)
+        if entry is None and passwd is None:
+            raise UnknownName("user", f"cannot look up user {app.user!r}: {root}/etc/passwd "
+                              "does not exist (create the rootfs, or use a numeric uid)")
         if entry is None:
-            where = "/etc/passwd of the rootfs" if passwd is not None else \
-                "the rootfs (it has no /etc/passwd)"
-            raise UnknownName("user", f"user {app.user!r} is not in {where} (use a numeric uid, "
-                               "or add the user to the rootfs)")
+            raise UnknownName("user", f"user {app.user!r} is not in {root}/etc/passwd (add "
+                              "the user to the rootfs, or use a numeric uid)")
         uid = int(entry[2])
     gid = int(entry[3]) if entry else 0
     if isinstance(app.group, int):
@@ -59,10 +63,10 @@ def resolve(app: App, passwd: bytes | None, group: bytes | None) -> Credentials:
         groups = [e for e in _entries(group) if len(e) >= 3 and e[2].isdigit()]
         match = next((e for e in groups if e[0] == app.group), None)
         if match is None:
-            raise UnknownName("group", f"group {app.group!r} is not in /etc/group of the rootfs "
-                               "(use a numeric gid, or add the group to the rootfs)")
+            raise UnknownName("group", f"group {app.group!r} is not in {root}/etc/group (add "
+                              "the group to the rootfs, or use a numeric gid)")
         gid = int(match[2])
-    return Credentials(uid, gid, entry[5] if entry else None)
+    return Credentials(uid, gid, entry[0] if entry else None, entry[5] if entry else None)
 
 
 def credentials(manifest: Manifest) -> dict[str, Credentials]:
@@ -75,7 +79,7 @@ def credentials(manifest: Manifest) -> dict[str, Credentials]:
         try:
             passwd = source.read_file("etc/passwd") if needs_passwd else None
             group = source.read_file("etc/group") if isinstance(app.group, str) else None
-            result[app.name] = resolve(app, passwd, group)
+            result[app.name] = resolve(app, passwd, group, app.rootfs)
         except UnknownName as error:
             problems.append(Problem(f"app.{app.name}.{error.key}", str(error)))
         except OSError as error:

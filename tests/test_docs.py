@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The man pages and the annotated example are rendered from the key table and the
+command line; they must match what is committed (run `make docs` after a change)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from podmgr import docs
+
+ROOT = Path(__file__).parent.parent
+
+
+@pytest.mark.parametrize(("path", "render"), [
+    ("docs/podmgr.toml.5", docs.manifest_page),
+    ("docs/podmgr.1", docs.command_page),
+    ("examples/annotated.toml", docs.example),
+], ids=["podmgr.toml.5", "podmgr.1", "annotated.toml"])
+def test_rendered_files_are_current(path: str, render: object) -> None:
+    assert callable(render)
+    assert (ROOT / path).read_text() == render(), f"{path} is stale: run make docs"
+
+
+@pytest.mark.skipif(not shutil.which("man"), reason="man-db is not installed")
+@pytest.mark.parametrize("page", ["podmgr.toml.5", "podmgr.1"])
+def test_man_pages_render_without_warnings(page: str) -> None:
+    result = subprocess.run(["man", "--warnings", "-l", str(ROOT / "docs" / page)],
+                            capture_output=True, text=True, check=True,
+                            env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin"})
+    assert "PODMGR" in result.stdout
+    assert result.stderr == ""
+
+
+def test_every_key_is_documented() -> None:
+    page = docs.manifest_page()
+    for _header, section in docs._all_sections():
+        for key in section.keys:
+            assert f"\\fB{docs._roff(key.name)}\\fR" in page

@@ -1,0 +1,80 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Golden files for generated units: the rendering is byte-stable and reviewed as text.
+
+Set PODMGR_UPDATE_GOLDEN=1 to rewrite the golden files after an intended change, then
+review the diff.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from podmgr import cli, manifest, names, units, users
+from podmgr.unitfile import command_line, quote
+
+ROOT = Path(__file__).parent.parent
+GOLDEN = Path(__file__).parent / "golden"
+
+# The passwd and group files examples/busybox-rootfs.sh writes.
+PASSWD = (b"root:x:0:0:root:/root:/bin/sh\n"
+          b"www-data:x:33:33:www-data:/var/www:/bin/false\n"
+          b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+GROUP = b"root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"
+
+CASES = {
+    "demo": ROOT / "examples" / "demo.toml",
+    "shop": ROOT / "examples" / "shop.toml",
+    "edge-cases": GOLDEN / "edge-cases.toml",
+}
+
+
+def render_text(source: Path, pod: str) -> str:
+    """What `podmgr render` prints, for a manifest installed as /etc/podmgr/pods/POD.toml."""
+    parsed = manifest.parse(source.read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
+    creds = {app.name: users.resolve(app, PASSWD, GROUP) for app in parsed.apps.values()}
+    return cli.format_outputs(units.render(parsed, creds))
+
+
+@pytest.mark.parametrize("pod", CASES)
+def test_golden(pod: str) -> None:
+    golden = GOLDEN / f"{pod}.units"
+    text = render_text(CASES[pod], pod)
+    if os.environ.get("PODMGR_UPDATE_GOLDEN"):
+        golden.write_text(text)
+    assert text == golden.read_text(), f"{golden} differs: PODMGR_UPDATE_GOLDEN=1 updates it"
+
+
+def test_slice_names_never_nest() -> None:
+    # Pod "a-b" must not become a child slice of pod "a".
+    assert names.pod_slice("a") == "pod-a.slice"
+    assert names.pod_slice("a-b") == "pod-a\\x2db.slice"
+    assert names.pod_slice("a.b_c") == "pod-a.b_c.slice"
+
+
+def test_app_unit_names_are_unambiguous() -> None:
+    # Any split of "x-y-z" into pod and app gives a distinct unit name.
+    pairs = [("x", "y-z"), ("x-y", "z"), ("x-y-z", "a")]
+    assert len({names.app_unit(pod, app) for pod, app in pairs}) == len(pairs)
+    assert names.app_unit("shop", "web") == "podapp@shop:web.service"
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["/bin/echo", "plain"], "/bin/echo plain"),
+    (["/bin/echo", "two words"], '/bin/echo "two words"'),
+    (["/bin/echo", "100%"], '/bin/echo "100%%"'),
+    (["/bin/echo", "$HOME", "${X}"], '/bin/echo "$$HOME" "$${X}"'),
+    (["/bin/echo", ";"], "/bin/echo \\;"),
+    (["/bin/echo", ""], '/bin/echo ""'),
+    (["/bin/echo", 'say "hi"\\'], '/bin/echo "say \\"hi\\"\\\\"'),
+    (["/bin/echo", "a\nb\tc\x01"], '/bin/echo "a\\nb\\tc\\x01"'),
+], ids=["plain", "space", "specifier", "variables", "separator", "empty", "quotes", "control"])
+def test_command_line_quoting(argv: list[str], expected: str) -> None:
+    assert command_line(argv) == expected
+
+
+def test_environment_quoting() -> None:
+    assert quote("A=b") == "A=b"
+    assert quote('A=say "100%"') == '"A=say \\"100%%\\""'
