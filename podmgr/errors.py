@@ -8,8 +8,6 @@ service maps ``code`` to ``org.podmgr1.Error.<code>``.  The message names the ob
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 
 class PodmgrError(Exception):
     """Base class.  ``code`` is stable; the message is for people."""
@@ -33,15 +31,30 @@ class PrepareError(PodmgrError):
     code = "PrepareFailed"
 
 
-@dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a manifest: where (a key path or "line L, column C") and why."""
+    """One thing wrong with a manifest: where (a key path or "line L, column C") and why.
 
-    where: str
-    message: str
+    A plain class, not a dataclass: prepare imports this module on every pod start, and
+    importing dataclasses costs more than the rest of prepare's imports."""
+
+    __slots__ = ("message", "where")
+
+    def __init__(self, where: str, message: str) -> None:
+        self.where = where
+        self.message = message
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}" if self.where else self.message
+
+    def __repr__(self) -> str:
+        return f"Problem({self.where!r}, {self.message!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Problem) and (self.where, self.message) == (other.where,
+                                                                              other.message)
+
+    def __hash__(self) -> int:
+        return hash((self.where, self.message))
 
 
 class ManifestError(PodmgrError):

@@ -51,10 +51,10 @@ def _is_mask(path: Path) -> bool:
         return False  # a dangling symlink: loading it reports the problem
 
 
-def outputs_for(path: Path) -> list[units.Output]:
+def outputs_for(path: Path, output_dir: str = "/run/systemd/generator") -> list[units.Output]:
     """Load, check and render one manifest; raise ManifestError listing every problem."""
     pod = manifest.load(path)
-    return units.render(pod, users.credentials(pod))
+    return units.render(pod, users.credentials(pod), output_dir)
 
 
 def write(outputs: Iterable[units.Output], directory: Path) -> None:
@@ -88,7 +88,7 @@ def generate(output_dir: Path, dirs: Sequence[Path] = paths.MANIFEST_DIRS,
     skipped = 0
     for path in find_manifests(dirs).values():
         try:
-            write(outputs_for(path), output_dir)
+            write(outputs_for(path, str(output_dir)), output_dir)
         except ManifestError as error:
             log_problems(error, log)
             skipped += 1

@@ -22,6 +22,10 @@ VOLUMES_DIR = STATE_DIR / "volumes"
 RUNTIME_PODS_DIR = RUN_DIR / "pods"
 
 
+# Files of a pod, under its runtime dir, that every app sees read-only in its /etc.
+POD_ETC_FILES = ("hosts", "hostname", "resolv.conf")
+
+
 class PodRuntime:
     """The paths of one prepared pod under /run/podmgr/pods/POD/."""
 

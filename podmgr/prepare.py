@@ -2,8 +2,8 @@
 """Prepare a pod before its apps start, and release it after they stop.
 
 pod@NAME.service runs ``podmgr-pod prepare NAME`` as its start and ``podmgr-pod release
-NAME`` after it stops (also after a failed start).  Everything lives under
-/run/podmgr/pods/NAME/:
+NAME`` after it stops (also after a failed start).  Prepare follows the plan the
+generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME/:
 
     ns/net, ns/ipc            the pod's namespaces, pinned (net only for network = private)
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
@@ -14,52 +14,51 @@ NAME`` after it stops (also after a failed start).  Everything lives under
 
 Release unmounts everything below that directory — whatever prepare got to, even after
 a crash or a kill -9 — and removes it; releasing a released pod does nothing.
+
+This runs as a new process on every pod start, so it imports only what it needs.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
-import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from podmgr import manifest, mounts, namespaces, paths, units, userdb, users
-from podmgr.errors import ManifestError, PodmgrError, PrepareError
-from podmgr.manifest import App, Manifest, Volume
-from podmgr.rootfs import source_of
-from podmgr.schema import NetworkMode, Ready, VolumeType
+from podmgr import mounts, namespaces, paths, userdb
+from podmgr.errors import PodmgrError, PrepareError
 
-# Mount points systemd needs in an app's root for MountAPIVFS=, PrivateDevices= and the
-# read-only tmpfs dirs.  They are made before a read-only rootfs becomes read-only.
-API_DIRS = ("proc", "sys", "dev", "tmp", "var/tmp", "run")
+if TYPE_CHECKING:
+    from podmgr.plan import AppPlan, Plan, VolumePlan
 
 
-def prepare(pod: Manifest, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
+def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
     """Set up everything the pod's app units need; on failure, undo it and raise."""
-    runtime = paths.PodRuntime(pod.name, runtime_base)
-    release(pod.name, runtime_base)  # leftovers of a crash would break the mounts below
+    name = plan["pod"]
+    runtime = paths.PodRuntime(name, runtime_base)
+    release(name, runtime_base)  # leftovers of a crash would break the mounts below
     try:
         runtime.dir.mkdir(mode=0o700, parents=True)
-        _write_etc(pod, runtime)
+        _write_etc(plan["hostname"], runtime)
         pins = {"ipc": runtime.ipcns}
-        if pod.network.mode is NetworkMode.PRIVATE:
+        if plan["private_network"]:
             pins["net"] = runtime.netns
         namespaces.create(pins)
-        for volume in pod.volumes.values():
-            _prepare_volume(pod.name, volume, runtime)
-        for app in pod.apps.values():
+        for volume in plan["volumes"]:
+            _prepare_volume(name, volume, runtime)
+        for app in plan["apps"]:
             _prepare_rootfs(app, runtime)
-        creds = users.credentials(pod).values()
-        userdb.register(runtime.dir, {(userdb.USER, c.uid) for c in creds}
-                        | {(userdb.GROUP, c.gid) for c in creds})
+        userdb.register(runtime.dir, {(userdb.USER, uid) for uid in plan["uids"]}
+                        | {(userdb.GROUP, gid) for gid in plan["gids"]})
     except BaseException as error:
         with contextlib.suppress(Exception):
-            release(pod.name, runtime_base)
+            release(name, runtime_base)
         if isinstance(error, OSError):
-            raise PrepareError(f"pod {pod.name}: {error}") from error
+            raise PrepareError(f"pod {name}: {error}") from error
         raise
 
 
@@ -77,74 +76,71 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
         raise PrepareError(f"pod {name}: {left[0]} is still mounted (unmount it, then run "
                            f"podmgr-pod release {name} again)")
     if runtime.dir.exists():
+        import shutil  # noqa: PLC0415 -- only needed here; costly on every start
+
         userdb.unregister(runtime.dir)
         shutil.rmtree(runtime.dir)
 
 
-def _write_etc(pod: Manifest, runtime: paths.PodRuntime) -> None:
+def _write_etc(hostname: str, runtime: paths.PodRuntime) -> None:
     runtime.etc.mkdir(parents=True)
     hosts = ("127.0.0.1\tlocalhost\n"
              "::1\tlocalhost ip6-localhost ip6-loopback\n"
-             f"127.0.1.1\t{pod.hostname}\n")
+             f"127.0.1.1\t{hostname}\n")
     try:
         resolv = Path("/etc/resolv.conf").read_text()
     except OSError:
         resolv = ""  # no DNS on the host: none in the pod either
-    for name, text in (("hosts", hosts), ("hostname", pod.hostname + "\n"),
+    for name, text in (("hosts", hosts), ("hostname", hostname + "\n"),
                        ("resolv.conf", resolv)):
         (runtime.etc / name).write_text(text)
         (runtime.etc / name).chmod(0o644)
 
 
-def _prepare_volume(pod: str, volume: Volume, runtime: paths.PodRuntime) -> None:
-    if volume.type is VolumeType.HOST:
-        assert volume.source is not None
-        if not os.path.isdir(volume.source):
-            raise PrepareError(f"pod {pod}: volume.{volume.name}.source: {volume.source} is "
-                               "not a directory (create it or fix the manifest)")
+def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> None:
+    name = volume["name"]
+    if volume["type"] == "host":
+        source = volume["source"]
+        if source is None or not os.path.isdir(source):
+            raise PrepareError(f"pod {pod}: volume.{name}.source: {source} is not a directory "
+                               "(create it or fix the manifest)")
         return
-    if volume.type is VolumeType.EMPTY:
-        directory = paths.empty_volume(pod, volume.name)
+    if volume["type"] == "empty":
+        directory = paths.empty_volume(pod, name)
         directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     else:
-        directory = runtime.tmpfs_volume(volume.name)
-    mode = 0o755 if volume.mode is None else volume.mode
-    uid, gid = volume.uid or 0, volume.gid or 0
+        directory = runtime.tmpfs_volume(name)
     # Kept volumes get their mode and owner when created; later the data's owner decides.
     with contextlib.suppress(FileExistsError):
         directory.mkdir(mode=0o700, parents=True)
-        os.chown(directory, uid, gid)
-        os.chmod(directory, mode)
-    if volume.type is VolumeType.TMPFS:
-        options = [f"mode={mode:o}", f"uid={uid}", f"gid={gid}"]
-        if volume.size is not None:
-            options.append(f"size={volume.size}")
+        os.chown(directory, volume["uid"], volume["gid"])
+        os.chmod(directory, volume["mode"])
+    if volume["type"] == "tmpfs":
+        options = [f"mode={volume['mode']:o}", f"uid={volume['uid']}", f"gid={volume['gid']}"]
+        if volume["size"] is not None:
+            options.append(f"size={volume['size']}")
         mounts.mount("tmpfs", directory, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV,
                      ",".join(options))
 
 
-def _prepare_rootfs(app: App, runtime: paths.PodRuntime) -> None:
-    lowers = source_of(app).lowerdirs()
-    for lower in lowers:
+def _prepare_rootfs(app: AppPlan, runtime: paths.PodRuntime) -> None:
+    name = app["name"]
+    for lower in app["lowerdirs"]:
         if not os.path.isdir(lower):
-            raise PrepareError(f"app {app.name}: rootfs {lower} is not a directory "
+            raise PrepareError(f"app {name}: rootfs {lower} is not a directory "
                                "(create it or fix the manifest)")
-    app_dir = runtime.app_dir(app.name)
+    app_dir = runtime.app_dir(name)
     for part in ("upper", "work", "rootfs"):
         (app_dir / part).mkdir(parents=True)
-    options = (f"lowerdir={':'.join(lowers)},upperdir={app_dir / 'upper'},"
+    options = (f"lowerdir={':'.join(app['lowerdirs'])},upperdir={app_dir / 'upper'},"
                f"workdir={app_dir / 'work'}")
-    root = runtime.rootfs(app.name)
+    root = runtime.rootfs(name)
     mounts.mount("overlay", root, "overlay", 0, options)
-    for directory in API_DIRS:
+    for directory in app["mount_dirs"]:
         _make_mount_point(root, directory, directory=True)
-    for name in units.POD_ETC_FILES:
-        _make_mount_point(root, f"etc/{name}", directory=False)
-    for mount in app.mounts:
-        _make_mount_point(root, mount.path, directory=True)
-    if app.ready is Ready.NOTIFY:
-        _make_mount_point(root, "run/systemd/notify", directory=False)
-    if app.read_only:
+    for file in app["mount_files"]:
+        _make_mount_point(root, file, directory=False)
+    if app["read_only"]:
         mounts.mount("none", root, None, mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY)
 
 
@@ -179,17 +175,21 @@ def _make_mount_point(root: Path, path: str, directory: bool) -> None:
         os.close(fd)
 
 
-def _load(name: str) -> Manifest:
-    """The manifest the generator used, as pod@NAME.service's drop-in names it."""
-    path = os.environ.get("PODMGR_MANIFEST")
+def _load(name: str) -> Plan:
+    """The plan the generator wrote at the last daemon-reload, as the drop-in names it."""
+    path = os.environ.get("PODMGR_PLAN")
     if not path:
         raise PodmgrError(f"pod@{name}.service: no manifest for pod {name!r} was found at the "
                           f"last daemon-reload (create /etc/podmgr/pods/{name}.toml, then run "
                           "systemctl daemon-reload)")
-    pod = manifest.load(Path(path))
-    if pod.name != name:
-        raise PodmgrError(f"pod@{name}.service: {path} is the manifest of pod {pod.name!r}")
-    return pod
+    try:
+        plan: Plan = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise PodmgrError(f"pod@{name}.service: cannot read {path}: {error} "
+                          "(run systemctl daemon-reload)") from None
+    if plan["pod"] != name:
+        raise PodmgrError(f"pod@{name}.service: {path} is the plan of pod {plan['pod']!r}")
+    return plan
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,10 +204,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             prepare(_load(name))
         else:
             release(name)
-    except ManifestError as error:
-        for line in str(error).splitlines():
-            print(line, file=sys.stderr)
-        return 1
     except PodmgrError as error:
         print(error, file=sys.stderr)
         return 1

@@ -4,6 +4,7 @@
 For pod "shop" with apps "web" and "db" (names.py documents the scheme):
 
     pod@shop.service.d/10-podmgr.conf  drop-in for the shipped pod@.service template
+    pod@shop.service.d/podmgr-plan.json  what prepare sets up (plan.py)
     pod-shop.slice                     the pod's slice with the pod's resource limits
     podapp@shop:web.service            one service per app
     multi-user.target.wants/pod@shop.service -> pod@.service   from [install]
@@ -16,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from podmgr import names, paths
+from podmgr import plan as podplan
 from podmgr.manifest import App, Manifest, Resources, Volume
 from podmgr.schema import NetworkMode, Ready, VolumeType
 from podmgr.unitfile import UnitFile, command_line, escape_specifiers, quote
@@ -30,9 +32,6 @@ DEFAULT_CAPABILITIES = (
     "CAP_KILL", "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP",
     "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID", "CAP_SYS_CHROOT",
 )
-
-# Files of the pod (under its runtime dir) that every app sees read-only at the same path.
-POD_ETC_FILES = ("hosts", "hostname", "resolv.conf")
 
 # A read-only app still needs somewhere to write scratch files, as podman's --read-only.
 READ_ONLY_TMPFS = ("/tmp", "/var/tmp", "/run")  # noqa: S108 -- paths inside the app
@@ -58,11 +57,17 @@ def _header(manifest: Manifest) -> list[str]:
             'Edit the manifest, then run "systemctl daemon-reload".']
 
 
-def render(manifest: Manifest, creds: dict[str, Credentials]) -> list[Output]:
-    """Everything the generator writes for ``manifest``; ``creds`` from users.credentials()."""
+def render(manifest: Manifest, creds: dict[str, Credentials],
+           output_dir: str = "/run/systemd/generator") -> list[Output]:
+    """Everything the generator writes for ``manifest`` into ``output_dir``; ``creds``
+    from users.credentials()."""
     pod = manifest.name
+    plan_path = podplan.path_in(output_dir, pod)
     out: list[Output] = [
-        GeneratedFile(f"{names.pod_unit(pod)}.d/{DROP_IN}", _pod_drop_in(manifest).render()),
+        GeneratedFile(f"{names.pod_unit(pod)}.d/{DROP_IN}",
+                      _pod_drop_in(manifest, plan_path).render()),
+        GeneratedFile(f"{names.pod_unit(pod)}.d/{podplan.FILE}",
+                      podplan.render(podplan.build(manifest, creds))),
         GeneratedFile(names.pod_slice(pod), _slice(manifest).render()),
     ]
     for app in manifest.apps.values():
@@ -75,7 +80,7 @@ def render(manifest: Manifest, creds: dict[str, Credentials]) -> list[Output]:
     return out
 
 
-def _pod_drop_in(manifest: Manifest) -> UnitFile:
+def _pod_drop_in(manifest: Manifest, plan_path: str) -> UnitFile:
     unit = UnitFile(_header(manifest))
     pod = manifest.name
     source = escape_specifiers(manifest.path)
@@ -83,7 +88,7 @@ def _pod_drop_in(manifest: Manifest) -> UnitFile:
     apps = " ".join(names.app_unit(pod, app) for app in manifest.apps)
     unit.set("Unit", "Wants", apps)
     unit.set("Service", "Slice", names.pod_slice(pod))
-    unit.set("Service", "Environment", quote(f"PODMGR_MANIFEST={manifest.path}"))
+    unit.set("Service", "Environment", quote(f"PODMGR_PLAN={plan_path}"))
     unit.set("Service", "LogExtraFields", f"PODMGR_POD={pod}")
     return unit
 
@@ -148,7 +153,7 @@ def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRun
     if manifest.network.mode is not NetworkMode.HOST:
         unit.set(service, "NetworkNamespacePath", str(runtime.netns))
     unit.set(service, "IPCNamespacePath", str(runtime.ipcns))
-    etc = " ".join(f"{runtime.etc / name}:/etc/{name}" for name in POD_ETC_FILES)
+    etc = " ".join(f"{runtime.etc / name}:/etc/{name}" for name in paths.POD_ETC_FILES)
     unit.set(service, "BindReadOnlyPaths", etc)
     if app.ready is Ready.NOTIFY:
         # With RootDirectory= the app cannot see systemd's notification socket otherwise.

@@ -1,0 +1,83 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The prepare plan: what prepare does for one pod, decided by the generator.
+
+The generator writes it as JSON beside the pod's drop-in and names it in the drop-in
+(Environment=PODMGR_PLAN=), so prepare sets up exactly what the units were generated
+for — the manifest as systemd last read it — and starts without parsing TOML or
+importing the manifest machinery (that import alone would double a pod's start time).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TypedDict
+
+from podmgr import names, paths
+from podmgr.manifest import Manifest
+from podmgr.rootfs import source_of
+from podmgr.schema import NetworkMode, Ready, VolumeType
+from podmgr.users import Credentials
+
+FILE = "podmgr-plan.json"  # in the pod unit's drop-in directory
+
+# Mount points systemd needs in an app's root for MountAPIVFS=, PrivateDevices= and the
+# read-only tmpfs dirs; made before a read-only rootfs becomes read-only.
+API_DIRS = ("proc", "sys", "dev", "tmp", "var/tmp", "run")
+
+
+class VolumePlan(TypedDict):
+    name: str
+    type: str  # schema.VolumeType
+    source: str | None  # type "host"
+    mode: int
+    uid: int
+    gid: int
+    size: int | None  # type "tmpfs"
+
+
+class AppPlan(TypedDict):
+    name: str
+    lowerdirs: list[str]  # the overlay's lower layers, top-most first
+    read_only: bool
+    mount_dirs: list[str]  # relative to the app's root
+    mount_files: list[str]
+
+
+class Plan(TypedDict):
+    pod: str
+    hostname: str
+    private_network: bool
+    volumes: list[VolumePlan]
+    apps: list[AppPlan]
+    uids: list[int]  # made known to the host if it does not know them (userdb.py)
+    gids: list[int]
+
+
+def build(manifest: Manifest, creds: dict[str, Credentials]) -> Plan:
+    volumes: list[VolumePlan] = [
+        {"name": v.name, "type": v.type.value, "source": v.source,
+         "mode": 0o755 if v.mode is None else v.mode, "uid": v.uid or 0, "gid": v.gid or 0,
+         "size": v.size if v.type is VolumeType.TMPFS else None}
+        for v in manifest.volumes.values()]
+    apps: list[AppPlan] = []
+    for app in manifest.apps.values():
+        files = [f"etc/{name}" for name in paths.POD_ETC_FILES]
+        if app.ready is Ready.NOTIFY:
+            files.append("run/systemd/notify")
+        apps.append({"name": app.name, "lowerdirs": source_of(app).lowerdirs(),
+                     "read_only": app.read_only,
+                     "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
+                     "mount_files": files})
+    return {"pod": manifest.name, "hostname": manifest.hostname,
+            "private_network": manifest.network.mode is NetworkMode.PRIVATE,
+            "volumes": volumes, "apps": apps,
+            "uids": sorted({c.uid for c in creds.values()}),
+            "gids": sorted({c.gid for c in creds.values()})}
+
+
+def render(plan: Plan) -> str:
+    return json.dumps(plan, indent=2) + "\n"
+
+
+def path_in(output_dir: str, pod: str) -> str:
+    return f"{output_dir}/{names.pod_unit(pod)}.d/{FILE}"
