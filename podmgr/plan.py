@@ -76,7 +76,9 @@ def build(manifest: Manifest, creds: dict[str, Credentials]) -> Plan:
 
 
 def render(plan: Plan) -> str:
-    return json.dumps(plan, indent=2) + "\n"
+    # One line: indent= would switch json to its pure-Python encoder, and the generator
+    # renders a plan per pod at every daemon-reload.
+    return json.dumps(plan) + "\n"
 
 
 def path_in(output_dir: str, pod: str) -> str:

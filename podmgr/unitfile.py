@@ -19,23 +19,17 @@ def escape_specifiers(value: str) -> str:
     return value.replace("%", "%%")
 
 
+# Inside a double-quoted word: C escapes for backslash, quote and control characters, and
+# %% for a literal % (specifiers are expanded before unquoting).
+_ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]} | {
+    ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t", ord("%"): "%%"}
+
+
 def quote(value: str) -> str:
     """One word for a setting that splits and unquotes its value (Environment=, ExecStart=)."""
     if _SAFE_WORD.fullmatch(value):
-        return escape_specifiers(value)
-    out = []
-    for char in value:
-        if char in '\\"':
-            out.append("\\" + char)
-        elif char == "\n":
-            out.append("\\n")
-        elif char == "\t":
-            out.append("\\t")
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\x{ord(char):02x}")
-        else:
-            out.append(char)
-    return '"' + escape_specifiers("".join(out)) + '"'
+        return value
+    return '"' + value.translate(_ESCAPES) + '"'
 
 
 def command_line(argv: tuple[str, ...] | list[str]) -> str:
