@@ -23,8 +23,9 @@ PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
 
 VENV = .venv
 RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python3-gnupg \
-	python3-xdg python3-toml systemd dbus polkitd util-linux
-CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db
+	python3-xdg python3-toml systemd libnss-systemd dbus polkitd util-linux
+# busybox-static for the example rootfs, gcc and libc6-dev for a static test helper
+CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db gcc libc6-dev
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli \

@@ -92,10 +92,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
     for key, value in status.annotations.items():
         print(f"   {key}: {value}")
     width = max((len(app.name) for app in status.apps), default=0)
+    unit_width = max((len(app.unit) for app in status.apps), default=0)
     for index, app in enumerate(status.apps):
         label = "     Apps:" if index == 0 else "          "
         pid = f"  pid {app.main_pid}" if app.main_pid else ""
-        print(f"{label} {app.name:<{width}}  {app.unit}  {app.state}{pid}")
+        print(f"{label} {app.name:<{width}}  {app.unit:<{unit_width}}  {app.state}{pid}")
     return 0
 
 

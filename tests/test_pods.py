@@ -391,3 +391,68 @@ def test_cli_list_status_logs(pods_bed: Bed) -> None:
     bed.run("podmgr", "stop", "cli")
     assert json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)["state"] \
         == "inactive (dead)"
+
+
+def test_app_settings_reach_the_process(pods_bed: Bed) -> None:
+    bed = pods_bed
+    bed.run("gcc", "-static", "-O2", "-o", f"{ROOTFS}/bin/notify-ready",
+            f"{CHECKOUT}/tests/notify-ready.c")
+    bed.run("sh", "-c", "mkdir -p /srv/feat-conf && echo configured > /srv/feat-conf/file && "
+            "echo FROM_FILE=yes > /etc/feat.env")
+    install(bed, "feat", f"""
+        [volume.conf]
+        type = "host"
+        source = "/srv/feat-conf"
+        read_only = true
+
+        [app.env]
+        rootfs = "{ROOTFS}"
+        exec = ["/bin/sleep", "infinity"]
+        environment = {{ GREETING = "hello world", PERCENT = "100%" }}
+        environment_files = ["/etc/feat.env"]
+        working_directory = "/var/www"
+
+        [[app.env.mount]]
+        volume = "conf"
+        path = "/conf"
+
+        [app.notify]
+        rootfs = "{ROOTFS}"
+        exec = ["/bin/notify-ready", "2", "/bin/sleep", "infinity"]
+        ready = "notify"
+        after = ["env"]
+
+        [app.filtered]
+        rootfs = "{ROOTFS}"
+        exec = ["/bin/sh", "-c", '''
+            date -s 2000-01-01 >/dev/null 2>&1; echo date: $?; exec sleep infinity''']
+        system_call_filter = ["~@clock"]
+        private_users = true
+    """)
+    reload(bed)
+    bed.run("podmgr", "start", "feat")
+
+    pid = main_pid(bed, "feat", "env")
+    environ = bed.run("cat", f"/proc/{pid}/environ").stdout.split("\0")
+    for variable in ("GREETING=hello world", "PERCENT=100%", "FROM_FILE=yes", "HOME=/root",
+                     "USER=root"):
+        assert variable in environ
+    inside = ["nsenter", "-t", str(pid), "-m", "-r", "-w"]
+    assert bed.run(*inside, "/bin/pwd").stdout == "/var/www\n"
+    assert bed.run(*inside, "/bin/cat", "/conf/file").stdout == "configured\n"
+    assert bed.run(*inside, "/bin/touch", "/conf/new", check=False).returncode != 0
+
+    # A notify app is active only once it said READY=1, two seconds after it started.
+    unit = "podapp@feat:notify.service"
+    started = int(show(bed, unit, "ExecMainStartTimestampMonotonic"))
+    active = int(show(bed, unit, "ActiveEnterTimestampMonotonic"))
+    assert active - started >= 2 * 10**6
+    # ...and it started after the app it is ordered after was up.
+    assert started >= int(show(bed, "podapp@feat:env.service", "ActiveEnterTimestampMonotonic"))
+
+    # The denied system call kills the process (SIGSYS: 128 + 31) instead of failing.
+    wait_for(lambda: any(e.get("MESSAGE") == "date: 159" for e in journal(
+        bed, "PODMGR_POD=feat", "PODMGR_APP=filtered")), what="date to be killed by seccomp")
+    uid_map = bed.run("cat", f"/proc/{main_pid(bed, 'feat', 'filtered')}/uid_map").stdout
+    assert [line.split()[2] for line in uid_map.splitlines()] == ["1"]
+    bed.run("podmgr", "stop", "feat")
