@@ -12,14 +12,13 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from podmgr import __version__, generator, names, pods, units
+from podmgr import __version__, generator, names, pods, process, units
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.systemd import Systemd
 
@@ -120,7 +119,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.lines is not None:
         argv.append(f"--lines={args.lines}")
     sys.stdout.flush()
-    os.execvp(argv[0], argv)  # journalctl pages and follows as its users know  # noqa: S606
+    process.replace_with(argv)  # journalctl pages and follows as its users know
 
 
 Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]

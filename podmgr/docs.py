@@ -89,11 +89,21 @@ name is never ambiguous. [install] becomes .wants/ and .requires/ links. Every l
 app writes reaches the journal with SYSLOG_IDENTIFIER=APP, PODMGR_POD=POD and
 PODMGR_APP=APP.
 
-Starting pod@POD.service prepares the pod: each app's rootfs becomes an overlay of its
-source under a volatile upper layer in /run/podmgr/pods/POD/, the pod's namespaces are
-created, tmpfs and empty volumes are set up, and /etc/hosts, /etc/hostname and
-/etc/resolv.conf are provided. The apps start after the pod and stop before it; stopping
-the pod releases every mount and namespace."""
+Starting pod@POD.service prepares the pod as the generator planned it (podmgr-plan.json
+beside the drop-in): each app's rootfs becomes an overlay of its source under a volatile
+upper layer in /run/podmgr/pods/POD/, the pod's namespaces are created, tmpfs and empty
+volumes are set up, and /etc/hosts, /etc/hostname and /etc/resolv.conf are provided. The
+apps start after the pod and stop before it; stopping the pod releases every mount and
+namespace. An app binds to its pod (BindsTo=), so it stops and restarts with it, while the
+pod only wants its apps, so one failing app leaves the others running.
+
+Every app runs with PrivateDevices=, ProtectKernelTunables=, ProtectKernelModules=,
+ProtectControlGroups= and, unless capabilities_retain says otherwise, the capability
+bounding set an OCI runtime gives a container. User and group names are looked up in the
+rootfs when the units are generated; an id the host does not know is made known to it
+with a user or group record podmgr-ID in /run/userdb/ (which needs nss-systemd), because
+systemd refuses to run a service as a uid its host cannot resolve. With ready = "notify",
+the app's main process must send READY=1 to $NOTIFY_SOCKET, as sd_notify(3) does."""
 
 
 def manifest_page() -> str:

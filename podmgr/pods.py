@@ -7,10 +7,11 @@ units' state in systemd.  The CLI formats what this module returns.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from podmgr import generator, manifest, names, paths
+from podmgr import generator, manifest, names, paths, process
 from podmgr.errors import ManifestError, NoSuchPod, SystemdError
 from podmgr.systemd import Systemd, UnitState
 
@@ -85,19 +86,35 @@ async def status(systemd: Systemd, name: str) -> PodStatus:
                      pod.pod.annotations)
 
 
+def _last_words(props: dict[str, object]) -> str:
+    """The last line the unit's latest run logged, which is prepare's error if it failed."""
+    invocation = props.get("InvocationID")
+    if not isinstance(invocation, bytes) or not invocation:
+        return ""
+    try:
+        lines = process.run(["journalctl", "--no-pager", "--output=cat", "--lines=1",
+                             f"_SYSTEMD_INVOCATION_ID={invocation.hex()}"]).splitlines()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+    return f": {lines[-1]}" if lines else ""
+
+
 async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     """Start, stop or restart pod ``name`` and wait for its apps' jobs too.
 
     Returns the apps that did not reach their goal; raises SystemdError when the pod's own
     job fails.
     """
-    find(name)
+    path = find(name)
     method = {"start": "StartUnit", "stop": "StopUnit", "restart": "RestartUnit"}[verb]
     unit = names.pod_unit(name)
+    if verb != "stop" and (await systemd.unit_properties(unit))["SourcePath"] != str(path):
+        raise NoSuchPod(f"systemd has not read {path} yet (run systemctl daemon-reload)")
     await systemd.subscribe()
     result = await systemd.run_job(method, unit)
     if result != "done":
-        raise SystemdError(f"{unit}: {verb} {result} (see podmgr status {name} and "
+        why = _last_words(await systemd.unit_properties(unit))
+        raise SystemdError(f"{unit}: {verb} {result}{why} (see podmgr status {name} and "
                            f"journalctl -u {unit})")
     # The apps' jobs came in the same transaction; wait for those still queued.
     app_units = await systemd.list_units([names.app_unit(name, "*")])

@@ -69,6 +69,10 @@ SHOP = f"""
     [pod]
     hostname = "shop-host"
 
+    [pod.resources]
+    tasks_max = 50
+    memory_max = "256M"
+
     [volume.shared]
     type = "tmpfs"
     size = "1M"
@@ -114,8 +118,10 @@ def test_pod_lifecycle(pods_bed: Bed) -> None:
     bed.run("podmgr", "start", "shop")
     apps = ("web", "writer", "reader")
 
-    # The pod and each app are active units in the pod's slice.
+    # The pod and each app are active units in the pod's slice, which has its limits.
     assert show(bed, "pod@shop.service", "ActiveState") == "active"
+    assert show(bed, "pod-shop.slice", "TasksMax") == "50"
+    assert show(bed, "pod-shop.slice", "MemoryMax") == str(256 << 20)
     for app in apps:
         unit = f"podapp@shop:{app}.service"
         assert show(bed, unit, "ActiveState") == "active", unit
@@ -456,3 +462,23 @@ def test_app_settings_reach_the_process(pods_bed: Bed) -> None:
     uid_map = bed.run("cat", f"/proc/{main_pid(bed, 'feat', 'filtered')}/uid_map").stdout
     assert [line.split()[2] for line in uid_map.splitlines()] == ["1"]
     bed.run("podmgr", "stop", "feat")
+
+
+def test_a_failed_start_says_why(pods_bed: Bed) -> None:
+    bed = pods_bed
+    install(bed, "norootfs", """
+        [app.main]
+        rootfs = "/srv/no-such-rootfs"
+        exec = ["/bin/sleep", "infinity"]
+    """)
+    unread = bed.run("podmgr", "start", "norootfs", check=False)
+    assert unread.returncode == 1
+    assert "systemd has not read /etc/podmgr/pods/norootfs.toml yet (run systemctl " \
+        "daemon-reload)" in unread.stderr
+    reload(bed)
+    failed = bed.run("podmgr", "start", "norootfs", check=False)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith("podmgr: pod@norootfs.service: start failed: app main: "
+                                    "rootfs /srv/no-such-rootfs is not a directory")
+    assert mounts_of(bed, "norootfs") == []
+    bed.run("systemctl", "reset-failed", "pod@norootfs.service")
