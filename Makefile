@@ -6,6 +6,7 @@
 # make check     install what the checks need, then lint, type check, unit and
 #                integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
+# make bench     pod start against bare units and podman; the generator over 1000 pods
 
 PYTHON ?= /usr/bin/python3
 DESTDIR ?=
@@ -32,7 +33,7 @@ ENTRY_POINTS = $(BINDIR)/podmgr=cli \
 	$(GENERATORDIR)/podmgr-generator=generator \
 	$(LIBEXECDIR)/podmgr-pod=prepare
 
-.PHONY: all deps install demo demo-here check lint typecheck test docs
+.PHONY: all deps install demo demo-here check lint typecheck test docs bench
 
 all:
 	@echo "targets: deps install demo check docs"
@@ -93,3 +94,9 @@ test: $(VENV)/bin/pytest
 
 docs:
 	$(PYTHON) -m podmgr.docs docs examples
+
+# podman is the second baseline of the start benchmark.
+bench: deps
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		podman crun conmon catatonit
+	$(PYTHON) bench/start.py
