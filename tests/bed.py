@@ -252,21 +252,22 @@ class Bed:
             timeout: float = 120, env: dict[str, str] | None = None
             ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` in the bed and capture its output."""
-        command = ["nsenter", "-t", str(self.pid), "-a", *self._env(env), *argv]
-        result = subprocess.run(command, input=input, capture_output=True, text=True,
-                                timeout=timeout, check=False)
+        result = subprocess.run(self.command(*argv, env=env), input=input, capture_output=True,
+                                text=True, timeout=timeout, check=False)
         if check and result.returncode != 0:
             raise AssertionError(f"in bed {self.name}: {shlex.join(argv)} exited "
                                  f"{result.returncode}\n--- stdout\n{result.stdout}"
                                  f"--- stderr\n{result.stderr}")
         return result
 
-    def _env(self, extra: dict[str, str] | None) -> list[str]:
-        """A clean environment, as a service or a login would have, not the caller's."""
-        env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "LANG": "C.UTF-8", "HOME": "/root", "SYSTEMD_PAGER": "", "TERM": "dumb"}
-        env.update(extra or {})
-        return ["env", "-i", *(f"{key}={value}" for key, value in env.items())]
+    def command(self, *argv: str, env: dict[str, str] | None = None) -> list[str]:
+        """The host command line that runs ``argv`` in the bed, with a clean environment
+        as a login there would have, not the caller's."""
+        clean = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                 "LANG": "C.UTF-8", "HOME": "/root", "SYSTEMD_PAGER": "", "TERM": "dumb"}
+        clean.update(env or {})
+        return ["nsenter", "-t", str(self.pid), "-a", "env", "-i",
+                *(f"{key}={value}" for key, value in clean.items()), *argv]
 
     def install_project(self) -> None:
         self.run("make", "-C", str(self.checkout), "install", timeout=300)
@@ -338,8 +339,8 @@ def main() -> int:
         if args.install:
             bed.install_project()
         # Output passes straight through, so a demo shows as it happens.
-        return subprocess.call(["nsenter", "-t", str(bed.pid), "-a", *bed._env(None),
-                                *args.command])
+        terminal = {"TERM": os.environ.get("TERM", "dumb")}
+        return subprocess.call(bed.command(*args.command, env=terminal))
 
 
 if __name__ == "__main__":
