@@ -83,19 +83,18 @@ async def cmd_status(args: argparse.Namespace) -> int:
         _print_json(asdict(status))
         return 0
     print(f"pod {status.name}: {status.state}")
-    if status.problem:
-        print(f"  Problem: {status.problem}")
-    print(f" Manifest: {status.manifest}")
-    print(f"     Unit: {status.unit}")
-    print(f"    Slice: {status.slice}")
-    for key, value in status.annotations.items():
-        print(f"   {key}: {value}")
-    width = max((len(app.name) for app in status.apps), default=0)
+    rows = [("Problem", status.problem)] if status.problem else []
+    rows += [("Manifest", status.manifest), ("Unit", status.unit), ("Slice", status.slice)]
+    rows += [("Annotations" if i == 0 else "", f"{key}={value}")
+             for i, (key, value) in enumerate(status.annotations.items())]
+    name_width = max((len(app.name) for app in status.apps), default=0)
     unit_width = max((len(app.unit) for app in status.apps), default=0)
-    for index, app in enumerate(status.apps):
-        label = "     Apps:" if index == 0 else "          "
+    for i, app in enumerate(status.apps):
         pid = f"  pid {app.main_pid}" if app.main_pid else ""
-        print(f"{label} {app.name:<{width}}  {app.unit:<{unit_width}}  {app.state}{pid}")
+        rows.append(("Apps" if i == 0 else "",
+                     f"{app.name:<{name_width}}  {app.unit:<{unit_width}}  {app.state}{pid}"))
+    for label, value in rows:
+        print(f"{label + ':' if label else '':>12} {value}")
     return 0
 
 

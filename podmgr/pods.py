@@ -109,6 +109,7 @@ async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     method = {"start": "StartUnit", "stop": "StopUnit", "restart": "RestartUnit"}[verb]
     unit = names.pod_unit(name)
     if verb != "stop" and (await systemd.unit_properties(unit))["SourcePath"] != str(path):
+        generator.outputs_for(path)  # an invalid manifest has no units: say what is wrong
         raise NoSuchPod(f"systemd has not read {path} yet (run systemctl daemon-reload)")
     await systemd.subscribe()
     result = await systemd.run_job(method, unit)
