@@ -64,8 +64,10 @@ async def status(systemd: Systemd, name: str) -> PodStatus:
     props = await systemd.unit_properties(unit)
     state = UnitState(unit, props["LoadState"], props["ActiveState"], props["SubState"])
     problem = ""
-    if props["SourcePath"] != str(path) or props["NeedDaemonReload"]:
+    if props["SourcePath"] != str(path):
         problem = f"systemd has not read {path} yet (run systemctl daemon-reload)"
+    elif props["NeedDaemonReload"]:
+        problem = f"{path} changed since systemd read it (run systemctl daemon-reload)"
     try:
         pod = manifest.load(path)
     except ManifestError as error:
