@@ -44,8 +44,9 @@ deps:
 		$(CHECK_DEBS)
 
 install:
-	install -d $(DESTDIR)$(PYTHONDIR)/podmgr
+	install -d $(DESTDIR)$(PYTHONDIR)/podmgr/transports
 	install -m 644 podmgr/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/
+	install -m 644 podmgr/transports/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/transports/
 	$(PYTHON) -m compileall -q -d $(PYTHONDIR)/podmgr $(DESTDIR)$(PYTHONDIR)/podmgr
 	@set -e; for entry in $(ENTRY_POINTS); do \
 		path=$${entry%=*}; module=$${entry#*=}; \

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from podmgr import __version__, generator, names, pods, process, units
+from podmgr import __version__, cli_images, generator, names, pods, process, units
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.systemd import Systemd
 
@@ -78,7 +78,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 async def cmd_status(args: argparse.Namespace) -> int:
     async with Systemd() as systemd:
-        status = await pods.status(systemd, args.name)
+        status = await pods.status(systemd, args.pod)
     if args.json:
         _print_json(asdict(status))
         return 0
@@ -100,17 +100,17 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 async def cmd_job(args: argparse.Namespace) -> int:
     async with Systemd() as systemd:
-        failed = await pods.run_job(systemd, args.command, args.name)
+        failed = await pods.run_job(systemd, args.command, args.pod)
     if failed:
-        print(f"podmgr: pod {args.name}: {', '.join(failed)} did not {args.command} "
-              f"(see podmgr status {args.name} and podmgr logs {args.name})", file=sys.stderr)
+        print(f"podmgr: pod {args.pod}: {', '.join(failed)} did not {args.command} "
+              f"(see podmgr status {args.pod} and podmgr logs {args.pod})", file=sys.stderr)
         return 1
     return 0
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
-    pods.find(args.name)
-    argv = ["journalctl", f"PODMGR_POD={args.name}"]
+    pods.find(args.pod)
+    argv = ["journalctl", f"PODMGR_POD={args.pod}"]
     if args.app:
         argv.append(f"PODMGR_APP={args.app}")
     if args.follow:
@@ -146,17 +146,18 @@ def parser() -> argparse.ArgumentParser:
     listing = command("list", cmd_list, "list pods and their state")
     listing.add_argument("--json", action="store_true", help="print JSON")
     status = command("status", cmd_status, "show a pod, its units and its apps' state")
-    status.add_argument("name", metavar="NAME", help="pod name")
+    status.add_argument("pod", metavar="POD", help="pod name")
     status.add_argument("--json", action="store_true", help="print JSON")
     for verb in ("start", "stop", "restart"):
         job = command(verb, cmd_job, f"{verb} a pod through systemd and wait until its apps "
                       "are done")
-        job.add_argument("name", metavar="NAME", help="pod name")
+        job.add_argument("pod", metavar="POD", help="pod name")
     logs = command("logs", cmd_logs, "show the journal of a pod's apps")
-    logs.add_argument("name", metavar="NAME", help="pod name")
+    logs.add_argument("pod", metavar="POD", help="pod name")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("--app", metavar="APP", help="only this app")
     logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+    cli_images.add_commands(sub)
     return top
 
 
@@ -164,8 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="podmgr: %(message)s")
-    if getattr(args, "name", None) and not names.is_valid_name(args.name):
-        print(f"podmgr: {args.name!r} is not a valid pod name ({names.NAME_HINT})",
+    if getattr(args, "pod", None) and not names.is_valid_name(args.pod):
+        print(f"podmgr: {args.pod!r} is not a valid pod name ({names.NAME_HINT})",
               file=sys.stderr)
         return 2
     try:

@@ -144,20 +144,27 @@ def command_page() -> str:
                        "offline on files; the other commands ask systemd, and start, stop "
                        "and restart wait until the pod's jobs are done.")
     out += [".SH COMMANDS"]
-    subparsers = next(a for a in top._actions if isinstance(a, argparse._SubParsersAction))
-    for name, command in subparsers.choices.items():
-        usage = command.format_usage().removeprefix("usage: ").strip()
+    for command in _commands(top):
+        usage = " ".join(command.format_usage().removeprefix("usage: ").split())
         out += [".TP", f"\\fB{_roff(usage)}\\fR", _roff(command.description or "")]
         for action in command._actions:
             if action.option_strings and action.help != argparse.SUPPRESS \
                     and "-h" not in action.option_strings:
                 out += [".RS", ".TP", f"\\fB{_roff(', '.join(action.option_strings))}\\fR",
                         _roff(action.help or ""), ".RE"]
-        del name
     out += [".SH OPTIONS", ".TP", "\\fB\\-\\-debug\\fR", "Show tracebacks and debug logs."]
     out += [".SH EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."]
     out += [".SH SEE ALSO", "\\fBpodmgr.toml\\fR(5), \\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1)"]
     return "\n".join(out) + "\n"
+
+
+def _commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Every leaf command: "list", and "image pull" under "image"."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                nested = any(isinstance(a, argparse._SubParsersAction) for a in command._actions)
+                yield from _commands(command) if nested else [command]
 
 
 def example() -> str:
@@ -173,7 +180,8 @@ def example() -> str:
         for key in section.keys:
             value = key.example if key.example is not None else _toml(key.default)
             out += _comment(key.help)
-            out.append(f"{'' if key.required else '# '}{key.name} = {value}")
+            active = key.required or key.example_set
+            out.append(f"{'' if active else '# '}{key.name} = {value}")
     return "\n".join(out) + "\n"
 
 

@@ -15,8 +15,9 @@ import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from podmgr import manifest, paths, units, users
+from podmgr import manifest, paths, resolve, units
 from podmgr.errors import ManifestError, Problem
+from podmgr.store import Store
 
 KMSG = Path("/dev/kmsg")
 # syslog priority "err" (3), as the kernel log's "<N>" prefix expects.
@@ -52,10 +53,11 @@ def _is_mask(path: Path) -> bool:
         return False  # a dangling symlink: loading it reports the problem
 
 
-def outputs_for(path: Path, output_dir: str = "/run/systemd/generator") -> list[units.Output]:
+def outputs_for(path: Path, output_dir: str = "/run/systemd/generator",
+                store: Store | None = None) -> list[units.Output]:
     """Load, check and render one manifest; raise ManifestError listing every problem."""
     pod = manifest.load(path)
-    return units.render(pod, users.credentials(pod), output_dir)
+    return units.render(pod, resolve.resolve(pod, store or Store()), output_dir)
 
 
 def write(outputs: Iterable[units.Output], directory: Path) -> None:

@@ -9,17 +9,13 @@ is sound — the problems between values (references, cycles, keys that do not a
 
 from __future__ import annotations
 
-import difflib
-import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from podmgr import names, schema
+from podmgr import names, schema, tables
 from podmgr.errors import ManifestError, Problem
-from podmgr.schema import NetworkMode, Ready, Restart, Section, VolumeType
-from podmgr.values import BadValue, toml_type
+from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
 
 
 @dataclass(frozen=True)
@@ -74,12 +70,13 @@ class Mount:
 @dataclass(frozen=True)
 class App:
     name: str
-    rootfs: str
-    exec: tuple[str, ...]
+    rootfs: str | None
+    image: str | None
+    exec: tuple[str, ...] | None
     environment: dict[str, str]
     environment_files: tuple[str, ...]
-    working_directory: str
-    user: str | int
+    working_directory: str | None
+    user: str | int | None
     group: str | int | None
     restart: Restart | None
     ready: Ready
@@ -145,9 +142,9 @@ def parse(text: str, path: Path) -> Manifest:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        problems.append(_syntax_problem(error))
+        problems.append(tables.syntax_problem(error))
         raise ManifestError(str(path), problems) from None
-    values = _parse_section(schema.MANIFEST, raw, "", problems)
+    values = tables.Parser(_CLASSES, problems).section(schema.MANIFEST, raw, "")
     if problems:
         raise ManifestError(str(path), problems)
     manifest = Manifest(name=name, path=str(path), **values)
@@ -155,109 +152,6 @@ def parse(text: str, path: Path) -> Manifest:
     if problems:
         raise ManifestError(str(path), problems)
     return manifest
-
-
-def _syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
-    message = str(error)
-    where = ""
-    if match := re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message):
-        message, where = match[1], f"line {match[2]}, column {match[3]}"
-    elif match := re.fullmatch(r"(.*) \(at end of document\)", message):
-        message, where = match[1], "end of file"
-    if match := re.fullmatch(r"Cannot declare \((.*)\) twice", message):
-        table = ".".join(part.strip(" '\"") for part in match[1].split(","))
-        return Problem(where, f"[{table}] is declared twice (names of apps and volumes "
-                       "must be unique: rename or merge one)")
-    if message == "Cannot overwrite a value":
-        return Problem(where, "this key is already set (set each key once)")
-    return Problem(where, f"{message} (fix the TOML syntax here; see podmgr.toml(5))")
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _parse_section(section: Section, raw: dict[str, Any], where: str,
-                   problems: list[Problem]) -> dict[str, Any]:
-    """Turn one TOML table into keyword arguments for its dataclass."""
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        path = _join(where, key)
-        if spec := section.key_index.get(key):
-            try:
-                values[key] = spec.type.parse(value)
-            except BadValue as error:
-                problems.append(Problem(path + error.subpath, str(error)))
-        elif sub := section.subsection(key):
-            values[sub.attribute] = _parse_subsection(sub, value, path, problems)
-        else:
-            problems.append(Problem(path, _unknown_key(section, key, where)))
-    for spec in section.keys:
-        if spec.name in raw:
-            continue
-        if spec.required:
-            problems.append(Problem(_join(where, spec.name),
-                                    f"missing (add: {spec.name} = {spec.example})"))
-        else:
-            values[spec.name] = None if spec.default is None else spec.type.parse(spec.default)
-    for sub in section.subsections:
-        if sub.attribute not in values:
-            values[sub.attribute] = _parse_subsection(sub, {} if not sub.array else [],
-                                                  _join(where, sub.name), problems)
-    return values
-
-
-def _parse_subsection(section: Section, raw: object, where: str,
-                      problems: list[Problem]) -> Any:
-    cls = _CLASSES[section.attribute]
-    if section.named:
-        if not _is_table(raw, where, f"[{where}.NAME] tables", problems):
-            return {}
-        assert isinstance(raw, dict)
-        built = {}
-        for name, table in raw.items():
-            path = f"{where}.{name}"
-            if not names.is_valid_name(name):
-                problems.append(Problem(path, f"{name!r} is not a valid {section.name} name "
-                                        f"({names.NAME_HINT})"))
-            elif _is_table(table, path, f"a [{path}] table", problems):
-                built[name] = _build(cls, section, table, path, problems, name=name)
-        return built
-    if section.array:
-        if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
-            problems.append(Problem(where, f"expected [[{where}]] tables, got {toml_type(raw)}"))
-            return ()
-        return tuple(_build(cls, section, table, f"{where}[{index}]", problems)
-                     for index, table in enumerate(raw))
-    if not _is_table(raw, where, f"a [{where}] table", problems):
-        raw = {}
-    assert isinstance(raw, dict)
-    return _build(cls, section, raw, where, problems)
-
-
-def _build(cls: type, section: Section, raw: dict[str, Any], where: str,
-           problems: list[Problem], **extra: str) -> Any:
-    """The dataclass for one table, or None when its values had problems (already listed)."""
-    before = len(problems)
-    values = _parse_section(section, raw, where, problems)
-    return cls(**extra, **values) if len(problems) == before else None
-
-
-def _is_table(raw: object, where: str, expected: str, problems: list[Problem]) -> bool:
-    if isinstance(raw, dict):
-        return True
-    problems.append(Problem(where, f"expected {expected}, got {toml_type(raw)}"))
-    return False
-
-
-def _unknown_key(section: Section, key: str, where: str) -> str:
-    known = [k.name for k in section.keys] + [s.name for s in section.subsections]
-    for sub in section.subsections:
-        if key in sub.key_index and not sub.named and not sub.array:
-            return f"unknown key (did you mean {key} in [{_join(where, sub.name)}]?)"
-    if close := difflib.get_close_matches(key, known, n=1):
-        return f"unknown key (did you mean {close[0]}?)"
-    return "unknown key (see podmgr.toml(5) for the keys of this table)"
 
 
 def _check(manifest: Manifest) -> list[Problem]:
@@ -290,7 +184,14 @@ def _check_volume(volume: Volume) -> list[Problem]:
 def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     problems = []
     where = f"app.{app.name}"
-    if not app.exec:
+    if (app.rootfs is None) == (app.image is None):
+        problems.append(Problem(where, 'set either rootfs = "/path" or image = '
+                                '"registry.example.org/app:1.0" (exactly one of them)'))
+    if app.exec is None:
+        if app.rootfs is not None:
+            problems.append(Problem(f"{where}.exec", 'missing (add: exec = ["/bin/httpd", '
+                                    '"-f"]; only an image brings its own command)'))
+    elif not app.exec:
         problems.append(Problem(f"{where}.exec", 'is empty (add the command, e.g. ["/bin/sh"])'))
     elif not app.exec[0].startswith("/"):
         problems.append(Problem(f"{where}.exec[0]", f"{app.exec[0]!r} is not an absolute path "

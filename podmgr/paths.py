@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from pathlib import Path
 
 # Manifest directories, highest priority first: a manifest in an earlier directory masks
@@ -47,3 +48,13 @@ class PodRuntime:
 
 def empty_volume(pod: str, volume: str, base: Path = VOLUMES_DIR) -> Path:
     return base / pod / volume
+
+
+def image_record(name: str, store: Path = STATE_DIR) -> Path:
+    """The record of image ``name`` (a normalized reference) in the store."""
+    return store / "images" / (urllib.parse.quote(name, safe="") + ".json")
+
+
+def blob(digest: str, store: Path = STATE_DIR) -> Path:
+    algorithm, _, hex_digest = digest.partition(":")
+    return store / "blobs" / algorithm / hex_digest

@@ -14,9 +14,8 @@ from typing import TypedDict
 
 from podmgr import names, paths
 from podmgr.manifest import Manifest
-from podmgr.rootfs import source_of
+from podmgr.resolve import ResolvedApp
 from podmgr.schema import NetworkMode, Ready, VolumeType
-from podmgr.users import Credentials
 
 FILE = "podmgr-plan.json"  # in the pod unit's drop-in directory
 
@@ -38,6 +37,8 @@ class VolumePlan(TypedDict):
 class AppPlan(TypedDict):
     name: str
     lowerdirs: list[str]  # the overlay's lower layers, top-most first
+    image: str | None  # with its manifest digest: prepare checks it is still stored
+    image_digest: str | None
     read_only: bool
     mount_dirs: list[str]  # relative to the app's root
     mount_files: list[str]
@@ -53,26 +54,28 @@ class Plan(TypedDict):
     gids: list[int]
 
 
-def build(manifest: Manifest, creds: dict[str, Credentials]) -> Plan:
+def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
     volumes: list[VolumePlan] = [
         {"name": v.name, "type": v.type.value, "source": v.source,
          "mode": 0o755 if v.mode is None else v.mode, "uid": v.uid or 0, "gid": v.gid or 0,
          "size": v.size if v.type is VolumeType.TMPFS else None}
         for v in manifest.volumes.values()]
-    apps: list[AppPlan] = []
+    app_plans: list[AppPlan] = []
     for app in manifest.apps.values():
+        resolved = apps[app.name]
         files = [f"etc/{name}" for name in paths.POD_ETC_FILES]
         if app.ready is Ready.NOTIFY:
             files.append("run/systemd/notify")
-        apps.append({"name": app.name, "lowerdirs": source_of(app).lowerdirs(),
-                     "read_only": app.read_only,
-                     "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
-                     "mount_files": files})
+        app_plans.append({"name": app.name, "lowerdirs": list(resolved.lowerdirs),
+                          "image": resolved.image, "image_digest": resolved.image_digest,
+                          "read_only": app.read_only,
+                          "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
+                          "mount_files": files})
     return {"pod": manifest.name, "hostname": manifest.hostname,
             "private_network": manifest.network.mode is NetworkMode.PRIVATE,
-            "volumes": volumes, "apps": apps,
-            "uids": sorted({c.uid for c in creds.values()}),
-            "gids": sorted({c.gid for c in creds.values()})}
+            "volumes": volumes, "apps": app_plans,
+            "uids": sorted({a.creds.uid for a in apps.values()}),
+            "gids": sorted({a.creds.gid for a in apps.values()})}
 
 
 def render(plan: Plan) -> str:

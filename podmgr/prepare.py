@@ -11,6 +11,7 @@ generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME
     apps/APP/upper, work      the overlay's writable layer, gone at release
     volumes/VOL               tmpfs volumes, shared by the apps that mount them
     userdb-ids.json           app users and groups made known to the host (userdb.py)
+    plan.json                 the plan it followed: `podmgr gc` keeps the layers it names
 
 Release unmounts everything below that directory — whatever prepare got to, even after
 a crash or a kill -9 — and removes it; releasing a released pod does nothing.
@@ -36,13 +37,15 @@ if TYPE_CHECKING:
     from podmgr.plan import AppPlan, Plan, VolumePlan
 
 
-def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
+def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
+            store: Path = paths.STATE_DIR) -> None:
     """Set up everything the pod's app units need; on failure, undo it and raise."""
     name = plan["pod"]
     runtime = paths.PodRuntime(name, runtime_base)
     release(name, runtime_base)  # leftovers of a crash would break the mounts below
     try:
         runtime.dir.mkdir(mode=0o700, parents=True)
+        (runtime.dir / "plan.json").write_text(json.dumps(plan))
         _write_etc(plan["hostname"], runtime)
         pins = {"ipc": runtime.ipcns}
         if plan["private_network"]:
@@ -51,7 +54,7 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
         for volume in plan["volumes"]:
             _prepare_volume(name, volume, runtime)
         for app in plan["apps"]:
-            _prepare_rootfs(app, runtime)
+            _prepare_rootfs(app, runtime, store)
         userdb.register(runtime.dir, {(userdb.USER, uid) for uid in plan["uids"]}
                         | {(userdb.GROUP, gid) for gid in plan["gids"]})
     except BaseException as error:
@@ -123,25 +126,66 @@ def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> 
                      ",".join(options))
 
 
-def _prepare_rootfs(app: AppPlan, runtime: paths.PodRuntime) -> None:
+def _check_image(app: AppPlan, store: Path) -> None:
+    """The image the units were generated for must still be stored, unchanged."""
+    name, digest = app["image"], app["image_digest"]
+    if name is None or digest is None:
+        return
+    try:
+        record = json.loads(paths.image_record(name, store).read_text())
+    except FileNotFoundError:
+        raise PrepareError(f"app {app['name']}: image {name} is no longer in the store "
+                           "(podmgr image pull it again)") from None
+    if record["manifest"] != digest:
+        raise PrepareError(f"app {app['name']}: image {name} is now {record['manifest']}, not "
+                           f"the {digest} the units were generated for (run systemctl "
+                           "daemon-reload)")
+    import hashlib  # noqa: PLC0415 -- only image apps need it
+
+    data = paths.blob(digest, store).read_bytes()
+    if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
+        raise PrepareError(f"app {app['name']}: the stored manifest of {name} is corrupt "
+                           "(podmgr image rm it and pull it again)")
+
+
+def _prepare_rootfs(app: AppPlan, runtime: paths.PodRuntime, store: Path) -> None:
     name = app["name"]
+    _check_image(app, store)
     for lower in app["lowerdirs"]:
         if not os.path.isdir(lower):
-            raise PrepareError(f"app {name}: rootfs {lower} is not a directory "
-                               "(create it or fix the manifest)")
+            what = f"layer {lower} of image {app['image']}" if app["image"] else f"rootfs {lower}"
+            raise PrepareError(f"app {name}: {what} is not a directory (create it, or pull "
+                               "the image again)")
     app_dir = runtime.app_dir(name)
     for part in ("upper", "work", "rootfs"):
         (app_dir / part).mkdir(parents=True)
-    options = (f"lowerdir={':'.join(app['lowerdirs'])},upperdir={app_dir / 'upper'},"
-               f"workdir={app_dir / 'work'}")
     root = runtime.rootfs(name)
-    mounts.mount("overlay", root, "overlay", 0, options)
+    _mount_overlay(app["lowerdirs"], app_dir, root)
     for directory in app["mount_dirs"]:
         _make_mount_point(root, directory, directory=True)
     for file in app["mount_files"]:
         _make_mount_point(root, file, directory=False)
     if app["read_only"]:
         mounts.mount("none", root, None, mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY)
+
+
+def _mount_overlay(lowers: list[str], app_dir: Path, root: Path) -> None:
+    """Mount the app's overlay.  Mount options fit in one page, which forty layers of the
+    store's long names would not: so they are passed relative to their common parent,
+    which is where mount(2) resolves them, from our working directory."""
+    common = os.path.commonpath(lowers) if len(lowers) > 1 else ""
+    relative = common not in ("", "/")
+    names = [os.path.relpath(lower, common) for lower in lowers] if relative else lowers
+    options = (f"lowerdir={':'.join(names)},upperdir={app_dir / 'upper'},"
+               f"workdir={app_dir / 'work'}")
+    previous = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        if relative:
+            os.chdir(common)
+        mounts.mount("overlay", root, "overlay", 0, options)
+    finally:
+        os.fchdir(previous)
+        os.close(previous)
 
 
 def _make_mount_point(root: Path, path: str, directory: bool) -> None:

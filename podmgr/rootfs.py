@@ -1,11 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Where an app's root file system comes from.
+"""Where an app's root file system comes from: a directory, or an image in the store.
 
-An app names one source in its manifest table; today that is ``rootfs = "/path"`` (a
-directory).  A source tells prepare which directories to stack as the read-only lower
-layers of the app's overlay, and lets the generator read a file of it (/etc/passwd)
-without ever leaving it.  New kinds of source implement ``Source`` and register in
-``source_of``.
+A source tells prepare which directories to stack as the read-only lower layers of the
+app's overlay, lets the generator read a file of it (/etc/passwd) without ever leaving
+it, and gives the defaults an image brings (command, environment, user, working dir).
+New kinds of source implement ``Source`` and are chosen in ``source_of``.
 """
 
 from __future__ import annotations
@@ -14,16 +13,32 @@ import contextlib
 import errno
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from podmgr import oci
 from podmgr.manifest import App
+from podmgr.store import ImageRecord, Store
 
 # /etc/passwd and /etc/group of a rootfs are read whole; anything larger is not one.
 MAX_READ = 4 << 20
 
 
+@dataclass(frozen=True)
+class Defaults:
+    """What a source brings for keys the manifest leaves unset."""
+
+    exec: tuple[str, ...] = ()
+    environment: tuple[str, ...] = ()  # "NAME=value"
+    user: str = ""
+    working_directory: str = ""
+
+
 class Source(Protocol):
+    def describe(self) -> str:
+        """How messages name it: a path, or an image name."""
+        ...
+
     def lowerdirs(self) -> list[str]:
         """The overlay's lower layers, top-most first."""
         ...
@@ -32,42 +47,111 @@ class Source(Protocol):
         """A regular file of the rootfs (``path`` relative to its root), or None if absent."""
         ...
 
+    def defaults(self) -> Defaults:
+        ...
+
 
 @dataclass(frozen=True)
 class DirectorySource:
     root: str
 
+    def describe(self) -> str:
+        return self.root
+
     def lowerdirs(self) -> list[str]:
         return [self.root]
 
     def read_file(self, path: str) -> bytes | None:
-        return read_beneath(self.root, path)
+        found = read_beneath(self.root, path)
+        return found if isinstance(found, bytes) else None
+
+    def defaults(self) -> Defaults:
+        return Defaults()
 
 
-def source_of(app: App) -> Source:
-    return DirectorySource(app.rootfs)
+@dataclass(frozen=True)
+class ImageSource:
+    record: ImageRecord
+    config: oci.Config
+    layers: list[str] = field(default_factory=list)  # bottom-most first
+
+    def describe(self) -> str:
+        return f"image {self.record.name}"
+
+    def lowerdirs(self) -> list[str]:
+        return list(reversed(self.layers))
+
+    def read_file(self, path: str) -> bytes | None:
+        """The file as the stacked layers show it: the top-most layer that has it wins;
+        a whiteout there, or an opaque directory on the way, hides the lower ones."""
+        for layer in reversed(self.layers):
+            found = read_beneath(layer, path)
+            if found is not _ABSENT:
+                return found if isinstance(found, bytes) else None
+        return None
+
+    def defaults(self) -> Defaults:
+        config = self.config
+        return Defaults(config.entrypoint + config.cmd, config.env, config.user,
+                        config.working_dir)
 
 
-def read_beneath(root: str, path: str) -> bytes | None:
+def source_of(app: App, store: Store) -> Source:
+    """The source of ``app``; for an image, raises NoSuchImage when it is not stored."""
+    if app.rootfs is not None:
+        return DirectorySource(app.rootfs)
+    assert app.image is not None
+    record = store.image(app.image)
+    config = oci.parse_config(store.read_blob(record.config))
+    return ImageSource(record, config, [str(store.layer_path(d)) for d in record.layers])
+
+
+class _Absent:
+    """Not in this layer: look in the next one down."""
+
+
+_ABSENT = _Absent()
+_HIDDEN = None  # a whiteout or an opaque directory: not in any lower layer either
+
+
+def read_beneath(root: str, path: str) -> bytes | _Absent | None:
     """Read ``root``/``path`` without following any symlink, so a rootfs whose
-    /etc/passwd links to the host's is not read through to the host."""
+    /etc/passwd links to the host's is not read through to the host.
+
+    Returns the content; _ABSENT when this layer does not have it; or None when this
+    layer hides it from the layers below (a whiteout, an opaque directory on the way, a
+    non-directory where a directory should be) or it is not a regular file."""
     parts = [p for p in path.split("/") if p]
+    hidden_below = False
     with contextlib.ExitStack() as stack:
         try:
             fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            stack.callback(os.close, fd)
-            for part in parts[:-1]:
-                fd = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+        except FileNotFoundError:
+            return _ABSENT  # not made yet: prepare says so if it is still missing then
+        stack.callback(os.close, fd)
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            flags = os.O_NONBLOCK if last else os.O_DIRECTORY
+            try:
+                fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags,
                              dir_fd=fd)
-                stack.callback(os.close, fd)
-            fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
-                         dir_fd=fd)
-        except OSError as error:
-            if error.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
-                return None
-            raise
-        with os.fdopen(fd, "rb") as file:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_READ:
-                return None
-            return file.read(MAX_READ)
+            except FileNotFoundError:
+                return _HIDDEN if hidden_below else _ABSENT
+            except OSError as error:
+                if error.errno in (errno.ENOTDIR, errno.ELOOP, errno.ENXIO, errno.ENODEV):
+                    return _HIDDEN  # a whiteout, a symlink or a file in the way
+                raise
+            stack.callback(os.close, fd)
+            if not last and _is_opaque(fd):
+                hidden_below = True
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_READ:
+            return _HIDDEN
+        return os.read(fd, MAX_READ)
+
+
+def _is_opaque(fd: int) -> bool:
+    try:
+        return os.getxattr(fd, "trusted.overlay.opaque") == b"y"
+    except OSError:
+        return False

@@ -20,6 +20,7 @@ from podmgr.values import (
     Capability,
     Choice,
     Duration,
+    ImageName,
     Integer,
     ListOf,
     MapOf,
@@ -71,7 +72,11 @@ class Key:
     default: object = None  # as written in TOML; None means unset
     required: bool = False
     example: str | None = None  # TOML text for the annotated example when there is no default
+    example_set: bool = False  # set, not commented out, in the annotated example
     only_for: tuple[VolumeType, ...] = ()  # volume keys that apply to some types only
+
+
+_NAME = String(names.NAME_PATTERN.pattern, names.NAME_HINT, "name")
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,7 @@ class Section:
     subsections: tuple[Section, ...] = ()
     named: bool = False
     array: bool = False
+    name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
     key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -161,7 +167,7 @@ VOLUME = Section("volume", "volumes", "Storage that apps mount. A volume is shar
         only_for=(VolumeType.EMPTY, VolumeType.TMPFS), example="0"),
     Key("size", Size(), "Size limit of a tmpfs volume.", only_for=(VolumeType.TMPFS,),
         example='"64M"'),
-), named=True)
+), named=True, name_type=String(names.NAME_PATTERN.pattern, names.NAME_HINT, "volume name"))
 
 MOUNT = Section("mount", "mounts", "Where the app sees a volume; repeat the table for each "
                 "volume.", (
@@ -174,19 +180,27 @@ MOUNT = Section("mount", "mounts", "Where the app sees a volume; repeat the tabl
 
 APP = Section("app", "apps", "One table per app. Each app runs as its own systemd service in "
               "the pod's slice, from its own root file system.", (
-    Key("rootfs", AbsolutePath(), "Directory holding the app's root file system. It stays "
-        "untouched: the app runs on an overlay with a volatile upper layer, so every start "
-        "begins from it.", required=True, example='"/var/lib/machines/busybox"'),
+    Key("rootfs", AbsolutePath(), "Directory holding the app's root file system (set this or "
+        "image). It stays untouched: the app runs on an overlay with a volatile upper layer, "
+        "so every start begins from it.", example='"/var/lib/machines/busybox"',
+        example_set=True),
+    Key("image", ImageName(), "Image to run, by name as stored with podmgr image pull or "
+        "import (set this or rootfs). Its layers are the app's root file system, and its "
+        "entrypoint, command, environment, user and working directory are the defaults of "
+        "the keys below. The image must be in the store when the units are generated.",
+        example='"registry.example.org/shop/api:1.4"'),
     Key("exec", ListOf(String(), unique=False), "Command line; the first element is an "
-        "absolute path inside the rootfs.", required=True, example='["/bin/httpd", "-f"]'),
+        "absolute path inside the app. Required with rootfs; with image it replaces the "
+        "image's entrypoint and command.", example='["/bin/httpd", "-f"]', example_set=True),
     Key("environment", MapOf(_ENV_NAME, "table of strings"), "Environment variables.",
         default={}, example='{ LANG = "C.UTF-8" }'),
     Key("environment_files", ListOf(AbsolutePath()), "Files of VAR=value lines on the host, "
         "read by systemd (EnvironmentFile=).", default=[], example='["/etc/shop/web.env"]'),
-    Key("working_directory", AbsolutePath(), "Working directory inside the rootfs.",
-        default="/"),
-    Key("user", UserRef("user"), "User to run as: a number, or a name from the rootfs's own "
-        "/etc/passwd (never the host's).", default=0, example='"www-data"'),
+    Key("working_directory", AbsolutePath(), "Working directory inside the app; defaults to "
+        "the image's, or /.", example='"/srv"'),
+    Key("user", UserRef("user"), "User to run as: a number, or a name from the app's own "
+        "/etc/passwd (never the host's); defaults to the image's user, or root.",
+        example='"www-data"'),
     Key("group", UserRef("group"), "Group to run as: a number, or a name from the rootfs's "
         "/etc/group. Defaults to the user's group in /etc/passwd, or 0.",
         example='"www-data"'),
@@ -210,7 +224,8 @@ APP = Section("app", "apps", "One table per app. Each app runs as its own system
         example='["@system-service", "~@privileged"]'),
     Key("private_users", Boolean(), "Run the app in a user namespace mapping only root and "
         "its own user (PrivateUsers=).", default=False),
-), subsections=(RESOURCES, MOUNT), named=True)
+), subsections=(RESOURCES, MOUNT), named=True,
+   name_type=String(names.NAME_PATTERN.pattern, names.NAME_HINT, "app name"))
 
 MANIFEST = Section("", "", "A pod manifest.", (
     Key("version", Integer(SCHEMA_VERSION, SCHEMA_VERSION, "schema version"),

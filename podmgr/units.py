@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from podmgr import names, paths
 from podmgr import plan as podplan
 from podmgr.manifest import App, Manifest, Resources, Volume
+from podmgr.resolve import ResolvedApp
 from podmgr.schema import NetworkMode, Ready, VolumeType
 from podmgr.unitfile import UnitFile, command_line, escape_specifiers, quote
-from podmgr.users import Credentials
 from podmgr.values import format_duration, format_size
 
 DROP_IN = "10-podmgr.conf"
@@ -57,22 +57,22 @@ def _header(manifest: Manifest) -> list[str]:
             'Edit the manifest, then run "systemctl daemon-reload".']
 
 
-def render(manifest: Manifest, creds: dict[str, Credentials],
+def render(manifest: Manifest, apps: dict[str, ResolvedApp],
            output_dir: str = "/run/systemd/generator") -> list[Output]:
-    """Everything the generator writes for ``manifest`` into ``output_dir``; ``creds``
-    from users.credentials()."""
+    """Everything the generator writes for ``manifest`` into ``output_dir``; ``apps``
+    from resolve.resolve()."""
     pod = manifest.name
     plan_path = podplan.path_in(output_dir, pod)
     out: list[Output] = [
         GeneratedFile(f"{names.pod_unit(pod)}.d/{DROP_IN}",
                       _pod_drop_in(manifest, plan_path).render()),
         GeneratedFile(f"{names.pod_unit(pod)}.d/{podplan.FILE}",
-                      podplan.render(podplan.build(manifest, creds))),
+                      podplan.render(podplan.build(manifest, apps))),
         GeneratedFile(names.pod_slice(pod), _slice(manifest).render()),
     ]
     runtime = paths.PodRuntime(pod)
     for app in manifest.apps.values():
-        unit = _app_unit(manifest, app, creds[app.name], runtime)
+        unit = _app_unit(manifest, app, apps[app.name], runtime)
         out.append(GeneratedFile(names.app_unit(pod, app.name), unit.render()))
     for kind, targets in (("wants", manifest.install.wanted_by),
                           ("requires", manifest.install.required_by)):
@@ -117,7 +117,7 @@ def _resources(unit: UnitFile, section: str, resources: Resources) -> None:
     unit.set(section, "IOWeight", resources.io_weight)
 
 
-def _app_unit(manifest: Manifest, app: App, creds: Credentials,
+def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
               runtime: paths.PodRuntime) -> UnitFile:
     pod = manifest.name
     unit = UnitFile(_header(manifest))
@@ -133,7 +133,7 @@ def _app_unit(manifest: Manifest, app: App, creds: Credentials,
     service = "Service"
     unit.set(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
     unit.set(service, "Slice", names.pod_slice(pod))
-    unit.set(service, "ExecStart", command_line(app.exec))
+    unit.set(service, "ExecStart", command_line(resolved.exec))
     unit.set(service, "Restart", manifest.restart_of(app).value)
     unit.set(service, "TimeoutStopSec", format_duration(manifest.pod.stop_timeout))
     unit.set(service, "SyslogIdentifier", app.name)
@@ -141,7 +141,7 @@ def _app_unit(manifest: Manifest, app: App, creds: Credentials,
     unit.set(service, "LogExtraFields", f"PODMGR_APP={app.name}")
 
     _sandbox(unit, manifest, app, runtime)
-    _credentials(unit, app, creds)
+    _credentials(unit, app, resolved)
     _resources(unit, service, app.resources)
     return unit
 
@@ -198,18 +198,19 @@ def _volume_source(pod: str, volume: Volume, runtime: paths.PodRuntime) -> str:
     return str(runtime.tmpfs_volume(volume.name))
 
 
-def _credentials(unit: UnitFile, app: App, creds: Credentials) -> None:
+def _credentials(unit: UnitFile, app: App, resolved: ResolvedApp) -> None:
     service = "Service"
+    creds = resolved.creds
     unit.set(service, "User", creds.uid)
     unit.set(service, "Group", creds.gid)
-    unit.set(service, "WorkingDirectory", escape_specifiers(app.working_directory))
+    unit.set(service, "WorkingDirectory", escape_specifiers(resolved.working_directory))
     # systemd would take these from the host's user database; the rootfs's are right.
     if creds.name:
         unit.set(service, "Environment", quote(f"USER={creds.name}"))
         unit.set(service, "Environment", quote(f"LOGNAME={creds.name}"))
     if creds.home:
         unit.set(service, "Environment", quote(f"HOME={creds.home}"))
-    for name, value in app.environment.items():
+    for name, value in resolved.environment:
         unit.set(service, "Environment", quote(f"{name}={value}"))
     for file in app.environment_files:
         unit.set(service, "EnvironmentFile", escape_specifiers(file))

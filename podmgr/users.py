@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from podmgr.errors import ManifestError, Problem
-from podmgr.manifest import App, Manifest
-from podmgr.rootfs import Source, source_of
+from podmgr.rootfs import Source
 
 
 @dataclass(frozen=True)
@@ -39,52 +37,39 @@ def _entries(data: bytes | None) -> list[list[str]]:
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def resolve(app: App, passwd: bytes | None, group: bytes | None, root: str = "the rootfs"
-            ) -> Credentials:
-    """Pure: the numeric credentials of ``app`` given its rootfs's passwd and group files;
-    ``root`` names the rootfs in messages."""
+def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
+            group_file: bytes | None, root: str = "the rootfs") -> Credentials:
+    """Pure: numeric credentials given the app's passwd and group files; ``root`` names
+    the rootfs in messages."""
     users = [e for e in _entries(passwd) if len(e) >= 7 and e[2].isdigit() and e[3].isdigit()]
-    if isinstance(app.user, int):
-        entry = next((e for e in users if int(e[2]) == app.user), None)
-        uid = app.user
+    if isinstance(user, int):
+        entry = next((e for e in users if int(e[2]) == user), None)
+        uid = user
     else:
-        entry = next((e for e in users if e[0] == app.user), None)
+        entry = next((e for e in users if e[0] == user), None)
         if entry is None and passwd is None:
-            raise UnknownName("user", f"cannot look up user {app.user!r}: {root}/etc/passwd "
-                              "does not exist (create the rootfs, or use a numeric uid)")
+            raise UnknownName("user", f"cannot look up user {user!r}: {root} has no "
+                              "/etc/passwd (create it, or use a numeric uid)")
         if entry is None:
-            raise UnknownName("user", f"user {app.user!r} is not in {root}/etc/passwd (add "
-                              "the user to the rootfs, or use a numeric uid)")
+            raise UnknownName("user", f"user {user!r} is not in /etc/passwd of {root} (add "
+                              "the user there, or use a numeric uid)")
         uid = int(entry[2])
     gid = int(entry[3]) if entry else 0
-    if isinstance(app.group, int):
-        gid = app.group
-    elif app.group is not None:
-        groups = [e for e in _entries(group) if len(e) >= 3 and e[2].isdigit()]
-        match = next((e for e in groups if e[0] == app.group), None)
+    if isinstance(group, int):
+        gid = group
+    elif group is not None:
+        groups = [e for e in _entries(group_file) if len(e) >= 3 and e[2].isdigit()]
+        match = next((e for e in groups if e[0] == group), None)
         if match is None:
-            raise UnknownName("group", f"group {app.group!r} is not in {root}/etc/group (add "
-                              "the group to the rootfs, or use a numeric gid)")
+            raise UnknownName("group", f"group {group!r} is not in /etc/group of {root} (add "
+                              "the group there, or use a numeric gid)")
         gid = int(match[2])
     return Credentials(uid, gid, entry[0] if entry else None, entry[5] if entry else None)
 
 
-def credentials(manifest: Manifest) -> dict[str, Credentials]:
-    """Resolve every app's user and group, reading the rootfs only where a name needs it."""
-    problems = []
-    result = {}
-    for app in manifest.apps.values():
-        source: Source = source_of(app)
-        needs_passwd = not (isinstance(app.user, int) and isinstance(app.group, int))
-        try:
-            passwd = source.read_file("etc/passwd") if needs_passwd else None
-            group = source.read_file("etc/group") if isinstance(app.group, str) else None
-            result[app.name] = resolve(app, passwd, group, app.rootfs)
-        except UnknownName as error:
-            problems.append(Problem(f"app.{app.name}.{error.key}", str(error)))
-        except OSError as error:
-            problems.append(Problem(f"app.{app.name}.rootfs",
-                                    f"cannot read {app.rootfs}: {error.strerror}"))
-    if problems:
-        raise ManifestError(manifest.path, problems)
-    return result
+def lookup(user: str | int, group: str | int | None, source: Source) -> Credentials:
+    """Resolve ``user`` and ``group`` in ``source``, reading its files only if needed."""
+    needs_passwd = not (isinstance(user, int) and isinstance(group, int))
+    passwd = source.read_file("etc/passwd") if needs_passwd else None
+    group_file = source.read_file("etc/group") if isinstance(group, str) else None
+    return resolve(user, group, passwd, group_file, source.describe())

@@ -13,6 +13,9 @@ import posixpath
 import re
 from typing import Generic, TypeVar
 
+from podmgr import reference
+from podmgr.errors import PodmgrError
+
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
 
@@ -226,6 +229,20 @@ class UserRef(ValueType[str | int]):
         if isinstance(raw, str) and raw.isdigit():
             return int(raw)
         raise BadValue(f"{raw!r} is not a {self.doc} (use a number or a name like \"www-data\")")
+
+
+class ImageName(ValueType[str]):
+    """An image reference, normalized (busybox -> docker.io/library/busybox:latest)."""
+
+    doc = "image name"
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"registry.example.org/app:1.0"')
+        assert isinstance(raw, str)
+        try:
+            return str(reference.parse(raw))
+        except PodmgrError as error:
+            raise BadValue(str(error)) from None
 
 
 class ListOf(ValueType[tuple[T, ...]]):

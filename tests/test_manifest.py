@@ -36,7 +36,7 @@ def only_problem(text: str, name: str = "pod.toml") -> Problem:
 CASES = [
     # syntax
     ("[app.main\n", "line 1, column 10", "fix the TOML syntax"),
-    (APP + APP, "line 4, column 10", "names of apps and volumes must be unique"),
+    (APP + APP, "line 4, column 10", "names of tables must be unique"),
     ("version = 1\nversion = 1\n" + APP, "line 2, column 12", "set each key once"),
     ('x = "unterminated\n', "line 1, column 18", "fix the TOML syntax"),
     # unknown keys at every level, with suggestions
@@ -138,9 +138,13 @@ CASES = [
     ("[app.Main]\nrootfs = '/x'\nexec = ['/x']\n", "app.Main", "use 1-63 characters"),
     ("[volume._v]\ntype = 'empty'\n" + APP, "volume._v", "starting with a letter or digit"),
     # required keys
-    ("[app.main]\nexec = ['/bin/true']\n", "app.main.rootfs",
-     'add: rootfs = "/var/lib/machines/busybox"'),
-    ("[app.main]\nrootfs = '/srv'\n", "app.main.exec", 'add: exec = ["/bin/httpd", "-f"]'),
+    ("[app.main]\nexec = ['/bin/true']\n", "app.main",
+     'set either rootfs = "/path" or image = "registry.example.org/app:1.0"'),
+    ("[app.main]\nrootfs = '/srv'\nimage = 'busybox'\nexec = ['/bin/true']\n", "app.main",
+     "exactly one of them"),
+    ("[app.main]\nrootfs = '/srv'\n", "app.main.exec",
+     'add: exec = ["/bin/httpd", "-f"]; only an image brings its own command'),
+    ("[app.main]\nimage = 'Busybox'\n", "app.main.image", "is not a repository name"),
     ("[volume.v]\nsource = '/srv'\n" + APP, "volume.v.type", 'add: type = "empty"'),
     ("[volume.v]\ntype = 'empty'\n" + APP + "[[app.main.mount]]\npath = '/v'\n",
      "app.main.mount[0].volume", 'add: volume = "data"'),
@@ -208,6 +212,12 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     """)
     assert [p.where for p in found] == ["pod.hostnme", "pod.stop_timeout", "app.main.rootfs",
                                         "app.main.user"]
+
+
+def test_an_image_app_needs_no_command() -> None:
+    pod = parse("[app.web]\nimage = 'busybox'\n")
+    assert pod.apps["web"].image == "docker.io/library/busybox:latest"
+    assert pod.apps["web"].exec is None
 
 
 def test_problems_between_values_are_all_reported() -> None:
@@ -343,7 +353,7 @@ def test_defaults() -> None:
     assert pod.pod.stop_timeout == 90 * 10**6
     assert pod.install.wanted_by == ()
     app = pod.apps["main"]
-    assert (app.user, app.group, app.working_directory) == (0, None, "/")
+    assert (app.user, app.group, app.working_directory) == (None, None, None)
     assert app.ready is Ready.STARTED
     assert app.capabilities_retain is None  # the runtime's default set
     assert app.resources == manifest.Resources(None, None, None, None, None, None)

@@ -8,11 +8,13 @@ review the diff.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from podmgr import cli, manifest, names, units, users
+from podmgr import cli, manifest, names, resolve, units
+from podmgr.rootfs import Defaults
 from podmgr.unitfile import command_line, quote
 
 ROOT = Path(__file__).parent.parent
@@ -31,11 +33,31 @@ CASES = {
 }
 
 
+@dataclass(frozen=True)
+class Rootfs:
+    """A rootfs directory that has exactly the passwd and group files above."""
+
+    root: str
+
+    def describe(self) -> str:
+        return self.root
+
+    def lowerdirs(self) -> list[str]:
+        return [self.root]
+
+    def read_file(self, path: str) -> bytes | None:
+        return {"etc/passwd": PASSWD, "etc/group": GROUP}.get(path)
+
+    def defaults(self) -> Defaults:
+        return Defaults()
+
+
 def render_text(source: Path, pod: str) -> str:
     """What `podmgr render` prints, for a manifest installed as /etc/podmgr/pods/POD.toml."""
     parsed = manifest.parse(source.read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
-    creds = {app.name: users.resolve(app, PASSWD, GROUP) for app in parsed.apps.values()}
-    return cli.format_outputs(units.render(parsed, creds))
+    apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
+            for app in parsed.apps.values()}
+    return cli.format_outputs(units.render(parsed, apps))
 
 
 @pytest.mark.parametrize("pod", CASES)

@@ -1,0 +1,144 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""/etc/podmgr/podmgr.toml: image policy, unpack limits and registries.
+
+    [images]
+    insecure = ["localhost:5000/scratch"]   # name prefixes stored without a signature
+    max_layer_entries = 1000000
+    max_layer_size = "64G"
+    allow_devices = false
+    strip_setuid = false
+
+    [registry."registry.example.org"]
+    insecure = false                         # true: plain HTTP
+    lookaside = "https://sigs.example.org/"  # where its images' signatures are
+
+Credentials for registries are in /etc/podmgr/auth.json (the containers auth.json format,
+{"auths": {"HOST": {"auth": base64("user:password")}}}), which must be readable by root
+only.  Parsed with the same key tables as manifests (tables.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from podmgr import reference, tables
+from podmgr.errors import ManifestError, PodmgrError, Problem
+from podmgr.schema import Key, Section
+from podmgr.unpack import Limits
+from podmgr.values import Boolean, Integer, ListOf, Size, String
+
+CONFIG = Path("/etc/podmgr/podmgr.toml")
+AUTH = Path("/etc/podmgr/auth.json")
+
+_PREFIX = String(r"[a-z0-9.:\[\]_-]+(/[a-z0-9._-]+)*", "write it like registry.example.org/shop",
+                 "image name prefix")
+_HOST = String(r"[A-Za-z0-9.-]+(:[0-9]+)?|\[[0-9a-fA-F:]+\](:[0-9]+)?",
+               "write it like registry.example.org or localhost:5000", "registry host")
+
+IMAGES = Section("images", "images", "Image policy and unpack limits.", (
+    Key("insecure", ListOf(_PREFIX), "Image name prefixes that may be stored without a "
+        "trusted signature. podmgr image list marks such images INSECURE.", default=[],
+        example='["localhost:5000/scratch"]'),
+    Key("max_layer_entries", Integer(1, 2**31, "count"), "Most entries a layer may have.",
+        default=1_000_000),
+    Key("max_layer_size", Size(), "Most bytes of files a layer may unpack to (sparse files "
+        "count their full size).", default="64G"),
+    Key("allow_devices", Boolean(), "Let layers create device nodes.", default=False),
+    Key("strip_setuid", Boolean(), "Drop setuid and setgid bits while unpacking.",
+        default=False),
+))
+
+REGISTRY = Section("registry", "registries", "Per registry host.", (
+    Key("insecure", Boolean(), "Talk plain HTTP to this registry instead of HTTPS.",
+        default=False),
+    Key("lookaside", String(r"(https?|file)://\S+", "use an http(s):// or file:// URL", "URL"),
+        "Where signatures of this registry's images are: URL/REPO@sha256=HEX/signature-N.",
+        example='"https://sigs.example.org/"'),
+), named=True, name_type=_HOST)
+
+TOP = Section("", "", "podmgr's configuration.", (), subsections=(IMAGES, REGISTRY))
+
+
+@dataclass(frozen=True)
+class ImagePolicy:
+    insecure: tuple[str, ...]
+    max_layer_entries: int
+    max_layer_size: int
+    allow_devices: bool
+    strip_setuid: bool
+
+
+@dataclass(frozen=True)
+class Registry:
+    name: str
+    insecure: bool
+    lookaside: str | None
+
+
+@dataclass(frozen=True)
+class Config:
+    images: ImagePolicy
+    registries: dict[str, Registry]
+    auth_file: Path = AUTH
+
+    def insecure_allowed(self, name: str) -> bool:
+        return any(reference.matches_prefix(name, prefix) for prefix in self.images.insecure)
+
+    def limits(self) -> Limits:
+        policy = self.images
+        return Limits(policy.max_layer_entries, policy.max_layer_size, policy.allow_devices,
+                      policy.strip_setuid)
+
+    # transports.base.SourceContext
+
+    def registry_insecure(self, host: str) -> bool:
+        registry = self.registries.get(host)
+        return registry is not None and registry.insecure
+
+    def registry_lookaside(self, host: str) -> str | None:
+        registry = self.registries.get(host)
+        return registry.lookaside if registry else None
+
+    def registry_credentials(self, host: str) -> tuple[str, str] | None:
+        return read_credentials(self.auth_file, host)
+
+
+def load(path: Path = CONFIG) -> Config:
+    """The configuration; defaults where the file or a key is absent."""
+    problems: list[Problem] = []
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raw = {}
+    except tomllib.TOMLDecodeError as error:
+        raise ManifestError(str(path), [tables.syntax_problem(error)]) from None
+    values = tables.Parser({"images": ImagePolicy, "registries": Registry},
+                           problems).section(TOP, raw, "")
+    if problems:
+        raise ManifestError(str(path), problems)
+    return Config(**values)
+
+
+def read_credentials(path: Path, host: str) -> tuple[str, str] | None:
+    """(user, password) for ``host`` from the auth file, which must be root's alone."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        return None
+    if info.st_uid != 0 or info.st_mode & 0o077:
+        raise PodmgrError(f"{path}: readable by others than root, so it is not used (chown "
+                          f"root {path} && chmod 600 {path})")
+    try:
+        entry = json.loads(path.read_text()).get("auths", {}).get(host)
+        if not entry:
+            return None
+        user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
+    except (ValueError, KeyError, AttributeError, TypeError, binascii.Error):
+        raise PodmgrError(f"{path}: not in the auth.json format ({{\"auths\": {{\"HOST\": "
+                          "{\"auth\": \"BASE64(user:password)\"}}}})") from None
+    return user, password

@@ -1,0 +1,293 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Pulling and importing images: nothing unverified is unpacked, nothing half-done is kept.
+
+The order is the point:
+1. read the manifest (picking this host's platform from an index);
+2. check its signature against the trust store, or the policy's insecure prefixes —
+   a refusal stops here, before a byte of any layer is read;
+3. read the config and each layer, checking every blob's size and digest as it streams
+   and each layer's diff_id after decompression, unpacking into the store (layers the
+   store has already are not even fetched);
+4. write the blobs and, last, the image record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO, BinaryIO, cast
+
+from podmgr import oci, reference, signing, unpack
+from podmgr.config import Config
+from podmgr.digest import Digest, DigestMismatch, Readable, VerifyingReader
+from podmgr.errors import PodmgrError
+from podmgr.oci import Descriptor
+from podmgr.store import ImageRecord, Store, now
+from podmgr.transports import open_source
+from podmgr.transports.base import ImageSource
+from podmgr.trust import TrustStore
+
+log = logging.getLogger(__name__)
+
+# Called with (bytes done, bytes in all) while layers stream in.
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    signed_by: tuple[str, ...]
+    identity: str
+    insecure: bool
+    name: str
+
+
+class _Counting:
+    """Counts what passes, for the progress bar."""
+
+    def __init__(self, stream: Readable, report: Callable[[int], None]) -> None:
+        self.stream = stream
+        self.report = report
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.report(len(data))
+        return data
+
+
+class _Gunzip:
+    """Streaming gzip decompression at zlib's speed (gzip.GzipFile is slower)."""
+
+    def __init__(self, stream: Readable) -> None:
+        self.stream = stream
+        self.inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+        self.buffer = b""
+
+    def read(self, n: int = -1) -> bytes:
+        while n < 0 or len(self.buffer) < n:
+            chunk = self.stream.read(1 << 20)
+            if not chunk:
+                self.buffer += self.inflate.flush()
+                break
+            self.buffer += self.inflate.decompress(chunk)
+            while self.inflate.eof and self.inflate.unused_data:  # concatenated members
+                rest = self.inflate.unused_data
+                self.inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
+                self.buffer += self.inflate.decompress(rest)
+        if n < 0:
+            n = len(self.buffer)
+        data, self.buffer = self.buffer[:n], self.buffer[n:]
+        return data
+
+
+class _Hashing:
+    """Hashes the uncompressed tar as it is unpacked, to check the diff_id."""
+
+    def __init__(self, stream: Readable) -> None:
+        self.stream = stream
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.stream.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> str:
+        while self.read(1 << 20):
+            pass
+        return f"sha256:{self.hash.hexdigest()}"
+
+
+def _decompressed(reader: Readable, media_type: str) -> Readable:
+    compression = oci.LAYERS[media_type]
+    if compression == "gzip":
+        return _Gunzip(reader)
+    if compression == "zstd":
+        import zstandard  # noqa: PLC0415 -- only zstd layers need it
+
+        # It only ever calls read(), as a file would be asked.
+        decompressed: Readable = zstandard.ZstdDecompressor().stream_reader(
+            cast(IO[bytes], reader))
+        return decompressed
+    return reader
+
+
+def resolve_manifest(source: ImageSource) -> tuple[bytes, str]:
+    """The image manifest for this host, following an index; checked against its digest."""
+    data, kind = source.manifest()
+    kind = oci.media_type_of(data, kind)
+    if kind in oci.INDEXES:
+        entry = oci.choose(oci.parse_index(data, kind))
+        data, kind = source.manifest(entry.digest)
+        if Digest.of(data, entry.digest.algorithm) != entry.digest:
+            raise DigestMismatch(f"{source.describe()}: the manifest for {entry.platform} does "
+                                 f"not match its digest {entry.digest} (the source is corrupt "
+                                 "or tampered with)")
+    return data, kind
+
+
+def check_signature(source: ImageSource, manifest_digest: Digest, name: str | None,
+                    trust: TrustStore, config: Config) -> Verdict:
+    """Accept the image for ``name`` (or for the identity its signature names), or raise
+    SignatureRejected saying which check failed."""
+    failures: list[str] = []
+    detached = source.detached_signature()
+    if detached is not None:
+        if name is None:
+            raise signing.SignatureRejected(f"{source.describe()}: a detached signature does "
+                                            "not name the image (give --name REF)")
+        keys = trust.keys_for(reference.parse(name).name)
+        try:
+            verified = signing.verify_detached(detached[0], detached[1], keys, name)
+            return Verdict((verified.fingerprint,), name, False, name)
+        except signing.SignatureRejected as error:
+            failures.append(str(error))
+    keys = trust.keys_for(reference.parse(name).name) if name else trust.all_keys()
+    for blob in source.signatures(manifest_digest):
+        try:
+            verified = signing.verify_simple(blob, keys, manifest_digest, name)
+        except signing.SignatureRejected as error:
+            failures.append(str(error))
+            continue
+        return Verdict((verified.fingerprint,), verified.identity, False,
+                       name or verified.identity)
+    if name is None:
+        raise signing.SignatureRejected(f"{source.describe()}: no name for the image (give "
+                                        "--name REF)" + (f"; {failures[0]}" if failures else ""))
+    if config.insecure_allowed(reference.parse(name).name):
+        log.warning("%s: stored WITHOUT a trusted signature: podmgr.toml lists it as insecure",
+                    name)
+        return Verdict((), "", True, name)
+    if failures:
+        raise signing.SignatureRejected(f"{name}: {failures[0]}")
+    raise signing.SignatureRejected(
+        f"{name}: unsigned (no signature found; sign it with skopeo copy --sign-by, or list "
+        "its prefix under [images] insecure in /etc/podmgr/podmgr.toml)")
+
+
+def fetch(source_ref: str, name: str | None, store: Store, config: Config,
+          trust: TrustStore, progress: Progress | None = None) -> ImageRecord:
+    """Pull or import ``source_ref`` into ``store`` as ``name`` (or the source's own name)."""
+    source = open_source(source_ref, config)
+    try:
+        manifest_bytes, kind = resolve_manifest(source)
+        manifest_digest = Digest.of(manifest_bytes)
+        manifest = oci.parse_manifest(manifest_bytes, kind)
+        if name is None and (default := source.default_name()) and "/" in default:
+            name = default
+        if name is not None:
+            name = str(reference.parse(name))
+        verdict = check_signature(source, manifest_digest, name, trust, config)
+        with store.locked():
+            return _store_image(source, verdict, manifest_bytes, manifest, store, config,
+                                progress)
+    finally:
+        source.close()
+
+
+def _store_image(source: ImageSource, verdict: Verdict, manifest_bytes: bytes,
+                 manifest: oci.Manifest, store: Store, config: Config,
+                 progress: Progress | None) -> ImageRecord:
+    config_bytes = _read_small_blob(source, manifest.config)
+    image_config = oci.parse_config(config_bytes)
+    if len(image_config.diff_ids) != len(manifest.layers):
+        raise oci.BadImage(f"{source.describe()}: the config lists {len(image_config.diff_ids)} "
+                           f"layers, the manifest {len(manifest.layers)}")
+    total = sum(layer.size for layer in manifest.layers)
+    done = 0
+
+    def advance(count: int) -> None:
+        nonlocal done
+        done += count
+        if progress:
+            progress(done, total)
+
+    for layer, diff_id in zip(manifest.layers, image_config.diff_ids, strict=True):
+        with store.new_layer(diff_id) as fd:
+            if fd is None:
+                advance(layer.size)  # already stored: nothing to fetch
+                continue
+            with _verified_blob(source, layer, store, advance) as blob:
+                _unpack_layer(blob, layer, diff_id, fd, config.limits())
+    store.put_blob(manifest_bytes)
+    store.put_blob(config_bytes)
+    record = ImageRecord(
+        name=verdict.name, manifest=Digest.of(manifest_bytes),
+        config=manifest.config.digest, layers=image_config.diff_ids, size=total,
+        source=source.describe(), signed_by=verdict.signed_by, identity=verdict.identity,
+        insecure=verdict.insecure, stored=now())
+    store.put_image(record)
+    return record
+
+
+def _read_small_blob(source: ImageSource, descriptor: Descriptor) -> bytes:
+    if descriptor.size > oci.MAX_METADATA:
+        raise oci.BadImage(f"{source.describe()}: config of {descriptor.size} bytes is larger "
+                           "than any image config")
+    with source.blob(descriptor) as stream:
+        reader = VerifyingReader(stream, descriptor.digest, descriptor.size,
+                                 f"config {descriptor.digest}")
+        data = reader.read(descriptor.size + 1)
+        reader.finish()
+    return data
+
+
+@contextlib.contextmanager
+def _verified_blob(source: ImageSource, layer: Descriptor, store: Store,
+                   advance: Callable[[int], None]) -> Iterator[Callable[[], BinaryIO]]:
+    """Check a layer blob's size and digest before any of it is unpacked; yields a way to
+    open it again.  A local source is read twice; a registry's blob is kept in the store's
+    tmp/ meanwhile.  The unpacking pass needs no second digest: it checks the diff_id,
+    which a changed blob could not match."""
+    what = f"layer {layer.digest}"
+    if source.rereadable:
+        with source.blob(layer) as stream:
+            VerifyingReader(_Counting(stream, advance), layer.digest, layer.size, what).finish()
+        yield lambda: source.blob(layer)
+        return
+    temp = store.tmp / f"{layer.digest.hex}.{os.getpid()}"
+    try:
+        with source.blob(layer) as stream, temp.open("wb") as copy:
+            reader = VerifyingReader(_Counting(stream, advance), layer.digest, layer.size, what)
+            while chunk := reader.read(1 << 20):
+                copy.write(chunk)
+            reader.finish()
+        yield lambda: temp.open("rb")
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _unpack_layer(blob: Callable[[], BinaryIO], layer: Descriptor, diff_id: Digest, fd: int,
+                  limits: unpack.Limits) -> None:
+    what = f"layer {layer.digest}"
+    with blob() as stream:
+        tar = _Hashing(_decompressed(stream, layer.media_type))
+        unpack.unpack(tar, fd, what, limits)
+        actual = tar.drain()
+    if actual != diff_id:
+        raise DigestMismatch(f"{what}: uncompressed content has digest {actual}, not the "
+                             f"diff_id {diff_id} the config names (the image is corrupt or "
+                             "tampered with)")
+
+
+def remove(store: Store, name: str) -> None:
+    with store.locked(exclusive=True):
+        store.remove_image(str(reference.parse(name)))
+
+
+def check_present(store: Store, name: str, digest: str) -> ImageRecord:
+    """The stored image ``name``, if its manifest is still ``digest`` and intact."""
+    record = store.image(name)
+    if record.manifest != digest:
+        raise PodmgrError(f"image {name} is now {record.manifest}, not the {digest} the units "
+                          "were generated for (run systemctl daemon-reload)")
+    store.read_blob(record.manifest)  # verifies its digest
+    for diff_id in record.layers:
+        if not store.layer_path(diff_id).is_dir():
+            raise PodmgrError(f"image {name}: layer {diff_id} is missing from the store (pull "
+                              "the image again)")
+    return record

@@ -1,0 +1,135 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Parsing TOML tables by a table of keys (schema.Section) into frozen dataclasses.
+
+Shared by pod manifests (manifest.py) and podmgr.toml (config.py).  Every problem is
+collected with its key path; unknown keys are errors, with a suggestion where one fits.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import tomllib
+from typing import Any
+
+from podmgr.errors import Problem
+from podmgr.schema import Section
+from podmgr.values import BadValue, toml_type
+
+
+def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
+    message = str(error)
+    where = ""
+    if match := re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message):
+        message, where = match[1], f"line {match[2]}, column {match[3]}"
+    elif match := re.fullmatch(r"(.*) \(at end of document\)", message):
+        message, where = match[1], "end of file"
+    if match := re.fullmatch(r"Cannot declare \((.*)\) twice", message):
+        table = ".".join(part.strip(" '\"") for part in match[1].split(","))
+        return Problem(where, f"[{table}] is declared twice (names of tables must be unique: "
+                       "rename or merge one)")
+    if message == "Cannot overwrite a value":
+        return Problem(where, "this key is already set (set each key once)")
+    return Problem(where, f"{message} (fix the TOML syntax here)")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+class Parser:
+    """Parses TOML tables by their Section, building ``classes[section.attribute]`` for
+    each; collects every problem in ``problems`` instead of stopping at the first."""
+
+    def __init__(self, classes: dict[str, type], problems: list[Problem]) -> None:
+        self.classes = classes
+        self.problems = problems
+
+    def section(self, section: Section, raw: dict[str, Any], where: str) -> dict[str, Any]:
+        """Turn one TOML table into keyword arguments for its dataclass."""
+        return _parse_section(self, section, raw, where)
+
+
+def _parse_section(parser: Parser, section: Section, raw: dict[str, Any], where: str
+                   ) -> dict[str, Any]:
+    problems = parser.problems
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        path = _join(where, key)
+        if spec := section.key_index.get(key):
+            try:
+                values[key] = spec.type.parse(value)
+            except BadValue as error:
+                problems.append(Problem(path + error.subpath, str(error)))
+        elif sub := section.subsection(key):
+            values[sub.attribute] = _parse_subsection(parser, sub, value, path)
+        else:
+            problems.append(Problem(path, _unknown_key(section, key, where)))
+    for spec in section.keys:
+        if spec.name in raw:
+            continue
+        if spec.required:
+            problems.append(Problem(_join(where, spec.name),
+                                    f"missing (add: {spec.name} = {spec.example})"))
+        else:
+            values[spec.name] = None if spec.default is None else spec.type.parse(spec.default)
+    for sub in section.subsections:
+        if sub.attribute not in values:
+            values[sub.attribute] = _parse_subsection(parser, sub, {} if not sub.array else [],
+                                                      _join(where, sub.name))
+    return values
+
+
+def _parse_subsection(parser: Parser, section: Section, raw: object, where: str) -> Any:
+    problems = parser.problems
+    cls = parser.classes[section.attribute]
+    if section.named:
+        if not _is_table(raw, where, f"[{where}.NAME] tables", problems):
+            return {}
+        assert isinstance(raw, dict)
+        built = {}
+        for name, table in raw.items():
+            path = f"{where}.{name}"
+            try:
+                section.name_type.parse(name)
+            except BadValue as error:
+                problems.append(Problem(path, str(error)))
+                continue
+            if _is_table(table, path, f"a [{path}] table", problems):
+                built[name] = _build(parser, cls, section, table, path, name=name)
+        return built
+    if section.array:
+        if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
+            problems.append(Problem(where, f"expected [[{where}]] tables, got {toml_type(raw)}"))
+            return ()
+        return tuple(_build(parser, cls, section, table, f"{where}[{index}]")
+                     for index, table in enumerate(raw))
+    if not _is_table(raw, where, f"a [{where}] table", problems):
+        raw = {}
+    assert isinstance(raw, dict)
+    return _build(parser, cls, section, raw, where)
+
+
+def _build(parser: Parser, cls: type, section: Section, raw: dict[str, Any], where: str,
+           **extra: str) -> Any:
+    """The dataclass for one table, or None when its values had problems (already listed)."""
+    before = len(parser.problems)
+    values = _parse_section(parser, section, raw, where)
+    return cls(**extra, **values) if len(parser.problems) == before else None
+
+
+def _is_table(raw: object, where: str, expected: str, problems: list[Problem]) -> bool:
+    if isinstance(raw, dict):
+        return True
+    problems.append(Problem(where, f"expected {expected}, got {toml_type(raw)}"))
+    return False
+
+
+def _unknown_key(section: Section, key: str, where: str) -> str:
+    known = [k.name for k in section.keys] + [s.name for s in section.subsections]
+    for sub in section.subsections:
+        if key in sub.key_index and not sub.named and not sub.array:
+            return f"unknown key (did you mean {key} in [{_join(where, sub.name)}]?)"
+    if close := difflib.get_close_matches(key, known, n=1):
+        return f"unknown key (did you mean {close[0]}?)"
+    return "unknown key (see podmgr.toml(5) for the keys of this table)"
