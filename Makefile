@@ -24,9 +24,12 @@ PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
 
 VENV = .venv
 RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python3-gnupg \
-	python3-xdg python3-toml systemd libnss-systemd dbus polkitd util-linux
-# busybox-static for the example rootfs, gcc and libc6-dev for a static test helper
-CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db gcc libc6-dev
+	python3-xdg python3-toml python3-zstandard gnupg systemd libnss-systemd dbus polkitd \
+	util-linux
+# busybox-static for the example rootfs, gcc and libc6-dev for a static test helper;
+# skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the image tests
+CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db gcc libc6-dev \
+	skopeo docker-registry apache2-utils openssl zstd
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli \

@@ -16,6 +16,7 @@ signing) whose payload names this manifest and this image.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import tempfile
@@ -158,9 +159,7 @@ def _identity_matches(signed: reference.Reference, wanted: reference.Reference) 
 def verify_detached(data_path: str, signature: bytes, keys: list[TrustedKey],
                     name: str) -> Verified:
     """Check a detached signature over the file ``data_path``."""
-    with _keyring(keys) as gpg, tempfile.NamedTemporaryFile(prefix="podmgr-sig-") as sig:
-        sig.write(signature)
-        sig.flush()
-        with open(data_path, "rb") as data:
-            result = gpg.verify_file(data, sig.name)
+    with _keyring(keys) as gpg:
+        # python-gnupg takes the signature as the stream and the signed file by name.
+        result = gpg.verify_file(io.BytesIO(signature), data_path)
     return Verified(_check(result, keys, name), "")
