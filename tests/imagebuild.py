@@ -137,3 +137,21 @@ def write_archive(path: Path, layout: Path) -> None:
     with tarfile.open(path, "w") as archive:
         for item in sorted(layout.rglob("*")):
             archive.add(item, str(item.relative_to(layout)), recursive=False)
+
+
+def write_multi_platform(path: Path, tag: str, images: dict[str, Image]) -> str:
+    """An OCI layout whose ``tag`` is an image index of ``images`` by architecture (what
+    a registry serves as a manifest list); returns the index's digest."""
+    write_layout(path, {f"{tag}-{arch}": image for arch, image in images.items()})
+    entries = json.loads((path / "index.json").read_text())["manifests"]
+    for entry, arch in zip(entries, images, strict=True):
+        entry["platform"] = {"os": "linux", "architecture": arch}
+        del entry["annotations"]
+    nested = json.dumps({"schemaVersion": 2,
+                         "mediaType": "application/vnd.oci.image.index.v1+json",
+                         "manifests": entries}).encode()
+    (path / "blobs" / "sha256" / sha256(nested).split(":")[1]).write_bytes(nested)
+    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(nested),
+        "size": len(nested), "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    return sha256(nested)

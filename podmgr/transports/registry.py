@@ -99,8 +99,9 @@ class RegistrySource:
         except urllib.error.URLError as error:
             hint = ""
             if isinstance(error.reason, ssl.SSLError):
-                hint = (" (the registry's certificate is not trusted: add its CA to the "
-                        "system store, or mark the registry insecure in podmgr.toml)")
+                hint = (" (no HTTPS: if the registry speaks plain HTTP, mark the registry "
+                        "insecure in podmgr.toml; if its certificate is not trusted, add its "
+                        "CA to the system store)")
             raise SourceError(f"{self.describe()}: {error.reason}{hint}") from None
         except (OSError, TimeoutError) as error:
             raise SourceError(f"{self.describe()}: {error}") from None
