@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bed import Bed
 
 pytestmark = pytest.mark.integration
@@ -20,7 +19,7 @@ pytestmark = pytest.mark.integration
 CHECKOUT = Path(__file__).resolve().parent.parent
 ROOTFS = "/tmp/rootfs"
 TLS = "127.0.0.1:5000"  # HTTPS, basic auth
-TOKEN = "127.0.0.1:5002"  # HTTP, bearer tokens
+BEARER = "127.0.0.1:5002"  # HTTP, bearer tokens
 SIGSTORE = "/tmp/sigstore"
 
 # Builds the test images inside the bed: a busybox image, and an index of two platforms
@@ -40,9 +39,9 @@ ib.write_multi_platform(Path("/tmp/multi"), "1", {{"arm64": arm, "amd64": amd}})
 """
 
 
-def auth_json(password: str = "secret") -> str:
+def auth_json(password: str = "secret") -> str:  # noqa: S107 -- a test registry
     token = base64.b64encode(f"shop:{password}".encode()).decode()
-    return json.dumps({"auths": {TLS: {"auth": token}, TOKEN: {"auth": token}}})
+    return json.dumps({"auths": {TLS: {"auth": token}, BEARER: {"auth": token}}})
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,7 @@ def reg_bed(bed: Bed) -> Bed:
         [registry."{TLS}"]
         lookaside = "file://{SIGSTORE}"
 
-        [registry."{TOKEN}"]
+        [registry."{BEARER}"]
         insecure = true
     """)
     return bed
@@ -163,20 +162,20 @@ def test_an_unsigned_image_is_refused(reg_bed: Bed) -> None:
 
 def test_bearer_tokens_and_plain_http_only_where_marked(reg_bed: Bed) -> None:
     bed = reg_bed
-    name = f"{TOKEN}/shop/api:1.0"
+    name = f"{BEARER}/shop/api:1.0"
     push(bed, "oci:/tmp/layout:1.0", name, "--dest-tls-verify=false")
     set_config(bed, f"""
         [images]
-        insecure = ["{TOKEN}/shop"]
+        insecure = ["{BEARER}/shop"]
     """)
     set_auth(bed, auth_json())
     # HTTPS to a plain HTTP registry fails, with a hint.
     assert "mark the registry insecure in podmgr.toml" in pull(bed, name, check=False)
     set_config(bed, f"""
         [images]
-        insecure = ["{TOKEN}/shop"]
+        insecure = ["{BEARER}/shop"]
 
-        [registry."{TOKEN}"]
+        [registry."{BEARER}"]
         insecure = true
     """)
     set_auth(bed, auth_json("wrong"))
@@ -191,15 +190,15 @@ def test_a_manifest_list_gives_this_hosts_image(reg_bed: Bed) -> None:
     bed = reg_bed
     set_config(bed, f"""
         [images]
-        insecure = ["{TOKEN}/shop"]
+        insecure = ["{BEARER}/shop"]
 
-        [registry."{TOKEN}"]
+        [registry."{BEARER}"]
         insecure = true
     """)
     set_auth(bed, auth_json())
-    push(bed, "oci:/tmp/multi:1", f"{TOKEN}/shop/multi:1", "--all", "--dest-tls-verify=false")
-    pull(bed, f"{TOKEN}/shop/multi:1")
+    push(bed, "oci:/tmp/multi:1", f"{BEARER}/shop/multi:1", "--all", "--dest-tls-verify=false")
+    pull(bed, f"{BEARER}/shop/multi:1")
     inspect = json.loads(bed.run("podmgr", "image", "inspect",
-                                 f"{TOKEN}/shop/multi:1").stdout)
+                                 f"{BEARER}/shop/multi:1").stdout)
     top = inspect["layers"][-1]["path"]
     assert bed.run("cat", f"{top}/etc/platform").stdout == "amd64"
