@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from podmgr import __version__, cli, names, schema
+from podmgr import __version__, cli, config, names, schema
 from podmgr.schema import Key, Section
 
 
@@ -106,24 +106,73 @@ systemd refuses to run a service as a uid its host cannot resolve. With ready = 
 the app's main process must send READY=1 to $NOTIFY_SOCKET, as sd_notify(3) does."""
 
 
+IMAGES_TEXT = """\
+An app names an image instead of a rootfs with image = "NAME". Images are stored under
+/var/lib/podmgr by podmgr image pull (from a registry) and podmgr image import (from
+oci-archive:, docker-archive:, oci: and dir: sources); each layer is unpacked once and
+shared by every image and pod that uses it. The generator reads the image's record from
+the store, so an image must be stored before systemctl daemon-reload; starting the pod
+checks that it is still there, unchanged.
+
+Nothing unverified is stored. An image must carry a signature by a key the trust store
+trusts for its name: keys in /etc/podmgr/trustedkeys/prefix.d/PREFIX/ sign names under
+PREFIX, keys in root.d/ sign every name, vendors ship keys in /usr/lib/podmgr/trustedkeys/,
+and an empty file in /etc masks the vendor file of the same path (podmgr trust add, list,
+rm). Signatures are containers simple signatures (signature-N files of a dir: layout, or
+the lookaside of the registry) or a detached FILE.asc or FILE.sig beside an archive. An
+unsigned, badly signed, expired-key, revoked-key, wrong-identity or tampered image is
+refused before any layer is unpacked, unless its name lies under a prefix listed in
+[images] insecure.
+
+Layers are unpacked without following symlinks and relative to the layer directory.
+Refused, failing the image: absolute names, ".." components, entries through a symlink
+or a non-directory, hard links to a name outside the layer or not yet unpacked from it,
+whiteouts of "." or "..", device nodes unless allow_devices is set, and more entries or
+bytes than max_layer_entries and max_layer_size (sparse files count their full size).
+Dropped: the entry "." itself, extended attributes other than security.capability and
+user.*, and, with strip_setuid, setuid and setgid bits. OCI whiteouts become overlayfs
+whiteouts and opaque directories."""
+
+CONFIG_TEXT = """\
+/etc/podmgr/podmgr.toml holds the image policy and settings per registry; every key
+is optional. Credentials for registries are in /etc/podmgr/auth.json, in the containers
+auth.json format ({"auths": {"HOST": {"auth": "BASE64(user:password)"}}}), which must be
+owned by root and readable by nobody else."""
+
+
 def manifest_page() -> str:
     out = [f'.TH PODMGR.TOML 5 "" "podmgr {__version__}" "podmgr"',
-           ".SH NAME", "podmgr.toml \\- pod manifests of podmgr",
+           ".SH NAME", "podmgr.toml \\- pod manifests and the configuration of podmgr",
            ".SH SYNOPSIS", "/etc/podmgr/pods/NAME.toml", ".br", "/run/podmgr/pods/NAME.toml",
-           ".br", "/usr/lib/podmgr/pods/NAME.toml", ".SH DESCRIPTION"]
+           ".br", "/usr/lib/podmgr/pods/NAME.toml", ".br", "/etc/podmgr/podmgr.toml",
+           ".SH DESCRIPTION"]
     out += _paragraphs(MANIFEST_INTRO)
     for header, section in _all_sections():
         out += [".SH " + _roff(header.upper() if header.startswith("(") else header)]
         out += _paragraphs(section.help)
-        for key in section.keys:
-            out += [".TP", f"\\fB{_roff(key.name)}\\fR (\\fI{_roff(_key_facts(key))}\\fR)",
-                    _roff(key.help)]
+        out += _keys(section)
     out += [".SH UNITS", *_paragraphs(UNITS_TEXT)]
+    out += [".SH IMAGES", *_paragraphs(IMAGES_TEXT)]
+    out += [".SH THE CONFIGURATION FILE", *_paragraphs(CONFIG_TEXT)]
+    for sub in config.TOP.subsections:
+        out += [f".SS {_roff(_header(sub))}", *_paragraphs(sub.help), *_keys(sub)]
     out += [".SH EXAMPLE", ".nf"] + [_roff(line) for line in example().splitlines()] + [".fi"]
     out += [".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBsystemd.service\\fR(5), "
             "\\fBsystemd.resource-control\\fR(5), \\fBsystemd.exec\\fR(5), "
             "\\fBsystemd.generator\\fR(7)"]
     return "\n".join(out) + "\n"
+
+
+def _header(section: Section) -> str:
+    return f"[{section.name}.NAME]" if section.named else f"[{section.name}]"
+
+
+def _keys(section: Section) -> list[str]:
+    out = []
+    for key in section.keys:
+        out += [".TP", f"\\fB{_roff(key.name)}\\fR (\\fI{_roff(_key_facts(key))}\\fR)",
+                _roff(key.help)]
+    return out
 
 
 def _paragraphs(text: str) -> list[str]:

@@ -77,6 +77,8 @@ class _Tree:
 
     def forget(self, path: str) -> None:
         """``path`` is about to change: close the fds of it and of everything below it."""
+        if path not in self.fds:
+            return  # a directory's fd is cached only with its parent's: nothing below either
         for cached in [p for p in self.fds if p == path or p.startswith(path + "/")]:
             if cached:
                 os.close(self.fds.pop(cached))
@@ -198,14 +200,15 @@ def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, tree: _Tree, lim
     elif member.isdir():
         _directory(tree, parent, base, path, member, _mode(member, limits))
         directories.append((path, member))
+    elif member.isfile():
+        parent_fd = tree.directory(parent, member.name)
+        _file(archive, member, tree, path, parent_fd, base, _mode(member, limits))
+        seen_files.add(path)
     else:
         parent_fd = tree.directory(parent, member.name)
         tree.forget(path)
         _remove(parent_fd, base)
-        if member.isfile():
-            _file(archive, member, parent_fd, base, _mode(member, limits))
-            seen_files.add(path)
-        elif member.islnk():
+        if member.islnk():
             _hard_link(tree, member, parent_fd, base, seen_files, what)
         else:
             _special(member, parent_fd, base, _mode(member, limits), limits, what)
@@ -243,10 +246,15 @@ def _directory(tree: _Tree, parent: str, base: str, path: str, member: tarfile.T
         os.setxattr(fd, name, value)
 
 
-def _file(archive: tarfile.TarFile, member: tarfile.TarInfo, parent_fd: int, base: str,
-          mode: int) -> None:
-    fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                 0o600, dir_fd=parent_fd)
+def _file(archive: tarfile.TarFile, member: tarfile.TarInfo, tree: _Tree, path: str,
+          parent_fd: int, base: str, mode: int) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(base, flags, 0o600, dir_fd=parent_fd)
+    except FileExistsError:  # an earlier entry of this layer: this one replaces it
+        tree.forget(path)
+        _remove(parent_fd, base)
+        fd = os.open(base, flags, 0o600, dir_fd=parent_fd)
     try:
         source = archive.extractfile(member)
         assert source is not None

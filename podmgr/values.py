@@ -249,7 +249,7 @@ class ListOf(ValueType[tuple[T, ...]]):
     def __init__(self, item: ValueType[T], unique: bool = True) -> None:
         self.item = item
         self.unique = unique
-        self.doc = f"array of {item.doc}s"
+        self.doc = f"array of {item.doc}{'es' if item.doc.endswith('x') else 's'}"
 
     def parse(self, raw: object) -> tuple[T, ...]:
         self.expect(raw, list, "[...]")

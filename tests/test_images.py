@@ -123,6 +123,28 @@ def test_formats_and_default_names(tmp_path: Path, keyring: Keyring,
         images.fetch(f"oci:{tmp_path}/layout:1.4", None, store, cfg, trust)
 
 
+def test_a_docker_25_archive(tmp_path: Path,
+                             env: tuple[Store, TrustStore, config.Config]) -> None:
+    """docker save >= 25 writes an OCI layout plus the old manifest.json."""
+    store, trust, _ = env
+    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False),
+                        {})
+    layout(tmp_path / "layout", small_image(compression=""))
+    index = json.loads((tmp_path / "layout" / "index.json").read_text())
+    index["manifests"][0]["annotations"]["io.containerd.image.name"] = "example.org/d25/app:1"
+    (tmp_path / "layout" / "index.json").write_text(json.dumps(index))
+    manifest = json.loads((tmp_path / "layout" / "blobs" / "sha256" /
+                           index["manifests"][0]["digest"][7:]).read_text())
+    (tmp_path / "layout" / "manifest.json").write_text(json.dumps([{
+        "Config": "blobs/sha256/" + manifest["config"]["digest"][7:],
+        "RepoTags": ["example.org/d25/app:1"],
+        "Layers": ["blobs/sha256/" + layer["digest"][7:] for layer in manifest["layers"]]}]))
+    ib.write_archive(tmp_path / "saved.tar", tmp_path / "layout")
+    record = images.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
+    assert record.name == "example.org/d25/app:1"
+    assert record.source == f"docker-archive:{tmp_path}/saved.tar"
+
+
 def test_an_index_gives_this_hosts_image(tmp_path: Path,
                                          env: tuple[Store, TrustStore, config.Config]) -> None:
     store, trust, _ = env

@@ -107,6 +107,11 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
                           env={"GNUPGHOME": "/tmp/gnupg"}).stdout.strip()
     push(bed, "oci:/tmp/layout:1.0", name, "--sign-by", fingerprint)
     bed.run("podmgr", "trust", "add", "--yes", "--prefix", f"{TLS}/shop", "/tmp/release.asc")
+    [trusted] = json.loads(bed.run("podmgr", "trust", "list", "--json").stdout)
+    assert (trusted["fingerprint"], trusted["prefix"]) == (fingerprint, f"{TLS}/shop")
+    refused = bed.run("podmgr", "trust", "add", "--prefix", "x", "/tmp/release.asc",
+                      check=False)
+    assert "run again with --yes" in refused.stderr  # not on a terminal: never silently
 
     bed.run("rm", "-f", "/etc/podmgr/auth.json")
     assert "asks for a login (add credentials for 127.0.0.1:5000 to /etc/podmgr/auth.json)" \
@@ -147,6 +152,10 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
     # Without its image the pod does not start, and says why.
     failed = bed.run("podmgr", "start", "pulled", check=False)
     assert f"image {name} is no longer in the store" in failed.stderr
+    bed.run("systemctl", "reset-failed", "pod@pulled.service")
+    # Distrusting the key refuses the next pull.
+    bed.run("podmgr", "trust", "rm", fingerprint)
+    assert "not trusted" in pull(bed, name, check=False)
 
 
 def test_an_unsigned_image_is_refused(reg_bed: Bed) -> None:
