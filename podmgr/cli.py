@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -18,16 +17,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from podmgr import __version__, cli_images, generator, names, pods, process, units
+from podmgr import __version__, cli_images, generator, names, output, pods, process, units
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.systemd import Systemd
 
 log = logging.getLogger("podmgr")
-
-
-def _print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2)
-    sys.stdout.write("\n")
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -46,11 +40,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def format_outputs(outputs: list[units.Output]) -> str:
     """The generator's files as `podmgr render` shows them: each under a "# PATH" line."""
     parts = []
-    for output in outputs:
-        if isinstance(output, units.Symlink):
-            parts.append(f"# {output.path} -> {output.target}\n")
+    for generated in outputs:
+        if isinstance(generated, units.Symlink):
+            parts.append(f"# {generated.path} -> {generated.target}\n")
         else:
-            parts.append(f"# {output.path}\n{output.text}")
+            parts.append(f"# {generated.path}\n{generated.text}")
     return "\n".join(parts)
 
 
@@ -63,7 +57,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
     async with Systemd() as systemd:
         found = await pods.list_pods(systemd)
     if args.json:
-        _print_json([{"name": p.name, "state": p.state, "unit": p.unit,
+        output.print_json([{"name": p.name, "state": p.state, "unit": p.unit,
                       "manifest": p.manifest} for p in found])
         return 0
     if not found:
@@ -80,7 +74,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     async with Systemd() as systemd:
         status = await pods.status(systemd, args.pod)
     if args.json:
-        _print_json(asdict(status))
+        output.print_json(asdict(status))
         return 0
     print(f"pod {status.name}: {status.state}")
     rows = [("Problem", status.problem)] if status.problem else []

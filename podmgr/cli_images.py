@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from podmgr import config, images, oci, paths, reference
+from podmgr import config, images, oci, output, paths, reference
 from podmgr.errors import PodmgrError
 from podmgr.store import ImageRecord, Store
 from podmgr.trust import ROOT, TrustStore, inspect_key
@@ -61,8 +61,7 @@ def _trust_text(record: ImageRecord) -> str:
 def cmd_list(args: argparse.Namespace) -> int:
     records = Store().all_images()
     if args.json:
-        json.dump([asdict(r) for r in records], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        output.print_json([asdict(r) for r in records])
         return 0
     if not records:
         print("No images. Pull one with: podmgr image pull docker://REGISTRY/NAME:TAG")
@@ -84,7 +83,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     signers = [{"fingerprint": f, "trusted_as": [k.scope for k in trust.all_keys()
                                                 if k.fingerprint == f]}
                for f in record.signed_by]
-    json.dump({
+    output.print_json({
         **asdict(record), "signers": signers,
         "config": {"platform": str(image_config.platform), "user": image_config.user,
                    "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
@@ -93,8 +92,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
                     "size": layer.size, "diff_id": diff_id,
                     "path": str(store.layer_path(diff_id))}
                    for layer, diff_id in zip(manifest.layers, record.layers, strict=True)],
-    }, sys.stdout, indent=2)
-    sys.stdout.write("\n")
+    })
     return 0
 
 
@@ -149,9 +147,8 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
 def cmd_trust_list(args: argparse.Namespace) -> int:
     keys = TrustStore().all_keys()
     if args.json:
-        json.dump([{"fingerprint": k.fingerprint, "prefix": k.prefix, "path": str(k.path)}
-                   for k in keys], sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        output.print_json([{"fingerprint": k.fingerprint, "prefix": k.prefix,
+                            "path": str(k.path)} for k in keys])
         return 0
     if not keys:
         print("No trusted keys. Add one with: podmgr trust add --prefix PREFIX KEY.asc")
