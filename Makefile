@@ -16,6 +16,8 @@ LIBEXECDIR ?= $(PREFIX)/lib/podmgr
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 GENERATORDIR ?= $(PREFIX)/lib/systemd/system-generators
 MANDIR ?= $(PREFIX)/share/man
+DBUSDIR ?= $(PREFIX)/share/dbus-1
+POLKITDIR ?= $(PREFIX)/share/polkit-1
 DOCDIR ?= $(PREFIX)/share/doc/podmgr
 # Debian installs distribution packages into dist-packages; others into site-packages.
 PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
@@ -34,7 +36,8 @@ CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db gc
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli \
 	$(GENERATORDIR)/podmgr-generator=generator \
-	$(LIBEXECDIR)/podmgr-pod=prepare
+	$(LIBEXECDIR)/podmgr-pod=prepare \
+	$(LIBEXECDIR)/podmgr1=bus.service
 
 .PHONY: all deps install demo demo-here check lint typecheck test docs bench
 
@@ -47,9 +50,10 @@ deps:
 		$(CHECK_DEBS)
 
 install:
-	install -d $(DESTDIR)$(PYTHONDIR)/podmgr/transports
+	install -d $(DESTDIR)$(PYTHONDIR)/podmgr/transports $(DESTDIR)$(PYTHONDIR)/podmgr/bus
 	install -m 644 podmgr/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/
 	install -m 644 podmgr/transports/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/transports/
+	install -m 644 podmgr/bus/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/bus/
 	$(PYTHON) -m compileall -q -d $(PYTHONDIR)/podmgr $(DESTDIR)$(PYTHONDIR)/podmgr
 	@set -e; for entry in $(ENTRY_POINTS); do \
 		path=$${entry%=*}; module=$${entry#*=}; \
@@ -60,13 +64,19 @@ install:
 		chmod 755 $(DESTDIR)$$path; \
 	done
 	install -d $(DESTDIR)$(UNITDIR)
-	install -m 644 units/pod@.service units/pod.slice $(DESTDIR)$(UNITDIR)/
+	install -m 644 units/pod@.service units/pod.slice units/podmgr1.service \
+		$(DESTDIR)$(UNITDIR)/
+	install -d $(DESTDIR)$(DBUSDIR)/system.d $(DESTDIR)$(DBUSDIR)/system-services
+	install -m 644 dbus/org.podmgr1.conf $(DESTDIR)$(DBUSDIR)/system.d/
+	install -m 644 dbus/org.podmgr1.service $(DESTDIR)$(DBUSDIR)/system-services/
+	install -d $(DESTDIR)$(POLKITDIR)/actions
+	install -m 644 polkit/org.podmgr1.policy $(DESTDIR)$(POLKITDIR)/actions/
 	install -d $(DESTDIR)/etc/podmgr/pods $(DESTDIR)$(PREFIX)/lib/podmgr/pods
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 644 docs/podmgr.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/podmgr.toml.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(DOCDIR)/examples
-	install -m 644 examples/*.toml $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 examples/*.toml polkit/50-podmgr.rules $(DESTDIR)$(DOCDIR)/examples/
 
 # Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
 demo:

@@ -13,13 +13,13 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from podmgr import __version__, cli_images, generator, names, output, pods, process, units
+from podmgr.bus import api
+from podmgr.bus.client import Client
 from podmgr.errors import ManifestError, PodmgrError
-from podmgr.systemd import Systemd
 
 log = logging.getLogger("podmgr")
 
@@ -54,51 +54,49 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
-    async with Systemd() as systemd:
-        found = await pods.list_pods(systemd)
+    async with Client() as client:
+        found = await client.call("ListPods")
     if args.json:
-        output.print_json([{"name": p.name, "state": p.state, "unit": p.unit,
-                      "manifest": p.manifest} for p in found])
+        output.print_json([{"name": name, "state": state, "unit": names.pod_unit(name),
+                            "object": path} for name, state, path in found])
         return 0
     if not found:
         print("No pods. Add a manifest to /etc/podmgr/pods/ (see podmgr.toml(5)).")
         return 0
-    width = max(len(p.name) for p in found)
-    print(f"{'POD':<{width}}  {'STATE':<12}  MANIFEST")
-    for pod in found:
-        print(f"{pod.name:<{width}}  {pod.state:<12}  {pod.manifest}")
+    width = max(len(name) for name, _, _ in found)
+    print(f"{'POD':<{width}}  {'STATE':<12}  UNIT")
+    for name, state, _ in found:
+        print(f"{name:<{width}}  {state:<12}  {names.pod_unit(name)}")
     return 0
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
-    async with Systemd() as systemd:
-        status = await pods.status(systemd, args.pod)
+    async with Client() as client:
+        path = await client.call("GetPod", args.pod)
+        status = await client.properties(path, api.POD)
     if args.json:
-        output.print_json(asdict(status))
+        output.print_json({"object": path, **status})
         return 0
-    print(f"pod {status.name}: {status.state}")
-    rows = [("Problem", status.problem)] if status.problem else []
-    rows += [("Manifest", status.manifest), ("Unit", status.unit), ("Slice", status.slice)]
+    print(f"pod {status['Name']}: {status['State']}")
+    rows = [("Manifest", status["ManifestPath"]), ("Unit", status["Unit"]),
+            ("Slice", names.pod_slice(args.pod))]
+    rows += [("Images" if i == 0 else "", image) for i, image in enumerate(status["Images"])]
     rows += [("Annotations" if i == 0 else "", f"{key}={value}")
-             for i, (key, value) in enumerate(status.annotations.items())]
-    name_width = max((len(app.name) for app in status.apps), default=0)
-    unit_width = max((len(app.unit) for app in status.apps), default=0)
-    for i, app in enumerate(status.apps):
-        pid = f"  pid {app.main_pid}" if app.main_pid else ""
-        rows.append(("Apps" if i == 0 else "",
-                     f"{app.name:<{name_width}}  {app.unit:<{unit_width}}  {app.state}{pid}"))
+             for i, (key, value) in enumerate(sorted(status["Annotations"].items()))]
+    apps = status["Apps"]
+    name_width = max((len(name) for name, _, _ in apps), default=0)
+    unit_width = max((len(unit) for _, unit, _ in apps), default=0)
+    rows += [("Apps" if i == 0 else "", f"{name:<{name_width}}  {unit:<{unit_width}}  {state}")
+             for i, (name, unit, state) in enumerate(apps)]
     for label, value in rows:
         print(f"{label + ':' if label else '':>12} {value}")
     return 0
 
 
 async def cmd_job(args: argparse.Namespace) -> int:
-    async with Systemd() as systemd:
-        failed = await pods.run_job(systemd, args.command, args.pod)
-    if failed:
-        print(f"podmgr: pod {args.pod}: {', '.join(failed)} did not {args.command} "
-              f"(see podmgr status {args.pod} and podmgr logs {args.pod})", file=sys.stderr)
-        return 1
+    async with Client() as client:
+        await client.call({"start": "StartPod", "stop": "StopPod",
+                           "restart": "RestartPod"}[args.command], args.pod)
     return 0
 
 

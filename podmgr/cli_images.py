@@ -4,129 +4,102 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
-from podmgr import config, images, oci, output, paths, reference
+from podmgr import output, reference
+from podmgr.bus.client import Client
 from podmgr.errors import PodmgrError
-from podmgr.store import ImageRecord, Store
-from podmgr.trust import ROOT, TrustStore, inspect_key
+from podmgr.trust import ROOT, inspect_key
 
 
-def _bar(done: int, total: int) -> None:
+def _bar(fraction: float) -> None:
     """A one-line progress bar on a terminal; silence elsewhere, as journald wants."""
     if not sys.stderr.isatty():
         return
     width = 30
-    filled = width * done // max(total, 1)
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] "
-                     f"{done / 1e6:8.1f} / {total / 1e6:.1f} MB")
-    if done >= total:
+    filled = int(width * fraction)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {fraction * 100:5.1f}%")
+    if fraction >= 1.0:
         sys.stderr.write("\n")
     sys.stderr.flush()
 
 
-def _fetch(source: str, name: str | None) -> int:
-    record = images.fetch(source, name, Store(), config.load(), TrustStore(), _bar)
-    signer = ", ".join(record.signed_by) or \
-        "nobody: INSECURE, stored unsigned as podmgr.toml allows"
-    print(f"{record.name}: stored {record.manifest}, signed by {signer}")
+async def _transfer(member: str, *args: str) -> int:
+    lines: list[str] = []
+    async with Client() as client:
+        result = await client.transfer(member, *args, progress=_bar, log=lines.append)
+    if result != "done":
+        raise PodmgrError(result.removeprefix("failed: "))
+    for line in lines[:-1]:  # the last one is the result again
+        print(line)
     return 0
 
 
-def cmd_pull(args: argparse.Namespace) -> int:
+async def cmd_pull(args: argparse.Namespace) -> int:
     source = args.reference if "://" in args.reference else f"docker://{args.reference}"
     if not source.startswith("docker://"):
         raise PodmgrError(f"{args.reference!r}: pull fetches from registries (docker://); use "
                           "podmgr image import for archives and layouts")
-    return _fetch(source, args.name)
+    if args.name:
+        return await _transfer("ImportImage", source, args.name)
+    return await _transfer("PullImage", args.reference)
 
 
-def cmd_import(args: argparse.Namespace) -> int:
-    return _fetch(args.source, args.name)
+async def cmd_import(args: argparse.Namespace) -> int:
+    return await _transfer("ImportImage", args.source, args.name or "")
 
 
-def _short(digest: str) -> str:
-    return digest.split(":", 1)[1][:12]
-
-
-def _trust_text(record: ImageRecord) -> str:
-    if record.insecure:
-        return "INSECURE (unsigned)"
-    return ", ".join(f[-16:] for f in record.signed_by)
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    records = Store().all_images()
+async def cmd_list(args: argparse.Namespace) -> int:
+    async with Client() as client:
+        found = await client.call("ListImages")
     if args.json:
-        output.print_json([asdict(r) for r in records])
+        output.print_json([{"name": name, "manifest": digest,
+                            "signed_by": signed.split(",") if signed else [],
+                            "insecure": insecure, "size": size, "stored": stored}
+                           for name, digest, signed, insecure, size, stored in found])
         return 0
-    if not records:
+    if not found:
         print("No images. Pull one with: podmgr image pull docker://REGISTRY/NAME:TAG")
         return 0
-    width = max(len(r.name) for r in records)
+    width = max(len(row[0]) for row in found)
     print(f"{'NAME':<{width}}  {'DIGEST':<12}  {'SIZE':>9}  {'SIGNED BY':<19}  STORED")
-    for r in records:
-        print(f"{r.name:<{width}}  {_short(r.manifest):<12}  {r.size / 1e6:7.1f}MB  "
-              f"{_trust_text(r):<19}  {r.stored}")
+    for name, digest, signed, insecure, size, stored in found:
+        signers = "INSECURE (unsigned)" if insecure else \
+            ", ".join(fingerprint[-16:] for fingerprint in signed.split(","))
+        print(f"{name:<{width}}  {digest.split(':')[1][:12]:<12}  {size / 1e6:7.1f}MB  "
+              f"{signers:<19}  {stored}")
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
-    store = Store()
-    record = store.image(str(reference.parse(args.name)))
-    manifest = oci.parse_manifest(store.read_blob(record.manifest))
-    image_config = oci.parse_config(store.read_blob(record.config))
-    trust = TrustStore()
-    signers = [{"fingerprint": f, "trusted_as": [k.scope for k in trust.all_keys()
-                                                if k.fingerprint == f]}
-               for f in record.signed_by]
-    output.print_json({
-        **asdict(record), "signers": signers,
-        "config": {"platform": str(image_config.platform), "user": image_config.user,
-                   "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
-                   "env": image_config.env, "working_dir": image_config.working_dir},
-        "layers": [{"digest": layer.digest, "media_type": layer.media_type,
-                    "size": layer.size, "diff_id": diff_id,
-                    "path": str(store.layer_path(diff_id))}
-                   for layer, diff_id in zip(manifest.layers, record.layers, strict=True)],
-    })
+async def cmd_inspect(args: argparse.Namespace) -> int:
+    async with Client() as client:
+        print(await client.call("InspectImage", args.name))
     return 0
 
 
-def cmd_rm(args: argparse.Namespace) -> int:
-    for name in args.names:
-        images.remove(Store(), name)
-        print(f"{reference.parse(name)}: removed (podmgr gc frees its layers)")
+async def cmd_rm(args: argparse.Namespace) -> int:
+    async with Client() as client:
+        for name in args.names:
+            await client.call("RemoveImage", name)
+            print(f"{reference.parse(name)}: removed (podmgr gc frees its layers)")
     return 0
 
 
-def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
-    """Layer directories named by the plans of prepared pods: gc keeps them."""
-    used: set[str] = set()
-    for plan_file in runtime.glob("*/plan.json"):
-        for app in json.loads(plan_file.read_text())["apps"]:
-            used.update(Path(lower).name for lower in app["lowerdirs"])
-    return used
-
-
-def cmd_gc(args: argparse.Namespace) -> int:
-    store = Store()
-    with store.locked(exclusive=True):
-        layers, blobs = store.collect(layers_in_use())
+async def cmd_gc(args: argparse.Namespace) -> int:
+    async with Client() as client:
+        layers, blobs = await client.call("GarbageCollect")
     print(f"removed {layers} layers and {blobs} blobs no image or running pod uses")
     return 0
 
 
-def cmd_trust_add(args: argparse.Namespace) -> int:
+async def cmd_trust_add(args: argparse.Namespace) -> int:
     prefix = ROOT if args.root else args.prefix
     if prefix is None:
         raise PodmgrError("say which images the key may sign: --prefix registry.example.org/"
                           "shop, or --root for all")
     armored = Path(args.file).read_bytes()
-    info = inspect_key(armored)
+    info = inspect_key(armored)  # shown before anything is stored
     scope = prefix or "every image (root)"
     print(f"Key {info.fingerprint}")
     for user_id in info.user_ids:
@@ -139,27 +112,29 @@ def cmd_trust_add(args: argparse.Namespace) -> int:
         if input("Trust it? [y/N] ").strip().lower() not in ("y", "yes"):
             print("Not trusted.")
             return 1
-    TrustStore().add(prefix, armored)
-    print(f"Trusted {info.fingerprint} for {scope}.")
+    async with Client() as client:
+        fingerprint = await client.call("TrustKey", prefix, armored)
+    print(f"Trusted {fingerprint} for {scope}.")
     return 0
 
 
-def cmd_trust_list(args: argparse.Namespace) -> int:
-    keys = TrustStore().all_keys()
+async def cmd_trust_list(args: argparse.Namespace) -> int:
+    async with Client() as client:
+        keys = await client.call("ListTrustedKeys")
     if args.json:
-        output.print_json([{"fingerprint": k.fingerprint, "prefix": k.prefix,
-                            "path": str(k.path)} for k in keys])
+        output.print_json([{"fingerprint": f, "prefix": p} for f, p in keys])
         return 0
     if not keys:
         print("No trusted keys. Add one with: podmgr trust add --prefix PREFIX KEY.asc")
-    for key in keys:
-        print(f"{key.fingerprint}  {key.scope}  ({key.path})")
+    for fingerprint, prefix in keys:
+        print(f"{fingerprint}  {prefix or '(root: every name)'}")
     return 0
 
 
-def cmd_trust_rm(args: argparse.Namespace) -> int:
-    for key in TrustStore().remove(args.fingerprint, args.prefix):
-        print(f"{key.fingerprint} is no longer trusted for {key.scope}")
+async def cmd_trust_rm(args: argparse.Namespace) -> int:
+    async with Client() as client:
+        await client.call("UntrustKey", args.fingerprint)
+    print(f"{args.fingerprint} is no longer trusted")
     return 0
 
 

@@ -12,6 +12,9 @@
     insecure = false                         # true: plain HTTP
     lookaside = "https://sigs.example.org/"  # where its images' signatures are
 
+    [service]
+    idle_timeout = "30s"                     # then org.podmgr1 exits until needed
+
 Credentials for registries are in /etc/podmgr/auth.json (the containers auth.json format,
 {"auths": {"HOST": {"auth": base64("user:password")}}}), which must be readable by root
 only.  Parsed with the same key tables as manifests (tables.py).
@@ -30,7 +33,7 @@ from podmgr import reference, tables
 from podmgr.errors import ManifestError, PodmgrError, Problem
 from podmgr.schema import Key, Section
 from podmgr.unpack import Limits
-from podmgr.values import Boolean, Integer, ListOf, Size, String
+from podmgr.values import Boolean, Duration, Integer, ListOf, Size, String
 
 CONFIG = Path("/etc/podmgr/podmgr.toml")
 AUTH = Path("/etc/podmgr/auth.json")
@@ -61,7 +64,12 @@ REGISTRY = Section("registry", "registries", "Per registry host.", (
         example='"https://sigs.example.org/"'),
 ), named=True, name_type=_HOST)
 
-TOP = Section("", "", "podmgr's configuration.", (), subsections=(IMAGES, REGISTRY))
+SERVICE = Section("service", "service", "The org.podmgr1 service, started on demand.", (
+    Key("idle_timeout", Duration(), "How long the service stays after its last call, "
+        "job or transfer before it exits (the next call starts it again).", default="30s"),
+))
+
+TOP = Section("", "", "podmgr's configuration.", (), subsections=(IMAGES, REGISTRY, SERVICE))
 
 
 @dataclass(frozen=True)
@@ -81,9 +89,15 @@ class Registry:
 
 
 @dataclass(frozen=True)
+class Service:
+    idle_timeout: int  # microseconds
+
+
+@dataclass(frozen=True)
 class Config:
     images: ImagePolicy
     registries: dict[str, Registry]
+    service: Service = Service(30 * 10**6)
     auth_file: Path = AUTH
 
     def insecure_allowed(self, name: str) -> bool:
@@ -117,7 +131,7 @@ def load(path: Path = CONFIG) -> Config:
         raw = {}
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(str(path), [tables.syntax_problem(error)]) from None
-    values = tables.Parser({"images": ImagePolicy, "registries": Registry},
+    values = tables.Parser({"images": ImagePolicy, "registries": Registry, "service": Service},
                            problems).section(TOP, raw, "")
     if problems:
         raise ManifestError(str(path), problems)

@@ -19,6 +19,12 @@ class NoSuchPod(PodmgrError):
     code = "NoSuchPod"
 
 
+class Exists(PodmgrError):
+    """The name is taken."""
+
+    code = "Exists"
+
+
 class SystemdError(PodmgrError):
     """A systemd job or call failed."""
 

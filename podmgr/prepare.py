@@ -85,6 +85,15 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
         shutil.rmtree(runtime.dir)
 
 
+def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
+    """Names of the layer directories prepared pods run on: gc keeps them."""
+    used: set[str] = set()
+    for plan_file in runtime.glob("*/plan.json"):
+        for app in json.loads(plan_file.read_text())["apps"]:
+            used.update(Path(lower).name for lower in app["lowerdirs"])
+    return used
+
+
 def _write_etc(hostname: str, runtime: paths.PodRuntime) -> None:
     runtime.etc.mkdir(parents=True)
     hosts = ("127.0.0.1\tlocalhost\n"
@@ -153,9 +162,11 @@ def _prepare_rootfs(app: AppPlan, runtime: paths.PodRuntime, store: Path) -> Non
     _check_image(app, store)
     for lower in app["lowerdirs"]:
         if not os.path.isdir(lower):
-            what = f"layer {lower} of image {app['image']}" if app["image"] else f"rootfs {lower}"
-            raise PrepareError(f"app {name}: {what} is not a directory (create it, or pull "
-                               "the image again)")
+            if app["image"]:
+                raise PrepareError(f"app {name}: layer {lower} of image {app['image']} is "
+                                   "missing (pull the image again)")
+            raise PrepareError(f"app {name}: rootfs {lower} is not a directory (create it or "
+                               "fix the manifest)")
     app_dir = runtime.app_dir(name)
     for part in ("upper", "work", "rootfs"):
         (app_dir / part).mkdir(parents=True)
@@ -219,9 +230,9 @@ def _make_mount_point(root: Path, path: str, directory: bool) -> None:
         os.close(fd)
 
 
-def _load(name: str) -> Plan:
-    """The plan the generator wrote at the last daemon-reload, as the drop-in names it."""
-    path = os.environ.get("PODMGR_PLAN")
+def load_plan(name: str, path: str | None) -> Plan:
+    """The plan the generator wrote at the last daemon-reload, as the drop-in names it
+    (PODMGR_PLAN= in pod@NAME.service)."""
     if not path:
         raise PodmgrError(f"pod@{name}.service: no manifest for pod {name!r} was found at the "
                           f"last daemon-reload (create /etc/podmgr/pods/{name}.toml, then run "
@@ -245,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     verb, name = args
     try:
         if verb == "prepare":
-            prepare(_load(name))
+            prepare(load_plan(name, os.environ.get("PODMGR_PLAN")))
         else:
             release(name)
     except PodmgrError as error:

@@ -22,6 +22,7 @@ SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
 UNIT = "org.freedesktop.systemd1.Unit"
+SERVICE = "org.freedesktop.systemd1.Service"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 
 
@@ -43,25 +44,32 @@ class JobResult:
     result: str  # done, canceled, timeout, failed, dependency, skipped
 
 
-class Systemd:
-    """One connection to the system bus; use ``async with Systemd() as systemd``."""
+# JobRemoved results nobody waited for yet are kept this long (jobs of other units).
+_KEEP_REMOVED = 4096
 
-    def __init__(self) -> None:
-        self.bus: MessageBus | None = None
+
+class Systemd:
+    """systemd's manager over a system bus connection: its own (``async with Systemd()``)
+    or one shared with a service (``Systemd(bus)``)."""
+
+    def __init__(self, bus: MessageBus | None = None) -> None:
+        self.bus = bus
+        self._own_bus = bus is None
         self._removed: dict[str, JobResult] = {}
-        self._job_done = asyncio.Event()
+        self._waiters: dict[str, asyncio.Future[JobResult]] = {}
         self._subscribed = False
 
     async def __aenter__(self) -> Systemd:
-        try:
-            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
-        except (OSError, ValueError) as error:
-            raise SystemdError(f"cannot reach systemd on the system bus: {error} "
-                               "(is systemd running as PID 1?)") from None
+        if self._own_bus:
+            try:
+                self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+            except (OSError, ValueError) as error:
+                raise SystemdError(f"cannot reach systemd on the system bus: {error} "
+                                   "(is systemd running as PID 1?)") from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self.bus:
+        if self.bus and self._own_bus:
             self.bus.disconnect()  # type: ignore[no-untyped-call]
 
     async def call(self, path: str, interface: str, member: str, signature: str = "",
@@ -99,10 +107,15 @@ class Systemd:
         """Wait until every job in ``jobs`` (object paths) is removed.
 
         Call subscribe() before queueing them, or their JobRemoved may be missed."""
-        while any(job not in self._removed for job in jobs):
-            self._job_done.clear()
-            await self._job_done.wait()
-        return {job: self._removed[job] for job in jobs}
+        results = {}
+        for job in jobs:
+            if job in self._removed:
+                results[job] = self._removed.pop(job)
+            else:
+                future = self._waiters.setdefault(
+                    job, asyncio.get_running_loop().create_future())
+                results[job] = await future
+        return results
 
     async def pending_job(self, unit: str) -> str | None:
         """The object path of the job queued for ``unit``, if any."""
@@ -123,8 +136,13 @@ class Systemd:
         await self.call(MANAGER_PATH, MANAGER, "Subscribe")
 
     def _on_message(self, message: Message) -> bool:
-        if message.message_type is MessageType.SIGNAL and message.member == "JobRemoved":
+        if message.message_type is MessageType.SIGNAL and message.member == "JobRemoved" \
+                and message.interface == MANAGER:
             _job_id, path, unit, result = message.body
-            self._removed[path] = JobResult(unit, result)
-            self._job_done.set()
+            if (waiter := self._waiters.pop(path, None)) is not None:
+                waiter.set_result(JobResult(unit, result))
+            else:
+                self._removed[path] = JobResult(unit, result)
+                while len(self._removed) > _KEEP_REMOVED:
+                    del self._removed[next(iter(self._removed))]
         return False

@@ -382,21 +382,21 @@ def test_cli_list_status_logs(pods_bed: Bed) -> None:
     reload(bed)
     listing = json.loads(bed.run("podmgr", "list", "--json").stdout)
     assert {"name": "cli", "state": "inactive", "unit": "pod@cli.service",
-            "manifest": "/etc/podmgr/pods/cli.toml"} in listing
+            "object": "/org/podmgr1/pod/cli"} in listing
     bed.run("podmgr", "start", "cli")
     status = json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)
-    assert status["state"] == "active (exited)"
-    assert status["annotations"] == {"org.example.team": "ops"}
-    assert status["apps"][0]["state"] == "active (running)"
-    assert status["apps"][0]["main_pid"] == main_pid(bed, "cli", "talker")
+    assert status["State"] == "active"
+    assert status["ManifestPath"] == "/etc/podmgr/pods/cli.toml"
+    assert status["Annotations"] == {"org.example.team": "ops"}
+    assert status["Apps"] == [["talker", "podapp@cli:talker.service", "active"]]
     wait_for(lambda: "talking" in bed.run("podmgr", "logs", "cli", "--app", "talker").stdout,
              what="the app's line via podmgr logs")
     missing = bed.run("podmgr", "status", "nosuchpod", check=False)
     assert missing.returncode == 1
     assert missing.stderr.startswith("podmgr: no pod 'nosuchpod'")
     bed.run("podmgr", "stop", "cli")
-    assert json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)["state"] \
-        == "inactive (dead)"
+    assert json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)["State"] \
+        == "inactive"
 
 
 def test_app_settings_reach_the_process(pods_bed: Bed) -> None:

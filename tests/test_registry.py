@@ -126,7 +126,9 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
     listing = json.loads(bed.run("podmgr", "image", "list", "--json").stdout)
     [record] = [r for r in listing if r["name"] == name]
     assert record["signed_by"] == [fingerprint]
-    assert record["source"] == f"docker://{name}"
+    inspected = json.loads(bed.run("podmgr", "image", "inspect", name).stdout)
+    assert inspected["source"] == f"docker://{name}"
+    assert inspected["signers"] == [{"fingerprint": fingerprint, "trusted_as": [f"{TLS}/shop"]}]
 
     bed.run("sh", "-c", "cat > /etc/podmgr/pods/pulled.toml",
             input=f'[app.api]\nimage = "{name}"\n')

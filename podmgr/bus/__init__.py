@@ -1,0 +1,11 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The org.podmgr1 service on the system bus, and the client the CLI uses.
+
+    api.py        the API as a table
+    dispatch.py   serving the table on a connection
+    polkit.py     asking polkit whether a caller may act
+    service.py    the service: activation, idle exit, the Manager
+    podobjects.py Pod objects, kept current from systemd's signals
+    transfers.py  pulls and imports in progress
+    client.py     the CLI's side
+"""

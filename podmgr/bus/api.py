@@ -1,0 +1,192 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The org.podmgr1 D-Bus API as one table: interfaces, methods, properties, signals.
+
+The table drives dispatching (dispatch.py), introspection (with doc annotations, so
+`busctl introspect` documents the API), the man page org.podmgr1(5) and the client.
+A method's ``action`` is the polkit action a caller needs; methods without one read.
+Modelled on systemd's machine1 and import1 (org.freedesktop.machine1(5)).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+BUS_NAME = "org.podmgr1"
+MANAGER_PATH = "/org/podmgr1"
+POD_PATH = "/org/podmgr1/pod"
+TRANSFER_PATH = "/org/podmgr1/transfer"
+ERROR_PREFIX = "org.podmgr1.Error."
+
+MANAGE_PODS = "org.podmgr1.manage-pods"
+MANAGE_IMAGES = "org.podmgr1.manage-images"
+MANAGE_TRUST = "org.podmgr1.manage-trust"
+
+
+@dataclass(frozen=True)
+class Arg:
+    name: str
+    signature: str
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    in_args: tuple[Arg, ...]
+    out_args: tuple[Arg, ...]
+    doc: str
+    action: str | None = None  # polkit action the caller needs; None for reads
+
+    @property
+    def in_signature(self) -> str:
+        return "".join(a.signature for a in self.in_args)
+
+    @property
+    def out_signature(self) -> str:
+        return "".join(a.signature for a in self.out_args)
+
+    @property
+    def handler(self) -> str:
+        """The Python method implementing it: StartPod -> start_pod."""
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    signature: str
+    doc: str
+
+    @property
+    def handler(self) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
+
+
+@dataclass(frozen=True)
+class Signal:
+    name: str
+    args: tuple[Arg, ...]
+    doc: str
+
+    @property
+    def signature(self) -> str:
+        return "".join(a.signature for a in self.args)
+
+
+@dataclass(frozen=True)
+class Interface:
+    name: str
+    doc: str
+    methods: tuple[Method, ...] = ()
+    properties: tuple[Property, ...] = ()
+    signals: tuple[Signal, ...] = ()
+    method_index: dict[str, Method] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "method_index", {m.name: m for m in self.methods})
+
+    def signal(self, name: str) -> Signal:
+        return next(s for s in self.signals if s.name == name)
+
+
+def _args(text: str) -> tuple[Arg, ...]:
+    """"s name, o path" -> (Arg("name", "s"), Arg("path", "o"))."""
+    args = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        signature, name = part.split(" ", 1)
+        args.append(Arg(name, signature))
+    return tuple(args)
+
+
+def _method(name: str, ins: str, outs: str, doc: str, action: str | None = None) -> Method:
+    return Method(name, _args(ins), _args(outs), doc, action)
+
+
+MANAGER = Interface("org.podmgr1.Manager", "Pods, images and trusted keys.", (
+    _method("ListPods", "", "a(sso) pods", "Every pod with a manifest: name, state (the pod "
+            "unit's ActiveState, or \"invalid\"), object path."),
+    _method("GetPod", "s name", "o pod", "The object of pod NAME; NoSuchPod if it has no "
+            "manifest."),
+    _method("StartPod", "s name", "", "Start pod@NAME.service and return when its job and its "
+            "apps' jobs are done; JobFailed with the reason otherwise.", MANAGE_PODS),
+    _method("StopPod", "s name", "", "Stop the pod and wait for it.", MANAGE_PODS),
+    _method("RestartPod", "s name", "", "Restart the pod and wait for it.", MANAGE_PODS),
+    _method("ValidateManifest", "s toml", "a(ss) problems", "Check a manifest without "
+            "storing it: each problem's key path and message; empty when it is valid."),
+    _method("CreatePod", "s name, s toml", "o pod", "Validate and store "
+            "/etc/podmgr/pods/NAME.toml, then reload systemd; Exists if the name is taken.",
+            MANAGE_PODS),
+    _method("UpdatePod", "s name, s toml", "", "Validate and replace the manifest of NAME "
+            "atomically, then reload systemd; a running pod keeps running on its old units "
+            "until restarted.", MANAGE_PODS),
+    _method("RemovePod", "s name", "", "Stop the pod, remove /etc/podmgr/pods/NAME.toml and "
+            "reload systemd.", MANAGE_PODS),
+    _method("PreparePod", "s name", "", "Set up the pod's rootfs overlays, namespaces and "
+            "volumes, as its unit generated plan says; pod@.service calls it.", MANAGE_PODS),
+    _method("ReleasePod", "s name", "", "Unmount and remove what PreparePod made; harmless "
+            "when there is nothing.", MANAGE_PODS),
+    _method("ListImages", "", "a(sssbts) images", "Stored images: name, manifest digest, "
+            "signer fingerprints (comma-separated), insecure (stored unsigned), size, "
+            "stored (ISO 8601)."),
+    _method("InspectImage", "s name", "s json", "An image's record, config, layers and "
+            "signers, as JSON."),
+    _method("PullImage", "s ref", "u id, o transfer", "Start pulling docker://REF (or REF); "
+            "follow the Transfer object, and TransferRemoved for the result.", MANAGE_IMAGES),
+    _method("ImportImage", "s source, s name", "u id, o transfer", "Start importing an "
+            "oci-archive:, docker-archive:, oci: or dir: SOURCE, stored as NAME (empty: the "
+            "source's own name).", MANAGE_IMAGES),
+    _method("RemoveImage", "s name", "", "Remove an image record; GarbageCollect frees its "
+            "layers.", MANAGE_IMAGES),
+    _method("GarbageCollect", "", "u layers, u blobs", "Free layers and blobs that no image "
+            "and no prepared pod uses.", MANAGE_IMAGES),
+    _method("ListTrustedKeys", "", "a(ss) keys", "Trusted keys: primary fingerprint, name "
+            "prefix (empty for the root set)."),
+    _method("TrustKey", "s prefix, ay armored", "s fingerprint", "Trust an ASCII-armored "
+            "public key for images under PREFIX (empty: every image).", MANAGE_TRUST),
+    _method("UntrustKey", "s fingerprint", "", "Distrust a key; a vendor key is masked.",
+            MANAGE_TRUST),
+), signals=(
+    Signal("PodNew", _args("s name, o pod"), "A manifest appeared."),
+    Signal("PodRemoved", _args("s name, o pod"), "A manifest went away."),
+    Signal("TransferNew", _args("u id, o transfer"), "A pull or import started."),
+    Signal("TransferRemoved", _args("u id, o transfer, s result"), "A transfer ended: "
+           "\"done\", \"canceled\" or \"failed: REASON\"."),
+))
+
+POD = Interface("org.podmgr1.Pod", "One pod. Properties change with its units' state.",
+                properties=(
+    Property("Name", "s", "The pod's name."),
+    Property("State", "s", "ActiveState of pod@NAME.service (\"invalid\" for a manifest "
+             "that does not load)."),
+    Property("Unit", "s", "pod@NAME.service."),
+    Property("Apps", "a(sss)", "Each app: name, unit, ActiveState."),
+    Property("Images", "as", "The images its apps run."),
+    Property("Addresses", "as", "The pod's network addresses."),
+    Property("ManifestPath", "s", "Where its manifest is."),
+    Property("Annotations", "a{ss}", "The manifest's annotations."),
+))
+
+TRANSFER = Interface("org.podmgr1.Transfer", "A pull or import in progress.", (
+    _method("Cancel", "", "", "Stop it; nothing half-done is kept.", MANAGE_IMAGES),
+), properties=(
+    Property("Id", "u", "The transfer's number."),
+    Property("Source", "s", "What is pulled or imported."),
+    Property("Progress", "d", "Done so far, from 0.0 to 1.0."),
+), signals=(
+    Signal("Log", _args("s message"), "A line of what the transfer does."),
+))
+
+INTERFACES = (MANAGER, POD, TRANSFER)
+
+
+def path_encode(name: str) -> str:
+    """An object path element for ``name``, escaped as sd_bus_path_encode() does."""
+    return "".join(c if c.isascii() and c.isalnum() else f"_{ord(c):02x}" for c in name) or "_"
+
+
+def pod_path(name: str) -> str:
+    return f"{POD_PATH}/{path_encode(name)}"
+
+
+def transfer_path(number: int) -> str:
+    return f"{TRANSFER_PATH}/_{number}"

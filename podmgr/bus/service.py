@@ -1,0 +1,265 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""podmgr1.service: org.podmgr1 on the system bus, started by D-Bus activation.
+
+Everything that changes the system goes through here, after polkit said yes: pods
+(through systemd), manifests, images and trusted keys.  Reads need no authorization.
+When no call, job or transfer has been in flight for [service] idle_timeout, the service
+releases its bus name, answers what was already on its way, and exits; the next call
+starts it again, so nobody's call fails at the boundary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from dataclasses import asdict
+
+from dbus_next.aio.message_bus import MessageBus
+from dbus_next.constants import BusType, NameFlag, RequestNameReply
+
+from podmgr import (
+    config,
+    generator,
+    images,
+    manifest,
+    names,
+    oci,
+    paths,
+    pods,
+    prepare,
+    reference,
+    resolve,
+)
+from podmgr.bus import api, polkit
+from podmgr.bus.dispatch import Call, Dispatcher
+from podmgr.bus.podobjects import Pods
+from podmgr.bus.transfers import Transfers
+from podmgr.errors import Exists, ManifestError, NoSuchPod, PodmgrError, SystemdError
+from podmgr.store import Store, atomic_write
+from podmgr.systemd import SERVICE, Systemd
+from podmgr.trust import ROOT, TrustStore
+
+log = logging.getLogger("podmgr1")
+
+ADMIN_PODS = paths.MANIFEST_DIRS[0]
+
+
+class Manager:
+    """org.podmgr1.Manager: each method as api.MANAGER lists it."""
+
+    def __init__(self, dispatcher: Dispatcher, systemd: Systemd, pod_objects: Pods,
+                 transfers: Transfers) -> None:
+        self.dispatcher = dispatcher
+        self.systemd = systemd
+        self.pods = pod_objects
+        self.transfers = transfers
+
+    async def _allow(self, call: Call, action: str, **details: str) -> None:
+        await polkit.check(self.dispatcher.bus, call.sender, action, details)
+
+    # Pods
+
+    async def list_pods(self, call: Call) -> list[list[str]]:
+        await self.pods.rescan()
+        return [[name, pod.state(), api.pod_path(name)]
+                for name, pod in sorted(self.pods.objects.items())]
+
+    async def get_pod(self, call: Call, name: str) -> str:
+        pods.find(name)
+        if name not in self.pods.objects:
+            await self.pods.rescan()
+        return api.pod_path(name)
+
+    async def _job(self, call: Call, verb: str, name: str) -> None:
+        await self._allow(call, api.MANAGE_PODS, pod=name, verb=verb)
+        failed = await pods.run_job(self.systemd, verb, name)
+        await self.pods.refresh(name)
+        if failed:
+            raise SystemdError(f"pod {name}: {', '.join(failed)} did not {verb} (see podmgr "
+                               f"status {name} and podmgr logs {name})")
+
+    async def start_pod(self, call: Call, name: str) -> None:
+        await self._job(call, "start", name)
+
+    async def stop_pod(self, call: Call, name: str) -> None:
+        await self._job(call, "stop", name)
+
+    async def restart_pod(self, call: Call, name: str) -> None:
+        await self._job(call, "restart", name)
+
+    async def validate_manifest(self, call: Call, toml: str) -> list[list[str]]:
+        try:
+            self._check(toml, "manifest")
+        except ManifestError as error:
+            return [[p.where, p.message] for p in error.problems]
+        return []
+
+    @staticmethod
+    def _check(toml: str, name: str) -> None:
+        """Everything the generator would check of NAME.toml with this text."""
+        parsed = manifest.parse(toml, ADMIN_PODS / f"{name}.toml")
+        resolve.resolve(parsed, Store())
+
+    async def create_pod(self, call: Call, name: str, toml: str) -> str:
+        await self._allow(call, api.MANAGE_PODS, pod=name, verb="create")
+        if name in generator.find_manifests():
+            raise Exists(f"there is a pod {name!r} already (UpdatePod changes it, or choose "
+                         "another name)")
+        await self._write(name, toml)
+        return api.pod_path(name)
+
+    async def update_pod(self, call: Call, name: str, toml: str) -> None:
+        await self._allow(call, api.MANAGE_PODS, pod=name, verb="update")
+        pods.find(name)
+        await self._write(name, toml)
+
+    async def _write(self, name: str, toml: str) -> None:
+        if not names.is_valid_name(name):
+            raise NoSuchPod(f"{name!r} is not a valid pod name ({names.NAME_HINT})")
+        self._check(toml, name)  # refused here, nothing stored changes
+        ADMIN_PODS.mkdir(parents=True, exist_ok=True)
+        atomic_write(ADMIN_PODS / f"{name}.toml", toml.encode())
+        await self._reload()
+
+    async def remove_pod(self, call: Call, name: str) -> None:
+        await self._allow(call, api.MANAGE_PODS, pod=name, verb="remove")
+        path = pods.find(name)
+        await pods.run_job(self.systemd, "stop", name)
+        if path.parent == ADMIN_PODS:
+            path.unlink()
+        for lower in paths.MANIFEST_DIRS[1:]:
+            if (lower / f"{name}.toml").is_file():
+                atomic_write(ADMIN_PODS / f"{name}.toml", b"")  # masks it, as for units
+                break
+        await self._reload()
+
+    async def _reload(self) -> None:
+        await self.systemd.call("/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                                "Reload")
+        await self.pods.rescan()
+
+    async def prepare_pod(self, call: Call, name: str) -> None:
+        await self._allow(call, api.MANAGE_PODS, pod=name, verb="prepare")
+        service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
+        plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
+                          if e.startswith("PODMGR_PLAN=")), None)
+        # Blocking, and in this thread on purpose: prepare changes the working directory
+        # for a moment (mounts.py), which must not race another prepare.
+        prepare.prepare(prepare.load_plan(name, plan_path))
+
+    async def release_pod(self, call: Call, name: str) -> None:
+        await self._allow(call, api.MANAGE_PODS, pod=name, verb="release")
+        prepare.release(name)
+
+    # Images
+
+    async def list_images(self, call: Call) -> list[list[object]]:
+        return [[r.name, r.manifest, ",".join(r.signed_by), r.insecure, r.size, r.stored]
+                for r in Store().all_images()]
+
+    async def inspect_image(self, call: Call, name: str) -> str:
+        store = Store()
+        record = store.image(str(reference.parse(name)))
+        parsed = oci.parse_manifest(store.read_blob(record.manifest))
+        image_config = oci.parse_config(store.read_blob(record.config))
+        keys = TrustStore().all_keys()
+        return json.dumps({
+            **asdict(record),
+            "signers": [{"fingerprint": f, "trusted_as": [k.scope for k in keys
+                                                          if k.fingerprint == f]}
+                        for f in record.signed_by],
+            "config": {"platform": str(image_config.platform), "user": image_config.user,
+                       "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
+                       "env": image_config.env, "working_dir": image_config.working_dir},
+            "layers": [{"digest": layer.digest, "media_type": layer.media_type,
+                        "size": layer.size, "diff_id": diff_id,
+                        "path": str(store.layer_path(diff_id))}
+                       for layer, diff_id in zip(parsed.layers, record.layers, strict=True)],
+        })
+
+    async def pull_image(self, call: Call, ref: str) -> tuple[int, str]:
+        source = ref if "://" in ref else f"docker://{ref}"
+        if not source.startswith("docker://"):
+            raise PodmgrError(f"{ref!r}: PullImage fetches from registries (docker://); "
+                              "ImportImage takes archives and layouts")
+        await self._allow(call, api.MANAGE_IMAGES, image=ref, verb="pull")
+        return self.transfers.start(source, "")
+
+    async def import_image(self, call: Call, source: str, name: str) -> tuple[int, str]:
+        await self._allow(call, api.MANAGE_IMAGES, image=name or source, verb="import")
+        return self.transfers.start(source, name)
+
+    async def remove_image(self, call: Call, name: str) -> None:
+        await self._allow(call, api.MANAGE_IMAGES, image=name, verb="remove")
+        images.remove(Store(), name)
+
+    async def garbage_collect(self, call: Call) -> tuple[int, int]:
+        await self._allow(call, api.MANAGE_IMAGES, verb="gc")
+        store = Store()
+        with store.locked(exclusive=True):
+            return store.collect(prepare.layers_in_use())
+
+    # Trust
+
+    async def list_trusted_keys(self, call: Call) -> list[list[str]]:
+        return [[k.fingerprint, k.prefix] for k in TrustStore().all_keys()]
+
+    async def trust_key(self, call: Call, prefix: str, armored: bytes) -> str:
+        await self._allow(call, api.MANAGE_TRUST, prefix=prefix or "(root)", verb="trust")
+        return TrustStore().add(prefix or ROOT, bytes(armored)).fingerprint
+
+    async def untrust_key(self, call: Call, fingerprint: str) -> None:
+        await self._allow(call, api.MANAGE_TRUST, fingerprint=fingerprint, verb="untrust")
+        TrustStore().remove(fingerprint)
+
+
+async def serve() -> int:
+    idle_timeout = config.load().service.idle_timeout / 10**6
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    dispatcher = Dispatcher(bus)
+    systemd = Systemd(bus)
+    pod_objects = Pods(dispatcher, systemd)
+    transfers = Transfers(dispatcher)
+    dispatcher.export(api.MANAGER_PATH, api.MANAGER,
+                      Manager(dispatcher, systemd, pod_objects, transfers))
+    await pod_objects.start()
+    reply = await bus.request_name(api.BUS_NAME, NameFlag.DO_NOT_QUEUE)
+    if reply is not RequestNameReply.PRIMARY_OWNER:
+        log.error("%s is taken (%s): another podmgr1 runs", api.BUS_NAME, reply.name)
+        return 1
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+
+    def busy() -> bool:
+        return dispatcher.in_flight > 0 or bool(transfers.active)
+
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), 1)
+        if not busy() and loop.time() - dispatcher.last_activity > idle_timeout:
+            break
+    # Calls already routed to us still get answers; from now on D-Bus starts a new us.
+    await bus.release_name(api.BUS_NAME)
+    await asyncio.sleep(0.2)
+    while busy():
+        await asyncio.sleep(0.05)
+    bus.disconnect()  # type: ignore[no-untyped-call]
+    return 0
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return asyncio.run(serve())
+    except (OSError, PodmgrError) as error:
+        log.error("podmgr1: %s", error)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
