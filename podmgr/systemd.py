@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import BusType, MessageType
+from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
+from podmgr.bus.connection import Bus
 from podmgr.errors import SystemdError
 
 SYSTEMD = "org.freedesktop.systemd1"
@@ -44,7 +45,7 @@ class JobResult:
     result: str  # done, canceled, timeout, failed, dependency, skipped
 
 
-# JobRemoved results nobody waited for yet are kept this long (jobs of other units).
+# The last JobRemoved results, for callers that ask after the signal came.
 _KEEP_REMOVED = 4096
 
 
@@ -62,7 +63,7 @@ class Systemd:
     async def __aenter__(self) -> Systemd:
         if self._own_bus:
             try:
-                self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+                self.bus = await Bus().connect()
             except (OSError, ValueError) as error:
                 raise SystemdError(f"cannot reach systemd on the system bus: {error} "
                                    "(is systemd running as PID 1?)") from None
@@ -109,8 +110,9 @@ class Systemd:
         Call subscribe() before queueing them, or their JobRemoved may be missed."""
         results = {}
         for job in jobs:
+            # Kept, not taken: two callers may wait for one job (systemd merges jobs).
             if job in self._removed:
-                results[job] = self._removed.pop(job)
+                results[job] = self._removed[job]
             else:
                 future = self._waiters.setdefault(
                     job, asyncio.get_running_loop().create_future())
@@ -141,8 +143,7 @@ class Systemd:
             _job_id, path, unit, result = message.body
             if (waiter := self._waiters.pop(path, None)) is not None:
                 waiter.set_result(JobResult(unit, result))
-            else:
-                self._removed[path] = JobResult(unit, result)
-                while len(self._removed) > _KEEP_REMOVED:
-                    del self._removed[next(iter(self._removed))]
+            self._removed[path] = JobResult(unit, result)
+            while len(self._removed) > _KEEP_REMOVED:
+                del self._removed[next(iter(self._removed))]
         return False

@@ -13,10 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import BusType, MessageType
+from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
 from podmgr.bus import api
+from podmgr.bus.connection import Bus
 from podmgr.errors import PodmgrError
 
 PROPERTIES = "org.freedesktop.DBus.Properties"
@@ -36,7 +37,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         try:
-            self.bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+            self.bus = await Bus().connect()
         except (OSError, ValueError) as error:
             raise PodmgrError(f"cannot reach the system bus: {error} (is dbus running?)")\
                 from None

@@ -18,8 +18,7 @@ import signal
 import sys
 from dataclasses import asdict
 
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import BusType, NameFlag, RequestNameReply
+from dbus_next.constants import NameFlag, RequestNameReply
 
 from podmgr import (
     config,
@@ -35,6 +34,7 @@ from podmgr import (
     resolve,
 )
 from podmgr.bus import api, polkit
+from podmgr.bus.connection import Bus
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.podobjects import Pods
 from podmgr.bus.transfers import Transfers
@@ -219,7 +219,7 @@ class Manager:
 
 async def serve() -> int:
     idle_timeout = config.load().service.idle_timeout / 10**6
-    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    bus = await Bus().connect()
     dispatcher = Dispatcher(bus)
     systemd = Systemd(bus)
     pod_objects = Pods(dispatcher, systemd)
