@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from bed import Bed
 
 pytestmark = pytest.mark.integration
