@@ -74,7 +74,7 @@ install:
 	install -d $(DESTDIR)/etc/podmgr/pods $(DESTDIR)$(PREFIX)/lib/podmgr/pods
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 644 docs/podmgr.1 $(DESTDIR)$(MANDIR)/man1/
-	install -m 644 docs/podmgr.toml.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 644 docs/podmgr.toml.5 docs/org.podmgr1.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(DOCDIR)/examples
 	install -m 644 examples/*.toml polkit/50-podmgr.rules $(DESTDIR)$(DOCDIR)/examples/
 

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from podmgr import __version__, cli, config, names, schema
+from podmgr.bus import api
 from podmgr.schema import Key, Section
 
 
@@ -207,6 +208,62 @@ def command_page() -> str:
     return "\n".join(out) + "\n"
 
 
+API_TEXT = """\
+podmgr1.service owns org.podmgr1 on the system bus. D-Bus activation starts it on the
+first call; it exits after [service] idle_timeout of podmgr.toml(5) without calls, jobs
+or transfers, and the next call starts it again. Methods that change anything ask polkit
+about the caller (the sender of the message) for the action they name:
+org.podmgr1.manage-pods, org.podmgr1.manage-images or org.podmgr1.manage-trust, with the
+details verb, pod, image, prefix or fingerprint for rules. Reads need no authorization.
+Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid, Exists, JobFailed, PrepareFailed,
+NoSuchImage, SignatureRejected, DigestMismatch, UnsafeLayer, BadImage, BadReference,
+SourceError, TrustError, AccessDenied, Failed.
+
+The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
+(org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and
+/org/podmgr1/transfer/_N (org.podmgr1.Transfer). podmgr(1) is a client of this API, and
+busctl(1) is another: busctl introspect org.podmgr1 /org/podmgr1 shows it with these
+descriptions."""
+
+
+def api_page() -> str:
+    out = [f'.TH ORG.PODMGR1 5 "" "podmgr {__version__}" "podmgr"', ".SH NAME",
+           "org.podmgr1 \\- the D-Bus API of podmgr", ".SH DESCRIPTION",
+           *_paragraphs(API_TEXT)]
+    for interface in api.INTERFACES:
+        out += [f".SH {interface.name.upper()}", *_paragraphs(interface.doc)]
+        if interface.methods:
+            out.append(".SS Methods")
+        for method in interface.methods:
+            ins = ", ".join(f"{a.signature} {a.name}" for a in method.in_args)
+            outs = ", ".join(f"{a.signature} {a.name}" for a in method.out_args)
+            doc = method.doc + (f" Needs polkit action {method.action}."
+                                if method.action else " Needs no authorization.")
+            out += [".TP", f"\\fB{method.name}\\fR({_roff(ins)})" +
+                    (f" \\(-> {_roff(outs)}" if outs else ""), _roff(doc)]
+        if interface.properties:
+            out.append(".SS Properties")
+        for prop in interface.properties:
+            out += [".TP", f"\\fB{prop.name}\\fR ({_roff(prop.signature)})", _roff(prop.doc)]
+        if interface.signals:
+            out.append(".SS Signals")
+        for signal in interface.signals:
+            args = ", ".join(f"{a.signature} {a.name}" for a in signal.args)
+            out += [".TP", f"\\fB{signal.name}\\fR({_roff(args)})", _roff(signal.doc)]
+    examples = [_roff(line) for line in API_EXAMPLES.splitlines()]
+    out += [".SH EXAMPLES", ".nf", *examples, ".fi",
+            ".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBbusctl\\fR(1), \\fBpolkit\\fR(8)"]
+    return "\n".join(out) + "\n"
+
+
+API_EXAMPLES = """\
+busctl introspect org.podmgr1 /org/podmgr1
+busctl call org.podmgr1 /org/podmgr1 org.podmgr1.Manager ListPods
+busctl call org.podmgr1 /org/podmgr1 org.podmgr1.Manager StartPod s shop
+busctl get-property org.podmgr1 /org/podmgr1/pod/shop org.podmgr1.Pod State
+busctl monitor org.podmgr1"""
+
+
 def _commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
     """Every leaf command: "list", and "image pull" under "image"."""
     for action in parser._actions:
@@ -243,6 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     docs, examples = (Path(a) for a in args)
     (docs / "podmgr.toml.5").write_text(manifest_page())
     (docs / "podmgr.1").write_text(command_page())
+    (docs / "org.podmgr1.5").write_text(api_page())
     (examples / "annotated.toml").write_text(example())
     return 0
 

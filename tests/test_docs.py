@@ -18,15 +18,16 @@ ROOT = Path(__file__).parent.parent
 @pytest.mark.parametrize(("path", "render"), [
     ("docs/podmgr.toml.5", docs.manifest_page),
     ("docs/podmgr.1", docs.command_page),
+    ("docs/org.podmgr1.5", docs.api_page),
     ("examples/annotated.toml", docs.example),
-], ids=["podmgr.toml.5", "podmgr.1", "annotated.toml"])
+], ids=["podmgr.toml.5", "podmgr.1", "org.podmgr1.5", "annotated.toml"])
 def test_rendered_files_are_current(path: str, render: object) -> None:
     assert callable(render)
     assert (ROOT / path).read_text() == render(), f"{path} is stale: run make docs"
 
 
 @pytest.mark.skipif(not shutil.which("man"), reason="man-db is not installed")
-@pytest.mark.parametrize("page", ["podmgr.toml.5", "podmgr.1"])
+@pytest.mark.parametrize("page", ["podmgr.toml.5", "podmgr.1", "org.podmgr1.5"])
 def test_man_pages_render_without_warnings(page: str) -> None:
     result = subprocess.run(["man", "--warnings", "-l", str(ROOT / "docs" / page)],
                             capture_output=True, text=True, check=True,

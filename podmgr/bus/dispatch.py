@@ -95,6 +95,18 @@ class Dispatcher:
         self.tasks: set[asyncio.Task[None]] = set()
         bus.add_message_handler(self.handle)
 
+    def spawn(self, work: Awaitable[None]) -> None:
+        """Run ``work`` in the background; a failure is logged, never lost."""
+        async def run() -> None:
+            try:
+                await work
+            except Exception:  # background work has nobody to report to but the journal
+                log.exception("background work failed")
+
+        task = asyncio.get_running_loop().create_task(run())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
     def export(self, path: str, interface: api.Interface, implementation: object) -> None:
         self.objects.setdefault(path, {})[interface.name] = (interface, implementation)
 

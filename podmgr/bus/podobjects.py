@@ -1,68 +1,93 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A Pod object per manifest, its properties kept current from systemd's signals.
 
-While the service runs it listens to systemd: PropertiesChanged of the pods' and apps'
-units refreshes that pod's State and Apps (and emits PropertiesChanged in turn), and the
-end of a daemon-reload rescans the manifests, emitting PodNew and PodRemoved.
+The service keeps one table of the ActiveState of every pod and app unit: filled by one
+ListUnitsByPatterns when the pods are scanned, then updated from the PropertiesChanged
+signals systemd sends for units, which carry ActiveState when it changes.  So listing a
+thousand pods asks systemd nothing, and a pod's State and Apps change with its units
+(and emit PropertiesChanged in turn).  Manifests are scanned when the service starts,
+after systemd finishes a reload, and after CreatePod, UpdatePod and RemovePod; a pod's
+manifest is parsed only when its Apps, Images or Annotations are asked for.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
-from podmgr import generator, manifest, names
+from podmgr import generator, manifest, names, units
 from podmgr.bus import api
 from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import ManifestError
-from podmgr.systemd import SYSTEMD, Systemd
+from podmgr.systemd import SYSTEMD, UNIT, Systemd
 
 log = logging.getLogger(__name__)
 
 UNIT_PATHS = "/org/freedesktop/systemd1/unit"
+GENERATOR_DIR = Path("/run/systemd/generator")
 
 
 class PodObject:
     """The org.podmgr1.Pod properties of one pod (read by the dispatcher)."""
 
-    def __init__(self, pod: str, manifest_path: str) -> None:
+    def __init__(self, pod: str, manifest_path: str, pods: Pods) -> None:
         self.pod = pod
         self.path = manifest_path
-        self.state_value = "inactive"
-        self.app_states: list[tuple[str, str, str]] = []
-        self.image_names: list[str] = []
-        self.annotation_values: dict[str, str] = {}
+        self.pods = pods
+        self._parsed: manifest.Manifest | None = None  # None: does not load, or not read
+        self._read = False
+
+    def _manifest(self) -> manifest.Manifest | None:
+        if not self._read:
+            self._read = True
+            try:
+                self._parsed = manifest.load(Path(self.path))
+            except ManifestError:
+                self._parsed = None
+        return self._parsed
+
+    def forget_manifest(self) -> None:
+        self._parsed, self._read = None, False
 
     def name(self) -> str:
         return self.pod
 
     def state(self) -> str:
-        return self.state_value
+        # The generator wrote a drop-in for every manifest it accepted.
+        generated = GENERATOR_DIR / f"{names.pod_unit(self.pod)}.d" / units.DROP_IN
+        if not generated.exists() and self._manifest() is None:
+            return "invalid"
+        return self.pods.unit_states.get(names.pod_unit(self.pod), "inactive")
 
     def unit(self) -> str:
         return names.pod_unit(self.pod)
 
     def apps(self) -> list[list[str]]:
-        return [list(app) for app in self.app_states]
+        parsed = self._manifest()
+        if parsed is None:
+            return []
+        return [[app, names.app_unit(self.pod, app),
+                 self.pods.unit_states.get(names.app_unit(self.pod, app), "inactive")]
+                for app in parsed.apps]
 
     def images(self) -> list[str]:
-        return list(self.image_names)
+        parsed = self._manifest()
+        return sorted({a.image for a in parsed.apps.values() if a.image}) if parsed else []
 
     def addresses(self) -> list[str]:
         # A private network has only loopback; the host's network is the host's.
-        return ["127.0.0.1", "::1"] if self.state_value == "active" else []
+        return ["127.0.0.1", "::1"] if self.state() == "active" else []
 
     def manifest_path(self) -> str:
         return self.path
 
     def annotations(self) -> dict[str, str]:
-        return dict(self.annotation_values)
+        parsed = self._manifest()
+        return dict(parsed.pod.annotations) if parsed else {}
 
 
 def unit_of_path(path: str) -> str:
@@ -82,12 +107,11 @@ class Pods:
         self.dispatcher = dispatcher
         self.systemd = systemd
         self.objects: dict[str, PodObject] = {}
-        self._pending: set[str] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self.unit_states: dict[str, str] = {}
+        self.rescans = 0
 
     async def start(self) -> None:
-        bus = self.dispatcher.bus
-        bus.add_message_handler(self._on_signal)
+        self.dispatcher.bus.add_message_handler(self._on_signal)
         for rule in (f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
                      f"path_namespace='{UNIT_PATHS}'",
                      f"type='signal',sender='{SYSTEMD}',member='Reloading'"):
@@ -97,6 +121,8 @@ class Pods:
         await self.rescan()
 
     async def rescan(self) -> None:
+        """Pods from the manifest directories; unit states from one call to systemd."""
+        self.rescans += 1
         found = generator.find_manifests()
         for gone in set(self.objects) - set(found):
             self.dispatcher.unexport(api.pod_path(gone))
@@ -105,68 +131,35 @@ class Pods:
                                  api.pod_path(gone))
         for name, path in found.items():
             if name not in self.objects:
-                self.objects[name] = PodObject(name, str(path))
+                self.objects[name] = PodObject(name, str(path), self)
                 self.dispatcher.export(api.pod_path(name), api.POD, self.objects[name])
                 self.dispatcher.emit(api.MANAGER_PATH, api.MANAGER, "PodNew", name,
                                      api.pod_path(name))
             self.objects[name].path = str(path)
-        await asyncio.gather(*(self.refresh(name) for name in list(self.objects)))
+            self.objects[name].forget_manifest()
+        states = await self.systemd.list_units(["pod@*.service", "podapp@*.service"])
+        self.unit_states = {unit: state.active_state for unit, state in states.items()}
 
-    async def refresh(self, name: str) -> None:
-        """Read the pod's state from systemd; emit PropertiesChanged for what changed."""
-        pod = self.objects.get(name)
-        if pod is None:
-            return
-        before = (pod.state_value, pod.app_states, pod.image_names, pod.annotation_values)
-        try:
-            parsed = manifest.load(Path(pod.path))
-        except ManifestError:
-            pod.state_value, pod.app_states, pod.image_names = "invalid", [], []
-        else:
-            units = await self.systemd.list_units([names.pod_unit(name),
-                                                   names.app_unit(name, "*")])
-            state = units.get(names.pod_unit(name))
-            pod.state_value = state.active_state if state else "inactive"
-            pod.app_states = []
-            for app in parsed.apps.values():
-                unit = names.app_unit(name, app.name)
-                app_state = units[unit].active_state if unit in units else "inactive"
-                pod.app_states.append((app.name, unit, app_state))
-            pod.image_names = sorted({a.image for a in parsed.apps.values() if a.image})
-            pod.annotation_values = parsed.pod.annotations
-        after = (pod.state_value, pod.app_states, pod.image_names, pod.annotation_values)
-        changed = [prop for prop, old, new in zip(("State", "Apps", "Images", "Annotations"),
-                                                  before, after, strict=True) if old != new]
-        if changed:
-            self.dispatcher.properties_changed(api.pod_path(name), api.POD, changed)
+    async def refresh(self, pod: str) -> None:
+        """Read the state of one pod's units again (after a job on it)."""
+        states = await self.systemd.list_units([names.pod_unit(pod), names.app_unit(pod, "*")])
+        for unit in [u for u in self.unit_states if pod_of_unit(u) == pod]:
+            self.unit_states.pop(unit)
+        self.unit_states.update({unit: state.active_state for unit, state in states.items()})
+        self.dispatcher.properties_changed(api.pod_path(pod), api.POD,
+                                           ["State", "Apps", "Addresses"])
 
     def _on_signal(self, message: Message) -> bool:
         if message.message_type is not MessageType.SIGNAL:
             return False
         if message.member == "Reloading" and message.body == [False]:
-            self._schedule("", self.rescan)
+            self.dispatcher.spawn(self.rescan())
         elif message.member == "PropertiesChanged" and message.path and \
-                message.path.startswith(UNIT_PATHS) and \
-                (pod := pod_of_unit(unit_of_path(message.path))) in self.objects:
-            assert pod is not None
-            self._schedule(pod, lambda: self.refresh(pod))
+                message.body and message.body[0] == UNIT and "ActiveState" in message.body[1]:
+            unit = unit_of_path(message.path)
+            pod = pod_of_unit(unit)
+            if pod in self.objects:
+                self.unit_states[unit] = message.body[1]["ActiveState"].value
+                changed = ["State", "Addresses"] if unit == names.pod_unit(pod) else ["Apps"]
+                self.dispatcher.properties_changed(api.pod_path(pod), api.POD, changed)
         return False
-
-    def _schedule(self, key: str, refresh: Callable[[], Awaitable[None]]) -> None:
-        """Run ``refresh`` soon: once for a burst of signals about the same pod, and again
-        for signals that come while it runs."""
-        if key in self._pending:
-            return
-        self._pending.add(key)
-
-        async def later() -> None:
-            await asyncio.sleep(0.05)
-            self._pending.discard(key)
-            try:
-                await refresh()
-            except Exception:  # a failed refresh must not stop the next ones
-                log.exception("refreshing pod %s", key or "list")
-
-        task = asyncio.get_running_loop().create_task(later())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)

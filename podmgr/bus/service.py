@@ -64,7 +64,6 @@ class Manager:
     # Pods
 
     async def list_pods(self, call: Call) -> list[list[str]]:
-        await self.pods.rescan()
         return [[name, pod.state(), api.pod_path(name)]
                 for name, pod in sorted(self.pods.objects.items())]
 
