@@ -215,9 +215,9 @@ or transfers, and the next call starts it again. Methods that change anything as
 about the caller (the sender of the message) for the action they name:
 org.podmgr1.manage-pods, org.podmgr1.manage-images or org.podmgr1.manage-trust, with the
 details verb, pod, image, prefix or fingerprint for rules. Reads need no authorization.
-Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid, Exists, JobFailed, PrepareFailed,
-NoSuchImage, SignatureRejected, DigestMismatch, UnsafeLayer, BadImage, BadReference,
-SourceError, TrustError, AccessDenied, Failed.
+Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid,
+Exists, JobFailed, PrepareFailed, NoSuchImage, SignatureRejected, DigestMismatch,
+UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, Failed.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and
