@@ -114,3 +114,6 @@ bench: deps
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		podman crun conmon catatonit
 	$(PYTHON) bench/start.py
+	$(PYTHON) bench/images.py
+	$(PYTHON) bench/pull.py
+	$(PYTHON) bench/dbus.py

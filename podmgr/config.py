@@ -28,12 +28,15 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podmgr import reference, tables
 from podmgr.errors import ManifestError, PodmgrError, Problem
-from podmgr.schema import Key, Section
-from podmgr.unpack import Limits
+from podmgr.tables import Key, Section
 from podmgr.values import Boolean, Duration, Integer, ListOf, Size, String
+
+if TYPE_CHECKING:
+    from podmgr.unpack import Limits
 
 CONFIG = Path("/etc/podmgr/podmgr.toml")
 AUTH = Path("/etc/podmgr/auth.json")
@@ -104,6 +107,8 @@ class Config:
         return any(reference.matches_prefix(name, prefix) for prefix in self.images.insecure)
 
     def limits(self) -> Limits:
+        from podmgr.unpack import Limits  # noqa: PLC0415 -- tarfile, for imports only
+
         policy = self.images
         return Limits(policy.max_layer_entries, policy.max_layer_size, policy.allow_devices,
                       policy.strip_setuid)

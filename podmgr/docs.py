@@ -17,7 +17,7 @@ from pathlib import Path
 
 from podmgr import __version__, cli, config, names, schema
 from podmgr.bus import api
-from podmgr.schema import Key, Section
+from podmgr.tables import Key, Section
 
 
 def _roff(text: str) -> str:

@@ -17,40 +17,12 @@ from pathlib import Path
 
 from podmgr import manifest, paths, resolve, units
 from podmgr.errors import ManifestError, Problem
+from podmgr.lookup import find_manifests
 from podmgr.store import Store
 
 KMSG = Path("/dev/kmsg")
 # syslog priority "err" (3), as the kernel log's "<N>" prefix expects.
 KMSG_PRIORITY = "<3>"
-
-
-def find_manifests(dirs: Sequence[Path] = paths.MANIFEST_DIRS) -> dict[str, Path]:
-    """Pod name -> manifest path, applying systemd's rules across ``dirs`` (highest first):
-    the first directory that has NAME.toml wins, and an empty file or a symlink to
-    /dev/null there masks the pod altogether."""
-    found: dict[str, Path] = {}
-    masked: set[str] = set()
-    for directory in dirs:
-        try:
-            entries = sorted(directory.iterdir())
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        for path in entries:
-            name = path.name.removesuffix(".toml")
-            if path.suffix != ".toml" or name in found or name in masked or path.is_dir():
-                continue
-            if _is_mask(path):
-                masked.add(name)
-            else:
-                found[name] = path
-    return dict(sorted(found.items()))
-
-
-def _is_mask(path: Path) -> bool:
-    try:
-        return path.resolve() == Path("/dev/null") or path.stat().st_size == 0
-    except OSError:
-        return False  # a dangling symlink: loading it reports the problem
 
 
 def outputs_for(path: Path, output_dir: str = "/run/systemd/generator",

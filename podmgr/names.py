@@ -19,6 +19,9 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 NAME_HINT = "use 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
 
 POD_TEMPLATE = "pod@.service"
+# The generator's drop-in for pod@NAME.service; named 10-... so that an administrator's
+# override.conf comes later and wins.
+DROP_IN = "10-podmgr.conf"
 PARENT_SLICE = "pod.slice"
 
 

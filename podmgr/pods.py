@@ -10,7 +10,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from podmgr import generator, names, paths, process
+from podmgr import lookup, names, paths, process
 from podmgr.errors import NoSuchPod, SystemdError
 from podmgr.systemd import Systemd
 
@@ -19,7 +19,7 @@ def find(name: str) -> Path:
     """The manifest of pod ``name``, or NoSuchPod."""
     if not names.is_valid_name(name):
         raise NoSuchPod(f"{name!r} is not a valid pod name ({names.NAME_HINT})")
-    if path := generator.find_manifests().get(name):
+    if path := lookup.find_manifests().get(name):
         return path
     dirs = ", ".join(str(d) for d in paths.MANIFEST_DIRS)
     raise NoSuchPod(f"no pod {name!r}: there is no {name}.toml in {dirs} "
@@ -50,6 +50,8 @@ async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     method = {"start": "StartUnit", "stop": "StopUnit", "restart": "RestartUnit"}[verb]
     unit = names.pod_unit(name)
     if verb != "stop" and (await systemd.unit_properties(unit))["SourcePath"] != str(path):
+        from podmgr import generator  # noqa: PLC0415 -- only on this rare path
+
         generator.outputs_for(path)  # an invalid manifest has no units: say what is wrong
         raise NoSuchPod(f"systemd has not read {path} yet (run systemctl daemon-reload)")
     await systemd.subscribe()

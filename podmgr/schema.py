@@ -10,10 +10,9 @@ dataclass in ``manifest.py``, and use it in ``units.py`` or ``prepare.py``.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
-from typing import Any
 
 from podmgr import names
+from podmgr.tables import Key, Section
 from podmgr.values import (
     AbsolutePath,
     Boolean,
@@ -30,7 +29,6 @@ from podmgr.values import (
     String,
     SyscallFilter,
     UserRef,
-    ValueType,
 )
 
 SCHEMA_VERSION = 1
@@ -62,42 +60,6 @@ class VolumeType(enum.StrEnum):
     HOST = "host"
     EMPTY = "empty"
     TMPFS = "tmpfs"
-
-
-@dataclass(frozen=True)
-class Key:
-    name: str
-    type: ValueType[Any]
-    help: str
-    default: object = None  # as written in TOML; None means unset
-    required: bool = False
-    example: str | None = None  # TOML text for the annotated example when there is no default
-    example_set: bool = False  # set, not commented out, in the annotated example
-    only_for: tuple[VolumeType, ...] = ()  # volume keys that apply to some types only
-
-
-_NAME = String(names.NAME_PATTERN.pattern, names.NAME_HINT, "name")
-
-
-@dataclass(frozen=True)
-class Section:
-    """A TOML table: ``[pod]``, ``[app.NAME]`` (named) or ``[[app.NAME.mount]]`` (array)."""
-
-    name: str
-    attribute: str  # field of the parent dataclass
-    help: str
-    keys: tuple[Key, ...]
-    subsections: tuple[Section, ...] = ()
-    named: bool = False
-    array: bool = False
-    name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
-    key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
-
-    def subsection(self, name: str) -> Section | None:
-        return next((s for s in self.subsections if s.name == name), None)
 
 
 _ENV_NAME = String(r"[A-Za-z_][A-Za-z0-9_]*", "use letters, digits and '_'", "variable name")

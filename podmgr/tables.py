@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Parsing TOML tables by a table of keys (schema.Section) into frozen dataclasses.
+"""Tables of keys (Key, Section), and parsing TOML tables by them into frozen dataclasses.
 
 Shared by pod manifests (manifest.py) and podmgr.toml (config.py).  Every problem is
 collected with its key path; unknown keys are errors, with a suggestion where one fits.
@@ -8,13 +8,51 @@ collected with its key path; unknown keys are errors, with a suggestion where on
 from __future__ import annotations
 
 import difflib
+import enum
 import re
 import tomllib
+from dataclasses import dataclass, field
 from typing import Any
 
+from podmgr import names
 from podmgr.errors import Problem
-from podmgr.schema import Section
-from podmgr.values import BadValue, toml_type
+from podmgr.values import BadValue, String, ValueType, toml_type
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str
+    type: ValueType[Any]
+    help: str
+    default: object = None  # as written in TOML; None means unset
+    required: bool = False
+    example: str | None = None  # TOML text for the annotated example when there is no default
+    example_set: bool = False  # set, not commented out, in the annotated example
+    only_for: tuple[enum.StrEnum, ...] = ()  # volume keys that apply to some types only
+
+
+_NAME = String(names.NAME_PATTERN.pattern, names.NAME_HINT, "name")
+
+
+@dataclass(frozen=True)
+class Section:
+    """A TOML table: ``[pod]``, ``[app.NAME]`` (named) or ``[[app.NAME.mount]]`` (array)."""
+
+    name: str
+    attribute: str  # field of the parent dataclass
+    help: str
+    keys: tuple[Key, ...]
+    subsections: tuple[Section, ...] = ()
+    named: bool = False
+    array: bool = False
+    name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
+    key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
+
+    def subsection(self, name: str) -> Section | None:
+        return next((s for s in self.subsections if s.name == name), None)
 
 
 def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:

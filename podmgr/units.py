@@ -9,7 +9,6 @@ For pod "shop" with apps "web" and "db" (names.py documents the scheme):
     podapp@shop:web.service            one service per app
     multi-user.target.wants/pod@shop.service -> pod@.service   from [install]
 
-The drop-in is named 10-… so that an administrator's override.conf comes later and wins.
 """
 
 from __future__ import annotations
@@ -23,8 +22,6 @@ from podmgr.resolve import ResolvedApp
 from podmgr.schema import NetworkMode, Ready, VolumeType
 from podmgr.unitfile import UnitFile, command_line, escape_specifiers, quote
 from podmgr.values import format_duration, format_size
-
-DROP_IN = "10-podmgr.conf"
 
 # The bounding set an OCI runtime gives a container unless told otherwise.
 DEFAULT_CAPABILITIES = (
@@ -64,7 +61,7 @@ def render(manifest: Manifest, apps: dict[str, ResolvedApp],
     pod = manifest.name
     plan_path = podplan.path_in(output_dir, pod)
     out: list[Output] = [
-        GeneratedFile(f"{names.pod_unit(pod)}.d/{DROP_IN}",
+        GeneratedFile(f"{names.pod_unit(pod)}.d/{names.DROP_IN}",
                       _pod_drop_in(manifest, plan_path).render()),
         GeneratedFile(f"{names.pod_unit(pod)}.d/{podplan.FILE}",
                       podplan.render(podplan.build(manifest, apps))),

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import generator, units
+from podmgr import generator, lookup, units
 from podmgr.errors import ManifestError, Problem
 
 APP = '[app.main]\nrootfs = "/srv"\nexec = ["/bin/true"]\n'
@@ -32,7 +32,7 @@ def test_earlier_directories_win(dirs: list[Path]) -> None:
     (lib / "db.toml").write_text(APP)
     (etc / "db.toml").write_text(APP)
     (lib / "cache.toml").write_text(APP)
-    assert generator.find_manifests(dirs) == {
+    assert lookup.find_manifests(dirs) == {
         "cache": lib / "cache.toml", "db": etc / "db.toml", "web": run / "web.toml"}
 
 
@@ -42,7 +42,7 @@ def test_masking(dirs: list[Path]) -> None:
         (lib / f"{name}.toml").write_text(APP)
     (etc / "empty.toml").write_text("")
     (run / "null.toml").symlink_to("/dev/null")
-    assert generator.find_manifests(dirs) == {"kept": lib / "kept.toml"}
+    assert lookup.find_manifests(dirs) == {"kept": lib / "kept.toml"}
 
 
 def test_other_files_are_ignored(dirs: list[Path]) -> None:
@@ -50,7 +50,7 @@ def test_other_files_are_ignored(dirs: list[Path]) -> None:
     (etc / "notes.txt").write_text(APP)
     (etc / "dir.toml").mkdir()
     (etc / "web.toml.bak").write_text(APP)
-    assert generator.find_manifests([*dirs, dirs[0] / "missing"]) == {}
+    assert lookup.find_manifests([*dirs, dirs[0] / "missing"]) == {}
 
 
 def test_generate_writes_good_pods_and_logs_bad_ones(dirs: list[Path], tmp_path: Path) -> None:

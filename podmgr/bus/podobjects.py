@@ -13,16 +13,21 @@ manifest is parsed only when its Apps, Images or Annotations are asked for.
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
-from podmgr import generator, manifest, names, units
+from podmgr import lookup, names
 from podmgr.bus import api
 from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import ManifestError
+
+if TYPE_CHECKING:
+    from podmgr.manifest import Manifest
 from podmgr.systemd import SYSTEMD, UNIT, Systemd
 
 log = logging.getLogger(__name__)
@@ -38,11 +43,13 @@ class PodObject:
         self.pod = pod
         self.path = manifest_path
         self.pods = pods
-        self._parsed: manifest.Manifest | None = None  # None: does not load, or not read
+        self._parsed: Manifest | None = None  # None: does not load, or not read
         self._read = False
 
-    def _manifest(self) -> manifest.Manifest | None:
+    def _manifest(self) -> Manifest | None:
         if not self._read:
+            from podmgr import manifest  # noqa: PLC0415 -- parsed only on demand, see above
+
             self._read = True
             try:
                 self._parsed = manifest.load(Path(self.path))
@@ -57,11 +64,10 @@ class PodObject:
         return self.pod
 
     def state(self) -> str:
-        # The generator wrote a drop-in for every manifest it accepted.
-        generated = GENERATOR_DIR / f"{names.pod_unit(self.pod)}.d" / units.DROP_IN
-        if not generated.exists() and self._manifest() is None:
+        unit = names.pod_unit(self.pod)
+        if unit not in self.pods.generated and self._manifest() is None:
             return "invalid"
-        return self.pods.unit_states.get(names.pod_unit(self.pod), "inactive")
+        return self.pods.unit_states.get(unit, "inactive")
 
     def unit(self) -> str:
         return names.pod_unit(self.pod)
@@ -108,7 +114,7 @@ class Pods:
         self.systemd = systemd
         self.objects: dict[str, PodObject] = {}
         self.unit_states: dict[str, str] = {}
-        self.rescans = 0
+        self.generated: set[str] = set()  # pod units the generator wrote a drop-in for
 
     async def start(self) -> None:
         self.dispatcher.bus.add_message_handler(self._on_signal)
@@ -122,8 +128,13 @@ class Pods:
 
     async def rescan(self) -> None:
         """Pods from the manifest directories; unit states from one call to systemd."""
-        self.rescans += 1
-        found = generator.find_manifests()
+        found = lookup.find_manifests()
+        # The generator wrote a drop-in for every manifest it accepted.
+        try:
+            self.generated = {entry.removesuffix(".d") for entry in os.listdir(GENERATOR_DIR)
+                              if entry.startswith("pod@") and entry.endswith(".service.d")}
+        except FileNotFoundError:
+            self.generated = set()
         for gone in set(self.objects) - set(found):
             self.dispatcher.unexport(api.pod_path(gone))
             del self.objects[gone]

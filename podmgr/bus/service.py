@@ -12,27 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import signal
 import sys
-from dataclasses import asdict
+from typing import Any
 
 from dbus_next.constants import NameFlag, RequestNameReply
 
-from podmgr import (
-    config,
-    generator,
-    images,
-    manifest,
-    names,
-    oci,
-    paths,
-    pods,
-    prepare,
-    reference,
-    resolve,
-)
+from podmgr import config, lookup, names, paths, pods, prepare
 from podmgr.bus import api, polkit
 from podmgr.bus.connection import Bus
 from podmgr.bus.dispatch import Call, Dispatcher
@@ -41,7 +28,6 @@ from podmgr.bus.transfers import Transfers
 from podmgr.errors import Exists, ManifestError, NoSuchPod, PodmgrError, SystemdError
 from podmgr.store import Store, atomic_write
 from podmgr.systemd import SERVICE, Systemd
-from podmgr.trust import ROOT, TrustStore
 
 log = logging.getLogger("podmgr1")
 
@@ -100,12 +86,14 @@ class Manager:
     @staticmethod
     def _check(toml: str, name: str) -> None:
         """Everything the generator would check of NAME.toml with this text."""
+        from podmgr import manifest, resolve  # noqa: PLC0415 -- loaded when first needed
+
         parsed = manifest.parse(toml, ADMIN_PODS / f"{name}.toml")
         resolve.resolve(parsed, Store())
 
     async def create_pod(self, call: Call, name: str, toml: str) -> str:
         await self._allow(call, api.MANAGE_PODS, pod=name, verb="create")
-        if name in generator.find_manifests():
+        if name in lookup.find_manifests():
             raise Exists(f"there is a pod {name!r} already (UpdatePod changes it, or choose "
                          "another name)")
         await self._write(name, toml)
@@ -154,66 +142,15 @@ class Manager:
         await self._allow(call, api.MANAGE_PODS, pod=name, verb="release")
         prepare.release(name)
 
-    # Images
+    def __getattr__(self, name: str) -> Any:
+        """The image and trust methods, from a module loaded on their first call: the
+        service starts on demand, mostly to prepare or list pods, and loading what
+        images need (gpg, TLS, tar, compression) would make every start slower."""
+        from podmgr.bus.imagemethods import ImageMethods  # noqa: PLC0415
 
-    async def list_images(self, call: Call) -> list[list[object]]:
-        return [[r.name, r.manifest, ",".join(r.signed_by), r.insecure, r.size, r.stored]
-                for r in Store().all_images()]
-
-    async def inspect_image(self, call: Call, name: str) -> str:
-        store = Store()
-        record = store.image(str(reference.parse(name)))
-        parsed = oci.parse_manifest(store.read_blob(record.manifest))
-        image_config = oci.parse_config(store.read_blob(record.config))
-        keys = TrustStore().all_keys()
-        return json.dumps({
-            **asdict(record),
-            "signers": [{"fingerprint": f, "trusted_as": [k.scope for k in keys
-                                                          if k.fingerprint == f]}
-                        for f in record.signed_by],
-            "config": {"platform": str(image_config.platform), "user": image_config.user,
-                       "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
-                       "env": image_config.env, "working_dir": image_config.working_dir},
-            "layers": [{"digest": layer.digest, "media_type": layer.media_type,
-                        "size": layer.size, "diff_id": diff_id,
-                        "path": str(store.layer_path(diff_id))}
-                       for layer, diff_id in zip(parsed.layers, record.layers, strict=True)],
-        })
-
-    async def pull_image(self, call: Call, ref: str) -> tuple[int, str]:
-        source = ref if "://" in ref else f"docker://{ref}"
-        if not source.startswith("docker://"):
-            raise PodmgrError(f"{ref!r}: PullImage fetches from registries (docker://); "
-                              "ImportImage takes archives and layouts")
-        await self._allow(call, api.MANAGE_IMAGES, image=ref, verb="pull")
-        return self.transfers.start(source, "")
-
-    async def import_image(self, call: Call, source: str, name: str) -> tuple[int, str]:
-        await self._allow(call, api.MANAGE_IMAGES, image=name or source, verb="import")
-        return self.transfers.start(source, name)
-
-    async def remove_image(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_IMAGES, image=name, verb="remove")
-        images.remove(Store(), name)
-
-    async def garbage_collect(self, call: Call) -> tuple[int, int]:
-        await self._allow(call, api.MANAGE_IMAGES, verb="gc")
-        store = Store()
-        with store.locked(exclusive=True):
-            return store.collect(prepare.layers_in_use())
-
-    # Trust
-
-    async def list_trusted_keys(self, call: Call) -> list[list[str]]:
-        return [[k.fingerprint, k.prefix] for k in TrustStore().all_keys()]
-
-    async def trust_key(self, call: Call, prefix: str, armored: bytes) -> str:
-        await self._allow(call, api.MANAGE_TRUST, prefix=prefix or "(root)", verb="trust")
-        return TrustStore().add(prefix or ROOT, bytes(armored)).fingerprint
-
-    async def untrust_key(self, call: Call, fingerprint: str) -> None:
-        await self._allow(call, api.MANAGE_TRUST, fingerprint=fingerprint, verb="untrust")
-        TrustStore().remove(fingerprint)
+        if "_images" not in self.__dict__:
+            self.__dict__["_images"] = ImageMethods(self.dispatcher, self.transfers)
+        return getattr(self.__dict__["_images"], name)
 
 
 async def serve() -> int:

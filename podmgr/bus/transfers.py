@@ -13,7 +13,7 @@ import asyncio
 import logging
 import threading
 
-from podmgr import config, images
+from podmgr import config
 from podmgr.bus import api, polkit
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.errors import PodmgrError
@@ -85,6 +85,8 @@ class Transfers:
         return transfer.number, path
 
     async def _run(self, transfer: Transfer) -> None:
+        from podmgr import images  # noqa: PLC0415 -- the service starts without it
+
         loop = asyncio.get_running_loop()
         path = api.transfer_path(transfer.number)
         try:
