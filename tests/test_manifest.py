@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import manifest, schema
+from podmgr import manifest, schema, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
 
@@ -374,13 +374,13 @@ def test_load_reports_an_unreadable_file(tmp_path: Path) -> None:
         manifest.load(tmp_path / "binary.toml")
 
 
-def _sections(section: schema.Section) -> list[schema.Section]:
+def _sections(section: tables.Section) -> list[tables.Section]:
     return [section, *(s for sub in section.subsections for s in _sections(sub))]
 
 
 @pytest.mark.parametrize("section", _sections(schema.MANIFEST)[1:],
                          ids=lambda s: s.name)
-def test_the_key_table_and_the_dataclasses_agree(section: schema.Section) -> None:
+def test_the_key_table_and_the_dataclasses_agree(section: tables.Section) -> None:
     cls = manifest._CLASSES[section.attribute]
     fields = {f.name for f in dataclasses.fields(cls)} - {"name"}
     assert fields == {k.name for k in section.keys} | {s.attribute for s in section.subsections}
