@@ -226,3 +226,38 @@ def test_the_service_exits_when_idle_and_comes_back(bus_bed: Bed) -> None:
         busctl(bed, "ListPods")
         time.sleep(wait)
     busctl(bed, "ListPods")
+
+
+BIG_LAYOUT = f"""
+import os, sys
+sys.path.insert(0, "{CHECKOUT}/tests")
+from pathlib import Path
+import imagebuild as ib
+noise = os.urandom(1 << 20)
+files = [ib.file(f"data/{{i:03}}", noise[i:] + noise[:i]) for i in range(200)]
+ib.write_layout(Path("/tmp/big"), {{"1": ib.Image([ib.tar(files)], "gzip")}})
+"""
+
+
+def test_a_transfer_can_be_canceled_by_whom_may(bus_bed: Bed) -> None:
+    bed = bus_bed
+    bed.run("/usr/bin/python3", "-c", BIG_LAYOUT, timeout=300)
+    bed.run("sh", "-c", "cat >> /etc/podmgr/podmgr.toml",
+            input='[images]\ninsecure = ["example.org"]\n')
+    monitor = subprocess.Popen(bed.command("timeout", "12", "busctl", "--json=short",
+                                           "monitor", "org.podmgr1"),
+                               stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    number, path = reply(busctl(bed, "ImportImage", "ss", "oci:/tmp/big:1",
+                                "example.org/big/app:1"))
+    assert isinstance(path, str)
+    refused = busctl(bed, "Cancel", path=path, interface="org.podmgr1.Transfer", user="alice",
+                     check=False)
+    assert "org.podmgr1.manage-images" in refused.stderr
+    busctl(bed, "Cancel", path=path, interface="org.podmgr1.Transfer")
+    out, _ = monitor.communicate(timeout=60)
+    removed = [json.loads(line)["payload"]["data"] for line in out.splitlines()
+               if '"member":"TransferRemoved"' in line]
+    assert [number, path, "canceled"] in removed
+    [images] = reply(busctl(bed, "ListImages"))
+    assert not [i for i in images if i[0] == "example.org/big/app:1"]  # type: ignore[index]
