@@ -260,4 +260,5 @@ def test_a_transfer_can_be_canceled_by_whom_may(bus_bed: Bed) -> None:
                if '"member":"TransferRemoved"' in line]
     assert [number, path, "canceled"] in removed
     [images] = reply(busctl(bed, "ListImages"))
-    assert not [i for i in images if i[0] == "example.org/big/app:1"]  # type: ignore[index]
+    assert isinstance(images, list)
+    assert not [image for image in images if image[0] == "example.org/big/app:1"]
