@@ -9,6 +9,7 @@ is sound — the problems between values (references, cycles, keys that do not a
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,9 @@ from pathlib import Path
 from podmgr import names, schema, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.values import Port
+
+DEFAULT_NETWORK = "podmgr"
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,18 @@ class PodSettings:
 @dataclass(frozen=True)
 class Network:
     mode: NetworkMode
+    networks: tuple[str, ...]
+    ports: tuple[Port, ...]
+    dns: tuple[str, ...]
+    dns_search: tuple[str, ...]
+    hosts: dict[str, str]
+
+    @property
+    def joined(self) -> tuple[str, ...]:
+        """The networks the pod is on: none unless bridged; "podmgr" by default."""
+        if self.mode is not NetworkMode.BRIDGE:
+            return ()
+        return self.networks or (DEFAULT_NETWORK,)
 
 
 @dataclass(frozen=True)
@@ -164,6 +180,32 @@ def _check(manifest: Manifest) -> list[Problem]:
     for app in manifest.apps.values():
         problems.extend(_check_app(manifest, app))
     problems.extend(_check_cycles(manifest))
+    problems.extend(_check_network(manifest.network))
+    return problems
+
+
+def _check_network(network: Network) -> list[Problem]:
+    problems = []
+    bridged = network.mode is NetworkMode.BRIDGE
+    if network.networks and not bridged:
+        problems.append(Problem("network.networks", 'only a bridged pod joins networks (set '
+                                'mode = "bridge")'))
+    if network.ports and network.mode is NetworkMode.PRIVATE:
+        problems.append(Problem("network.ports", "a private network cannot be reached from "
+                                'the host (set mode = "bridge")'))
+    seen: set[tuple[str, int, str]] = set()
+    for index, port in enumerate(network.ports):
+        key = (port.host_ip, port.host_port, port.protocol)
+        if key in seen:
+            problems.append(Problem(f"network.ports[{index}]", f"{port.host_port}/"
+                                    f"{port.protocol} is published twice (publish it once)"))
+        seen.add(key)
+    for name, address in network.hosts.items():
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            problems.append(Problem(f"network.hosts.{name}", f"{address!r} is not an IP address "
+                                    '(write it like "10.0.0.5")'))
     return problems
 
 

@@ -15,6 +15,7 @@ from podmgr import names
 from podmgr.tables import Key, Section
 from podmgr.values import (
     AbsolutePath,
+    Address,
     Boolean,
     Capability,
     Choice,
@@ -25,6 +26,7 @@ from podmgr.values import (
     MapOf,
     Mode,
     Percent,
+    PortSpec,
     Size,
     String,
     SyscallFilter,
@@ -37,6 +39,7 @@ SCHEMA_VERSION = 1
 class NetworkMode(enum.StrEnum):
     PRIVATE = "private"
     HOST = "host"
+    BRIDGE = "bridge"
 
 
 class Restart(enum.StrEnum):
@@ -99,10 +102,28 @@ POD = Section("pod", "pod", "Settings of the pod as a whole. The pod's name is t
         "(TimeoutStopSec=).", default="90s"),
 ), subsections=(RESOURCES,))
 
+_NETWORK_NAME = String(names.NAME_PATTERN.pattern, names.NAME_HINT, "network name")
+_HOST_NAME = String(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", "use letters, digits, '.', '-'",
+                    "host name")
+
 NETWORK = Section("network", "network", "The pod's network. Every app joins the same network "
                   "namespace.", (
     Key("mode", Choice(NetworkMode), "\"private\": the pod gets its own network namespace with "
-        "only loopback; \"host\": the apps use the host's network.", default="private"),
+        "only loopback; \"bridge\": that, plus an address on each of its networks (a veth "
+        "to a bridge), NAT to the outside and published ports; \"host\": the apps use the "
+        "host's network.", default="private"),
+    Key("networks", ListOf(_NETWORK_NAME), "With mode = \"bridge\": the networks to join, each "
+        "defined in /etc/podmgr/networks/NAME.toml; the first gives the default route. "
+        "Empty: the default network \"podmgr\".", default=[], example='["backend"]'),
+    Key("ports", ListOf(PortSpec()), "Ports to publish on the host, [HOST_IP:]HOST_PORT:"
+        "POD_PORT[/tcp|/udp]; they answer on the host's own addresses and on localhost.",
+        default=[], example='["8080:80/tcp", "127.0.0.1:5353:53/udp"]'),
+    Key("dns", ListOf(Address("name server")), "Name servers for the pod's /etc/resolv.conf; "
+        "empty: the host's resolv.conf.", default=[], example='["9.9.9.9"]'),
+    Key("dns_search", ListOf(_HOST_NAME), "Search domains for /etc/resolv.conf.", default=[],
+        example='["example.org"]'),
+    Key("hosts", MapOf(_HOST_NAME, "table of addresses"), "Extra /etc/hosts entries, name = "
+        "address.", default={}, example='{ "db.example.org" = "10.0.0.5" }'),
 ))
 
 INSTALL = Section("install", "install", "Start the pod at boot: the generator links "

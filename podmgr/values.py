@@ -9,8 +9,10 @@ whose message says what was wrong and what to write instead.  The key table in
 from __future__ import annotations
 
 import enum
+import ipaddress
 import posixpath
 import re
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from podmgr import reference
@@ -243,6 +245,61 @@ class ImageName(ValueType[str]):
             return str(reference.parse(raw))
         except PodmgrError as error:
             raise BadValue(str(error)) from None
+
+
+class Address(ValueType[str]):
+    """An IPv4 or IPv6 address, normalized."""
+
+    def __init__(self, doc: str = "IP address") -> None:
+        self.doc = doc
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"10.0.0.1"')
+        assert isinstance(raw, str)
+        try:
+            return str(ipaddress.ip_address(raw))
+        except ValueError:
+            raise BadValue(f"{raw!r} is not an IP address (write it like \"9.9.9.9\")") from None
+
+
+@dataclass(frozen=True)
+class Port:
+    """A published port: host address (or "" for all) and port, pod port, protocol."""
+
+    host_ip: str
+    host_port: int
+    pod_port: int
+    protocol: str
+
+    def __str__(self) -> str:
+        host = f"{self.host_ip}:" if self.host_ip else ""
+        return f"{host}{self.host_port}:{self.pod_port}/{self.protocol}"
+
+
+_PORT = re.compile(r"(?:(?P<ip>[0-9.]+):)?(?P<host>\d{1,5}):(?P<pod>\d{1,5})"
+                   r"(?:/(?P<proto>tcp|udp))?")
+
+
+class PortSpec(ValueType[Port]):
+    doc = "port mapping"
+
+    def parse(self, raw: object) -> Port:
+        self.expect(raw, str, '"8080:80/tcp"')
+        assert isinstance(raw, str)
+        match = _PORT.fullmatch(raw)
+        hint = 'write it as [HOST_IP:]HOST_PORT:POD_PORT[/tcp|/udp], e.g. "8080:80/tcp"'
+        if not match:
+            raise BadValue(f"{raw!r} is not a port mapping ({hint})")
+        ports = int(match["host"]), int(match["pod"])
+        if not all(1 <= port <= 65535 for port in ports):
+            raise BadValue(f"{raw!r}: ports are 1..65535 ({hint})")
+        host_ip = match["ip"] or ""
+        if host_ip:
+            try:
+                host_ip = str(ipaddress.IPv4Address(host_ip))
+            except ValueError:
+                raise BadValue(f"{raw!r}: {host_ip!r} is not an IPv4 address ({hint})") from None
+        return Port(host_ip, ports[0], ports[1], match["proto"] or "tcp")
 
 
 class ListOf(ValueType[tuple[T, ...]]):

@@ -44,7 +44,7 @@ CASES = [
     ("[pod]\nhostnme = 'x'\n" + APP, "pod.hostnme", "did you mean hostname?"),
     ("[pod.resources]\nmemory = '1G'\n" + APP, "pod.resources.memory",
      "did you mean memory_max?"),
-    ("[network]\nports = []\n" + APP, "network.ports", "see podmgr.toml(5)"),
+    ("[network]\npublish = []\n" + APP, "network.publish", "see podmgr.toml(5)"),
     ("[install]\nwanted = []\n" + APP, "install.wanted", "did you mean wanted_by?"),
     ("[volume.v]\ntype = 'empty'\nsize_limit = '1M'\n" + APP, "volume.v.size_limit",
      "see podmgr.toml(5)"),
@@ -79,7 +79,25 @@ CASES = [
     ("[pod.resources]\ncpu_quota = 150\n" + APP, "pod.resources.cpu_quota",
      'use "50%"; 200% is two CPUs'),
     ("[pod.resources]\ntasks_max = 1.5\n" + APP, "pod.resources.tasks_max", "got a float"),
-    ("[network]\nmode = 'bridge'\n" + APP, "network.mode", 'use one of "private", "host"'),
+    ("[network]\nmode = 'overlay'\n" + APP, "network.mode",
+     'use one of "private", "host", "bridge"'),
+    ("[network]\nmode = 'bridge'\nports = ['80']\n" + APP, "network.ports[0]",
+     "write it as [HOST_IP:]HOST_PORT:POD_PORT[/tcp|/udp]"),
+    ("[network]\nmode = 'bridge'\nports = ['70000:80']\n" + APP, "network.ports[0]",
+     "ports are 1..65535"),
+    ("[network]\nmode = 'bridge'\nports = ['1.2.3:80:80']\n" + APP, "network.ports[0]",
+     "is not an IPv4 address"),
+    ("[network]\nmode = 'bridge'\nports = ['80:80', '80:81/tcp']\n" + APP, "network.ports[1]",
+     "published twice"),
+    ("[network]\nports = ['80:80']\n" + APP, "network.ports",
+     'a private network cannot be reached from the host (set mode = "bridge")'),
+    ("[network]\nnetworks = ['backend']\n" + APP, "network.networks",
+     'only a bridged pod joins networks (set mode = "bridge")'),
+    ("[network]\nmode = 'bridge'\nnetworks = ['Bad']\n" + APP, "network.networks[0]",
+     "use 1-63 characters"),
+    ("[network]\ndns = ['nine']\n" + APP, "network.dns[0]", 'write it like "9.9.9.9"'),
+    ("[network]\nhosts = { db = 'nowhere' }\n" + APP, "network.hosts.db",
+     'write it like "10.0.0.5"'),
     ("[install]\nwanted_by = 'multi-user.target'\n" + APP, "install.wanted_by",
      "got a string"),
     ("[install]\nwanted_by = ['multi-user']\n" + APP, "install.wanted_by[0]",
@@ -342,6 +360,19 @@ def test_a_manifest_with_every_key() -> None:
     assert web.resources.memory_max == 1 << 20
     assert web.mounts == (manifest.Mount("data", "/var/lib/data", False),
                           manifest.Mount("conf", "/etc/shop", True))
+
+
+def test_network_settings() -> None:
+    pod = parse("""
+        [network]
+        mode = "bridge"
+        ports = ["8080:80", "127.0.0.1:5353:53/udp"]
+        dns = ["9.9.9.9"]
+        hosts = { "db.example.org" = "10.0.0.5" }
+    """ + APP)
+    assert pod.network.joined == ("podmgr",)
+    assert [str(p) for p in pod.network.ports] == ["8080:80/tcp", "127.0.0.1:5353:53/udp"]
+    assert parse(APP).network.joined == ()
 
 
 def test_defaults() -> None:
