@@ -1,13 +1,17 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Fixtures for integration tests: throwaway systemd beds (bed.py).
 
-Integration tests need root.  Elsewhere they are skipped with the reason — except in CI
-(CI=true), where a missing prerequisite fails them: CI must run them.
+Integration tests need root and a systemd to boot.  Elsewhere they are skipped with the
+reason — except in CI (CI=true), where a missing prerequisite fails them: CI must run them.
+
+tests/ has no __init__.py, so pytest puts this directory on sys.path before importing
+this file (setup.cfg's pythonpath says so too): test modules import ``from bed import Bed``.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,11 +26,16 @@ def _missing_prerequisite() -> str | None:
         return "integration tests boot a systemd and need root"
     if not Path(SYSTEMD).exists():
         return f"integration tests need systemd ({SYSTEMD} is missing)"
+    for tool in ("unshare", "nsenter", "setpriv"):
+        if not shutil.which(tool):
+            return f"integration tests need {tool} (util-linux)"
     return None
 
 
 @pytest.fixture(scope="session")
 def beds_allowed() -> None:
+    """Skip (fail in CI) without the prerequisites; before the first bed, sweep away
+    what a crashed run left."""
     if reason := _missing_prerequisite():
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}; CI must run integration tests")
@@ -44,6 +53,6 @@ def bed(beds_allowed: None, request: pytest.FixtureRequest) -> Iterator[Bed]:
 
 @pytest.fixture
 def fresh_bed(beds_allowed: None) -> Iterator[Bed]:
-    """A bed of its own, without podmgr."""
+    """A bed of its own, booted but without podmgr."""
     with Bed("fresh", CHECKOUT) as booted:
         yield booted

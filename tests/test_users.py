@@ -9,87 +9,158 @@ import pytest
 
 from podmgr import manifest, resolve, users
 from podmgr.errors import ManifestError
+from podmgr.rootfs import Defaults, DirectorySource
 from podmgr.store import Store
 from podmgr.users import Credentials, UnknownName
 
-PASSWD = b"root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1001:Web:/srv/web:/bin/false\n"
+PASSWD = b"""\
+# a comment, and a line too short to be an entry
+root:x:0:0:root:/root:/bin/sh
+broken:x:12
+web:x:1000:1001:Web server:/srv/web:/bin/false
+"""
 GROUP = b"root:x:0:\nweb:x:1001:\nstaff:x:50:web\n"
 
 
 @pytest.mark.parametrize(("user", "group", "expected"), [
-    (0, None, Credentials(0, 0, "root", "/root")),
-    (1000, None, Credentials(1000, 1001, "web", "/srv/web")),  # the group from passwd
-    (4242, None, Credentials(4242, 0, None, None)),  # unknown number: group 0, as OCI
-    ("web", None, Credentials(1000, 1001, "web", "/srv/web")),
-    ("web", "staff", Credentials(1000, 50, "web", "/srv/web")),
-    ("web", 7, Credentials(1000, 7, "web", "/srv/web")),
-    (4242, 4343, Credentials(4242, 4343, None, None)),
+    pytest.param(0, None, Credentials(0, 0, "root", "/root"), id="uid-0"),
+    pytest.param(1000, None, Credentials(1000, 1001, "web", "/srv/web"),
+                 id="uid-in-passwd-takes-its-group"),
+    pytest.param(4242, None, Credentials(4242, 0, None, None), id="uid-not-in-passwd-group-0"),
+    pytest.param(4242, 4343, Credentials(4242, 4343, None, None), id="uid-and-gid"),
+    pytest.param(1000, 7, Credentials(1000, 7, "web", "/srv/web"), id="uid-and-other-gid"),
+    pytest.param("web", None, Credentials(1000, 1001, "web", "/srv/web"), id="name"),
+    pytest.param("web", "staff", Credentials(1000, 50, "web", "/srv/web"),
+                 id="name-and-group-name"),
+    pytest.param(0, "staff", Credentials(0, 50, "root", "/root"), id="uid-and-group-name"),
 ])
 def test_resolve(user: str | int, group: str | int | None, expected: Credentials) -> None:
     assert users.resolve(user, group, PASSWD, GROUP) == expected
 
 
-def test_unknown_names_say_what_to_do() -> None:
-    with pytest.raises(UnknownName) as error:
-        users.resolve("nobody", None, PASSWD, GROUP, "/srv")
-    assert error.value.key == "user"
-    assert "'nobody' is not in /etc/passwd of /srv (add the user" in str(error.value)
-    with pytest.raises(UnknownName) as error:
-        users.resolve("web", "wheel", PASSWD, GROUP, "/srv")
-    assert error.value.key == "group"
-    assert "use a numeric gid" in str(error.value)
-    with pytest.raises(UnknownName, match="/srv has no /etc/passwd"):
-        users.resolve("web", None, None, None, "/srv")
+def test_a_number_needs_no_passwd() -> None:
+    assert users.resolve(1000, None, None, None) == Credentials(1000, 0, None, None)
 
 
-def make_rootfs(root: Path) -> Path:
+@pytest.mark.parametrize(("user", "group", "passwd", "group_file", "key", "message"), [
+    pytest.param("nobody", None, PASSWD, GROUP, "user",
+                 "user 'nobody' is not in /etc/passwd of /srv/app (add the user there, or "
+                 "use a numeric uid)", id="unknown-user"),
+    pytest.param("broken", None, PASSWD, GROUP, "user",
+                 "user 'broken' is not in /etc/passwd of /srv/app", id="malformed-entry"),
+    pytest.param("web", None, None, None, "user",
+                 "cannot look up user 'web': /srv/app has no /etc/passwd (create it, or use a "
+                 "numeric uid)", id="no-passwd"),
+    pytest.param("web", "wheel", PASSWD, GROUP, "group",
+                 "group 'wheel' is not in /etc/group of /srv/app (add the group there, or use "
+                 "a numeric gid)", id="unknown-group"),
+    pytest.param(0, "staff", PASSWD, None, "group",
+                 "group 'staff' is not in /etc/group of /srv/app", id="no-group-file"),
+])
+def test_unknown_names_name_the_key_and_the_fix(user: str | int, group: str | None,
+                                                passwd: bytes | None, group_file: bytes | None,
+                                                key: str, message: str) -> None:
+    with pytest.raises(UnknownName) as error:
+        users.resolve(user, group, passwd, group_file, "/srv/app")
+    assert error.value.key == key
+    assert str(error.value).startswith(message)
+
+
+def make_rootfs(root: Path, passwd: bytes = PASSWD, group: bytes = GROUP) -> Path:
     (root / "etc").mkdir(parents=True)
-    (root / "etc" / "passwd").write_bytes(PASSWD)
-    (root / "etc" / "group").write_bytes(GROUP)
+    (root / "etc" / "passwd").write_bytes(passwd)
+    (root / "etc" / "group").write_bytes(group)
     return root
 
 
-def resolved(rootfs: Path, user: str, store: Path) -> dict[str, resolve.ResolvedApp]:
-    text = f'[app.main]\nrootfs = "{rootfs}"\nexec = ["/bin/true"]\nuser = "{user}"\n'
-    return resolve.resolve(manifest.parse(text, Path("pod.toml")), Store(store))
+def test_lookup_reads_the_rootfs(tmp_path: Path) -> None:
+    source = DirectorySource(str(make_rootfs(tmp_path / "rootfs")))
+    assert users.lookup("web", "staff", source) == Credentials(1000, 50, "web", "/srv/web")
+    assert users.lookup(1000, None, source) == Credentials(1000, 1001, "web", "/srv/web")
 
 
-def test_names_are_read_from_the_rootfs(tmp_path: Path) -> None:
+def test_lookup_names_the_rootfs_in_messages(tmp_path: Path) -> None:
     rootfs = make_rootfs(tmp_path / "rootfs")
-    app = resolved(rootfs, "web", tmp_path / "store")["main"]
-    assert app.creds == Credentials(1000, 1001, "web", "/srv/web")
-    assert (app.lowerdirs, app.exec, app.working_directory) == ((str(rootfs),), ("/bin/true",),
-                                                                "/")
+    with pytest.raises(UnknownName, match=f"is not in /etc/group of {rootfs} "):
+        users.lookup("web", "wheel", DirectorySource(str(rootfs)))
 
 
-def test_an_unknown_name_names_the_key(tmp_path: Path) -> None:
-    rootfs = make_rootfs(tmp_path / "rootfs")
-    with pytest.raises(ManifestError) as error:
-        resolved(rootfs, "ghost", tmp_path / "store")
-    assert str(error.value).startswith("pod.toml: app.main.user: user 'ghost' is not in")
+class CountingSource:
+    """A Source whose files are counted as they are read."""
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def describe(self) -> str:
+        return "counted"
+
+    def lowerdirs(self) -> list[str]:
+        return []
+
+    def read_file(self, path: str) -> bytes | None:
+        self.read.append(path)
+        return {"etc/passwd": PASSWD, "etc/group": GROUP}.get(path)
+
+    def defaults(self) -> Defaults:
+        return Defaults()
+
+
+@pytest.mark.parametrize(("user", "group", "read"), [
+    pytest.param(1000, 50, [], id="numbers"),
+    pytest.param(1000, None, ["etc/passwd"], id="default-group"),
+    pytest.param("web", 50, ["etc/passwd"], id="user-name"),
+    pytest.param(1000, "staff", ["etc/passwd", "etc/group"], id="group-name"),
+])
+def test_lookup_reads_only_what_it_needs(user: str | int, group: str | int | None,
+                                         read: list[str]) -> None:
+    source = CountingSource()
+    users.lookup(user, group, source)
+    assert source.read == read
 
 
 def test_a_passwd_symlink_is_not_followed_to_the_host(tmp_path: Path) -> None:
-    # "root" is on every host; a rootfs whose passwd points there must not resolve it.
+    # "root" is in the host's /etc/passwd; a rootfs whose passwd links there must not see it.
     rootfs = tmp_path / "rootfs"
     (rootfs / "etc").mkdir(parents=True)
     (rootfs / "etc" / "passwd").symlink_to("/etc/passwd")
-    with pytest.raises(ManifestError, match="has no /etc/passwd"):
-        resolved(rootfs, "root", tmp_path / "store")
+    with pytest.raises(UnknownName, match=f"{rootfs} has no /etc/passwd") as error:
+        users.lookup("root", None, DirectorySource(str(rootfs)))
+    assert error.value.key == "user"
+
+
+def test_a_group_symlink_is_not_followed_to_the_host(tmp_path: Path) -> None:
+    rootfs = make_rootfs(tmp_path / "rootfs")
+    (rootfs / "etc" / "group").unlink()
+    (rootfs / "etc" / "group").symlink_to("/etc/group")
+    with pytest.raises(UnknownName) as error:
+        users.lookup(0, "root", DirectorySource(str(rootfs)))
+    assert error.value.key == "group"
 
 
 def test_a_symlinked_etc_is_not_followed_either(tmp_path: Path) -> None:
     rootfs = tmp_path / "rootfs"
     rootfs.mkdir()
     (rootfs / "etc").symlink_to("/etc")
-    with pytest.raises(ManifestError, match="has no /etc/passwd"):
-        resolved(rootfs, "root", tmp_path / "store")
+    with pytest.raises(UnknownName, match="has no /etc/passwd"):
+        users.lookup("root", None, DirectorySource(str(rootfs)))
 
 
-def test_an_image_app_needs_its_image_in_the_store(tmp_path: Path) -> None:
-    pod = manifest.parse('[app.web]\nimage = "example.org/web:1"\n', Path("pod.toml"))
+def resolved(tmp_path: Path, rootfs: Path, user: str) -> resolve.ResolvedApp:
+    path = tmp_path / "pod.toml"
+    path.write_text(f'[app.main]\nrootfs = "{rootfs}"\nexec = ["/bin/true"]\nuser = "{user}"\n')
+    return resolve.resolve(manifest.load(path), Store(tmp_path / "store"))["main"]
+
+
+def test_an_app_runs_as_its_rootfs_user(tmp_path: Path) -> None:
+    rootfs = make_rootfs(tmp_path / "rootfs")
+    app = resolved(tmp_path, rootfs, "web")
+    assert app.creds == Credentials(1000, 1001, "web", "/srv/web")
+
+
+def test_an_unknown_user_is_a_problem_of_the_manifest(tmp_path: Path) -> None:
+    rootfs = make_rootfs(tmp_path / "rootfs")
     with pytest.raises(ManifestError) as error:
-        resolve.resolve(pod, Store(tmp_path / "store"))
-    assert str(error.value) == ("pod.toml: app.web.image: example.org/web:1 is not in the image "
-                                "store (podmgr image pull or import it, then systemctl "
-                                "daemon-reload)")
+        resolved(tmp_path, rootfs, "ghost")
+    assert str(error.value) == (f"{tmp_path}/pod.toml: app.main.user: user 'ghost' is not in "
+                                f"/etc/passwd of {rootfs} (add the user there, or use a "
+                                "numeric uid)")
