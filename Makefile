@@ -26,7 +26,8 @@ PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
 
 VENV = .venv
 RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python3-gnupg \
-	python3-xdg python3-toml python3-zstandard gnupg systemd libnss-systemd dbus polkitd \
+	python3-xdg python3-toml python3-zstandard python3-nftables gnupg systemd libnss-systemd dbus \
+	polkitd nftables \
 	util-linux
 # busybox-static for the example rootfs, gcc and libc6-dev for a static test helper;
 # skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the image tests

@@ -16,7 +16,17 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from podmgr import __version__, cli_images, generator, names, output, pods, process, units
+from podmgr import (
+    __version__,
+    cli_images,
+    cli_networks,
+    generator,
+    names,
+    output,
+    pods,
+    process,
+    units,
+)
 from podmgr.bus import api
 from podmgr.bus.client import Client
 from podmgr.errors import ManifestError, PodmgrError
@@ -80,6 +90,8 @@ async def cmd_status(args: argparse.Namespace) -> int:
     print(f"pod {status['Name']}: {status['State']}")
     rows = [("Manifest", status["ManifestPath"]), ("Unit", status["Unit"]),
             ("Slice", names.pod_slice(args.pod))]
+    rows += [("Addresses" if i == 0 else "", address)
+             for i, address in enumerate(status["Addresses"])]
     rows += [("Images" if i == 0 else "", image) for i, image in enumerate(status["Images"])]
     rows += [("Annotations" if i == 0 else "", f"{key}={value}")
              for i, (key, value) in enumerate(sorted(status["Annotations"].items()))]
@@ -150,6 +162,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--app", metavar="APP", help="only this app")
     logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
     cli_images.add_commands(sub)
+    cli_networks.add_commands(sub)
     return top
 
 

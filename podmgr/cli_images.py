@@ -88,7 +88,9 @@ async def cmd_rm(args: argparse.Namespace) -> int:
 
 async def cmd_gc(args: argparse.Namespace) -> int:
     async with Client() as client:
-        layers, blobs = await client.call("GarbageCollect")
+        layers, blobs, repaired = await client.call("GarbageCollect")
+    for what in repaired:
+        print(f"removed {what}, left by a pod that is gone")
     print(f"removed {layers} layers and {blobs} blobs no image or running pod uses")
     return 0
 
@@ -168,8 +170,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     remove.add_argument("names", nargs="+", metavar="NAME", help="image name")
     remove.set_defaults(handler=cmd_rm)
 
-    gc = sub.add_parser("gc", help="free layers and blobs no image or prepared pod uses",
-                        description="Free layers and blobs no image or prepared pod uses.")
+    gc = sub.add_parser("gc", help="free layers and blobs no image or prepared pod uses, and "
+                        "remove leases, veths and ports of pods that are gone",
+                        description="Free layers and blobs no image or prepared pod uses; "
+                        "remove leases, veths and published ports of pods that are gone.")
     gc.set_defaults(handler=cmd_gc)
 
     trust = sub.add_parser("trust", help="manage the keys trusted to sign images",

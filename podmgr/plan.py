@@ -15,7 +15,7 @@ from typing import TypedDict
 from podmgr import names, paths
 from podmgr.manifest import Manifest
 from podmgr.resolve import ResolvedApp
-from podmgr.schema import NetworkMode, Ready, VolumeType
+from podmgr.schema import Ready, VolumeType
 
 FILE = "podmgr-plan.json"  # in the pod unit's drop-in directory
 
@@ -44,10 +44,19 @@ class AppPlan(TypedDict):
     mount_files: list[str]
 
 
+class NetworkPlan(TypedDict):
+    mode: str  # schema.NetworkMode
+    networks: list[str]  # the networks a bridged pod joins, the default route's first
+    ports: list[str]  # values.Port as written: [HOST_IP:]HOST_PORT:POD_PORT/PROTOCOL
+    dns: list[str]
+    dns_search: list[str]
+    hosts: dict[str, str]
+
+
 class Plan(TypedDict):
     pod: str
     hostname: str
-    private_network: bool
+    network: NetworkPlan
     volumes: list[VolumePlan]
     apps: list[AppPlan]
     uids: list[int]  # made known to the host if it does not know them (userdb.py)
@@ -61,6 +70,7 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
          "size": v.size if v.type is VolumeType.TMPFS else None}
         for v in manifest.volumes.values()]
     app_plans: list[AppPlan] = []
+    network = manifest.network
     for app in manifest.apps.values():
         resolved = apps[app.name]
         files = [f"etc/{name}" for name in paths.POD_ETC_FILES]
@@ -72,7 +82,10 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
                           "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
                           "mount_files": files})
     return {"pod": manifest.name, "hostname": manifest.hostname,
-            "private_network": manifest.network.mode is NetworkMode.PRIVATE,
+            "network": {"mode": network.mode.value, "networks": list(network.joined),
+                        "ports": [str(port) for port in network.ports],
+                        "dns": list(network.dns), "dns_search": list(network.dns_search),
+                        "hosts": dict(network.hosts)},
             "volumes": volumes, "apps": app_plans,
             "uids": sorted({a.creds.uid for a in apps.values()}),
             "gids": sorted({a.creds.gid for a in apps.values()})}

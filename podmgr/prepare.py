@@ -5,7 +5,7 @@ pod@NAME.service runs ``podmgr-pod prepare NAME`` as its start and ``podmgr-pod 
 NAME`` after it stops (also after a failed start).  Prepare follows the plan the
 generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME/:
 
-    ns/net, ns/ipc            the pod's namespaces, pinned (net only for network = private)
+    ns/net, ns/ipc            the pod's namespaces, pinned (net unless network.mode = host)
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
     apps/APP/upper, work      the overlay's writable layer, gone at release
@@ -13,6 +13,7 @@ generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME
     userdb-ids.json           app users and groups made known to the host (userdb.py)
     plan.json                 the plan it followed: `podmgr gc` keeps the layers it names
 
+A bridged pod also joins its networks (podnet.py): leases, veths, published ports.
 Release unmounts everything below that directory — whatever prepare got to, even after
 a crash or a kill -9 — and removes it; releasing a released pod does nothing.
 
@@ -30,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podmgr import mounts, namespaces, paths, userdb
+from podmgr import mounts, namespaces, paths, podnet, userdb
 from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
@@ -46,11 +47,12 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
     try:
         runtime.dir.mkdir(mode=0o700, parents=True)
         (runtime.dir / "plan.json").write_text(json.dumps(plan))
-        _write_etc(plan["hostname"], runtime)
+        _write_etc(plan, runtime)
         pins = {"ipc": runtime.ipcns}
-        if plan["private_network"]:
+        if plan["network"]["mode"] != "host":
             pins["net"] = runtime.netns
         namespaces.create(pins)
+        podnet.join(plan, runtime.netns)
         for volume in plan["volumes"]:
             _prepare_volume(name, volume, runtime)
         for app in plan["apps"]:
@@ -68,6 +70,7 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
 def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
     """Unmount and remove everything prepare made; harmless when there is nothing."""
     runtime = paths.PodRuntime(name, runtime_base)
+    podnet.leave(name)
     for point in mounts.mount_points_under(runtime.dir):
         try:
             mounts.umount(point)
@@ -94,17 +97,10 @@ def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
     return used
 
 
-def _write_etc(hostname: str, runtime: paths.PodRuntime) -> None:
+def _write_etc(plan: Plan, runtime: paths.PodRuntime) -> None:
     runtime.etc.mkdir(parents=True)
-    hosts = ("127.0.0.1\tlocalhost\n"
-             "::1\tlocalhost ip6-localhost ip6-loopback\n"
-             f"127.0.1.1\t{hostname}\n")
-    try:
-        resolv = Path("/etc/resolv.conf").read_text()
-    except OSError:
-        resolv = ""  # no DNS on the host: none in the pod either
-    for name, text in (("hosts", hosts), ("hostname", hostname + "\n"),
-                       ("resolv.conf", resolv)):
+    for name, text in (("hosts", podnet.hosts_of(plan)), ("hostname", plan["hostname"] + "\n"),
+                       ("resolv.conf", podnet.resolv_conf_of(plan["network"]))):
         (runtime.etc / name).write_text(text)
         (runtime.etc / name).chmod(0o644)
 

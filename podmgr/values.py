@@ -397,3 +397,22 @@ class SyscallFilter(ValueType[str]):
                            '(e.g. "@system-service", "~@privileged", "mkdir")')
         return raw
 
+
+
+class Subnet(ValueType[ipaddress.IPv4Network]):
+    """An IPv4 subnet in CIDR notation, from /8 to /30 (a network needs room for a
+    gateway and at least one pod)."""
+
+    doc = "IPv4 subnet"
+
+    def parse(self, raw: object) -> ipaddress.IPv4Network:
+        self.expect(raw, str, '"10.87.0.0/16"')
+        assert isinstance(raw, str)
+        try:
+            subnet = ipaddress.IPv4Network(raw)
+        except ValueError as error:
+            raise BadValue(f"{raw!r} is not an IPv4 subnet: {error} (write it like "
+                           '"10.87.0.0/16")') from None
+        if not 8 <= subnet.prefixlen <= 30:
+            raise BadValue(f"{raw!r}: the prefix length must be 8..30")
+        return subnet

@@ -21,6 +21,7 @@ ERROR_PREFIX = "org.podmgr1.Error."
 MANAGE_PODS = "org.podmgr1.manage-pods"
 MANAGE_IMAGES = "org.podmgr1.manage-images"
 MANAGE_TRUST = "org.podmgr1.manage-trust"
+MANAGE_NETWORKS = "org.podmgr1.manage-networks"
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _method(name: str, ins: str, outs: str, doc: str, action: str | None = None)
     return Method(name, _args(ins), _args(outs), doc, action)
 
 
-MANAGER = Interface("org.podmgr1.Manager", "Pods, images and trusted keys.", (
+MANAGER = Interface("org.podmgr1.Manager", "Pods, images, networks and trusted keys.", (
     _method("ListPods", "", "a(sso) pods", "Every pod with a manifest: name, state (the pod "
             "unit's ActiveState, or \"invalid\"), object path."),
     _method("GetPod", "s name", "o pod", "The object of pod NAME; NoSuchPod if it has no "
@@ -137,8 +138,13 @@ MANAGER = Interface("org.podmgr1.Manager", "Pods, images and trusted keys.", (
             "source's own name).", MANAGE_IMAGES),
     _method("RemoveImage", "s name", "", "Remove an image record; GarbageCollect frees its "
             "layers.", MANAGE_IMAGES),
-    _method("GarbageCollect", "", "u layers, u blobs", "Free layers and blobs that no image "
-            "and no prepared pod uses.", MANAGE_IMAGES),
+    _method("GarbageCollect", "", "u layers, u blobs, as repaired", "Free layers and blobs "
+            "that no image and no prepared pod uses, and remove what pods that are gone left "
+            "behind (leases, veths, published ports): REPAIRED says what.", MANAGE_IMAGES),
+    _method("ListNetworks", "", "a(sssbbas) networks", "Pod networks: name, subnet, bridge, "
+            "masquerade, isolate, the prepared pods on it."),
+    _method("RemoveNetwork", "s name", "", "Remove a network's bridge, rules and "
+            "/etc/podmgr/networks/NAME.toml; refused while a pod is on it.", MANAGE_NETWORKS),
     _method("ListTrustedKeys", "", "a(ss) keys", "Trusted keys: primary fingerprint, name "
             "prefix (empty for the root set)."),
     _method("TrustKey", "s prefix, ay armored", "s fingerprint", "Trust an ASCII-armored "
@@ -161,7 +167,8 @@ POD = Interface("org.podmgr1.Pod", "One pod. Properties change with its units' s
     Property("Unit", "s", "pod@NAME.service."),
     Property("Apps", "a(sss)", "Each app: name, unit, ActiveState."),
     Property("Images", "as", "The images its apps run."),
-    Property("Addresses", "as", "The pod's network addresses."),
+    Property("Addresses", "as", "The running pod's addresses: on each of its networks, "
+             "the first network's first, then loopback; none on the host's network."),
     Property("ManifestPath", "s", "Where its manifest is."),
     Property("Annotations", "a{ss}", "The manifest's annotations."),
 ))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from podmgr import images, oci, prepare, reference
+from podmgr import images, oci, podnet, prepare, reference
 from podmgr.bus import api, polkit
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.transfers import Transfers
@@ -64,11 +64,12 @@ class ImageMethods:
         await self._allow(call, api.MANAGE_IMAGES, image=name, verb="remove")
         images.remove(Store(), name)
 
-    async def garbage_collect(self, call: Call) -> tuple[int, int]:
+    async def garbage_collect(self, call: Call) -> tuple[int, int, list[str]]:
         await self._allow(call, api.MANAGE_IMAGES, verb="gc")
+        repaired = podnet.collect()
         store = Store()
         with store.locked(exclusive=True):
-            return store.collect(prepare.layers_in_use())
+            return (*store.collect(prepare.layers_in_use()), repaired)
 
     # Trust
 

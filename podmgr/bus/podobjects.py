@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
-from podmgr import lookup, names
+from podmgr import lookup, names, podnet
 from podmgr.bus import api
 from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import ManifestError
+from podmgr.schema import NetworkMode
 
 if TYPE_CHECKING:
     from podmgr.manifest import Manifest
@@ -85,8 +86,10 @@ class PodObject:
         return sorted({a.image for a in parsed.apps.values() if a.image}) if parsed else []
 
     def addresses(self) -> list[str]:
-        # A private network has only loopback; the host's network is the host's.
-        return ["127.0.0.1", "::1"] if self.state() == "active" else []
+        parsed = self._manifest()
+        if self.state() != "active" or parsed is None or parsed.network.mode is NetworkMode.HOST:
+            return []  # the host's network is the host's
+        return [address for _, address in podnet.addresses(self.pod)] + ["127.0.0.1", "::1"]
 
     def manifest_path(self) -> str:
         return self.path

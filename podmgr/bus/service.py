@@ -19,7 +19,7 @@ from typing import Any
 
 from dbus_next.constants import NameFlag, RequestNameReply
 
-from podmgr import config, lookup, names, paths, pods, prepare
+from podmgr import config, lookup, names, paths, podnet, pods, prepare
 from podmgr.bus import api, polkit
 from podmgr.bus.connection import Bus
 from podmgr.bus.dispatch import Call, Dispatcher
@@ -141,6 +141,17 @@ class Manager:
     async def release_pod(self, call: Call, name: str) -> None:
         await self._allow(call, api.MANAGE_PODS, pod=name, verb="release")
         prepare.release(name)
+
+    async def list_networks(self, call: Call) -> list[list[object]]:
+        from podmgr import ipam, networks  # noqa: PLC0415 -- network calls only
+
+        return [[n.name, str(n.subnet), n.bridge, n.masquerade, n.isolate,
+                 sorted(p for p in ipam.leases(n.name).values() if podnet.prepared(p))]
+                for n in sorted(networks.load_all().values(), key=lambda n: n.name)]
+
+    async def remove_network(self, call: Call, name: str) -> None:
+        await self._allow(call, api.MANAGE_NETWORKS, network=name, verb="remove")
+        podnet.remove_network(name)
 
     def __getattr__(self, name: str) -> Any:
         """The image and trust methods, from a module loaded on their first call: the
