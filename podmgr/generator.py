@@ -50,8 +50,9 @@ def log_problems(error: ManifestError, log: Path = KMSG) -> None:
     lines = [f"{KMSG_PRIORITY}podmgr-generator: {error.file}: {problem}"
              for problem in error.problems or [Problem("", "invalid")]]
     try:
-        # One write() per record: that is how /dev/kmsg takes messages.
-        with log.open("w") as kmsg:
+        # One write() per record: that is how /dev/kmsg takes messages.  Append: this runs
+        # once per bad manifest, and a log that is a regular file must keep every pod's lines.
+        with log.open("a") as kmsg:
             for line in lines:
                 kmsg.write(line + "\n")
                 kmsg.flush()

@@ -63,7 +63,8 @@ def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
     elif match := re.fullmatch(r"(.*) \(at end of document\)", message):
         message, where = match[1], "end of file"
     if match := re.fullmatch(r"Cannot declare \((.*)\) twice", message):
-        table = ".".join(part.strip(" '\"") for part in match[1].split(","))
+        # The key is a tuple's repr: ('pod',) has a trailing comma, not an empty part.
+        table = ".".join(part.strip(" '\"") for part in match[1].split(",") if part.strip())
         return Problem(where, f"[{table}] is declared twice (names of tables must be unique: "
                        "rename or merge one)")
     if message == "Cannot overwrite a value":

@@ -103,9 +103,9 @@ class Choice(ValueType[E]):
         self.doc = "one of " + ", ".join(f'"{c.value}"' for c in choices)
 
     def parse(self, raw: object) -> E:
-        first = next(iter(self.choices)).value
-        self.expect(raw, str, f'"{first}"')
-        assert isinstance(raw, str)
+        if not isinstance(raw, str):
+            # Not expect(): "one of ..." takes no article, and the quoted choices show the form.
+            raise BadValue(f"expected {self.doc}, got {toml_type(raw)}")
         try:
             return self.choices(raw)
         except ValueError:
@@ -203,7 +203,9 @@ class AbsolutePath(ValueType[str]):
                            "(rename the path or use a symlink without them)")
         if ".." in raw.split("/"):
             raise BadValue(f"{raw!r} contains '..' (write the path without it)")
-        return posixpath.normpath(raw)
+        # normpath keeps a leading "//" (POSIX leaves its meaning open); on Linux it is "/",
+        # and "//" must compare equal to "/" and "//v" to "/v".
+        return "/" + posixpath.normpath(raw).lstrip("/")
 
 
 class Mode(ValueType[int]):
@@ -222,14 +224,18 @@ class UserRef(ValueType[str | int]):
         self.doc = doc
 
     def parse(self, raw: object) -> str | int:
-        if isinstance(raw, int) and not isinstance(raw, bool):
-            if 0 <= raw < 2**32 - 1:
-                return raw
+        number = raw
+        # ASCII digits make a number, range checked like one; not str.isdigit(), which is also
+        # true of "\u00b2" (int() refuses it).  Over ten digits is out of range, so those skip
+        # int(), which refuses strings of over 4300 digits.
+        if isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw):
+            number = int(raw) if len(raw.lstrip("0")) <= 10 else 2**32
+        if isinstance(number, int) and not isinstance(number, bool):
+            if 0 <= number < 2**32 - 1:
+                return number
             raise BadValue(f"{raw} is out of range (use 0..4294967294)")
         if isinstance(raw, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", raw):
-            return int(raw) if raw.isdigit() else raw
-        if isinstance(raw, str) and raw.isdigit():
-            return int(raw)
+            return raw
         raise BadValue(f"{raw!r} is not a {self.doc} (use a number or a name like \"www-data\")")
 
 
@@ -302,11 +308,20 @@ class PortSpec(ValueType[Port]):
         return Port(host_ip, ports[0], ports[1], match["proto"] or "tcp")
 
 
+def plural(noun: str) -> str:
+    """The English plural of a type's doc, for "array of ...": capabilities, prefixes."""
+    if re.search(r"[^aeiou]y$", noun):
+        return noun[:-1] + "ies"
+    if re.search(r"(s|x|z|ch|sh)$", noun):
+        return noun + "es"
+    return noun + "s"
+
+
 class ListOf(ValueType[tuple[T, ...]]):
     def __init__(self, item: ValueType[T], unique: bool = True) -> None:
         self.item = item
         self.unique = unique
-        self.doc = f"array of {item.doc}{'es' if item.doc.endswith('x') else 's'}"
+        self.doc = f"array of {plural(item.doc)}"
 
     def parse(self, raw: object) -> tuple[T, ...]:
         self.expect(raw, list, "[...]")
