@@ -41,13 +41,10 @@ def error_of(path: Path) -> ManifestError:
     return caught.value
 
 
-def case(name: str, text: str, where: str, hint: str, bug: str = "",
-         raises: type[BaseException] = AssertionError) -> pytest.ParameterSet:
+def case(name: str, text: str, where: str, hint: str) -> pytest.ParameterSet:
     """A manifest with one problem: the key path it is reported at, and a fragment of the
-    message that says what to write instead.  ``bug`` marks a known product bug, which
-    makes the test fail with ``raises`` until it is fixed."""
-    marks = [pytest.mark.xfail(strict=True, reason=bug, raises=raises)] if bug else []
-    return pytest.param(text, where, hint, id=name, marks=marks)
+    message that says what to write instead."""
+    return pytest.param(text, where, hint, id=name)
 
 
 SYNTAX = [
