@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from podmgr import __version__, cli, config, names, schema
+from podmgr import __version__, cli, config, names, networks, schema
 from podmgr.bus import api
 from podmgr.tables import Key, Section
 
@@ -134,6 +134,43 @@ Dropped: the entry "." itself, extended attributes other than security.capabilit
 user.*, and, with strip_setuid, setuid and setgid bits. OCI whiteouts become overlayfs
 whiteouts and opaque directories."""
 
+NETWORKING_TEXT = """\
+A pod gets a network namespace of its own unless network.mode = "host". With mode =
+"private" it has only loopback. With mode = "bridge" it joins each network in
+network.networks (the default network "podmgr" when empty): a veth pair per network, the
+host's end (vp and a hash) on the network's bridge, the pod's end eth0, eth1 ... in the
+order of network.networks, with an address leased from the network's subnet; the first
+network gives the default route, through its gateway (the bridge's address).
+
+Leases are files under /var/lib/podmgr/networks/NETWORK/, one per address, naming the
+pod; they are written whole and under a lock, so two pods never get one address. A lease
+whose pod is no longer prepared (after a kill -9, a failed start or a reboot) is taken
+over by the next pod that needs an address, and podmgr gc removes it together with the
+veths and published ports such a pod left behind.
+
+Every pod on a network can reach the others by name: the pod's /etc/hosts names the pods
+it shares a network with, and is rewritten when one starts or stops. network.dns and
+network.dns_search replace the host's /etc/resolv.conf; a bridged pod whose host uses a
+name server on loopback (systemd-resolved's stub) gets resolved's upstream servers from
+/run/systemd/resolve/resolv.conf instead.
+
+NAT, published ports and isolation are nftables rules in the table inet podmgr, which
+podmgr alone changes; each rule's comment names its pod or network. A published port
+answers on the host's addresses, localhost included (connections from 127.0.0.0/8 are
+masqueraded to the bridge's address, and the bridge has route_localnet set), and to pods
+reaching it through the host. Starting a pod whose port another pod publishes fails,
+naming that pod. Each bridge forwards; net.ipv4.ip_forward is set when a network
+masquerades or a port is published on other than 127.0.0.0/8, and never unset. Stopping
+a pod removes its rules, veths and leases; bridges stay until podmgr network rm."""
+
+NETWORKS_TEXT = """\
+/etc/podmgr/networks/NAME.toml defines the network NAME. The default network "podmgr"
+needs no file: it is 10.87.0.0/16 on the bridge podmgr0, masqueraded, unless
+/etc/podmgr/networks/podmgr.toml says otherwise. No two networks may share a bridge or
+overlapping subnets. podmgr network list shows the networks and their pods; podmgr
+network rm removes a network's bridge, rules and file, and is refused while a pod is on
+it."""
+
 CONFIG_TEXT = """\
 /etc/podmgr/podmgr.toml holds the image policy and settings per registry; every key
 is optional. Credentials for registries are in /etc/podmgr/auth.json, in the containers
@@ -145,7 +182,8 @@ def manifest_page() -> str:
     out = [f'.TH PODMGR.TOML 5 "" "podmgr {__version__}" "podmgr"',
            ".SH NAME", "podmgr.toml \\- pod manifests and the configuration of podmgr",
            ".SH SYNOPSIS", "/etc/podmgr/pods/NAME.toml", ".br", "/run/podmgr/pods/NAME.toml",
-           ".br", "/usr/lib/podmgr/pods/NAME.toml", ".br", "/etc/podmgr/podmgr.toml",
+           ".br", "/usr/lib/podmgr/pods/NAME.toml", ".br", "/etc/podmgr/networks/NAME.toml",
+           ".br", "/etc/podmgr/podmgr.toml",
            ".SH DESCRIPTION"]
     out += _paragraphs(MANIFEST_INTRO)
     for header, section in _all_sections():
@@ -154,13 +192,15 @@ def manifest_page() -> str:
         out += _keys(section)
     out += [".SH UNITS", *_paragraphs(UNITS_TEXT)]
     out += [".SH IMAGES", *_paragraphs(IMAGES_TEXT)]
+    out += [".SH NETWORKING", *_paragraphs(NETWORKING_TEXT)]
+    out += [".SH NETWORK FILES", *_paragraphs(NETWORKS_TEXT), *_keys(networks.NETWORK)]
     out += [".SH THE CONFIGURATION FILE", *_paragraphs(CONFIG_TEXT)]
     for sub in config.TOP.subsections:
         out += [f".SS {_roff(_header(sub))}", *_paragraphs(sub.help), *_keys(sub)]
     out += [".SH EXAMPLE", ".nf"] + [_roff(line) for line in example().splitlines()] + [".fi"]
     out += [".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBsystemd.service\\fR(5), "
             "\\fBsystemd.resource-control\\fR(5), \\fBsystemd.exec\\fR(5), "
-            "\\fBsystemd.generator\\fR(7)"]
+            "\\fBsystemd.generator\\fR(7), \\fBnft\\fR(8)"]
     return "\n".join(out) + "\n"
 
 

@@ -9,6 +9,7 @@ would never see a replacement.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -24,7 +25,8 @@ def hosts(hostname: str, address: str | None, peers: Iterable[tuple[str, str]],
     ``peers``: (address, pod) of the pods it shares a network with."""
     lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
              f"{address or '127.0.1.1'}\t{hostname}"]
-    lines += [f"{peer_address}\t{pod}" for peer_address, pod in sorted(peers)]
+    lines += [f"{peer_address}\t{pod}" for peer_address, pod
+              in sorted(peers, key=lambda peer: ipaddress.ip_address(peer[0]))]
     lines += [f"{extra_address}\t{name}" for name, extra_address in extra.items()]
     return "\n".join(lines) + "\n"
 

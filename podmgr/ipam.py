@@ -73,7 +73,10 @@ def lease(network: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Ad
         taken = leases(network, base)
         for address, owner in taken.items():
             if owner == pod:
-                return address
+                if address in subnet:
+                    return address
+                # Left by a crash before the network got another subnet.
+                (directory / str(address)).unlink()
         for address in subnet.hosts():
             if address == gateway:
                 continue
@@ -119,8 +122,11 @@ def reclaim(prepared: Prepared, base: Path = LEASES_DIR) -> list[tuple[str, str]
 
 
 def forget(network: str, base: Path = LEASES_DIR) -> None:
-    """Remove a network's lease directory; it must hold no leases."""
+    """Remove a network's lease directory; it must hold no leases.  Its lock goes, and
+    temporary files of leases that a crash interrupted."""
     directory = base / network
     with contextlib.suppress(FileNotFoundError):
-        (directory / LOCK).unlink()
+        for entry in os.scandir(directory):
+            if entry.name.startswith("."):
+                os.unlink(entry.path)
         directory.rmdir()

@@ -94,12 +94,17 @@ def load(name: str, directory: Path = NETWORKS_DIR) -> Definition:
     """The network ``name``: its file, or the built-in default network."""
     path = directory / f"{name}.toml"
     try:
-        return parse(name, path.read_text(), path)
+        text = path.read_text()
     except FileNotFoundError:
         if name == DEFAULT_NETWORK:
             return parse(name, f'subnet = "{DEFAULT_SUBNET}"\n', None)
         raise PodmgrError(f"network {name} is not defined (create {path} with at least "
                           'subnet = "10.88.0.0/16")') from None
+    except (OSError, UnicodeDecodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
+        raise ManifestError(str(path), [Problem("", f"cannot read: {reason} (fix the "
+                                                "file or remove it)")]) from None
+    return parse(name, text, path)
 
 
 def load_all(directory: Path = NETWORKS_DIR) -> dict[str, Definition]:
@@ -107,7 +112,8 @@ def load_all(directory: Path = NETWORKS_DIR) -> dict[str, Definition]:
     found = sorted(p.stem for p in directory.glob("*.toml")
                    if names.is_valid_name(p.stem)) if directory.is_dir() else []
     every = {name: load(name, directory) for name in {DEFAULT_NETWORK, *found}}
-    ordered = sorted(every.values(), key=lambda d: d.name)
+    # The built-in network first: a clash with it is blamed on the file that clashes.
+    ordered = sorted(every.values(), key=lambda d: (d.path is not None, d.name))
     for index, first in enumerate(ordered):
         for second in ordered[index + 1:]:
             if first.bridge == second.bridge:

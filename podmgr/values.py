@@ -52,7 +52,8 @@ class ValueType(Generic[T]):
     def expect(self, raw: object, kind: type, example: str) -> None:
         # bool is an int subclass in Python, not in TOML.
         if not isinstance(raw, kind) or (kind is int and isinstance(raw, bool)):
-            article = "an" if self.doc[0] in "aeiou" else "a"
+            # "an IPv4 subnet", "an integer", but "a uid", "a unit name".
+            article = "an" if self.doc[0].lower() in "aeio" else "a"
             raise BadValue(f"expected {article} {self.doc} like {example}, got {toml_type(raw)}")
 
 

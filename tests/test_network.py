@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+from collections.abc import Iterator
 
 import pytest
 from bed import Bed
@@ -74,17 +75,37 @@ def net_bed(bed: Bed) -> Bed:
     return bed
 
 
+def app_pid(bed: Bed, pod: str) -> int:
+    """The pod's first app, once in its root: systemctl start returns as soon as the
+    app's process is forked, before systemd has set up its mounts and root in it."""
+    pid = main_pid(bed, pod, "web" if pod == "web" else "main")
+    inode = ["stat", "-L", "-c", "%d:%i"]
+    pods_file = bed.run(*inode, f"/run/podmgr/pods/{pod}/etc/hosts").stdout
+    wait_for(lambda: bed.run(*inode, f"/proc/{pid}/root/etc/hosts").stdout == pods_file,
+             what=f"{pod}'s app to see the pod's /etc/hosts")
+    return pid
+
+
+@pytest.fixture(autouse=True)
+def clean(net_bed: Bed) -> Iterator[None]:
+    """Each test starts from no pods and no network files, even after one that failed."""
+    yield
+    net_bed.run("systemctl", "stop", "pod@*.service")
+    net_bed.run("systemctl", "reset-failed")
+    net_bed.run("rm", "-rf", "/etc/podmgr/pods", "/etc/podmgr/networks")
+    reload(net_bed)
+
+
 def in_pod(bed: Bed, pod: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command as the pod's first app sees the world: its root, its network."""
-    pid = main_pid(bed, pod, "web" if pod == "web" else "main")
+    pid = app_pid(bed, pod)
     return bed.run("nsenter", "-t", str(pid), "-m", "-n", "-u", "-r", "-w", "--", *argv,
                    check=check)
 
 
 def in_pod_net(bed: Bed, pod: str, *argv: str) -> str:
     """Run one of the bed's commands (ip) in the pod's network namespace only."""
-    pid = main_pid(bed, pod, "web" if pod == "web" else "main")
-    return bed.run("nsenter", "-t", str(pid), "-n", "--", *argv).stdout
+    return bed.run("nsenter", "-t", str(app_pid(bed, pod)), "-n", "--", *argv).stdout
 
 
 def get(bed: Bed, url: str) -> str:
@@ -101,9 +122,8 @@ def resolve(bed: Bed, pod: str, name: str) -> str:
 
 def fetch(bed: Bed, pod: str, url: str) -> str:
     """An HTTP GET from the pod's network namespace."""
-    pid = main_pid(bed, pod, "web" if pod == "web" else "main")
-    result = bed.run("nsenter", "-t", str(pid), "-n", "--", "python3", "-c", HTTP_GET, url,
-                     check=False)
+    result = bed.run("nsenter", "-t", str(app_pid(bed, pod)), "-n", "--", "python3", "-c",
+                     HTTP_GET, url, check=False)
     return result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr}"
 
 
