@@ -6,7 +6,8 @@
 # make check     install what the checks need, then lint, type check, unit and
 #                integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
-# make bench     pod start against bare units and podman; the generator over 1000 pods
+# make bench     pod start against bare units and podman, the generator over 1000 pods,
+#                images, the D-Bus service and pod networking (bench/)
 
 PYTHON ?= /usr/bin/python3
 DESTDIR ?=
@@ -29,10 +30,11 @@ RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python
 	python3-xdg python3-toml python3-zstandard python3-nftables gnupg systemd libnss-systemd dbus \
 	polkitd nftables \
 	util-linux
-# busybox-static for the example rootfs, gcc and libc6-dev for a static test helper;
-# skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the image tests
-CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static make iproute2 man-db gcc libc6-dev \
-	skopeo docker-registry apache2-utils openssl zstd
+# busybox-static for the example rootfs, curl for the demo, gcc and libc6-dev for static
+# test helpers; skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the
+# image tests
+CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-db gcc \
+	libc6-dev skopeo docker-registry apache2-utils openssl zstd
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli \
@@ -118,3 +120,4 @@ bench: deps
 	$(PYTHON) bench/images.py
 	$(PYTHON) bench/pull.py
 	$(PYTHON) bench/dbus.py
+	$(PYTHON) bench/network.py

@@ -36,9 +36,11 @@ sleep 10
 step "journalctl PODMGR_POD=demo"
 journalctl --no-pager PODMGR_POD=demo
 
-step "the page, fetched from the pod's own network namespace"
-nsenter --net=/run/podmgr/pods/demo/ns/net /var/lib/machines/podmgr-busybox/bin/wget \
-	-q -O - http://127.0.0.1:8080/
+step "the page, through the port the pod publishes on the host's 127.0.0.1:8080"
+curl --silent --show-error http://127.0.0.1:8080/
+
+step "nft list table inet podmgr: the published port and the network's NAT"
+nft list table inet podmgr
 
 step "podmgr stop demo"
 podmgr stop demo
@@ -47,4 +49,10 @@ if [ -e /run/podmgr/pods/demo ] || grep -q /run/podmgr/pods/demo /proc/self/moun
 	echo "demo: the pod left mounts behind" >&2
 	exit 1
 fi
-echo "Stopped; its mounts and namespaces are gone. Start it again with: podmgr start demo"
+if grep -qx demo /var/lib/podmgr/networks/podmgr/* 2>/dev/null \
+		|| nft list table inet podmgr | grep -q '"pod demo'; then
+	echo "demo: the pod left its lease or published port behind" >&2
+	exit 1
+fi
+echo "Stopped; its mounts, namespaces, address and port are gone. Start it again with:"
+echo "podmgr start demo"

@@ -21,6 +21,7 @@ from podmgr import (
     cli_images,
     cli_networks,
     generator,
+    manifest,
     names,
     output,
     pods,
@@ -43,6 +44,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
             failed += 1
         else:
+            for warning in manifest.warnings(manifest.load(Path(file))):
+                print(f"{file}: warning: {warning}", file=sys.stderr)
             print(f"{file}: ok")
     return 1 if failed else 0
 

@@ -184,6 +184,14 @@ def _check(manifest: Manifest) -> list[Problem]:
     return problems
 
 
+def warnings(manifest: Manifest) -> list[Problem]:
+    """What a valid manifest says that will not happen: shown, not refused."""
+    if manifest.network.mode is NetworkMode.HOST and manifest.network.ports:
+        return [Problem("network.ports", 'ignored with mode = "host": the apps listen on the '
+                        'host\'s addresses themselves (remove it, or set mode = "bridge")')]
+    return []
+
+
 def _check_network(network: Network) -> list[Problem]:
     problems = []
     bridged = network.mode is NetworkMode.BRIDGE

@@ -85,7 +85,7 @@ def join(plan: Plan, netns: Path) -> None:
             firewall.publish(pod, joined[0][1], ports)
             if any(not p.host_ip.startswith("127.") for p in ports):
                 netsetup.enable_forwarding()  # other hosts reach them through this one
-        _refresh_hosts()
+        _refresh_hosts(set(network["networks"]))
 
 
 def leave(pod: str) -> None:
@@ -100,11 +100,12 @@ def leave(pod: str) -> None:
         for network in held:
             netsetup.detach(pod, network)
         ipam.release(pod)
-        _refresh_hosts(without=pod)
+        _refresh_hosts(set(held), without=pod)
 
 
-def _refresh_hosts(without: str = "") -> None:
-    """Rewrite /etc/hosts of every prepared bridged pod from the leases."""
+def _refresh_hosts(changed: set[str] | None = None, without: str = "") -> None:
+    """Rewrite /etc/hosts of the prepared pods on the ``changed`` networks (None: all)
+    from the leases."""
     members: dict[str, dict[str, str]] = {}  # network -> pod -> address
     for network in ipam.networks_with_leases():
         members[network] = {pod: str(address)
@@ -112,6 +113,8 @@ def _refresh_hosts(without: str = "") -> None:
     for pod, plan in _plans().items():
         net = plan["network"]
         if pod == without or net["mode"] != "bridge":
+            continue
+        if changed is not None and not changed.intersection(net["networks"]):
             continue
         peers: dict[str, str] = {}  # pod -> address on the first network shared
         for network in reversed(net["networks"]):

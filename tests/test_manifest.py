@@ -678,3 +678,16 @@ def test_the_manifest_dataclass_agrees_with_the_top_of_the_key_table() -> None:
     fields = {f.name for f in dataclasses.fields(manifest.Manifest)} - {"name", "path"}
     top = schema.MANIFEST
     assert fields == {k.name for k in top.keys} | {s.attribute for s in top.subsections}
+
+
+@pytest.mark.parametrize(("network", "warned"), [
+    ('mode = "host"\nports = ["8080:80"]', True),
+    ('mode = "host"', False),
+    ('mode = "bridge"\nports = ["8080:80"]', False),
+], ids=["host-with-ports", "host", "bridge-with-ports"])
+def test_ports_on_the_hosts_network_are_a_warning(network: str, warned: bool) -> None:
+    pod = manifest.parse(f"[network]\n{network}\n" + APP, Path("web.toml"))
+    warnings = [str(w) for w in manifest.warnings(pod)]
+    assert warnings == (['network.ports: ignored with mode = "host": the apps listen on the '
+                         'host\'s addresses themselves (remove it, or set mode = "bridge")']
+                        if warned else [])

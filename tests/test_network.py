@@ -205,6 +205,63 @@ def test_pods_talk_by_name_and_publish_ports(net_bed: Bed) -> None:
     assert get(bed, "http://127.0.0.1:8080/").startswith("failed")
 
 
+# Serves in the "outside" namespace, telling each client who it seems to be.
+WHO_CONNECTS = """
+import socket
+server = socket.create_server(("192.0.2.2", 9000))
+while True:
+    connection, (peer, _) = server.accept()
+    connection.sendall(peer.encode())
+    connection.close()
+"""
+WHO_AM_I = """
+import socket
+print(socket.create_connection(("192.0.2.2", 9000), timeout=2).recv(64).decode())
+"""
+
+
+def test_another_host_reaches_published_ports_and_pods_reach_out(net_bed: Bed) -> None:
+    """"Another host": a network namespace joined to the bed by a veth, 192.0.2.0/24."""
+    bed = net_bed
+    outside = ["ip", "netns", "exec", "outside"]
+    bed.run("ip", "netns", "add", "outside")
+    try:
+        bed.run("ip", "link", "add", "to-outside", "type", "veth", "peer", "name", "eth0",
+                "netns", "outside")
+        bed.run("ip", "addr", "add", "192.0.2.1/24", "dev", "to-outside")
+        bed.run("ip", "link", "set", "to-outside", "up")
+        bed.run(*outside, "ip", "addr", "add", "192.0.2.2/24", "dev", "eth0")
+        bed.run(*outside, "ip", "link", "set", "eth0", "up")
+        install(bed, "web", WEB)
+        install(bed, "db", pod_with('mode = "bridge"'))
+        reload(bed)
+        start(bed, "web", "db")
+
+        # In through the host's address, DNAT in prerouting, forwarded to the pod.
+        wait_for(lambda: not get(bed, "http://127.0.0.1:8080/").startswith("failed"),
+                 what="web to serve")
+        page = bed.run(*outside, "python3", "-c", HTTP_GET, "http://192.0.2.1:8080/")
+        assert page.stdout == "hello from web\n"
+        # The pod's own address is not reachable from there: it has no route to it.
+        web = next(address for address, pod in leases(bed).items() if pod == "web")
+        assert bed.run(*outside, "python3", "-c", HTTP_GET, f"http://{web}/",
+                       check=False).returncode != 0
+
+        # Out from a pod, masqueraded: the other host sees the host's address.
+        bed.run("systemd-run", "--unit=outside-server", *outside, "python3", "-c",
+                WHO_CONNECTS)
+
+        def answer() -> str:
+            result = bed.run("nsenter", "-t", str(app_pid(bed, "db")), "-n", "--",
+                             "python3", "-c", WHO_AM_I, check=False)
+            return result.stdout.strip()
+
+        wait_for(lambda: answer() == "192.0.2.1", what="the outside server to see the host")
+    finally:
+        bed.run("systemctl", "stop", "outside-server.service", check=False)
+        bed.run("ip", "netns", "del", "outside")
+
+
 def test_a_port_taken_is_refused_naming_its_pod(net_bed: Bed) -> None:
     bed = net_bed
     install(bed, "web", WEB)
