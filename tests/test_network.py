@@ -384,6 +384,34 @@ def test_leftovers_of_a_crash_are_reclaimed(net_bed: Bed) -> None:
     assert_nothing_left(bed, "web", "db", "broken")
 
 
+def test_the_service_killed_at_any_point_of_a_start_leaves_nothing(net_bed: Bed) -> None:
+    """kill -9 of org.podmgr1 while it prepares: pod@.service fails and its release (by a
+    new service) must find and remove whatever the killed one had made."""
+    bed = net_bed
+    install(bed, "web", WEB)
+    reload(bed)
+    # Start, wait, kill -9, then see what the killed service had made and whether the
+    # start was still going: in one shell, so that the delays are the script's own.
+    crash = ("podmgr list >/dev/null; systemctl start --no-block pod@web; sleep $0; "
+             "systemctl kill --signal=KILL podmgr1.service; "
+             "cat /var/lib/podmgr/networks/podmgr/* 2>/dev/null; echo; "
+             "systemctl show --value -p ActiveState pod@web.service")
+    killed_mid_start = 0
+    for delay_ms in range(0, 300, 7):
+        held, state = bed.run("sh", "-c", crash, str(delay_ms / 1000)).stdout.split("\n")[:2]
+        killed_mid_start += held == "web" and state == "activating"
+        wait_for(lambda: show(bed, "pod@web.service", "ActiveState") not in
+                 ("activating", "deactivating"), what="pod@web to settle")
+        stop(bed, "web")
+        bed.run("systemctl", "reset-failed")
+        assert_nothing_left(bed, "web")
+        if killed_mid_start >= 3:
+            break
+    assert killed_mid_start > 0  # the window between lease and started was hit
+    start(bed, "web")
+    stop(bed, "web")
+
+
 def test_twenty_pods_started_at_once_get_distinct_addresses(net_bed: Bed) -> None:
     bed = net_bed
     pods = [f"p{n}" for n in range(20)]
