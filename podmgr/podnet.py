@@ -17,16 +17,18 @@ import fcntl
 import json
 import logging
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from podmgr import etcfiles, ipam, netsetup, paths
-from podmgr.errors import PodmgrError
+from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
     from podmgr.networks import Definition
     from podmgr.plan import NetworkPlan, Plan
+    from podmgr.values import Port
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,26 @@ def join(plan: Plan, netns: Path) -> None:
             joined.append((definition, str(address)))
         ports = [PortSpec().parse(text) for text in network["ports"]]
         if ports:
+            for port in ports:
+                _check_unused(pod, port)
             firewall.publish(pod, joined[0][1], ports)
             if any(not p.host_ip.startswith("127.") for p in ports):
                 netsetup.enable_forwarding()  # other hosts reach them through this one
         _refresh_hosts(set(network["networks"]))
+
+
+def _check_unused(pod: str, port: Port) -> None:
+    """DNAT would silently take a port from a program of the host that listens on it."""
+    kind = socket.SOCK_STREAM if port.protocol == "tcp" else socket.SOCK_DGRAM
+    with socket.socket(socket.AF_INET, kind) as probe:
+        try:
+            # Closed at once: only asks whether the port is free on those addresses.
+            probe.bind((port.host_ip or "0.0.0.0", port.host_port))  # noqa: S104
+        except OSError as error:
+            raise PrepareError(f"pod {pod}: network.ports: {port.host_port}/{port.protocol} is "
+                               f"in use on the host ({error.strerror}; ss -lnp 'sport = "
+                               f"{port.host_port}' shows by whom; publish another host "
+                               "port)") from None
 
 
 def leave(pod: str) -> None:
