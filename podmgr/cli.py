@@ -23,6 +23,7 @@ from podmgr import (
     generator,
     manifest,
     names,
+    networks,
     output,
     pods,
     process,
@@ -44,10 +45,21 @@ def cmd_validate(args: argparse.Namespace) -> int:
             print(error, file=sys.stderr)
             failed += 1
         else:
-            for warning in manifest.warnings(manifest.load(Path(file))):
+            for warning in _warnings(manifest.load(Path(file))):
                 print(f"{file}: warning: {warning}", file=sys.stderr)
             print(f"{file}: ok")
     return 1 if failed else 0
+
+
+def _warnings(pod: manifest.Manifest) -> list[str]:
+    """What would fail or be ignored at start, though the manifest is valid."""
+    found = [str(problem) for problem in manifest.warnings(pod)]
+    for name in pod.network.joined:
+        try:
+            networks.load(name)
+        except PodmgrError as error:
+            found.append(f"network: {error}")
+    return found
 
 
 def format_outputs(outputs: list[units.Output]) -> str:

@@ -137,7 +137,8 @@ whiteouts and opaque directories."""
 NETWORKING_TEXT = """\
 A pod gets a network namespace of its own unless network.mode = "host". With mode =
 "private" it has only loopback. With mode = "bridge" it joins each network in
-network.networks (the default network "podmgr" when empty): a veth pair per network, the
+network.networks (the default network "podmgr" when empty); with mode = NAME, the network
+NAME and then those in network.networks. It gets a veth pair per network, the
 host's end (vp and a hash) on the network's bridge, the pod's end eth0, eth1 ... in the
 order of network.networks, with an address leased from the network's subnet; the first
 network gives the default route, through its gateway (the bridge's address).

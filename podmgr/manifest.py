@@ -43,7 +43,7 @@ class PodSettings:
 
 @dataclass(frozen=True)
 class Network:
-    mode: NetworkMode
+    mode: NetworkMode | str  # a str: the name of the network a bridged pod joins first
     networks: tuple[str, ...]
     ports: tuple[Port, ...]
     dns: tuple[str, ...]
@@ -51,11 +51,16 @@ class Network:
     hosts: dict[str, str]
 
     @property
+    def kind(self) -> NetworkMode:
+        return self.mode if isinstance(self.mode, NetworkMode) else NetworkMode.BRIDGE
+
+    @property
     def joined(self) -> tuple[str, ...]:
         """The networks the pod is on: none unless bridged; "podmgr" by default."""
-        if self.mode is not NetworkMode.BRIDGE:
+        if self.kind is not NetworkMode.BRIDGE:
             return ()
-        return self.networks or (DEFAULT_NETWORK,)
+        named = () if isinstance(self.mode, NetworkMode) else (self.mode,)
+        return named + tuple(n for n in self.networks if n not in named) or (DEFAULT_NETWORK,)
 
 
 @dataclass(frozen=True)
@@ -186,7 +191,7 @@ def _check(manifest: Manifest) -> list[Problem]:
 
 def warnings(manifest: Manifest) -> list[Problem]:
     """What a valid manifest says that will not happen: shown, not refused."""
-    if manifest.network.mode is NetworkMode.HOST and manifest.network.ports:
+    if manifest.network.kind is NetworkMode.HOST and manifest.network.ports:
         return [Problem("network.ports", 'ignored with mode = "host": the apps listen on the '
                         'host\'s addresses themselves (remove it, or set mode = "bridge")')]
     return []
@@ -194,11 +199,11 @@ def warnings(manifest: Manifest) -> list[Problem]:
 
 def _check_network(network: Network) -> list[Problem]:
     problems = []
-    bridged = network.mode is NetworkMode.BRIDGE
+    bridged = network.kind is NetworkMode.BRIDGE
     if network.networks and not bridged:
         problems.append(Problem("network.networks", 'only a bridged pod joins networks (set '
                                 'mode = "bridge")'))
-    if network.ports and network.mode is NetworkMode.PRIVATE:
+    if network.ports and network.kind is NetworkMode.PRIVATE:
         problems.append(Problem("network.ports", "a private network cannot be reached from "
                                 'the host (set mode = "bridge")'))
     seen: set[tuple[str, int, str]] = set()

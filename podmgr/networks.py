@@ -90,9 +90,9 @@ def parse(name: str, text: str, path: Path | None) -> Definition:
                       values["masquerade"], values["isolate"], path)
 
 
-def load(name: str, directory: Path = NETWORKS_DIR) -> Definition:
+def load(name: str, directory: Path | None = None) -> Definition:
     """The network ``name``: its file, or the built-in default network."""
-    path = directory / f"{name}.toml"
+    path = (directory or NETWORKS_DIR) / f"{name}.toml"
     try:
         text = path.read_text()
     except FileNotFoundError:
@@ -107,8 +107,9 @@ def load(name: str, directory: Path = NETWORKS_DIR) -> Definition:
     return parse(name, text, path)
 
 
-def load_all(directory: Path = NETWORKS_DIR) -> dict[str, Definition]:
+def load_all(directory: Path | None = None) -> dict[str, Definition]:
     """Every network, checked against each other: no two share a bridge or subnets."""
+    directory = directory or NETWORKS_DIR
     found = sorted(p.stem for p in directory.glob("*.toml")
                    if names.is_valid_name(p.stem)) if directory.is_dir() else []
     every = {name: load(name, directory) for name in {DEFAULT_NETWORK, *found}}

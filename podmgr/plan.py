@@ -82,7 +82,7 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
                           "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
                           "mount_files": files})
     return {"pod": manifest.name, "hostname": manifest.hostname,
-            "network": {"mode": network.mode.value, "networks": list(network.joined),
+            "network": {"mode": network.kind.value, "networks": list(network.joined),
                         "ports": [str(port) for port in network.ports],
                         "dns": list(network.dns), "dns_search": list(network.dns_search),
                         "hosts": dict(network.hosts)},

@@ -19,6 +19,7 @@ from podmgr.values import (
     Boolean,
     Capability,
     Choice,
+    ChoiceOr,
     Duration,
     ImageName,
     Integer,
@@ -108,10 +109,11 @@ _HOST_NAME = String(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", "use letters, digits, 
 
 NETWORK = Section("network", "network", "The pod's network. Every app joins the same network "
                   "namespace.", (
-    Key("mode", Choice(NetworkMode), "\"private\": the pod gets its own network namespace with "
-        "only loopback; \"bridge\": that, plus an address on each of its networks (a veth "
-        "to a bridge), NAT to the outside and published ports; \"host\": the apps use the "
-        "host's network.", default="private"),
+    Key("mode", ChoiceOr(NetworkMode, _NETWORK_NAME), "\"private\": the pod gets its own "
+        "network namespace with only loopback; \"bridge\": that, plus an address on each of "
+        "its networks (a veth to a bridge), NAT to the outside and published ports; "
+        "\"host\": the apps use the host's network; the name of a network: bridged, on that "
+        "network first.", default="private"),
     Key("networks", ListOf(_NETWORK_NAME), "With mode = \"bridge\": the networks to join, each "
         "defined in /etc/podmgr/networks/NAME.toml; the first gives the default route. "
         "Empty: the default network \"podmgr\".", default=[], example='["backend"]'),

@@ -148,7 +148,7 @@ def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRun
     service = "Service"
     unit.set(service, "RootDirectory", escape_specifiers(str(runtime.rootfs(app.name))))
     unit.set(service, "MountAPIVFS", True)
-    if manifest.network.mode is not NetworkMode.HOST:
+    if manifest.network.kind is not NetworkMode.HOST:
         unit.set(service, "NetworkNamespacePath", str(runtime.netns))
     unit.set(service, "IPCNamespacePath", str(runtime.ipcns))
     etc = " ".join(f"{runtime.etc / name}:/etc/{name}" for name in paths.POD_ETC_FILES)

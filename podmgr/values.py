@@ -113,6 +113,26 @@ class Choice(ValueType[E]):
             raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
 
 
+class ChoiceOr(ValueType[E | str]):
+    """One of a closed set, or else a value of another type (a name, say)."""
+
+    def __init__(self, choices: type[E], other: ValueType[str]) -> None:
+        self.choice = Choice(choices)
+        self.other = other
+        self.doc = f"{self.choice.doc} or a {other.doc}"
+
+    def parse(self, raw: object) -> E | str:
+        try:
+            return self.choice.parse(raw)
+        except BadValue:
+            if not isinstance(raw, str):
+                raise BadValue(f"expected {self.doc}, got {toml_type(raw)}") from None
+        try:
+            return self.other.parse(raw)
+        except BadValue:
+            raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
+
+
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)")
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 

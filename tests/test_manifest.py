@@ -387,7 +387,7 @@ stop_timeout = "3 parsecs"
 memory_max = "12X"
 
 [network]
-mode = "overlay"
+mode = "Overlay"
 
 [volume.data]
 size = "1M"
@@ -691,3 +691,23 @@ def test_ports_on_the_hosts_network_are_a_warning(network: str, warned: bool) ->
     assert warnings == (['network.ports: ignored with mode = "host": the apps listen on the '
                          'host\'s addresses themselves (remove it, or set mode = "bridge")']
                         if warned else [])
+
+
+@pytest.mark.parametrize(("network", "joined"), [
+    ('mode = "bridge"', ("podmgr",)),
+    ('mode = "bridge"\nnetworks = ["back", "front"]', ("back", "front")),
+    ('mode = "backend"', ("backend",)),
+    ('mode = "backend"\nnetworks = ["front", "backend"]', ("backend", "front")),
+    ('mode = "private"', ()),
+    ('mode = "host"', ()),
+], ids=["bridge", "bridge-networks", "named", "named-first", "private", "host"])
+def test_the_networks_a_pod_joins(network: str, joined: tuple[str, ...]) -> None:
+    pod = manifest.parse(f"[network]\n{network}\n" + APP, Path("web.toml"))
+    assert pod.network.joined == joined
+
+
+def test_a_mode_that_is_no_mode_nor_network_name() -> None:
+    with pytest.raises(ManifestError) as caught:
+        manifest.parse('[network]\nmode = "Bridge"\n' + APP, Path("web.toml"))
+    assert str(caught.value) == ('web.toml: network.mode: \'Bridge\' is not valid (use one of '
+                                 '"private", "host", "bridge" or a network name)')

@@ -305,7 +305,7 @@ def test_named_networks_isolation_and_removal(net_bed: Bed) -> None:
     for name, text in NETWORKS.items():
         bed.run("mkdir", "-p", "/etc/podmgr/networks")
         bed.run("sh", "-c", f"cat > /etc/podmgr/networks/{name}.toml", input=text)
-    install(bed, "a", pod_with('mode = "bridge"\nnetworks = ["front"]', PAGE))
+    install(bed, "a", pod_with('mode = "front"', PAGE))  # a network's name as mode
     install(bed, "b", pod_with('mode = "bridge"\nnetworks = ["back"]', PAGE))
     install(bed, "both", pod_with('mode = "bridge"\nnetworks = ["front", "back"]', PAGE))
     reload(bed)

@@ -87,7 +87,7 @@ class PodObject:
 
     def addresses(self) -> list[str]:
         parsed = self._manifest()
-        if self.state() != "active" or parsed is None or parsed.network.mode is NetworkMode.HOST:
+        if self.state() != "active" or parsed is None or parsed.network.kind is NetworkMode.HOST:
             return []  # the host's network is the host's
         return [address for _, address in podnet.addresses(self.pod)] + ["127.0.0.1", "::1"]
 
