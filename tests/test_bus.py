@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from bed import Bed
 
+from podmgr.bus import api
+
 pytestmark = pytest.mark.integration
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -112,7 +114,12 @@ MUTATING = [
     ("RemoveImage", ["s", "example.org/none:1"]), ("GarbageCollect", []),
     ("TrustKey", ["say", "example.org", "1", "0"]),
     ("UntrustKey", ["s", "0000000000000000000000000000000000000000"]),
+    ("RemoveNetwork", ["s", "podmgr"]),
 ]
+
+
+def test_every_method_that_needs_an_action_is_tried() -> None:
+    assert {m.name for m in api.MANAGER.methods if m.action} == {m for m, _ in MUTATING}
 
 
 @pytest.mark.parametrize(("method", "args"), MUTATING, ids=[m for m, _ in MUTATING])
