@@ -97,6 +97,11 @@ def add_bridge(network: Definition) -> None:
         if index is None:
             ipr.link("add", ifname=network.bridge, kind="bridge")
             index = _index(ipr, network.bridge)
+            ipr.link("set", index=index, ifalias=_alias(network))
+        elif _alias_of(ipr, index) != _alias(network):
+            raise PrepareError(f"{network.where}: bridge {network.bridge} is an interface "
+                               "podmgr did not make for this network (name another bridge, "
+                               "or remove that interface)")
         gateway = str(network.gateway)
         if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ipr.get_addr(index=index)):
             ipr.addr("add", index=index, address=gateway, prefixlen=network.subnet.prefixlen)
@@ -117,10 +122,22 @@ def enable_forwarding() -> None:
 
 
 def remove_bridge(network: Definition) -> None:
+    """Delete the network's bridge, if podmgr made it."""
     with contextlib.closing(_iproute()) as ipr:
         index = _index(ipr, network.bridge)
-        if index is not None:
+        if index is not None and _alias_of(ipr, index) == _alias(network):
             ipr.link("del", index=index)
+
+
+# The bridges podmgr makes say so in their alias (ip link shows it), so that an interface
+# of the host that happens to have a network's bridge name is never used nor deleted.
+def _alias(network: Definition) -> str:
+    return f"podmgr network {network.name}"
+
+
+def _alias_of(ipr: Any, index: int) -> str | None:
+    alias: str | None = ipr.get_links(index)[0].get_attr("IFLA_IFALIAS")
+    return alias
 
 
 def attach(pod: str, netns: Path, network: Definition, address: ipaddress.IPv4Address,

@@ -356,6 +356,27 @@ def test_named_networks_isolation_and_removal(net_bed: Bed) -> None:
     assert "network back" not in bed.run("nft", "list", "table", "inet", "podmgr").stdout
 
 
+def test_a_bridge_name_of_another_interface_is_neither_used_nor_removed(net_bed: Bed) -> None:
+    bed = net_bed
+    bed.run("ip", "link", "add", "br-admin", "type", "bridge")
+    try:
+        bed.run("mkdir", "-p", "/etc/podmgr/networks")
+        bed.run("sh", "-c", "printf 'subnet = \"10.90.0.0/24\"\nbridge = \"br-admin\"\n' "
+                "> /etc/podmgr/networks/lan.toml")
+        install(bed, "x", pod_with('mode = "lan"'))
+        reload(bed)
+        assert bed.run("systemctl", "start", "pod@x", check=False).returncode != 0
+        log = bed.run("journalctl", "--no-pager", "-o", "cat", "-u", "pod@x.service").stdout
+        assert ("/etc/podmgr/networks/lan.toml: bridge br-admin is an interface podmgr did "
+                "not make for this network") in log
+        assert bed.run("ip", "-br", "addr", "show", "br-admin").stdout.split()[2:] == []
+        assert_nothing_left(bed, "x")
+        bed.run("podmgr", "network", "rm", "lan")
+        assert bed.run("ip", "link", "show", "br-admin", check=False).returncode == 0
+    finally:
+        bed.run("ip", "link", "del", "br-admin", check=False)
+
+
 def test_leftovers_of_a_crash_are_reclaimed(net_bed: Bed) -> None:
     bed = net_bed
     install(bed, "web", WEB)
