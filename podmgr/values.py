@@ -230,10 +230,13 @@ class AbsolutePath(ValueType[str]):
 
 
 class Mode(ValueType[int]):
+    """Permission bits as chmod(1) takes them; the fourth digit sets the sticky, setgid
+    and setuid bits ("1777" for a directory everyone shares)."""
+
     doc = "octal mode"
 
     def parse(self, raw: object) -> int:
-        if isinstance(raw, str) and re.fullmatch(r"0?[0-7]{3}", raw):
+        if isinstance(raw, str) and re.fullmatch(r"[0-7]?[0-7]{3}", raw):
             return int(raw, 8)
         raise BadValue(f"{raw!r} is not an octal mode (write it as a string, e.g. \"0750\")")
 
@@ -376,8 +379,10 @@ class MapOf(ValueType[dict[str, str]]):
             except BadValue as error:
                 raise BadValue(str(error), f".{name}") from None
             if not isinstance(value, str):
+                # As TOML writes it: true, not Python's True.
+                text = str(value).lower() if isinstance(value, bool) else str(value)
                 raise BadValue(f"expected a string, got {toml_type(value)} "
-                               f'(quote it: {name} = "{value}")', f".{name}")
+                               f'(quote it: {name} = "{text}")', f".{name}")
             if "\0" in value:
                 raise BadValue("must not contain NUL characters", f".{name}")
             out[name] = value

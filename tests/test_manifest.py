@@ -212,6 +212,8 @@ TYPES = [
          "pod.annotations.bad key!", "is not a valid annotation name"),
     case("map-integer-value", APP + "environment = { A = 1 }\n", "app.main.environment.A",
          'expected a string, got an integer (quote it: A = "1")'),
+    case("map-boolean-value", APP + "environment = { A = true }\n", "app.main.environment.A",
+         'expected a string, got a boolean (quote it: A = "true")'),
     case("map-array-value", APP + "environment = { A = [] }\n", "app.main.environment.A",
          "expected a string, got an array"),
     case("map-nul-value", APP + 'environment = { A = "a\\u0000" }\n',

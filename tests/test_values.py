@@ -131,6 +131,7 @@ ACCEPTED: list[Any] = [
     pytest.param(AbsolutePath(), "/", "/", id="path-root"),
     pytest.param(Mode(), "0750", 0o750, id="mode"),
     pytest.param(Mode(), "644", 0o644, id="mode-without-zero"),
+    pytest.param(Mode(), "1777", 0o1777, id="mode-sticky"),
     pytest.param(UserRef("user"), 0, 0, id="user-number"),
     pytest.param(UserRef("user"), "1000", 1000, id="user-digits"),
     pytest.param(UserRef("user"), "www-data", "www-data", id="user-name"),
