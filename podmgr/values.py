@@ -166,7 +166,8 @@ def format_size(value: int) -> str:
 
 _SPAN_UNITS = {"us": 1, "ms": 1000, "s": 10**6, "sec": 10**6, "m": 60 * 10**6,
                "min": 60 * 10**6, "h": 3600 * 10**6, "hr": 3600 * 10**6, "d": 86400 * 10**6}
-_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|sec|s|min|m|hr|h|d)")
+# A number without a unit is seconds, as systemd reads it.
+_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|sec|s|min|m|hr|h|d)?")
 
 
 class Duration(ValueType[int]):
@@ -175,13 +176,16 @@ class Duration(ValueType[int]):
     doc = "duration"
 
     def parse(self, raw: object) -> int:
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if raw < 0:
+                raise BadValue(f"{raw} is negative (use seconds from 0 up, or a string like "
+                               '"30s")')
             return raw * 10**6
         if not isinstance(raw, str):
             raise BadValue(f'expected a duration like "30s", got {toml_type(raw)}')
         total, pos = 0, 0
         while pos < len(raw) and (match := _SPAN_PART.match(raw, pos)):
-            total += int(float(match[1]) * _SPAN_UNITS[match[2]])
+            total += int(float(match[1]) * _SPAN_UNITS[match[2] or "s"])
             pos = match.end()
         if pos == 0 or raw[pos:].strip():
             raise BadValue(f"{raw!r} is not a duration (use 30s, 5min, 1h 30min, 500ms)")

@@ -146,6 +146,8 @@ TYPES = [
          "pod.stop_timeout", "use 30s, 5min"),
     case("duration-type", "[pod]\nstop_timeout = true\n" + APP, "pod.stop_timeout",
          'expected a duration like "30s", got a boolean'),
+    case("duration-negative", "[pod]\nstop_timeout = -5\n" + APP, "pod.stop_timeout",
+         '-5 is negative (use seconds from 0 up, or a string like "30s")'),
     # percent
     case("percent-number", "[pod.resources]\ncpu_quota = 150\n" + APP,
          "pod.resources.cpu_quota", 'is not a percentage (use "50%"; 200% is two CPUs)'),

@@ -84,6 +84,8 @@ def test_bad_size(raw: object, message: str) -> None:
     pytest.param("1h 30min", 5400 * SECOND, id="compound"),
     pytest.param("1min30s", 90 * SECOND, id="compound-without-space"),
     pytest.param(" 1 h  2 s ", 3602 * SECOND, id="spaces"),
+    pytest.param("30", 30 * SECOND, id="seconds-without-unit"),
+    pytest.param("1min 30", 90 * SECOND, id="compound-seconds-without-unit"),
 ])
 def test_duration(raw: object, expected: int) -> None:
     assert Duration().parse(raw) == expected
