@@ -155,7 +155,7 @@ def load(path: Path) -> Manifest:
 def parse(text: str, path: Path) -> Manifest:
     problems: list[Problem] = []
     name = pod_name_of(path)
-    if path.suffix != ".toml":
+    if not path.name.endswith(".toml"):  # (".toml" itself: its name is invalid, below)
         problems.append(Problem("", "a manifest's name must end in .toml (rename the file)"))
     if not names.is_valid_name(name):
         problems.append(Problem("", f"{name!r} is not a valid pod name (rename the file; "

@@ -92,6 +92,8 @@ class Integer(ValueType[int]):
         self.expect(raw, int, str(self.minimum))
         assert isinstance(raw, int)
         if not self.minimum <= raw <= self.maximum:
+            if self.minimum == self.maximum:
+                raise BadValue(f"{raw} is not supported (only {self.minimum} is)")
             raise BadValue(f"{raw} is out of range (use {self.minimum}..{self.maximum})")
         return raw
 

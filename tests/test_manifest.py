@@ -247,7 +247,7 @@ TYPES = [
     case("port-address", '[network]\nmode = "bridge"\nports = ["1.2.3:80:80"]\n' + APP,
          "network.ports[0]", "'1.2.3' is not an IPv4 address"),
     # schema version
-    case("version-2", "version = 2\n" + APP, "version", "2 is out of range (use 1..1)"),
+    case("version-2", "version = 2\n" + APP, "version", "2 is not supported (only 1 is)"),
     case("version-string", 'version = "1"\n' + APP, "version",
          "expected a schema version like 1, got a string"),
 ]
@@ -363,6 +363,7 @@ def test_an_error_line_is_file_key_message(tmp_path: Path) -> None:
                  id="leading-dash"),
     pytest.param("shop.yaml", "a manifest's name must end in .toml (rename the file)",
                  id="not-toml"),
+    pytest.param(".toml", "'' is not a valid pod name (rename the file;", id="no-name"),
 ])
 def test_the_pod_name_comes_from_the_file_name(tmp_path: Path, file_name: str,
                                                message: str) -> None:
