@@ -159,8 +159,11 @@ def resolv_conf_of(network: NetworkPlan) -> str:
 
 def addresses(pod: str) -> list[tuple[str, str]]:
     """(network, address) of the pod's leases, its first network first."""
-    plan = _plans().get(pod)
-    order = plan["network"]["networks"] if plan else []
+    try:
+        plan: Plan = json.loads((paths.RUNTIME_PODS_DIR / pod / "plan.json").read_text())
+        order = plan["network"]["networks"]
+    except (OSError, ValueError):
+        order = []
     held = ipam.held_by(pod)
     return sorted(((n, str(a)) for n, a in held.items()),
                   key=lambda item: order.index(item[0]) if item[0] in order else len(order))

@@ -324,6 +324,8 @@ def test_named_networks_isolation_and_removal(net_bed: Bed) -> None:
     links = in_pod_net(bed, "both", "ip", "-br", "addr")
     assert re.search(r"eth0\S*\s+UP\s+10\.88\.0\.\d+/24", links), links
     assert re.search(r"eth1\S*\s+UP\s+10\.89\.0\.\d+/24", links), links
+    status = json.loads(bed.run("podmgr", "status", "--json", "both").stdout)
+    assert status["Addresses"] == [front["both"], back["both"], "127.0.0.1", "::1"]
     assert (resolve(bed, "both", "a"), resolve(bed, "both", "b")) == (front["a"], back["b"])
     assert resolve(bed, "a", "both") == front["both"]
     assert resolve(bed, "b", "both") == back["both"]
