@@ -254,9 +254,9 @@ podmgr1.service owns org.podmgr1 on the system bus. D-Bus activation starts it o
 first call; it exits after [service] idle_timeout of podmgr.toml(5) without calls, jobs
 or transfers, and the next call starts it again. Methods that change anything ask polkit
 about the caller (the sender of the message) for the action they name:
-org.podmgr1.manage-pods, org.podmgr1.manage-images, org.podmgr1.manage-networks or
-org.podmgr1.manage-trust, with the details verb, pod, image, prefix, fingerprint or
-network for rules. Reads need no authorization.
+org.podmgr1.manage-pods (pods and their networks), org.podmgr1.manage-images or
+org.podmgr1.manage-trust, with the details verb, pod, network, image, prefix or
+fingerprint for rules. Reads need no authorization.
 Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid,
 Exists, JobFailed, PrepareFailed, NoSuchImage, SignatureRejected, DigestMismatch,
 UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, Failed.

@@ -21,7 +21,6 @@ ERROR_PREFIX = "org.podmgr1.Error."
 MANAGE_PODS = "org.podmgr1.manage-pods"
 MANAGE_IMAGES = "org.podmgr1.manage-images"
 MANAGE_TRUST = "org.podmgr1.manage-trust"
-MANAGE_NETWORKS = "org.podmgr1.manage-networks"
 
 
 @dataclass(frozen=True)
@@ -144,7 +143,7 @@ MANAGER = Interface("org.podmgr1.Manager", "Pods, images, networks and trusted k
     _method("ListNetworks", "", "a(sssbbas) networks", "Pod networks: name, subnet, bridge, "
             "masquerade, isolate, the prepared pods on it."),
     _method("RemoveNetwork", "s name", "", "Remove a network's bridge, rules and "
-            "/etc/podmgr/networks/NAME.toml; refused while a pod is on it.", MANAGE_NETWORKS),
+            "/etc/podmgr/networks/NAME.toml; refused while a pod is on it.", MANAGE_PODS),
     _method("ListTrustedKeys", "", "a(ss) keys", "Trusted keys: primary fingerprint, name "
             "prefix (empty for the root set)."),
     _method("TrustKey", "s prefix, ay armored", "s fingerprint", "Trust an ASCII-armored "

@@ -150,7 +150,7 @@ class Manager:
                 for n in sorted(networks.load_all().values(), key=lambda n: n.name)]
 
     async def remove_network(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_NETWORKS, network=name, verb="remove")
+        await self._allow(call, api.MANAGE_PODS, network=name, verb="remove")
         podnet.remove_network(name)
 
     def __getattr__(self, name: str) -> Any:
