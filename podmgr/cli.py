@@ -40,12 +40,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     failed = 0
     for file in args.files:
         try:
-            generator.outputs_for(Path(file))
+            pod = manifest.load(Path(file))
+            generator.outputs_of(pod)
         except ManifestError as error:
             print(error, file=sys.stderr)
             failed += 1
         else:
-            for warning in _warnings(manifest.load(Path(file))):
+            for warning in _warnings(pod):
                 print(f"{file}: warning: {warning}", file=sys.stderr)
             print(f"{file}: ok")
     return 1 if failed else 0

@@ -28,7 +28,12 @@ KMSG_PRIORITY = "<3>"
 def outputs_for(path: Path, output_dir: str = "/run/systemd/generator",
                 store: Store | None = None) -> list[units.Output]:
     """Load, check and render one manifest; raise ManifestError listing every problem."""
-    pod = manifest.load(path)
+    return outputs_of(manifest.load(path), output_dir, store)
+
+
+def outputs_of(pod: manifest.Manifest, output_dir: str = "/run/systemd/generator",
+               store: Store | None = None) -> list[units.Output]:
+    """Render a loaded manifest: its apps' sources are resolved, which may fail too."""
     return units.render(pod, resolve.resolve(pod, store or Store()), output_dir)
 
 

@@ -168,11 +168,6 @@ def attach(pod: str, netns: Path, network: Definition, address: ipaddress.IPv4Ad
                            f"{network.bridge}: {error.args[-1]}") from None
 
 
-def detach(pod: str, network: str) -> None:
-    """Delete the pod's veth on ``network``; its other end goes with it."""
-    delete_links([veth_name(pod, network)])
-
-
 def delete_links(names: list[str]) -> None:
     present = [name for name in names if name in host_links()]
     if not present:

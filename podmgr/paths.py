@@ -23,6 +23,8 @@ VOLUMES_DIR = STATE_DIR / "volumes"
 RUNTIME_PODS_DIR = RUN_DIR / "pods"
 
 
+PLAN = "plan.json"  # under a prepared pod's runtime dir (PodRuntime.plan)
+
 # Files of a pod, under its runtime dir, that every app sees read-only in its /etc.
 POD_ETC_FILES = ("hosts", "hostname", "resolv.conf")
 
@@ -35,6 +37,7 @@ class PodRuntime:
         self.netns = self.dir / "ns" / "net"
         self.ipcns = self.dir / "ns" / "ipc"
         self.etc = self.dir / "etc"
+        self.plan = self.dir / PLAN  # written by prepare: the pod is prepared while it exists
 
     def app_dir(self, app: str) -> Path:
         return self.dir / "apps" / app

@@ -27,7 +27,7 @@ from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
     from podmgr.networks import Definition
-    from podmgr.plan import NetworkPlan, Plan
+    from podmgr.plan import Plan
     from podmgr.values import Port
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ def locked() -> Iterator[None]:
 
 def prepared(pod: str) -> bool:
     """Is the pod prepared (release has not run since)?"""
-    return (paths.RUNTIME_PODS_DIR / pod / "plan.json").exists()
+    return paths.PodRuntime(pod).plan.exists()
 
 
 def _plans() -> dict[str, Plan]:
     plans = {}
-    for plan_file in paths.RUNTIME_PODS_DIR.glob("*/plan.json"):
+    for plan_file in paths.RUNTIME_PODS_DIR.glob(f"*/{paths.PLAN}"):
         with contextlib.suppress(OSError, ValueError):
             plans[plan_file.parent.name] = json.loads(plan_file.read_text())
     return plans
@@ -115,8 +115,8 @@ def leave(pod: str) -> None:
 
     with locked():
         firewall.withdraw(pod)
-        for network in held:
-            netsetup.detach(pod, network)
+        # Deleting the host's end of a veth takes the pod's end with it.
+        netsetup.delete_links([netsetup.veth_name(pod, network) for network in held])
         ipam.release(pod)
         _refresh_hosts(set(held), without=pod)
 
@@ -147,26 +147,21 @@ def _refresh_hosts(changed: set[str] | None = None, without: str = "") -> None:
             file.truncate()
 
 
-def hosts_of(plan: Plan) -> str:
-    """The pod's /etc/hosts before it joins its networks."""
-    return etcfiles.hosts(plan["hostname"], None, (), plan["network"]["hosts"])
-
-
-def resolv_conf_of(network: NetworkPlan) -> str:
-    return etcfiles.resolv_conf(network["dns"], network["dns_search"],
-                                network["mode"] == "bridge")
-
-
 def addresses(pod: str) -> list[tuple[str, str]]:
     """(network, address) of the pod's leases, its first network first."""
     try:
-        plan: Plan = json.loads((paths.RUNTIME_PODS_DIR / pod / "plan.json").read_text())
+        plan: Plan = json.loads(paths.PodRuntime(pod).plan.read_text())
         order = plan["network"]["networks"]
     except (OSError, ValueError):
         order = []
     held = ipam.held_by(pod)
     return sorted(((n, str(a)) for n, a in held.items()),
                   key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+
+
+def pods_on(network: str) -> list[str]:
+    """The prepared pods that hold a lease on ``network``."""
+    return sorted(pod for pod in ipam.leases(network).values() if prepared(pod))
 
 
 def collect() -> list[str]:
@@ -201,7 +196,7 @@ def remove_network(name: str) -> None:
 
     definition = networks.load(name)
     with locked():
-        users = sorted(pod for pod in ipam.leases(name).values() if prepared(pod))
+        users = pods_on(name)
         if users:
             raise PodmgrError(f"network {name} is in use by pod {', '.join(users)} (stop "
                               f"{'them' if len(users) > 1 else 'it'} first)")

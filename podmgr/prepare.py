@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podmgr import mounts, namespaces, paths, podnet, userdb
+from podmgr import etcfiles, mounts, namespaces, paths, podnet, userdb
 from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
     release(name, runtime_base)  # leftovers of a crash would break the mounts below
     try:
         runtime.dir.mkdir(mode=0o700, parents=True)
-        (runtime.dir / "plan.json").write_text(json.dumps(plan))
+        runtime.plan.write_text(json.dumps(plan))
         _write_etc(plan, runtime)
         pins = {"ipc": runtime.ipcns}
         if plan["network"]["mode"] != "host":
@@ -91,7 +91,7 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
 def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
     """Names of the layer directories prepared pods run on: gc keeps them."""
     used: set[str] = set()
-    for plan_file in runtime.glob("*/plan.json"):
+    for plan_file in runtime.glob(f"*/{paths.PLAN}"):
         for app in json.loads(plan_file.read_text())["apps"]:
             used.update(Path(lower).name for lower in app["lowerdirs"])
     return used
@@ -99,8 +99,13 @@ def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
 
 def _write_etc(plan: Plan, runtime: paths.PodRuntime) -> None:
     runtime.etc.mkdir(parents=True)
-    for name, text in (("hosts", podnet.hosts_of(plan)), ("hostname", plan["hostname"] + "\n"),
-                       ("resolv.conf", podnet.resolv_conf_of(plan["network"]))):
+    network = plan["network"]
+    # /etc/hosts names the pod's peers once it has joined its networks (podnet.py).
+    hosts = etcfiles.hosts(plan["hostname"], None, (), network["hosts"])
+    resolv = etcfiles.resolv_conf(network["dns"], network["dns_search"],
+                                  network["mode"] == "bridge")
+    for name, text in (("hosts", hosts), ("hostname", plan["hostname"] + "\n"),
+                       ("resolv.conf", resolv)):
         (runtime.etc / name).write_text(text)
         (runtime.etc / name).chmod(0o644)
 

@@ -445,7 +445,6 @@ class SyscallFilter(ValueType[str]):
         return raw
 
 
-
 class Subnet(ValueType[ipaddress.IPv4Network]):
     """An IPv4 subnet in CIDR notation, from /8 to /30 (a network needs room for a
     gateway and at least one pod)."""

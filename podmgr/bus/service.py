@@ -143,10 +143,10 @@ class Manager:
         prepare.release(name)
 
     async def list_networks(self, call: Call) -> list[list[object]]:
-        from podmgr import ipam, networks  # noqa: PLC0415 -- network calls only
+        from podmgr import networks  # noqa: PLC0415 -- network calls only
 
         return [[n.name, str(n.subnet), n.bridge, n.masquerade, n.isolate,
-                 sorted(p for p in ipam.leases(n.name).values() if podnet.prepared(p))]
+                 podnet.pods_on(n.name)]
                 for n in sorted(networks.load_all().values(), key=lambda n: n.name)]
 
     async def remove_network(self, call: Call, name: str) -> None:
