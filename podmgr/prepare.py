@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podmgr import etcfiles, mounts, namespaces, paths, podnet, userdb
+from podmgr import etcfiles, mounts, names, namespaces, paths, podnet, userdb
 from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
@@ -67,8 +67,16 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
         raise
 
 
-def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
-    """Unmount and remove everything prepare made; harmless when there is nothing."""
+def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR,
+            cgroup_root: Path | None = None) -> None:
+    """Unmount and remove everything prepare made; harmless when there is nothing.
+
+    Refused while an app of the pod still has processes: unmounting its root file system
+    and volumes under it would leave it running on what is gone (the service stops such
+    apps first, pods.stop_apps; this holds for every other caller too)."""
+    if running := running_apps(name, cgroup_root):
+        raise PrepareError(f"pod {name}: {running[0]} still runs, so its root file system "
+                           f"stays mounted (stop the pod: systemctl stop {names.pod_unit(name)})")
     runtime = paths.PodRuntime(name, runtime_base)
     podnet.leave(name)
     for point in mounts.mount_points_under(runtime.dir):
@@ -86,6 +94,33 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
 
         userdb.unregister(runtime.dir)
         shutil.rmtree(runtime.dir)
+
+
+def _cgroup_root() -> Path:
+    """Where systemd keeps its units' processes: the unified hierarchy, or on a hybrid or
+    legacy host its own named hierarchy (name=systemd)."""
+    unified = Path("/sys/fs/cgroup")
+    return unified if (unified / "cgroup.controllers").exists() else unified / "systemd"
+
+
+def running_apps(name: str, cgroup_root: Path | None = None) -> list[str]:
+    """The app units of pod ``name`` that have processes, whichever manifest made them.
+
+    Read from the cgroup tree, which is what systemd itself knows of them: every app runs
+    in the pod's slice, in a cgroup named after its unit (names.py)."""
+    slice_dir = (cgroup_root or _cgroup_root()) / names.PARENT_SLICE / names.pod_slice(name)
+    running = []
+    for unit_dir in sorted(slice_dir.glob(names.app_unit(name, "*"))):
+        for directory, _subdirs, files in os.walk(unit_dir):
+            try:
+                procs = Path(directory, "cgroup.procs").read_text() if "cgroup.procs" in files \
+                    else ""
+            except FileNotFoundError:  # the cgroup went with its last process
+                procs = ""
+            if procs.strip():
+                running.append(unit_dir.name)
+                break
+    return running
 
 
 def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
