@@ -9,7 +9,8 @@ generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
     apps/APP/upper, work      the overlay's writable layer, gone at release
-    volumes/VOL               tmpfs volumes, shared by the apps that mount them
+    volumes/VOL               tmpfs volumes, shared by the apps that mount them, and
+                              host volumes' sources, checked and bound (no symlinks)
     userdb-ids.json           app users and groups made known to the host (userdb.py)
     plan.json                 the plan it followed: `podmgr gc` keeps the layers it names
 
@@ -148,16 +149,13 @@ def _write_etc(plan: Plan, runtime: paths.PodRuntime) -> None:
 def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> None:
     name = volume["name"]
     if volume["type"] == "host":
-        source = volume["source"]
-        if source is None or not os.path.isdir(source):
-            raise PrepareError(f"pod {pod}: volume.{name}.source: {source} is not a directory "
-                               "(create it or fix the manifest)")
+        _bind_host_volume(pod, volume, runtime)
         return
     if volume["type"] == "empty":
         directory = paths.empty_volume(pod, name)
         directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     else:
-        directory = runtime.tmpfs_volume(name)
+        directory = runtime.volume(name)
     # Kept volumes get their mode and owner when created; later the data's owner decides.
     with contextlib.suppress(FileExistsError):
         directory.mkdir(mode=0o700, parents=True)
@@ -169,6 +167,38 @@ def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> 
             options.append(f"size={volume['size']}")
         mounts.mount("tmpfs", directory, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV,
                      ",".join(options))
+
+
+def _bind_host_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> None:
+    """Bind a host volume's source into the pod's runtime dir, for the apps' BindPaths=.
+
+    The source is opened without following a symbolic link in any component: whoever can
+    write a parent of it could otherwise point the volume anywhere, / included, at the
+    next start.  The checked descriptor is what gets mounted, and systemd binds that
+    mount (which nobody else can write under) into the apps, so no later swap of the path
+    reaches them; BindPaths= itself would follow links when it mounts.
+    """
+    name, source = volume["name"], volume["source"]
+    where = f"pod {pod}: volume.{name}.source: {source}"
+    assert source is not None, "the manifest requires a source for host volumes"
+    try:
+        fd = mounts.open_directory_literally(source)
+    except mounts.LinkInPath as error:
+        inner = "" if error.link == source else f": {error.link}"
+        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
+                           "in a host volume's source (name the directory itself)") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise PrepareError(f"{where} is not a directory (create it or fix the manifest)"
+                           ) from None
+    try:
+        target = runtime.volume(name)
+        target.mkdir(mode=0o700, parents=True)
+        # Recursive, as BindPaths= binds; then a slave, so that unmounting what lies below
+        # at release never propagates back to the host's own mounts under the source.
+        mounts.mount(f"/proc/self/fd/{fd}", target, None, mounts.MS_BIND | mounts.MS_REC)
+        mounts.mount("none", target, None, mounts.MS_REC | mounts.MS_SLAVE)
+    finally:
+        os.close(fd)
 
 
 def _check_image(app: AppPlan, store: Path) -> None:
