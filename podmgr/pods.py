@@ -7,6 +7,7 @@ units' state in systemd.  The org.podmgr1 service runs jobs through here.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -96,7 +97,7 @@ async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     # A stopped app may be failed: it has no processes either way.
     goal = ("inactive", "failed") if verb == "stop" else ("active",)
     after = await systemd.list_units([names.app_unit(name, "*")])
-    return [await _app_failed(systemd, state, verb, began)
+    return [await _app_failed(systemd, name, state, verb, began)
             for _, state in sorted(after.items())
             if state.active_state not in goal and state.load_state == "loaded"]
 
@@ -140,8 +141,22 @@ async def _pod_failed(systemd: Systemd, name: str, verb: str, job_result: str,
             f"journalctl -u {unit})")
 
 
-async def _app_failed(systemd: Systemd, state: UnitState, verb: str, began: int) -> str:
+def _prepared_without(name: str, unit: str) -> bool:
+    """Whether pod ``name`` runs as prepared for a manifest that lacked the app of
+    ``unit``: an app added since has no root file system until the pod restarts."""
+    try:
+        plan = json.loads(paths.PodRuntime(name).plan.read_text())
+    except (OSError, ValueError):
+        return False
+    return unit not in {names.app_unit(name, app["name"]) for app in plan["apps"]}
+
+
+async def _app_failed(systemd: Systemd, name: str, state: UnitState, verb: str,
+                      began: int) -> str:
     """Why an app did not reach its goal, in one line."""
+    if verb == "start" and _prepared_without(name, state.name):
+        return (f"{state.name} did not start: it was added to the manifest after pod {name} "
+                f"started (restart the pod: podmgr restart {name})")
     result = (await systemd.unit_properties(state.name, SERVICE)).get("Result")
     if verb != "stop" and await _hit_start_limit(systemd, state.name, result, began):
         return _start_limit_hit(state.name, state.name)

@@ -94,6 +94,11 @@ def test_an_app_added_to_a_running_pod_starts_with_the_next_start(life_bed: Bed)
     alone = bed.run("systemctl", "start", "podapp@grow:second.service", check=False)
     assert alone.returncode != 0
     assert running_app_units(bed, "grow") == ["podapp@grow:first.service"]
+    started = bed.run("podmgr", "start", "grow", check=False)
+    assert (started.returncode, started.stderr) == (1, (
+        "podmgr: pod grow: podapp@grow:second.service did not start: it was added to the "
+        "manifest after pod grow started (restart the pod: podmgr restart grow)\n"))
+    assert running_app_units(bed, "grow") == ["podapp@grow:first.service"]
     bed.run("podmgr", "restart", "grow")
     assert sorted(running_app_units(bed, "grow")) == ["podapp@grow:first.service",
                                                       "podapp@grow:second.service"]
