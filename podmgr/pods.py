@@ -135,7 +135,7 @@ async def _pod_failed(systemd: Systemd, name: str, verb: str, job_result: str,
         return _start_limit_hit(unit, f"pod {name}")
     # Result= is the latest run's: a job canceled or failed for a dependency ran nothing.
     with_result = f" with result '{result}'" if job_result in ("failed", "timeout") \
-        and isinstance(result, str) and result != "success" else ""
+        and isinstance(result, str) and result not in ("success", job_result) else ""
     why = _last_words(await systemd.unit_properties(unit))
     return (f"{unit}: {verb} {job_result}{with_result}{why} (see podmgr status {name} and "
             f"journalctl -u {unit})")

@@ -83,6 +83,21 @@ def test_stopping_a_pod_stops_apps_gone_from_its_manifest(life_bed: Bed,
     assert bed.run("test", "-e", f"/run/podmgr/pods/{pod}", check=False).returncode == 1
 
 
+def test_a_restart_leaves_only_the_apps_of_the_manifest(life_bed: Bed) -> None:
+    bed = life_bed
+    install(bed, "renew", app("stays") + app("goes"))
+    bed.run("systemctl", "daemon-reload")
+    bed.run("podmgr", "start", "renew")
+    install(bed, "renew", app("stays"))
+    bed.run("systemctl", "daemon-reload")
+    bed.run("podmgr", "restart", "renew")
+    assert running_app_units(bed, "renew") == ["podapp@renew:stays.service"]
+    assert [m.split()[4] for m in mounts_of(bed, "renew")
+            if "/apps/" in m.split()[4]] == ["/run/podmgr/pods/renew/apps/stays/rootfs"]
+    bed.run("podmgr", "stop", "renew")
+    assert processes_in_slice(bed, "renew") == []
+
+
 def test_an_app_added_to_a_running_pod_starts_with_the_next_start(life_bed: Bed) -> None:
     bed = life_bed
     install(bed, "grow", app("first"))
