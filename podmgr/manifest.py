@@ -191,10 +191,20 @@ def _check(manifest: Manifest) -> list[Problem]:
 
 def warnings(manifest: Manifest) -> list[Problem]:
     """What a valid manifest says that will not happen: shown, not refused."""
+    found = []
     if manifest.network.kind is NetworkMode.HOST and manifest.network.ports:
-        return [Problem("network.ports", 'ignored with mode = "host": the apps listen on the '
-                        'host\'s addresses themselves (remove it, or set mode = "bridge")')]
-    return []
+        found.append(Problem("network.ports", 'ignored with mode = "host": the apps listen on '
+                             'the host\'s addresses themselves (remove it, or set mode = '
+                             '"bridge")'))
+    from podmgr.mounts import first_link  # noqa: PLC0415 -- the one look at the host here
+
+    for volume in manifest.volumes.values():
+        if volume.type is VolumeType.HOST and volume.source and \
+                (link := first_link(volume.source)):
+            found.append(Problem(f"volume.{volume.name}.source", f"{link} is a symbolic link: "
+                                 "the pod will not start, as podmgr does not follow links in "
+                                 "a host volume's source (name the directory itself)"))
+    return found
 
 
 def _check_network(network: Network) -> list[Problem]:

@@ -8,8 +8,10 @@ process per mount would cost more than the mounts.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 MS_RDONLY = 0x1
@@ -17,6 +19,8 @@ MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
+MS_REC = 0x4000
+MS_SLAVE = 0x80000
 MNT_DETACH = 0x2
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -57,3 +61,55 @@ def mount_points_under(directory: Path, mountinfo: Path = Path("/proc/self/mount
         if point == str(directory) or point.startswith(prefix):
             found.append(Path(point))
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+class LinkInPath(Exception):
+    """A component of a path that must be taken literally is a symbolic link."""
+
+    def __init__(self, link: str) -> None:
+        super().__init__(link)
+        self.link = link
+
+
+def open_directory_literally(path: str) -> int:
+    """An O_PATH descriptor of directory ``path`` (absolute, normalized), opened one
+    component at a time without following a symbolic link anywhere on the way.
+
+    Raises LinkInPath naming the first component that is a link, NotADirectoryError or
+    FileNotFoundError (with the path) when it is not a directory.  Mounting the
+    descriptor (/proc/self/fd/N) mounts what was checked, not what the path names by
+    then: the kernel does not walk a descriptor's path again.
+    """
+    flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open("/", flags)
+    walked = ""
+    try:
+        for part in (p for p in path.split("/") if p):
+            walked += "/" + part
+            try:
+                next_fd = os.open(part, flags, dir_fd=fd)
+            except OSError as error:
+                if error.errno in (errno.ENOTDIR, errno.ELOOP) and stat.S_ISLNK(
+                        os.lstat(part, dir_fd=fd).st_mode):
+                    raise LinkInPath(walked) from None
+                raise type(error)(error.errno, error.strerror, walked) from None
+            os.close(fd)
+            fd = next_fd
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def first_link(path: str) -> str | None:
+    """The first component of ``path`` that is a symbolic link, if any (for warnings:
+    what exists now may change before a start, which checks again)."""
+    walked = ""
+    for part in (p for p in path.split("/") if p):
+        walked += "/" + part
+        try:
+            if stat.S_ISLNK(os.lstat(walked).st_mode):
+                return walked
+        except OSError:
+            return None
+    return None

@@ -45,7 +45,8 @@ class PodRuntime:
     def rootfs(self, app: str) -> Path:
         return self.app_dir(app) / "rootfs"
 
-    def tmpfs_volume(self, volume: str) -> Path:
+    def volume(self, volume: str) -> Path:
+        """A tmpfs volume, or a host volume's source as prepare checked and bound it."""
         return self.dir / "volumes" / volume
 
 

@@ -9,7 +9,8 @@ generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
     apps/APP/upper, work      the overlay's writable layer, gone at release
-    volumes/VOL               tmpfs volumes, shared by the apps that mount them
+    volumes/VOL               tmpfs volumes, shared by the apps that mount them, and
+                              host volumes' sources, checked and bound (no symlinks)
     userdb-ids.json           app users and groups made known to the host (userdb.py)
     plan.json                 the plan it followed: `podmgr gc` keeps the layers it names
 
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podmgr import etcfiles, mounts, namespaces, paths, podnet, userdb
+from podmgr import etcfiles, mounts, names, namespaces, paths, podnet, userdb
 from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
@@ -67,8 +68,16 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
         raise
 
 
-def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
-    """Unmount and remove everything prepare made; harmless when there is nothing."""
+def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR,
+            cgroup_root: Path | None = None) -> None:
+    """Unmount and remove everything prepare made; harmless when there is nothing.
+
+    Refused while an app of the pod still has processes: unmounting its root file system
+    and volumes under it would leave it running on what is gone (the service stops such
+    apps first, pods.stop_apps; this holds for every other caller too)."""
+    if running := running_apps(name, cgroup_root):
+        raise PrepareError(f"pod {name}: {running[0]} still runs, so its root file system "
+                           f"stays mounted (stop the pod: systemctl stop {names.pod_unit(name)})")
     runtime = paths.PodRuntime(name, runtime_base)
     podnet.leave(name)
     for point in mounts.mount_points_under(runtime.dir):
@@ -86,6 +95,33 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR) -> None:
 
         userdb.unregister(runtime.dir)
         shutil.rmtree(runtime.dir)
+
+
+def _cgroup_root() -> Path:
+    """Where systemd keeps its units' processes: the unified hierarchy, or on a hybrid or
+    legacy host its own named hierarchy (name=systemd)."""
+    unified = Path("/sys/fs/cgroup")
+    return unified if (unified / "cgroup.controllers").exists() else unified / "systemd"
+
+
+def running_apps(name: str, cgroup_root: Path | None = None) -> list[str]:
+    """The app units of pod ``name`` that have processes, whichever manifest made them.
+
+    Read from the cgroup tree, which is what systemd itself knows of them: every app runs
+    in the pod's slice, in a cgroup named after its unit (names.py)."""
+    slice_dir = (cgroup_root or _cgroup_root()) / names.PARENT_SLICE / names.pod_slice(name)
+    running = []
+    for unit_dir in sorted(slice_dir.glob(names.app_unit(name, "*"))):
+        for directory, _subdirs, files in os.walk(unit_dir):
+            try:
+                procs = Path(directory, "cgroup.procs").read_text() if "cgroup.procs" in files \
+                    else ""
+            except FileNotFoundError:  # the cgroup went with its last process
+                procs = ""
+            if procs.strip():
+                running.append(unit_dir.name)
+                break
+    return running
 
 
 def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
@@ -113,16 +149,13 @@ def _write_etc(plan: Plan, runtime: paths.PodRuntime) -> None:
 def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> None:
     name = volume["name"]
     if volume["type"] == "host":
-        source = volume["source"]
-        if source is None or not os.path.isdir(source):
-            raise PrepareError(f"pod {pod}: volume.{name}.source: {source} is not a directory "
-                               "(create it or fix the manifest)")
+        _bind_host_volume(pod, volume, runtime)
         return
     if volume["type"] == "empty":
         directory = paths.empty_volume(pod, name)
         directory.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     else:
-        directory = runtime.tmpfs_volume(name)
+        directory = runtime.volume(name)
     # Kept volumes get their mode and owner when created; later the data's owner decides.
     with contextlib.suppress(FileExistsError):
         directory.mkdir(mode=0o700, parents=True)
@@ -134,6 +167,38 @@ def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> 
             options.append(f"size={volume['size']}")
         mounts.mount("tmpfs", directory, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV,
                      ",".join(options))
+
+
+def _bind_host_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> None:
+    """Bind a host volume's source into the pod's runtime dir, for the apps' BindPaths=.
+
+    The source is opened without following a symbolic link in any component: whoever can
+    write a parent of it could otherwise point the volume anywhere, / included, at the
+    next start.  The checked descriptor is what gets mounted, and systemd binds that
+    mount (which nobody else can write under) into the apps, so no later swap of the path
+    reaches them; BindPaths= itself would follow links when it mounts.
+    """
+    name, source = volume["name"], volume["source"]
+    where = f"pod {pod}: volume.{name}.source: {source}"
+    assert source is not None, "the manifest requires a source for host volumes"
+    try:
+        fd = mounts.open_directory_literally(source)
+    except mounts.LinkInPath as error:
+        inner = "" if error.link == source else f": {error.link}"
+        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
+                           "in a host volume's source (name the directory itself)") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise PrepareError(f"{where} is not a directory (create it or fix the manifest)"
+                           ) from None
+    try:
+        target = runtime.volume(name)
+        target.mkdir(mode=0o700, parents=True)
+        # Recursive, as BindPaths= binds; then a slave, so that unmounting what lies below
+        # at release never propagates back to the host's own mounts under the source.
+        mounts.mount(f"/proc/self/fd/{fd}", target, None, mounts.MS_BIND | mounts.MS_REC)
+        mounts.mount("none", target, None, mounts.MS_REC | mounts.MS_SLAVE)
+    finally:
+        os.close(fd)
 
 
 def _check_image(app: AppPlan, store: Path) -> None:

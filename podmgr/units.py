@@ -186,13 +186,11 @@ def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRun
 
 
 def _volume_source(pod: str, volume: Volume, runtime: paths.PodRuntime) -> str:
-    """The host directory behind a volume."""
-    if volume.type is VolumeType.HOST:
-        assert volume.source is not None
-        return escape_specifiers(volume.source)
+    """The host directory behind a volume; a host volume's source as prepare bound it,
+    never followed through a symbolic link (prepare.py)."""
     if volume.type is VolumeType.EMPTY:
         return str(paths.empty_volume(pod, volume.name))
-    return str(runtime.tmpfs_volume(volume.name))
+    return str(runtime.volume(volume.name))
 
 
 def _credentials(unit: UnitFile, app: App, resolved: ResolvedApp) -> None:

@@ -478,7 +478,12 @@ def test_a_failed_start_says_why(pods_bed: Bed) -> None:
     reload(bed)
     failed = bed.run("podmgr", "start", "norootfs", check=False)
     assert failed.returncode == 1
-    assert failed.stderr.startswith("podmgr: pod@norootfs.service: start failed: app main: "
-                                    "rootfs /srv/no-such-rootfs is not a directory")
+    # One line: the job's result, the unit's Result=, prepare's own words, where to look.
+    assert failed.stderr.startswith("podmgr: pod@norootfs.service: start failed with result "
+                                    "'exit-code': app main: rootfs /srv/no-such-rootfs is not "
+                                    "a directory")
+    assert failed.stderr.endswith("(see podmgr status norootfs and journalctl -u "
+                                  "pod@norootfs.service)\n")
+    assert failed.stderr.count("\n") == 1
     assert mounts_of(bed, "norootfs") == []
     bed.run("systemctl", "reset-failed", "pod@norootfs.service")

@@ -64,8 +64,7 @@ class Manager:
         failed = await pods.run_job(self.systemd, verb, name)
         await self.pods.refresh(name)
         if failed:
-            raise SystemdError(f"pod {name}: {', '.join(failed)} did not {verb} (see podmgr "
-                               f"status {name} and podmgr logs {name})")
+            raise SystemdError(f"pod {name}: {'; '.join(failed)}")
 
     async def start_pod(self, call: Call, name: str) -> None:
         await self._job(call, "start", name)
@@ -134,12 +133,14 @@ class Manager:
         service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
         plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
                           if e.startswith("PODMGR_PLAN=")), None)
+        await pods.stop_apps(self.systemd, name)  # left over from an earlier manifest
         # Blocking, and in this thread on purpose: prepare changes the working directory
         # for a moment (mounts.py), which must not race another prepare.
         prepare.prepare(prepare.load_plan(name, plan_path))
 
     async def release_pod(self, call: Call, name: str) -> None:
         await self._allow(call, api.MANAGE_PODS, pod=name, verb="release")
+        await pods.stop_apps(self.systemd, name)  # those a daemon-reload unbound (pods.py)
         prepare.release(name)
 
     async def list_networks(self, call: Call) -> list[list[object]]:
