@@ -83,3 +83,8 @@ class ImageMethods:
     async def untrust_key(self, call: Call, fingerprint: str) -> None:
         await self._allow(call, api.MANAGE_TRUST, fingerprint=fingerprint, verb="untrust")
         TrustStore().remove(fingerprint)
+
+    async def untrust_key_for_prefix(self, call: Call, prefix: str, fingerprint: str) -> None:
+        await self._allow(call, api.MANAGE_TRUST, prefix=prefix or "(root)",
+                          fingerprint=fingerprint, verb="untrust")
+        TrustStore().remove(fingerprint, prefix)
