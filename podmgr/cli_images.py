@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -47,7 +48,10 @@ async def cmd_pull(args: argparse.Namespace) -> int:
 
 
 async def cmd_import(args: argparse.Namespace) -> int:
-    return await _transfer("ImportImage", args.source, args.name or "")
+    from podmgr.transports.base import absolute  # noqa: PLC0415 -- import only
+
+    # The service runs in /: a path relative to here would name another file there.
+    return await _transfer("ImportImage", absolute(args.source, os.getcwd()), args.name or "")
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
@@ -159,8 +163,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pull.set_defaults(handler=cmd_pull)
     imp = commands.add_parser("import", help="store an image from an archive or layout",
                               description="Store an image from an archive or layout.")
-    imp.add_argument("source", metavar="SOURCE", help="oci-archive:FILE, docker-archive:FILE, "
-                     "oci:DIR[:TAG] or dir:DIR")
+    imp.add_argument("source", metavar="SOURCE", help="oci-archive:FILE[:REF], "
+                     "docker-archive:FILE[:NAME:TAG|:@N], oci:DIR[:REF|:@N] or dir:DIR")
     imp.add_argument("--name", metavar="REF", help="store it under this name (default: the "
                      "archive's tag, or the identity its signature names)")
     imp.set_defaults(handler=cmd_import)

@@ -139,7 +139,7 @@ def normalize_prefix(text: str) -> str:
     if "@" in clean or ":" in clean.partition("/")[2]:
         raise BadReference(f"{text!r}: a prefix names repositories, without a tag or digest"
                            f"{hint}")
-    first, slash, rest = clean.partition("/")
+    first, _, rest = clean.partition("/")
     if "." in first or ":" in first or first == "localhost":
         registry = DEFAULT_REGISTRY if first == LEGACY_REGISTRY else first
         path = rest

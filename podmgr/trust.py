@@ -18,15 +18,11 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import gnupg
-
-from podmgr import reference
+from podmgr import gpgsandbox, reference
 from podmgr.errors import PodmgrError
 from podmgr.store import atomic_write
 
@@ -157,19 +153,18 @@ class TrustStore:
 
 
 def inspect_key(armored: bytes) -> KeyInfo:
-    """Check that ``armored`` is one usable public key and say what it is."""
-    home = tempfile.mkdtemp(prefix="podmgr-gpg-")
+    """Check that ``armored`` is one usable public key and say what it is (gpg reads it
+    in its sandbox: it is untrusted input until the administrator says otherwise)."""
     try:
-        gpg = gnupg.GPG(gnupghome=home)
-        result = gpg.import_keys(armored)
-        if result.count != 1 or len(result.fingerprints) != 1:
-            raise TrustError(f"expected one OpenPGP public key, found {result.count} (export "
-                             "the key with gpg --armor --export FINGERPRINT)")
-        [key] = gpg.list_keys()
-        if key.get("trust") in ("r", "e"):
-            state = "revoked" if key["trust"] == "r" else "expired"
-            raise TrustError(f"key {key['fingerprint']} is {state} (ask the signer for a "
-                             "current key)")
-        return KeyInfo(key["fingerprint"], tuple(key.get("uids") or ()), key.get("expires") or "")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+        reply = gpgsandbox.run([armored], [], list_keys=True)
+    except gpgsandbox.SandboxError as error:
+        raise TrustError(f"cannot read the key: {error}") from None
+    if reply.imported != 1 or len(reply.keys) != 1:
+        raise TrustError(f"expected one OpenPGP public key, found {reply.imported} (export "
+                         "the key with gpg --armor --export FINGERPRINT)")
+    [key] = reply.keys
+    if key.validity in ("r", "e"):
+        state = "revoked" if key.validity == "r" else "expired"
+        raise TrustError(f"key {key.fingerprint} is {state} (ask the signer for a current "
+                         "key)")
+    return KeyInfo(key.fingerprint, key.user_ids, key.expires)

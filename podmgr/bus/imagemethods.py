@@ -36,10 +36,13 @@ class ImageMethods:
         keys = TrustStore().all_keys()
         return json.dumps({
             **asdict(record),
+            # The image ID, as podman shows it: record's "config" is replaced below.
+            "id": record.config,
             "signers": [{"fingerprint": f, "trusted_as": [k.scope for k in keys
                                                           if k.fingerprint == f]}
                         for f in record.signed_by],
-            "config": {"platform": str(image_config.platform), "user": image_config.user,
+            "config": {"digest": record.config, "platform": str(image_config.platform),
+                       "user": image_config.user,
                        "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
                        "env": image_config.env, "working_dir": image_config.working_dir},
             "layers": [{"digest": layer.digest, "media_type": layer.media_type,
