@@ -210,14 +210,36 @@ def verify_simple(signatures: list[bytes], keys: list[TrustedKey], manifest_dige
     each one before it was refused.  ``name`` None takes the identity a signature names;
     ``keys`` are every trusted key (whether one is trusted for the name is checked here,
     so a refusal can say for what it is trusted)."""
-    reply = gpgsandbox.run(_armored(keys), signatures)
+    readable: list[tuple[int, bytes]] = []
     reasons: list[str] = []
-    for number, outcome in enumerate(reply.outcomes, 1):
+    for number, blob in enumerate(signatures, 1):
+        try:
+            readable.append((number, _openpgp(blob)))
+        except SignatureRejected as error:
+            reasons.append(f"signature {number}: {error}")
+    reply = gpgsandbox.run(_armored(keys), [blob for _, blob in readable])
+    for (number, _), outcome in zip(readable, reply.outcomes, strict=True):
         try:
             return _judge_simple(outcome, reply, keys, manifest_digest, name), reasons
         except SignatureRejected as error:
             reasons.append(f"signature {number}: {error}")
+    reasons.sort(key=lambda reason: int(reason.split(":", 1)[0].split()[1]))
     return None, reasons
+
+
+def _openpgp(blob: bytes) -> bytes:
+    """The OpenPGP message of a stored signature: containers/image writes simple signing
+    as it is, or (its newer format) after a NUL, a format name and a newline."""
+    if not blob.startswith(b"\0"):
+        return blob
+    name, newline, rest = blob[1:].partition(b"\n")
+    if not newline:
+        raise SignatureRejected("it is not an OpenPGP signature")
+    if name != b"simple-signing":
+        kind = name.decode("ascii", "replace")[:80]
+        raise SignatureRejected(f"it is a {kind!r} signature, which podmgr does not check "
+                                "(sign with skopeo copy --sign-by)")
+    return rest
 
 
 def verify_detached(data_path: str, signature: bytes, keys: list[TrustedKey],
