@@ -84,8 +84,10 @@ def confine(home: str, hidden: list[str]) -> dict[str, str]:
                "mode=0700,size=64m")
         _drop_capabilities(libc)
         mounted = "yes"
-    elif ctypes.get_errno() != errno.EPERM:  # EPERM: not privileged, see above
-        _check(-1, "unshare")
+    elif ctypes.get_errno() != errno.EPERM or os.geteuid() == 0:
+        # Not privileged (a user's CLI) may go without; root never runs gpg unconfined:
+        # a unit that forbids mount namespaces (RestrictNamespaces=) must allow "mnt".
+        _check(-1, "unshare (gpg is not run unconfined as root)")
     _check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")
     os.environ.clear()
     os.environ.update({**ENVIRONMENT, "GNUPGHOME": home, "TMPDIR": home})

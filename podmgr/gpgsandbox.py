@@ -16,11 +16,15 @@ systemd-importd confines tar:
 - every capability dropped from the bounding set and from the process itself, so nothing
   can mount anything back, and NoNewPrivileges, which gpg and everything it runs inherit.
 
-Without CAP_SYS_ADMIN (a user's `podmgr trust add` shows the key before asking) there is
-no mount namespace: gpg then runs with NoNewPrivileges in a throwaway home.
+A user who is not root (a user's `podmgr trust add` shows the key before asking) gets no
+mount namespace: gpg then runs with NoNewPrivileges in a throwaway home.  As root, a
+sandbox that cannot be made is an error: gpg never runs unconfined there (so
+podmgr1.service must allow mount namespaces and mount_setattr).
 
-``python3 -m podmgr.gpgchild`` reads the request as JSON on stdin; ``--exec HOME ARGV``
-confines itself the same way and executes ARGV (what tests probe the sandbox with).
+``python3 -m podmgr.gpgchild`` reads the request as JSON on stdin; ``--exec HOME HIDDEN
+ARGV`` confines itself the same way and executes ARGV (what tests probe the sandbox with).
+One child costs about a Python start (some 40 ms); it checks all of an image's
+signatures in one keyring.
 """
 
 from __future__ import annotations

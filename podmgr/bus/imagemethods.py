@@ -13,6 +13,7 @@ from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.transfers import Transfers
 from podmgr.errors import PodmgrError
 from podmgr.store import Store
+from podmgr.transports.base import check_absolute
 from podmgr.trust import ROOT, TrustStore
 
 
@@ -60,6 +61,7 @@ class ImageMethods:
         return self.transfers.start(source, "")
 
     async def import_image(self, call: Call, source: str, name: str) -> tuple[int, str]:
+        check_absolute(source)  # the service runs in /: it cannot know the caller's cwd
         await self._allow(call, api.MANAGE_IMAGES, image=name or source, verb="import")
         return self.transfers.start(source, name)
 

@@ -41,6 +41,13 @@ def local_path(kind: str, path: str) -> str:
     return path
 
 
+def check_absolute(source: str) -> None:
+    """Refuse a local source with a relative path at once, before a transfer starts."""
+    kind, colon, spec = source.partition(":")
+    if colon and kind in LOCAL:
+        local_path(kind, split_local(kind, spec)[0])
+
+
 def absolute(source: str, cwd: str) -> str:
     """``source`` with a local transport's relative path made absolute against ``cwd``, for
     clients to send (docker:// and unknown transports are left as they are)."""
