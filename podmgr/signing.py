@@ -22,6 +22,7 @@ tag or digest names no image and is refused.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -114,40 +115,47 @@ def _signer(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply, scope: str) ->
     status: dict[str, list[str]] = {}
     for key, value in outcome.statuses:
         status.setdefault(key, []).append(value)
+
+    def field(kind: str, index: int = 0) -> str:
+        """A field of gpg's first KIND line ("" if it has none: gpg is trusted to
+        answer, not to answer well)."""
+        fields = status[kind][0].split() if status.get(kind) else []
+        return fields[index] if len(fields) > index else ""
+
     count = len(status.get("NEWSIG", []))
     if count > 1:
         raise SignatureRejected(f"it holds {count} OpenPGP signatures (a containers signature "
                                 "has one)")
     if "EXPKEYSIG" in status:
-        name, details = _key(status["EXPKEYSIG"][0].split()[0], reply)
-        expired = status.get("KEYEXPIRED", [details.expires if details else ""])[0]
+        name, details = _key(field("EXPKEYSIG"), reply)
+        expired = field("KEYEXPIRED") or (details.expires if details else "")
         raise SignatureRejected(f"made by key {name}, which expired on {_date(expired)} (ask "
                                 "the publisher to sign with a current key)")
     if "REVKEYSIG" in status:
-        name, _ = _key(status["REVKEYSIG"][0].split()[0], reply)
+        name, _ = _key(field("REVKEYSIG"), reply)
         raise SignatureRejected(f"made by key {name}, which is revoked (ask the publisher "
                                 "to sign with a current key)")
     if "BADSIG" in status:
-        name, _ = _key(status["BADSIG"][0].split()[0], reply)
+        name, _ = _key(field("BADSIG"), reply)
         raise SignatureRejected(f"bad signature by key {name}: it does not match the signed "
                                 "data (the image or the signature was tampered with)")
     if "EXPSIG" in status:
-        name, _ = _key(status["EXPSIG"][0].split()[0], reply)
-        fields = status.get("VALIDSIG", [""])[0].split()
+        name, _ = _key(field("EXPSIG"), reply)
         raise SignatureRejected(f"the signature by key {name} expired on "
-                                f"{_date(fields[3] if len(fields) > 3 else '')} (ask the "
-                                "publisher to sign the image again)")
+                                f"{_date(field('VALIDSIG', 3))} (ask the publisher to sign "
+                                "the image again)")
     if "ERRSIG" in status:
-        fields = status["ERRSIG"][0].split()
-        key_id = fields[6] if len(fields) > 6 and fields[6] != "-" else fields[0]
-        if "NO_PUBKEY" in status or (len(fields) > 5 and fields[5] == "9"):
+        key_id = field("ERRSIG", 6) if field("ERRSIG", 6) not in ("", "-") else \
+            field("ERRSIG") or "(no key id)"
+        if "NO_PUBKEY" in status or field("ERRSIG", 5) == "9":
             raise SignatureRejected(f"made by key {key_id}, which is not in the trust store "
                                     f"for {scope} (podmgr trust add --prefix PREFIX KEY.asc)")
         raise SignatureRejected(f"gpg cannot check the signature by key {key_id} (error "
-                                f"{fields[5] if len(fields) > 5 else '?'}: unsupported "
-                                "algorithm or damaged signature)")
-    if "GOODSIG" in status and "VALIDSIG" in status:
-        return status["VALIDSIG"][0].split()[-1]  # the primary key's fingerprint
+                                f"{field('ERRSIG', 5) or '?'}: unsupported algorithm or "
+                                "damaged signature)")
+    primary = field("VALIDSIG", 9)  # VALIDSIG's tenth field: the primary key's fingerprint
+    if "GOODSIG" in status and re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", primary):
+        return primary
     raise SignatureRejected("it is not an OpenPGP signature")
 
 
