@@ -278,6 +278,19 @@ def test_a_digest_name_takes_a_signature_for_any_tag(tmp_path: Path, world: Worl
         "type": "exactRepository", "dockerRepository": "registry.example.org/shop/api"}))
 
 
+def test_an_identity_without_a_tag_is_not_latest(tmp_path: Path, world: World) -> None:
+    """docker-reference "testing/manifest" names no image: not testing/manifest:latest."""
+    latest = "registry.example.org/shop/api:latest"
+    source = make_case(world, tmp_path, [skopeo_sign("release", "registry.example.org/shop/api")])
+    trust = trust_store(tmp_path, world)
+    cfg = config.Config(config.ImagePolicy((), 1_000_000, 1 << 30, False, False), {})
+    with pytest.raises(signing.SignatureRejected, match="has no tag or digest"):
+        images.fetch(f"dir:{source}", "registry.example.org/shop/api", Store(tmp_path / "s"),
+                     cfg, trust)
+    assert not skopeo_accepts(source, policy(tmp_path, world, {
+        "type": "exactReference", "dockerReference": latest}))
+
+
 def test_identity_rule(world: World) -> None:
     def matches(signed: str, wanted: str) -> bool:
         return signing.identity_matches(reference.parse_exact(signed),
