@@ -250,6 +250,8 @@ def fetch(source_ref: str, name: str | None, store: Store, config: Config,
             check_pinned(ref, manifest_bytes, top)
             name = str(ref)
         verdict = check_signature(source, manifest_digest, name, trust, config)
+        if name is None:  # named by its signature's identity, which may pin a digest too
+            check_pinned(reference.parse(verdict.name), manifest_bytes, top)
         with store.locked():
             return _store_image(source, verdict, manifest_bytes, manifest, store, config,
                                 progress)

@@ -327,6 +327,11 @@ def test_a_pinned_digest_must_be_the_manifests(tmp_path: Path, world: World) -> 
     record = images.fetch(f"dir:{world.prototype}", f"example.org/x@{world.digest}", store,
                           insecure, trust)
     assert record.manifest == world.digest
+    # A name the signature gives pins what it says too.
+    pinned = make_case(world, tmp_path / "by-identity", [
+        skopeo_sign("release", f"registry.example.org/shop/api@{wrong}")])
+    with pytest.raises(DigestMismatch, match="the name pins"):
+        images.fetch(f"dir:{pinned}", None, Store(tmp_path / "store2"), cfg, trust)
 
 
 def test_a_pinned_digest_may_name_the_index(tmp_path: Path) -> None:
