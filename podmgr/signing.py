@@ -184,7 +184,8 @@ def identity_matches(signed: reference.Reference, wanted: reference.Reference) -
 def _judge_simple(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply,
                   keys: list[TrustedKey], manifest_digest: Digest,
                   name: str | None) -> Verified:
-    fingerprint = _signer(outcome, reply, name or "any name")
+    fingerprint = _signer(outcome, reply, reference.parse_exact(name).name if name
+                          else "any name")
     payload = parse_payload(outcome.data)
     if payload.manifest_digest != manifest_digest:
         raise SignatureRejected(f"by key {fingerprint}: it signs manifest "

@@ -179,7 +179,7 @@ CASES: dict[str, tuple[list[Signer], str | None]] = {
     "unsigned": ([], "unsigned (no signature found"),
     "untrusted-key": ([skopeo_sign("stranger")],
                       "signature 1: made by key {stranger}, which is not in the trust store "
-                      "for registry.example.org/shop/api:1.4"),
+                      "for registry.example.org/shop/api (podmgr trust add"),
     "key-trusted-elsewhere": ([skopeo_sign("other")],
                               "signature 1: by key {other}, which is not in the trust store "
                               "for registry.example.org/shop/api (only for "
@@ -209,7 +209,7 @@ CASES: dict[str, tuple[list[Signer], str | None]] = {
                           skopeo_sign("release")], None),
     "each-refusal-listed": ([skopeo_sign("stranger"), skopeo_sign("release", "x.org/y:1")],
                             "refused, signature 1: made by key {stranger}, which is not in the "
-                            "trust store for registry.example.org/shop/api:1.4 (podmgr trust "
+                            "trust store for registry.example.org/shop/api (podmgr trust "
                             "add --prefix PREFIX KEY.asc); signature 2: by key {release}: wrong "
                             "identity x.org/y:1 for " + NAME),
     "tampered-manifest": ([skopeo_sign("release"), tamper_manifest],
