@@ -77,6 +77,12 @@ class Keyring:
         return self.gpg(*self._past(expired or expires), *lifetime, "--local-user",
                         key.fingerprint, "--sign", input=payload)
 
+    def add_signing_subkey(self, key: Key) -> Key:
+        """Give ``key`` a signing subkey, which gpg (and skopeo) then sign with."""
+        self.gpg("--passphrase", "", "--pinentry-mode", "loopback", "--quick-add-key",
+                 key.fingerprint, "rsa2048", "sign", "0")
+        return Key(key.name, key.fingerprint, self.gpg("--armor", "--export", key.fingerprint))
+
     def export(self, keys: list[Key], path: Path) -> Path:
         """The keys as one binary keyring file (what a policy.json keyPath names)."""
         path.write_bytes(self.gpg("--export", *(key.fingerprint for key in keys)))
