@@ -23,7 +23,7 @@ podmgr1.service must allow mount namespaces and mount_setattr).
 
 ``python3 -m podmgr.gpgchild`` reads the request as JSON on stdin; ``--exec HOME HIDDEN
 ARGV`` confines itself the same way and executes ARGV (what tests probe the sandbox with).
-One child costs about a Python start (some 40 ms); it checks all of an image's
+One child costs about a Python start more than gpg alone; it checks all of an image's
 signatures in one keyring.
 """
 

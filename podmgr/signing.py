@@ -226,6 +226,8 @@ def verify_simple(signatures: list[bytes], keys: list[TrustedKey], manifest_dige
             readable.append((number, _openpgp(blob)))
         except SignatureRejected as error:
             reasons.append(f"signature {number}: {error}")
+    if not readable:
+        return None, reasons
     reply = gpgsandbox.run(_armored(keys), [blob for _, blob in readable])
     for (number, _), outcome in zip(readable, reply.outcomes, strict=True):
         try:
