@@ -12,10 +12,12 @@ from pathlib import Path
 
 import imagebuild as ib
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from podmgr import config, images
 from podmgr.store import ImageRecord, Store
-from podmgr.transports import base, open_source
+from podmgr.transports import TRANSPORTS, base, open_source
 from podmgr.transports.base import SourceError
 from podmgr.trust import TrustStore
 
@@ -136,3 +138,25 @@ def test_clients_make_paths_absolute() -> None:
     assert base.absolute("dir:d:with:colons", "/x") == "dir:/x/d:with:colons"
     assert base.absolute("oci:/abs:1", "/x") == "oci:/abs:1"
     assert base.absolute("docker://example.org/a:1", "/x") == "docker://example.org/a:1"
+
+
+def test_every_transport_but_the_registry_names_a_path() -> None:
+    """A new transport must say in base.LOCAL whether it names a path, or the CLI would
+    send its relative paths as they are."""
+    assert set(TRANSPORTS) - {"docker"} == set(base.LOCAL)
+
+
+SEGMENT = st.from_regex(r"[a-z0-9._-]{1,8}", fullmatch=True)
+
+
+@given(st.sampled_from(sorted(base.LOCAL)), st.lists(SEGMENT, min_size=1, max_size=4),
+       st.sampled_from(["", ":example.test/app:2", ":@3"]))
+def test_absolute_paths_reach_the_service_whole(kind: str, parts: list[str],
+                                                selector: str) -> None:
+    relative = "/".join(parts)
+    sent = base.absolute(f"{kind}:{relative}{selector}", "/base/dir")
+    base.check_absolute(sent)  # the service takes it
+    path, ref = base.split_local(kind, sent.partition(":")[2])
+    assert path == os.path.normpath(f"/base/dir/{relative}" + (selector if kind == "dir"
+                                                                else ""))
+    assert ref == (None if kind == "dir" or not selector else selector[1:])
