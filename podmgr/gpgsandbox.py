@@ -46,6 +46,7 @@ HIDDEN = (paths.STATE_DIR, paths.RUN_DIR, Path("/etc/podmgr"))
 ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                "LANG": "C.UTF-8"}
 
+
 class SandboxError(PodmgrError):
     code = "SignatureRejected"
 
@@ -75,9 +76,6 @@ class Reply:
     confinement: dict[str, str]
 
 
-# The parent's side
-
-
 def run(keys: list[bytes], signatures: list[bytes],
         detached: tuple[str, bytes] | None = None, list_keys: bool = False) -> Reply:
     """Import ``keys`` into a fresh keyring and check each of ``signatures`` (signed
@@ -102,14 +100,17 @@ def run(keys: list[bytes], signatures: list[bytes],
     if done.returncode != 0:
         last = (done.stderr.decode(errors="replace").strip().splitlines() or ["?"])[-1]
         raise SandboxError(f"the gpg sandbox failed: {last}")
-    answer = json.loads(done.stdout)
-    return Reply(
-        tuple(KeyDetails(k["fingerprint"], tuple(k["key_ids"]), k["expires"],
-                         tuple(k["user_ids"]), k["validity"]) for k in answer["keys"]),
-        answer["imported"],
-        tuple(Outcome(tuple((str(s[0]), str(s[1])) for s in o["statuses"]),
-                      base64.b64decode(o["data"])) for o in answer["outcomes"]),
-        answer["confinement"])
+    try:
+        answer = json.loads(done.stdout)
+        return Reply(
+            tuple(KeyDetails(str(k["fingerprint"]), tuple(k["key_ids"]), str(k["expires"]),
+                             tuple(k["user_ids"]), str(k["validity"])) for k in answer["keys"]),
+            int(answer["imported"]),
+            tuple(Outcome(tuple((str(s[0]), str(s[1])) for s in o["statuses"]),
+                          base64.b64decode(o["data"])) for o in answer["outcomes"]),
+            dict(answer["confinement"]))
+    except (ValueError, KeyError, TypeError, IndexError) as error:
+        raise SandboxError(f"the gpg sandbox answered nonsense ({error!r})") from None
 
 
 def child_environment() -> dict[str, str]:
