@@ -143,12 +143,13 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
     for message in request["messages"]:
         with _recording(gpg) as lines:
             result = gpg.decrypt(base64.b64decode(message))
-        outcomes.append({"statuses": lines, "data": _b64(result.data or b"")})
+        outcomes.append({"statuses": lines, "data": _b64(result.data or b""),
+                         "complaint": _complaint(result.stderr)})
     if request["detached"]:
         path, signature = request["detached"]
         with _recording(gpg) as lines:
-            gpg.verify_file(io.BytesIO(base64.b64decode(signature)), path)
-        outcomes.append({"statuses": lines, "data": ""})
+            result = gpg.verify_file(io.BytesIO(base64.b64decode(signature)), path)
+        outcomes.append({"statuses": lines, "data": "", "complaint": _complaint(result.stderr)})
     keys = []
     if request["list_keys"] or not all(_good(outcome["statuses"]) for outcome in outcomes):
         keys = [{"fingerprint": k["fingerprint"],
@@ -159,6 +160,15 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
         subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
     return {"keys": keys, "imported": imported, "outcomes": outcomes,
             "confinement": confinement}
+
+
+def _complaint(stderr: str | None) -> str:
+    """gpg's last own words ("gpg: ..." lines that are no status), for a signature it
+    gave no verdict on: printable ASCII, short."""
+    said = [line for line in (stderr or "").splitlines()
+            if line.startswith("gpg: ") and not line.startswith("[GNUPG:]")]
+    last = said[-1][5:] if said else ""
+    return "".join(c for c in last if " " <= c <= "~")[:120]
 
 
 def _good(statuses: Any) -> bool:

@@ -57,6 +57,7 @@ class Outcome:
 
     statuses: tuple[tuple[str, str], ...]
     data: bytes
+    complaint: str = ""  # gpg's last message, when it gave no verdict
 
 
 @dataclass(frozen=True)
@@ -107,7 +108,8 @@ def run(keys: list[bytes], signatures: list[bytes],
                              tuple(k["user_ids"]), str(k["validity"])) for k in answer["keys"]),
             int(answer["imported"]),
             tuple(Outcome(tuple((str(s[0]), str(s[1])) for s in o["statuses"]),
-                          base64.b64decode(o["data"])) for o in answer["outcomes"]),
+                          base64.b64decode(o["data"]), str(o["complaint"]))
+                  for o in answer["outcomes"]),
             dict(answer["confinement"]))
     except (ValueError, KeyError, TypeError, IndexError) as error:
         raise SandboxError(f"the gpg sandbox answered nonsense ({error!r})") from None

@@ -156,7 +156,10 @@ def _signer(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply, scope: str) ->
     primary = field("VALIDSIG", 9)  # VALIDSIG's tenth field: the primary key's fingerprint
     if "GOODSIG" in status and re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", primary):
         return primary
-    raise SignatureRejected("it is not an OpenPGP signature")
+    if "NODATA" in status or not outcome.complaint:
+        raise SignatureRejected("it is not an OpenPGP signature")
+    raise SignatureRejected(f"gpg cannot read it: {outcome.complaint} (a damaged or "
+                            "truncated signature)")
 
 
 def _trusted_for(fingerprint: str, keys: list[TrustedKey], name: str) -> bool:
