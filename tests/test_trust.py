@@ -441,3 +441,13 @@ def test_untrust_for_one_prefix_or_all(tmp_path: Path, world: World) -> None:
     assert scopes() == []
     assert (tmp_path / "etc" / "prefix.d" / "registry.example.org" / "c" /
             release.fingerprint).read_bytes() == b""
+
+
+def test_insecure_prefixes_read_as_trust_prefixes() -> None:
+    """[images] insecure = ["testing/scratch"] means docker.io/testing/scratch, as a trust
+    prefix does; a prefix that is none matches nothing."""
+    cfg = config.Config(config.ImagePolicy(("testing/scratch", "Bad/Prefix"), 1_000_000,
+                                           1 << 30, False, False), {})
+    assert cfg.insecure_allowed(reference.parse("testing/scratch/app:1").name)
+    assert not cfg.insecure_allowed(reference.parse("testing/other:1").name)
+    assert not cfg.insecure_allowed("docker.io/bad/prefix")
