@@ -75,8 +75,17 @@ def parse_payload(data: bytes) -> Payload:
     except ValueError as error:
         raise SignatureRejected(f"its payload is not JSON ({error})") from None
     top = _exact(obj, {"critical", "optional"}, "top level")
-    if not isinstance(top["optional"], dict):
+    optional = top["optional"]
+    if not isinstance(optional, dict):
         raise SignatureRejected("its payload's optional is not a JSON object")
+    # What containers/image reads of optional must have its type; the rest is ignored.
+    if "creator" in optional and not isinstance(optional["creator"], str):
+        raise SignatureRejected("its payload's optional.creator is not a string")
+    timestamp = optional.get("timestamp")
+    if "timestamp" in optional and (isinstance(timestamp, bool) or
+                                    not isinstance(timestamp, int | float) or
+                                    timestamp != int(timestamp)):
+        raise SignatureRejected("its payload's optional.timestamp is not an integer")
     critical = _exact(top["critical"], {"type", "image", "identity"}, "critical")
     if critical["type"] != SIGNATURE_TYPE:
         raise SignatureRejected(f"its payload's type {critical['type']!r} is not "
@@ -156,6 +165,8 @@ def _signer(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply, scope: str) ->
     primary = field("VALIDSIG", 9)  # VALIDSIG's tenth field: the primary key's fingerprint
     if "GOODSIG" in status and re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", primary):
         return primary
+    if "PLAINTEXT" in status and "NEWSIG" not in status:
+        raise SignatureRejected("it is an OpenPGP message without a signature")
     if "NODATA" in status or not outcome.complaint:
         raise SignatureRejected("it is not an OpenPGP signature")
     raise SignatureRejected(f"gpg cannot read it: {outcome.complaint} (a damaged or "

@@ -162,12 +162,20 @@ def tamper_manifest(world: World, source: Path) -> None:
     (source / "manifest.json").write_text(json.dumps(manifest))
 
 
-def payload(critical_extra: str = "", duplicate: bool = False) -> bytes:
+def payload(critical_extra: str = "", duplicate: bool = False, optional: str = "{}") -> bytes:
     identity = f'{{"docker-reference": "{NAME}"}}'
     image = '{"docker-manifest-digest": "DIGEST"}'
     twice = ', "type": "atomic container signature"' if duplicate else ""
     return (f'{{"critical": {{"type": "atomic container signature", "image": {image}, '
-            f'"identity": {identity}{twice}{critical_extra}}}, "optional": {{}}}}').encode()
+            f'"identity": {identity}{twice}{critical_extra}}}, "optional": {optional}}}'
+            ).encode()
+
+
+def literal_only(world: World, source: Path) -> None:
+    """An OpenPGP message holding the payload but no signature (gpg --store)."""
+    number = len(list(source.glob("signature-*"))) + 1
+    data = payload().replace(b"DIGEST", world.digest.encode())
+    (source / f"signature-{number}").write_bytes(world.keyring.gpg("--store", input=data))
 
 
 # Where podmgr's verdict differs from the installed skopeo's:
@@ -237,6 +245,16 @@ CASES: dict[str, tuple[list[Signer], str | None]] = {
                                  "its payload has a key twice"),
     "unknown-critical-field": ([gpg_sign("release", payload=payload(', "x": 1'))],
                                "unexpected or missing fields x"),
+    "optional-fields-of-any-kind": ([gpg_sign("release", payload=payload(
+        optional='{"creator": "c", "timestamp": 1700000000, "x": [1]}'))], None),
+    "optional-timestamp-not-integer": ([gpg_sign("release", payload=payload(
+        optional='{"timestamp": 1.5}'))], "optional.timestamp is not an integer"),
+    "optional-creator-not-string": ([gpg_sign("release", payload=payload(
+        optional='{"creator": 7}'))], "optional.creator is not a string"),
+    "payload-not-json-then-good": ([gpg_sign("release", payload=b"not json"),
+                                    skopeo_sign("release")], None),
+    "no-signature-in-the-message": ([literal_only], "signature 1: it is an OpenPGP message "
+                                                    "without a signature"),
 }
 
 
