@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from podmgr import output, reference
 from podmgr.bus.client import Client
 from podmgr.errors import PodmgrError
-from podmgr.trust import ROOT, inspect_key
+from podmgr.trust import ROOT, TrustStore, inspect_key
 
 
 def _bar(fraction: float) -> None:
@@ -47,7 +48,10 @@ async def cmd_pull(args: argparse.Namespace) -> int:
 
 
 async def cmd_import(args: argparse.Namespace) -> int:
-    return await _transfer("ImportImage", args.source, args.name or "")
+    from podmgr.transports.base import absolute  # noqa: PLC0415 -- import only
+
+    # The service runs in /: a path relative to here would name another file there.
+    return await _transfer("ImportImage", absolute(args.source, os.getcwd()), args.name or "")
 
 
 async def cmd_list(args: argparse.Namespace) -> int:
@@ -100,6 +104,7 @@ async def cmd_trust_add(args: argparse.Namespace) -> int:
     if prefix is None:
         raise PodmgrError("say which images the key may sign: --prefix registry.example.org/"
                           "shop, or --root for all")
+    prefix = TrustStore.normalize(prefix)  # what the service stores; refused here already
     armored = Path(args.file).read_bytes()
     info = inspect_key(armored)  # shown before anything is stored
     scope = prefix or "every image (root)"
@@ -134,9 +139,15 @@ async def cmd_trust_list(args: argparse.Namespace) -> int:
 
 
 async def cmd_trust_rm(args: argparse.Namespace) -> int:
+    prefix = ROOT if args.root else args.prefix
     async with Client() as client:
-        await client.call("UntrustKey", args.fingerprint)
-    print(f"{args.fingerprint} is no longer trusted")
+        if prefix is None:
+            await client.call("UntrustKey", args.fingerprint)
+            print(f"{args.fingerprint} is no longer trusted")
+            return 0
+        prefix = TrustStore.normalize(prefix)
+        await client.call("UntrustKeyForPrefix", prefix, args.fingerprint)
+    print(f"{args.fingerprint} is no longer trusted for {prefix or 'every image (root)'}")
     return 0
 
 
@@ -152,8 +163,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pull.set_defaults(handler=cmd_pull)
     imp = commands.add_parser("import", help="store an image from an archive or layout",
                               description="Store an image from an archive or layout.")
-    imp.add_argument("source", metavar="SOURCE", help="oci-archive:FILE, docker-archive:FILE, "
-                     "oci:DIR[:TAG] or dir:DIR")
+    imp.add_argument("source", metavar="SOURCE", help="oci-archive:FILE[:REF], "
+                     "docker-archive:FILE[:NAME:TAG|:@N], oci:DIR[:REF|:@N] or dir:DIR")
     imp.add_argument("--name", metavar="REF", help="store it under this name (default: the "
                      "archive's tag, or the identity its signature names)")
     imp.set_defaults(handler=cmd_import)
@@ -196,5 +207,8 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rm = trust_commands.add_parser("rm", help="distrust a key (a vendor key is masked)",
                                    description="Distrust a key.")
     rm.add_argument("fingerprint", metavar="FINGERPRINT", help="primary key fingerprint")
-    rm.add_argument("--prefix", metavar="PREFIX", help="only for this prefix")
+    rm_scope = rm.add_mutually_exclusive_group()
+    rm_scope.add_argument("--prefix", metavar="PREFIX", help="only for this prefix (default: "
+                          "for every prefix it is trusted for)")
+    rm_scope.add_argument("--root", action="store_true", help="only from the root set")
     rm.set_defaults(handler=cmd_trust_rm)

@@ -170,9 +170,11 @@ def _decompressed(reader: Readable, media_type: str) -> Readable:
     return reader
 
 
-def resolve_manifest(source: ImageSource) -> tuple[bytes, str]:
-    """The image manifest for this host, following an index; checked against its digest."""
+def resolve_manifest(source: ImageSource) -> tuple[bytes, str, bytes]:
+    """The image manifest for this host, following an index; checked against its digest.
+    Also the top-level manifest or index, which a pinned digest may name."""
     data, kind = source.manifest()
+    top = data
     kind = oci.media_type_of(data, kind)
     if kind in oci.INDEXES:
         entry = oci.choose(oci.parse_index(data, kind))
@@ -181,43 +183,53 @@ def resolve_manifest(source: ImageSource) -> tuple[bytes, str]:
             raise DigestMismatch(f"{source.describe()}: the manifest for {entry.platform} does "
                                  f"not match its digest {entry.digest} (the source is corrupt "
                                  "or tampered with)")
-    return data, kind
+    return data, kind, top
+
+
+def check_pinned(ref: reference.Reference, manifest: bytes, top: bytes) -> None:
+    """A name with a digest means that content: the manifest's (or its index's) digest
+    must be it, as containers/image checks a reference's digest against the manifest."""
+    if ref.digest is None:
+        return
+    actual = Digest.of(manifest, ref.digest.algorithm)
+    if ref.digest not in (actual, Digest.of(top, ref.digest.algorithm)):
+        raise DigestMismatch(f"{ref}: the image's manifest has digest {actual}, not the "
+                             f"{ref.digest} the name pins (nothing stored; name it by its "
+                             "own digest or by a tag)")
 
 
 def check_signature(source: ImageSource, manifest_digest: Digest, name: str | None,
                     trust: TrustStore, config: Config) -> Verdict:
     """Accept the image for ``name`` (or for the identity its signature names), or raise
-    SignatureRejected saying which check failed."""
-    failures: list[str] = []
+    SignatureRejected saying, for each signature, which check failed."""
+    reasons: list[str] = []
+    keys = trust.all_keys()  # signing.py checks which are trusted for the name
     detached = source.detached_signature()
     if detached is not None:
         if name is None:
             raise signing.SignatureRejected(f"{source.describe()}: a detached signature does "
                                             "not name the image (give --name REF)")
-        keys = trust.keys_for(reference.parse(name).name)
         try:
             verified = signing.verify_detached(detached[0], detached[1], keys, name)
             return Verdict((verified.fingerprint,), name, False, name)
         except signing.SignatureRejected as error:
-            failures.append(str(error))
-    keys = trust.keys_for(reference.parse(name).name) if name else trust.all_keys()
-    for blob in source.signatures(manifest_digest):
-        try:
-            verified = signing.verify_simple(blob, keys, manifest_digest, name)
-        except signing.SignatureRejected as error:
-            failures.append(str(error))
-            continue
-        return Verdict((verified.fingerprint,), verified.identity, False,
-                       name or verified.identity)
+            reasons.append(f"the detached signature: {error}")
+    signatures = source.signatures(manifest_digest)
+    if signatures:
+        accepted, refused = signing.verify_simple(signatures, keys, manifest_digest, name)
+        if accepted is not None:
+            return Verdict((accepted.fingerprint,), accepted.identity, False,
+                           name or accepted.identity)
+        reasons += refused
     if name is None:
         raise signing.SignatureRejected(f"{source.describe()}: no name for the image (give "
-                                        "--name REF)" + (f"; {failures[0]}" if failures else ""))
+                                        "--name REF)" + "".join(f"; {r}" for r in reasons))
     if config.insecure_allowed(reference.parse(name).name):
         log.warning("%s: stored WITHOUT a trusted signature: podmgr.toml lists it as insecure",
                     name)
         return Verdict((), "", True, name)
-    if failures:
-        raise signing.SignatureRejected(f"{name}: {failures[0]}")
+    if reasons:
+        raise signing.SignatureRejected(f"{name}: refused, " + "; ".join(reasons))
     raise signing.SignatureRejected(
         f"{name}: unsigned (no signature found; sign it with skopeo copy --sign-by, or list "
         "its prefix under [images] insecure in /etc/podmgr/podmgr.toml)")
@@ -228,14 +240,18 @@ def fetch(source_ref: str, name: str | None, store: Store, config: Config,
     """Pull or import ``source_ref`` into ``store`` as ``name`` (or the source's own name)."""
     source = open_source(source_ref, config)
     try:
-        manifest_bytes, kind = resolve_manifest(source)
+        manifest_bytes, kind, top = resolve_manifest(source)
         manifest_digest = Digest.of(manifest_bytes)
         manifest = oci.parse_manifest(manifest_bytes, kind)
         if name is None and (default := source.default_name()) and "/" in default:
             name = default
         if name is not None:
-            name = str(reference.parse(name))
+            ref = reference.parse(name)
+            check_pinned(ref, manifest_bytes, top)
+            name = str(ref)
         verdict = check_signature(source, manifest_digest, name, trust, config)
+        if name is None:  # named by its signature's identity, which may pin a digest too
+            check_pinned(reference.parse(verdict.name), manifest_bytes, top)
         with store.locked():
             return _store_image(source, verdict, manifest_bytes, manifest, store, config,
                                 progress)

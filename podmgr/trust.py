@@ -9,22 +9,24 @@ A key file holds one ASCII-armored public key and is named by its primary finger
 An admin file masks the vendor file at the same path; an empty admin file masks it
 without replacing it (how an administrator distrusts a vendor key).  PREFIX is an image
 name prefix by whole components: keys under prefix.d/registry.example.org/shop sign
-registry.example.org/shop/api but not registry.example.org/shopping.
+registry.example.org/shop/api but not registry.example.org/shopping.  A PREFIX is
+written normalized (a short name is on docker.io: testing/x is docker.io/testing/x), and
+prefixes stored otherwise are normalized as they are read.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-import shutil
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import gnupg
-
-from podmgr import reference
+from podmgr import gpgsandbox, reference
 from podmgr.errors import PodmgrError
 from podmgr.store import atomic_write
+
+log = logging.getLogger(__name__)
 
 ADMIN_DIR = Path("/etc/podmgr/trustedkeys")
 VENDOR_DIR = Path("/usr/lib/podmgr/trustedkeys")
@@ -63,31 +65,54 @@ class TrustStore:
         self.vendor = vendor
 
     @staticmethod
-    def _relative(prefix: str) -> Path:
+    def normalize(prefix: str) -> str:
+        """The prefix as image names are written (ROOT stays ROOT): a short name is on
+        docker.io, as for image names; see reference.normalize_prefix."""
         if prefix == ROOT:
-            return Path("root.d")
-        clean = prefix.strip("/")
-        if not clean or any(part in ("", ".", "..") for part in clean.split("/")):
-            raise TrustError(f"{prefix!r} is not an image name prefix (write it like "
-                             "registry.example.org/shop, or use --root)")
-        return Path("prefix.d") / clean
+            return ROOT
+        try:
+            return reference.normalize_prefix(prefix)
+        except reference.BadReference as error:
+            raise TrustError(str(error)) from None
 
-    def all_keys(self) -> list[TrustedKey]:
-        """Every trusted key, admin files masking vendor files of the same path."""
-        found: dict[Path, TrustedKey | None] = {}
+    @staticmethod
+    def _relative(prefix: str) -> Path:
+        """Where keys for the normalized ``prefix`` are written."""
+        return Path("root.d") if prefix == ROOT else Path("prefix.d") / prefix
+
+    def _files(self) -> Iterator[tuple[bool, str, Path]]:
+        """(is it the admin's, normalized prefix, path) of every key file, admin first.
+        A directory that is no valid prefix (made by hand) is read as written: it
+        matches no image name, and trust rm can still remove it."""
         for base in (self.admin, self.vendor):
             for path in sorted(base.glob("root.d/*")) + sorted(base.glob("prefix.d/**/*")):
+                if not path.is_file() or not _FINGERPRINT.fullmatch(path.name):
+                    continue
                 relative = path.relative_to(base)
-                if relative in found or not path.is_file() or \
-                        not _FINGERPRINT.fullmatch(path.name):
-                    continue
-                data = path.read_bytes()
-                if not data.strip():
-                    found[relative] = None  # masked
-                    continue
-                prefix = ROOT if relative.parts[0] == "root.d" else \
-                    "/".join(relative.parts[1:-1])
-                found[relative] = TrustedKey(path.name, prefix, path, data)
+                if relative.parts[0] == "root.d":
+                    prefix = ROOT
+                else:
+                    written = "/".join(relative.parts[1:-1])
+                    try:
+                        prefix = reference.normalize_prefix(written)
+                    except reference.BadReference:
+                        log.warning("%s: %r is not an image name prefix: the key there "
+                                    "signs nothing", path, written)
+                        prefix = written
+                yield base == self.admin, prefix, path
+
+    def all_keys(self) -> list[TrustedKey]:
+        """Every trusted key, admin files masking vendor files for the same prefix and
+        fingerprint (stored prefixes are normalized as they are read, so a key stored
+        under prefix.d/testing/x serves docker.io/testing/x)."""
+        found: dict[tuple[str, str], TrustedKey | None] = {}
+        for _, prefix, path in self._files():
+            identity = (prefix, path.name)
+            if identity in found:
+                continue
+            data = path.read_bytes()
+            found[identity] = TrustedKey(path.name, prefix, path, data) if data.strip() \
+                else None  # an empty file masks
         return [key for key in found.values() if key is not None]
 
     def keys_for(self, name: str) -> list[TrustedKey]:
@@ -96,6 +121,7 @@ class TrustStore:
                 if key.prefix == ROOT or reference.matches_prefix(name, key.prefix)]
 
     def add(self, prefix: str, armored: bytes) -> KeyInfo:
+        prefix = self.normalize(prefix)
         info = inspect_key(armored)
         path = self.admin / self._relative(prefix) / info.fingerprint
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -103,37 +129,42 @@ class TrustStore:
         return info
 
     def remove(self, fingerprint: str, prefix: str | None = None) -> list[TrustedKey]:
-        """Distrust ``fingerprint`` (under ``prefix`` only, if given): remove the admin file,
-        and mask a vendor file with an empty admin file."""
+        """Distrust ``fingerprint`` for ``prefix`` only (ROOT: the root set), or for every
+        prefix (None): remove the admin files, and mask vendor files with an empty admin
+        file."""
         fingerprint = fingerprint.replace(" ", "").upper()
+        wanted = None if prefix is None else self.normalize(prefix)
         matches = [k for k in self.all_keys() if k.fingerprint == fingerprint
-                   and (prefix is None or k.prefix == prefix.strip("/"))]
+                   and (wanted is None or k.prefix == wanted)]
         if not matches:
-            raise TrustError(f"no trusted key {fingerprint} (see podmgr trust list)")
-        for key in matches:
-            relative = self._relative(key.prefix) / key.fingerprint
-            if key.path.is_relative_to(self.admin):
-                key.path.unlink()
-            if (self.vendor / relative).is_file():
-                (self.admin / relative).parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-                atomic_write(self.admin / relative, b"", 0o644)
+            where = "" if wanted is None else f" for {wanted or 'the root set'}"
+            raise TrustError(f"no trusted key {fingerprint}{where} (see podmgr trust list)")
+        prefixes = {key.prefix for key in matches}
+        for admin, key_prefix, path in list(self._files()):
+            if path.name != fingerprint or key_prefix not in prefixes:
+                continue
+            if admin:
+                path.unlink()
+            else:
+                mask = self.admin / self._relative(key_prefix) / fingerprint
+                mask.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+                atomic_write(mask, b"", 0o644)
         return matches
 
 
 def inspect_key(armored: bytes) -> KeyInfo:
-    """Check that ``armored`` is one usable public key and say what it is."""
-    home = tempfile.mkdtemp(prefix="podmgr-gpg-")
+    """Check that ``armored`` is one usable public key and say what it is (gpg reads it
+    in its sandbox: it is untrusted input until the administrator says otherwise)."""
     try:
-        gpg = gnupg.GPG(gnupghome=home)
-        result = gpg.import_keys(armored)
-        if result.count != 1 or len(result.fingerprints) != 1:
-            raise TrustError(f"expected one OpenPGP public key, found {result.count} (export "
-                             "the key with gpg --armor --export FINGERPRINT)")
-        [key] = gpg.list_keys()
-        if key.get("trust") in ("r", "e"):
-            state = "revoked" if key["trust"] == "r" else "expired"
-            raise TrustError(f"key {key['fingerprint']} is {state} (ask the signer for a "
-                             "current key)")
-        return KeyInfo(key["fingerprint"], tuple(key.get("uids") or ()), key.get("expires") or "")
-    finally:
-        shutil.rmtree(home, ignore_errors=True)
+        reply = gpgsandbox.run([armored], [], list_keys=True)
+    except gpgsandbox.SandboxError as error:
+        raise TrustError(f"cannot read the key: {error}") from None
+    if reply.imported != 1 or len(reply.keys) != 1:
+        raise TrustError(f"expected one OpenPGP public key, found {reply.imported} (export "
+                         "the key with gpg --armor --export FINGERPRINT)")
+    [key] = reply.keys
+    if key.validity in ("r", "e"):
+        state = "revoked" if key.validity == "r" else "expired"
+        raise TrustError(f"key {key.fingerprint} is {state} (ask the signer for a current "
+                         "key)")
+    return KeyInfo(key.fingerprint, key.user_ids, key.expires)

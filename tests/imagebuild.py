@@ -155,3 +155,27 @@ def write_multi_platform(path: Path, tag: str, images: dict[str, Image]) -> str:
         "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(nested),
         "size": len(nested), "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
     return sha256(nested)
+
+
+def merge_docker_archives(path: Path, archives: list[Path]) -> None:
+    """One archive holding the images of several `docker save` archives, as `docker save
+    A B` and `podman save -m A B` write them: their files, and one manifest.json listing
+    each image in order."""
+    entries: list[object] = []
+    seen: set[str] = set()
+    with tarfile.open(path, "w") as merged:
+        for archive in archives:
+            with tarfile.open(archive) as source:
+                for member in source.getmembers():
+                    if member.name == "manifest.json":
+                        stream = source.extractfile(member)
+                        assert stream is not None
+                        entries.extend(json.load(stream))
+                    elif member.name not in seen and member.name != "repositories":
+                        seen.add(member.name)
+                        merged.addfile(member, source.extractfile(member)
+                                       if member.isfile() else None)
+        data = json.dumps(entries).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        merged.addfile(info, io.BytesIO(data))

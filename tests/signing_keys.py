@@ -40,11 +40,12 @@ class Keyring:
         return subprocess.run(["gpg", "--batch", "--quiet", *args], env=self.env, input=input,
                               capture_output=True, check=True).stdout
 
-    def make(self, name: str, expired: bool = False) -> Key:
-        """A signing key; an expired one was made in 2020, valid for a day."""
+    def make(self, name: str, expired: bool = False, old: bool = False) -> Key:
+        """A signing key; an expired one was made in 2020, valid for a day; an old one
+        was made in 2020 and never expires."""
         spec = KEY_SPEC.format(name=name, email=f"{name}@example.org",
                                expire="1d" if expired else "0")
-        self.gpg(*self._past(expired), "--gen-key", input=spec.encode())
+        self.gpg(*self._past(expired or old), "--gen-key", input=spec.encode())
         listing = self.gpg("--with-colons", "--list-keys", f"{name}@example.org").decode()
         fingerprint = next(line.split(":")[9] for line in listing.splitlines()
                            if line.startswith("fpr:"))
@@ -61,16 +62,31 @@ class Keyring:
         return Key(key.name, key.fingerprint, self.gpg("--armor", "--export", key.fingerprint))
 
     def sign_simple(self, key: Key, manifest_digest: str, identity: str,
-                    expired: bool = False, payload: bytes | None = None) -> bytes:
-        """A containers simple-signing signature, as skopeo copy --sign-by makes."""
+                    expired: bool = False, payload: bytes | None = None,
+                    expires: bool = False) -> bytes:
+        """A containers simple-signing signature, as skopeo copy --sign-by makes; made in
+        2020 if ``expired`` (the key's time), or valid only for a day then if ``expires``
+        (a signature that has expired)."""
         if payload is None:
             payload = json.dumps({
                 "critical": {"type": "atomic container signature",
                              "image": {"docker-manifest-digest": manifest_digest},
                              "identity": {"docker-reference": identity}},
                 "optional": {"creator": "podmgr tests"}}).encode()
-        return self.gpg(*self._past(expired), "--local-user", key.fingerprint, "--sign",
-                        input=payload)
+        lifetime = ["--default-sig-expire", "1d"] if expires else []
+        return self.gpg(*self._past(expired or expires), *lifetime, "--local-user",
+                        key.fingerprint, "--sign", input=payload)
+
+    def add_signing_subkey(self, key: Key) -> Key:
+        """Give ``key`` a signing subkey, which gpg (and skopeo) then sign with."""
+        self.gpg("--passphrase", "", "--pinentry-mode", "loopback", "--quick-add-key",
+                 key.fingerprint, "rsa2048", "sign", "0")
+        return Key(key.name, key.fingerprint, self.gpg("--armor", "--export", key.fingerprint))
+
+    def export(self, keys: list[Key], path: Path) -> Path:
+        """The keys as one binary keyring file (what a policy.json keyPath names)."""
+        path.write_bytes(self.gpg("--export", *(key.fingerprint for key in keys)))
+        return path
 
     def sign_detached(self, key: Key, path: Path) -> Path:
         signature = path.with_name(path.name + ".asc")

@@ -114,6 +114,7 @@ MUTATING = [
     ("RemoveImage", ["s", "example.org/none:1"]), ("GarbageCollect", []),
     ("TrustKey", ["say", "example.org", "1", "0"]),
     ("UntrustKey", ["s", "0000000000000000000000000000000000000000"]),
+    ("UntrustKeyForPrefix", ["ss", "example.org", "0000000000000000000000000000000000000000"]),
     ("RemoveNetwork", ["s", "podmgr"]),
 ]
 

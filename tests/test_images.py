@@ -249,12 +249,13 @@ def spoil_payload(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None:
 
 REFUSALS = {
     "unsigned": (spoil_unsigned, "unsigned (no signature found", False),
-    "untrusted-key": (spoil_stranger, "which is not trusted for", True),
+    "untrusted-key": (spoil_stranger, "which is not in the trust store for", True),
     "expired-key": (spoil_expired, "expired", True),
-    "wrong-identity": (spoil_identity, "it is for registry.example.org/shop/other:1.4", True),
+    "wrong-identity": (spoil_identity, "wrong identity registry.example.org/shop/other:1.4",
+                       True),
     "tampered-manifest": (spoil_manifest, "the image was changed after signing", True),
     "bad-signature": (spoil_signature, "signature", True),
-    "duplicate-key-in-payload": (spoil_payload, "a key appears twice", False),
+    "duplicate-key-in-payload": (spoil_payload, "its payload has a key twice", False),
 }
 
 

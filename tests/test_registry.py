@@ -157,7 +157,8 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
     bed.run("systemctl", "reset-failed", "pod@pulled.service")
     # Distrusting the key refuses the next pull.
     bed.run("podmgr", "trust", "rm", fingerprint)
-    assert "not trusted" in pull(bed, name, check=False)
+    assert f"which is not in the trust store for {TLS}/shop/api" in pull(bed, name,
+                                                                           check=False)
 
 
 def test_an_unsigned_image_is_refused(reg_bed: Bed) -> None:

@@ -148,7 +148,10 @@ MANAGER = Interface("org.podmgr1.Manager", "Pods, images, networks and trusted k
             "prefix (empty for the root set)."),
     _method("TrustKey", "s prefix, ay armored", "s fingerprint", "Trust an ASCII-armored "
             "public key for images under PREFIX (empty: every image).", MANAGE_TRUST),
-    _method("UntrustKey", "s fingerprint", "", "Distrust a key; a vendor key is masked.",
+    _method("UntrustKey", "s fingerprint", "", "Distrust a key for every prefix it is "
+            "trusted for; a vendor key is masked.", MANAGE_TRUST),
+    _method("UntrustKeyForPrefix", "s prefix, s fingerprint", "", "Distrust a key for "
+            "images under PREFIX only (empty: the root set); a vendor key is masked.",
             MANAGE_TRUST),
 ), signals=(
     Signal("PodNew", _args("s name, o pod"), "A manifest appeared."),

@@ -13,6 +13,7 @@ from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.transfers import Transfers
 from podmgr.errors import PodmgrError
 from podmgr.store import Store
+from podmgr.transports.base import check_absolute
 from podmgr.trust import ROOT, TrustStore
 
 
@@ -36,10 +37,13 @@ class ImageMethods:
         keys = TrustStore().all_keys()
         return json.dumps({
             **asdict(record),
+            # The image ID, as podman shows it: record's "config" is replaced below.
+            "id": record.config,
             "signers": [{"fingerprint": f, "trusted_as": [k.scope for k in keys
                                                           if k.fingerprint == f]}
                         for f in record.signed_by],
-            "config": {"platform": str(image_config.platform), "user": image_config.user,
+            "config": {"digest": record.config, "platform": str(image_config.platform),
+                       "user": image_config.user,
                        "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
                        "env": image_config.env, "working_dir": image_config.working_dir},
             "layers": [{"digest": layer.digest, "media_type": layer.media_type,
@@ -57,6 +61,7 @@ class ImageMethods:
         return self.transfers.start(source, "")
 
     async def import_image(self, call: Call, source: str, name: str) -> tuple[int, str]:
+        check_absolute(source)  # the service runs in /: it cannot know the caller's cwd
         await self._allow(call, api.MANAGE_IMAGES, image=name or source, verb="import")
         return self.transfers.start(source, name)
 
@@ -83,3 +88,8 @@ class ImageMethods:
     async def untrust_key(self, call: Call, fingerprint: str) -> None:
         await self._allow(call, api.MANAGE_TRUST, fingerprint=fingerprint, verb="untrust")
         TrustStore().remove(fingerprint)
+
+    async def untrust_key_for_prefix(self, call: Call, prefix: str, fingerprint: str) -> None:
+        await self._allow(call, api.MANAGE_TRUST, prefix=prefix or "(root)",
+                          fingerprint=fingerprint, verb="untrust")
+        TrustStore().remove(fingerprint, prefix)

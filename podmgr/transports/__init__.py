@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Where images come from: one module per transport, registered by its prefix.
 
-    oci:PATH[:TAG]            an OCI image layout directory
-    oci-archive:FILE[:TAG]    a tar of one
-    docker-archive:FILE       what `docker save` writes (legacy and Docker >= 25)
-    dir:PATH                  containers' dir: layout (skopeo copy ... dir:PATH)
-    docker://REFERENCE        a registry, over the Docker Registry HTTP API v2
+    oci:PATH[:REF|:@N]             an OCI image layout directory
+    oci-archive:FILE[:REF|:@N]     a tar of one
+    docker-archive:FILE[:REF|:@N]  what `docker save` and `podman save` write
+    dir:PATH                       containers' dir: layout (skopeo copy ... dir:PATH)
+    docker://REFERENCE             a registry, over the Docker Registry HTTP API v2
+
+Written as containers/image writes them: a path ends at the first colon (dir: takes all),
+and must be absolute (clients make it so: the service does not run where they do).
 
 A source hands out the raw manifest and blobs; images.py checks digests, signatures
 and diff_ids, so a source never has to be trusted.

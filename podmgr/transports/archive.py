@@ -1,10 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""docker-archive:FILE, what `docker save` writes.
+"""docker-archive:FILE[:REF|:@N], what `docker save` and `podman save` write.
 
-Docker >= 25 writes an OCI image layout with a manifest.json beside it: that is read as
-oci-archive.  Older archives have only manifest.json ({"Config", "RepoTags", "Layers"})
-and uncompressed layer tars; for those a Docker v2 schema 2 manifest is made from it,
-with each layer's digest computed from the archive, as skopeo does.
+manifest.json lists the images ({"Config", "RepoTags", "Layers"}); as containers/image
+reads it, REF picks the image with that name among its RepoTags, @N the N-th entry (from
+0), and without either the archive must hold one image.  A Docker v2 schema 2 manifest is
+made from the entry, with each layer's digest computed from the archive, as skopeo does.
+Docker >= 25 writes an OCI image layout beside manifest.json: an archive of one image
+named by neither REF nor @N is read as that layout (its manifest as the registry had it).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import json
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from podmgr import oci
+from podmgr import oci, reference
 from podmgr.digest import Digest
 from podmgr.oci import Descriptor
-from podmgr.transports.base import ImageSource, SourceContext, SourceError
+from podmgr.transports.base import ImageSource, SourceContext, SourceError, local_path, split_local
 from podmgr.transports.files import TarFiles, read
 from podmgr.transports.layout import LayoutArchiveSource, archive_signature
 
@@ -26,10 +28,13 @@ _MAGIC = {b"\x1f\x8b": "application/vnd.docker.image.rootfs.diff.tar.gzip",
 
 
 class DockerArchiveSource:
-    def __init__(self, path: Path, files: TarFiles, entry: dict[str, Any]) -> None:
+    def __init__(self, path: Path, files: TarFiles, entry: dict[str, Any],
+                 description: str, tag: str | None = None) -> None:
         self.path = path
         self.files = files
         self.entry = entry
+        self.description = description
+        self.tag = tag  # the RepoTags entry it was picked by
         self.by_digest: dict[Digest, str] = {}
         self._manifest = self._make_manifest()
 
@@ -64,7 +69,7 @@ class DockerArchiveSource:
     rereadable = True  # local files: read once to verify, again to unpack
 
     def describe(self) -> str:
-        return f"docker-archive:{self.path}"
+        return self.description
 
     def manifest(self, digest: Digest | None = None) -> tuple[bytes, str]:
         return self._manifest, oci.DOCKER_MANIFEST
@@ -82,6 +87,8 @@ class DockerArchiveSource:
         return archive_signature(self.path)
 
     def default_name(self) -> str | None:
+        if self.tag is not None:
+            return self.tag
         tags = self.entry.get("RepoTags") or []
         return str(tags[0]) if tags else None
 
@@ -89,26 +96,91 @@ class DockerArchiveSource:
         self.files.close()
 
 
-def open_docker_archive(spec: str, context: SourceContext) -> ImageSource:
-    path = Path(spec)
-    files = TarFiles(path)
-    if files.exists("oci-layout") and files.exists("index.json"):
-        files.close()
-        return _DockerLayoutSource(path, f"docker-archive:{spec}", None)
+def _entries(files: TarFiles, description: str) -> list[dict[str, Any]]:
     try:
         entries = json.loads(read(files, "manifest.json"))
     except (SourceError, ValueError) as error:
+        raise SourceError(f"{description}: no valid manifest.json ({error}; is it from docker "
+                          "save?)") from None
+    if not isinstance(entries, list) or not entries or not all(
+            isinstance(e, dict) and isinstance(e.get("Layers"), list) and "Config" in e and
+            isinstance(e.get("RepoTags") or [], list) for e in entries):
+        raise SourceError(f"{description}: manifest.json does not list images as docker save "
+                          "writes them")
+    return entries
+
+
+def _tags(entry: dict[str, Any]) -> list[str]:
+    return [str(tag) for tag in entry.get("RepoTags") or []]
+
+
+def _normalized(tag: str) -> str | None:
+    try:
+        return str(reference.parse(tag))
+    except reference.BadReference:
+        return None
+
+
+def _pick(entries: list[dict[str, Any]], ref: str | None, number: int | None,
+          description: str) -> dict[str, Any]:
+    """The entry REF or @N names, or the only one."""
+    listing = "; ".join(f"@{n}: {', '.join(_tags(e)) or '(untagged)'}"
+                        for n, e in enumerate(entries))
+    if number is not None:
+        if number >= len(entries):
+            raise SourceError(f"{description}: holds {len(entries)} images, so no @{number} "
+                              f"({listing})")
+        return entries[number]
+    if ref is not None:
+        wanted = str(reference.parse(ref))  # :latest when REF has no tag, as skopeo has it
+        found = [e for e in entries if wanted in {_normalized(t) for t in _tags(e)}]
+        if not found:
+            raise SourceError(f"{description}: no image is tagged {wanted} ({listing})")
+        return found[0]
+    if len(entries) != 1:
+        raise SourceError(f"{description}: holds {len(entries)} images; pick one with "
+                          f":NAME:TAG or :@N ({listing})")
+    return entries[0]
+
+
+def open_docker_archive(spec: str, context: SourceContext) -> ImageSource:
+    path_text, selector = split_local("docker-archive", spec)
+    path = Path(local_path("docker-archive", path_text))
+    description = f"docker-archive:{spec}"
+    ref, number = None, None
+    if selector is not None and selector.startswith("@"):
+        if not selector[1:].isascii() or not selector[1:].isdigit():
+            raise SourceError(f"{description}: {selector!r} is not an index (write @0, @1, ...)")
+        number = int(selector[1:])
+    elif selector:
+        try:
+            ref = str(reference.parse(selector))
+        except reference.BadReference as error:
+            raise SourceError(f"{description}: {error}") from None
+        if reference.parse(selector).digest is not None:
+            raise SourceError(f"{description}: name the image by a tag (docker-archive has no "
+                              "digests)")
+    files = TarFiles(path)
+    try:
+        if ref is None and number is None and files.exists("oci-layout") and \
+                files.exists("index.json") and len(_oci_index_entries(files)) == 1:
+            files.close()
+            return _DockerLayoutSource(path, description, None)
+        entry = _pick(_entries(files, description), ref, number, description)
+        return DockerArchiveSource(path, files, entry, description, ref)
+    except BaseException:
         files.close()
-        raise SourceError(f"docker-archive:{spec}: no valid manifest.json ({error}; is it "
-                          "from docker save?)") from None
-    if not isinstance(entries, list) or len(entries) != 1 or not isinstance(entries[0], dict) \
-            or not isinstance(entries[0].get("Layers"), list) or "Config" not in entries[0]:
-        files.close()
-        raise SourceError(f"docker-archive:{spec}: manifest.json must describe exactly one "
-                          "image (save one image per archive)")
-    return DockerArchiveSource(path, files, entries[0])
+        raise
+
+
+def _oci_index_entries(files: TarFiles) -> list[object]:
+    try:
+        index = json.loads(read(files, "index.json"))
+    except (SourceError, ValueError):
+        return []
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    return manifests if isinstance(manifests, list) else []
 
 
 class _DockerLayoutSource(LayoutArchiveSource):
-    def describe(self) -> str:
-        return f"docker-archive:{self.path}"
+    pass

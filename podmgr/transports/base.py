@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import BinaryIO, Protocol
 
 from podmgr.digest import Digest
@@ -12,6 +13,51 @@ from podmgr.oci import Descriptor
 
 class SourceError(PodmgrError):
     code = "SourceError"
+
+
+# Transports that name a file or directory, and whether a ":REF" may follow the path.
+# containers/image splits at the first colon (a path with a colon cannot be named), so
+# oci:DIR:example.test/app:2 is DIR and the reference example.test/app:2; dir: takes all.
+LOCAL = {"oci": True, "oci-archive": True, "docker-archive": True, "dir": False}
+
+
+def split_local(kind: str, spec: str) -> tuple[str, str | None]:
+    """PATH[:REF] of a local transport -> (PATH, REF or None)."""
+    if not LOCAL[kind]:
+        return spec, None
+    path, colon, ref = spec.partition(":")
+    return path, (ref if colon else None)
+
+
+def local_path(kind: str, path: str) -> str:
+    """The path of a local source, which must be absolute: the service runs in /, so a
+    relative path would name another file than the one the caller means."""
+    if not path:
+        raise SourceError(f"{kind}:: no path (write {kind}:/path/to/image)")
+    if not os.path.isabs(path):
+        raise SourceError(f"{kind}:{path}: a relative path (give an absolute one: the service "
+                          "does not run in your working directory; podmgr image import makes "
+                          "paths absolute)")
+    return path
+
+
+def check_absolute(source: str) -> None:
+    """Refuse a local source with a relative path at once, before a transfer starts."""
+    kind, colon, spec = source.partition(":")
+    if colon and kind in LOCAL:
+        local_path(kind, split_local(kind, spec)[0])
+
+
+def absolute(source: str, cwd: str) -> str:
+    """``source`` with a local transport's relative path made absolute against ``cwd``, for
+    clients to send (docker:// and unknown transports are left as they are)."""
+    kind, colon, spec = source.partition(":")
+    if not colon or kind not in LOCAL:
+        return source
+    path, ref = split_local(kind, spec)
+    if path and not os.path.isabs(path):
+        path = os.path.normpath(os.path.join(cwd, path))
+    return f"{kind}:{path}" + (f":{ref}" if ref is not None else "")
 
 
 class ImageSource(Protocol):

@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """dir:PATH, the directory layout of containers/image (what `skopeo copy ... dir:` writes):
 manifest.json, each blob in a file named by its hex digest, and simple-signing
-signatures in signature-1, signature-2, ..."""
+signatures in signature-1, signature-2, ...  Of a manifest list (`skopeo copy --all`),
+each instance's manifest is HEX.manifest.json and its signatures HEX.signature-1, ...
+(directory/directory_transport.go: manifestPath and signaturePath).  All of PATH is the
+path, colons included, as containers/image has it."""
 
 from __future__ import annotations
 
@@ -10,7 +13,7 @@ from typing import BinaryIO
 
 from podmgr.digest import Digest
 from podmgr.oci import Descriptor
-from podmgr.transports.base import ImageSource, SourceContext, SourceError
+from podmgr.transports.base import ImageSource, SourceContext, SourceError, local_path
 from podmgr.transports.files import DirFiles, read
 
 MAX_SIGNATURES = 64
@@ -40,9 +43,11 @@ class DirSource:
         return self.files.open(descriptor.digest.hex)
 
     def signatures(self, manifest_digest: Digest) -> list[bytes]:
+        top = Digest.of(read(self.files, "manifest.json"), manifest_digest.algorithm)
+        prefix = "" if manifest_digest == top else f"{manifest_digest.hex}."
         found = []
         for number in range(1, MAX_SIGNATURES + 1):
-            name = f"signature-{number}"
+            name = f"{prefix}signature-{number}"
             if not self.files.exists(name):
                 break
             found.append(read(self.files, name))
@@ -59,4 +64,4 @@ class DirSource:
 
 
 def open_dir(spec: str, context: SourceContext) -> ImageSource:
-    return DirSource(Path(spec))
+    return DirSource(Path(local_path("dir", spec)))

@@ -1,39 +1,56 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""oci:PATH[:TAG] and oci-archive:FILE[:TAG]: OCI image layouts (image-layout.md).
+"""oci:PATH[:REF] and oci-archive:FILE[:REF]: OCI image layouts (image-layout.md).
 
-The TAG picks the index entry whose org.opencontainers.image.ref.name annotation is it;
-without one, the layout must hold a single image.
+As containers/image reads them: the path ends at the first colon, REF picks the index
+entry whose org.opencontainers.image.ref.name annotation is REF (what skopeo and podman
+write there, often a whole name: oci:DIR:example.test/app:2), ":@N" the N-th entry
+(from 0); without either, the layout must hold a single image.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import BinaryIO
 
 from podmgr import oci
 from podmgr.digest import Digest
 from podmgr.oci import Descriptor
-from podmgr.transports.base import ImageSource, SourceContext, SourceError
+from podmgr.transports.base import ImageSource, SourceContext, SourceError, local_path, split_local
 from podmgr.transports.files import DirFiles, Files, TarFiles, read
 
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"  # full name, as docker save >= 25 writes it
 
 
-def split_tag(spec: str) -> tuple[str, str | None]:
-    """PATH[:TAG] -> (PATH, TAG); a colon followed by a slash belongs to the path."""
-    path, sep, tag = spec.rpartition(":")
-    if sep and path and "/" not in tag:
-        return path, tag
-    return spec, None
+# An annotation's reference name, as containers/image validates it (oci/internal).
+_COMPONENT = r"[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*"
+_REF_NAME = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*")
+
+
+def parse_selector(kind: str, spec: str) -> tuple[str, str | None, int | None]:
+    """PATH[:REF|:@N] -> (absolute PATH, REF, N)."""
+    path, ref = split_local(kind, spec)
+    path = local_path(kind, path)
+    if ref is None or ref == "":
+        return path, None, None
+    if ref.startswith("@"):
+        if not ref[1:].isascii() or not ref[1:].isdigit():
+            raise SourceError(f"{kind}:{spec}: {ref!r} is not an index (write @0, @1, ...)")
+        return path, None, int(ref[1:])
+    if not _REF_NAME.fullmatch(ref):
+        raise SourceError(f"{kind}:{spec}: {ref!r} is not an image reference name")
+    return path, ref, None
 
 
 class LayoutSource:
-    def __init__(self, files: Files, description: str, tag: str | None) -> None:
+    def __init__(self, files: Files, description: str, tag: str | None,
+                 number: int | None = None) -> None:
         self.files = files
         self.description = description
         self.tag = tag
+        self.number = number
         self._entry: Descriptor | None = None
         try:
             layout = json.loads(read(files, "oci-layout"))
@@ -57,6 +74,11 @@ class LayoutSource:
         """The index entry this source names."""
         if self._entry is None:
             entries = self._index().manifests
+            if self.number is not None:
+                if self.number >= len(entries):
+                    raise SourceError(f"{self.description}: has {len(entries)} images, so no "
+                                      f"@{self.number} (they are @0 to @{len(entries) - 1})")
+                entries = (entries[self.number],)
             if self.tag is not None:
                 found = [e for e in entries if e.annotation(REF_NAME) == self.tag]
                 if not found:
@@ -69,7 +91,7 @@ class LayoutSource:
                 tags = ", ".join(sorted(filter(None, (e.annotation(REF_NAME)
                                                       for e in entries)))) or "none"
                 raise SourceError(f"{self.description}: holds {len(entries)} images; name "
-                                  f"one with :TAG (tags: {tags})")
+                                  f"one with :REF or :@N (names: {tags})")
             self._entry = entries[0]
         return self._entry
 
@@ -100,8 +122,9 @@ class LayoutSource:
 
 
 class LayoutArchiveSource(LayoutSource):
-    def __init__(self, path: Path, description: str, tag: str | None) -> None:
-        super().__init__(TarFiles(path), description, tag)
+    def __init__(self, path: Path, description: str, tag: str | None,
+                 number: int | None = None) -> None:
+        super().__init__(TarFiles(path), description, tag, number)
         self.path = path
 
     def detached_signature(self) -> tuple[str, bytes] | None:
@@ -118,10 +141,10 @@ def archive_signature(path: Path) -> tuple[str, bytes] | None:
 
 
 def open_layout(spec: str, context: SourceContext) -> ImageSource:
-    path, tag = split_tag(spec)
-    return LayoutSource(DirFiles(Path(path)), f"oci:{spec}", tag)
+    path, tag, number = parse_selector("oci", spec)
+    return LayoutSource(DirFiles(Path(path)), f"oci:{spec}", tag, number)
 
 
 def open_archive(spec: str, context: SourceContext) -> ImageSource:
-    path, tag = split_tag(spec)
-    return LayoutArchiveSource(Path(path), f"oci-archive:{spec}", tag)
+    path, tag, number = parse_selector("oci-archive", spec)
+    return LayoutArchiveSource(Path(path), f"oci-archive:{spec}", tag, number)

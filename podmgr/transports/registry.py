@@ -176,7 +176,7 @@ class RegistrySource:
         return None
 
     def default_name(self) -> str | None:
-        return f"{self.ref.name}:{self.ref.tag}" if self.ref.tag else None
+        return str(self.ref)  # with its digest, if pulled by one: checked as --name's is
 
     def close(self) -> None:
         pass
