@@ -61,7 +61,8 @@ def test_systemd_analyze_security_rates_it_medium(hardened_bed: Bed) -> None:
                            "podmgr1.service").stdout
     exposure = float(re.search(r"Overall exposure level for podmgr1.service: ([0-9.]+)",
                                out)[1])  # type: ignore[index]
-    assert exposure <= 5.4, out  # 9.6 (UNSAFE) without any of it
+    # 9.6 (UNSAFE) without any of it; 5.4 without the mount namespaces of the confined gpg
+    assert exposure <= 5.5, out
 
 
 @pytest.mark.integration
