@@ -259,7 +259,9 @@ org.podmgr1.manage-trust, with the details verb, pod, network, image, prefix or
 fingerprint for rules. Reads need no authorization.
 Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid,
 Exists, JobFailed, PrepareFailed, NoSuchImage, SignatureRejected, DigestMismatch,
-UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, Failed.
+UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, InvalidName
+(an argument that does not match its grammar or is over its size limit; each method says
+what its arguments are), Busy (too much work queued: try again), Failed.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and

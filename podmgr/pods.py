@@ -7,6 +7,7 @@ units' state in systemd.  The org.podmgr1 service runs jobs through here.
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 from pathlib import Path
 
@@ -57,7 +58,8 @@ async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     await systemd.subscribe()
     result = await systemd.run_job(method, unit)
     if result != "done":
-        why = _last_words(await systemd.unit_properties(unit))
+        # journalctl blocks: in a thread, so the service's other calls go on meanwhile.
+        why = await asyncio.to_thread(_last_words, await systemd.unit_properties(unit))
         raise SystemdError(f"{unit}: {verb} {result}{why} (see podmgr status {name} and "
                            f"journalctl -u {unit})")
     # The apps' jobs came in the same transaction; wait for those still queued.
