@@ -20,15 +20,26 @@ from podmgr.bus import api
 from podmgr.bus.connection import Bus
 from podmgr.errors import PodmgrError
 
+
+def one_line(text: str) -> str:
+    return "; ".join(line for line in text.splitlines() if line.strip())
+
+
 PROPERTIES = "org.freedesktop.DBus.Properties"
 
 
 class ServiceError(PodmgrError):
     """An error reply of org.podmgr1; ``code`` is the part after org.podmgr1.Error."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, bus_error: str = "") -> None:
         super().__init__(message)
         self.code = code
+        self.bus_error = bus_error  # the D-Bus error name
+
+
+# Errors that mean the service went away between the call and its answer.
+GONE = {"org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner", "org.freedesktop.DBus.Error.Disconnected"}
 
 
 class Client:
@@ -48,6 +59,9 @@ class Client:
             self.bus.disconnect()  # type: ignore[no-untyped-call]
 
     async def _send(self, message: Message) -> list[Any]:
+        return list((await self._reply(message)).body)
+
+    async def _reply(self, message: Message) -> Message:
         assert self.bus, "use Client as an async context manager"
         reply = await self.bus.call(message)
         assert reply is not None
@@ -55,20 +69,33 @@ class Client:
             text = str(reply.body[0]) if reply.body else reply.error_name or "failed"
             name = reply.error_name or ""
             if name.startswith(api.ERROR_PREFIX):
-                raise ServiceError(name.removeprefix(api.ERROR_PREFIX), text)
+                raise ServiceError(name.removeprefix(api.ERROR_PREFIX), text, name)
             if name == "org.freedesktop.DBus.Error.ServiceUnknown":
                 text = (f"{api.BUS_NAME} is not available: {text} (is podmgr installed? see "
                         "journalctl -u podmgr1)")
-            raise ServiceError("Failed", text)
-        return list(reply.body)
+            raise ServiceError("Failed", one_line(text), name)
+        return reply
 
     async def call(self, member: str, *args: Any, path: str = api.MANAGER_PATH,
                    interface: api.Interface = api.MANAGER) -> Any:
-        """Call ``member`` of ``interface`` with the signature the API table gives."""
+        """Call ``member`` of ``interface`` with the signature the API table gives.
+
+        A read (a method without a polkit action) is sent once more when the service went
+        away under it: a call that reached a service just killed (dbus-daemon had not yet
+        seen it go) is answered NoReply by dbus-daemon, and the second one activates a
+        new service.  Calls that change something are never repeated: the first may have
+        done its work."""
         method = interface.method_index[member]
-        body = await self._send(Message(destination=api.BUS_NAME, path=path,
-                                        interface=interface.name, member=member,
-                                        signature=method.in_signature, body=list(args)))
+        for attempt in (1, 2):
+            try:
+                body = await self._send(Message(destination=api.BUS_NAME, path=path,
+                                                interface=interface.name, member=member,
+                                                signature=method.in_signature,
+                                                body=list(args)))
+                break
+            except ServiceError as error:
+                if attempt == 2 or method.action or error.bus_error not in GONE:
+                    raise
         if not method.out_args:
             return None
         return body[0] if len(method.out_args) == 1 else body
@@ -86,12 +113,17 @@ class Client:
         assert self.bus
         removed: dict[int, str] = {}
         finished = asyncio.Event()
-        path = ""
+        gone = asyncio.Event()
+        path = owner = ""
 
         def on_signal(message: Message) -> bool:
             if message.message_type is not MessageType.SIGNAL:
                 return False
-            if message.member == "TransferRemoved":
+            if message.member == "NameOwnerChanged" and message.body[0] == api.BUS_NAME:
+                if owner and message.body[1] == owner:
+                    gone.set()
+                    finished.set()
+            elif message.member == "TransferRemoved" and message.sender == owner:
                 removed[message.body[0]] = message.body[2]
                 finished.set()
             elif message.member == "PropertiesChanged" and message.path == path and progress \
@@ -102,7 +134,12 @@ class Client:
             return False
 
         self.bus.add_message_handler(on_signal)
-        for rule in (f"type='signal',sender='{api.BUS_NAME}',member='TransferRemoved'",
+        # The service going away (killed, crashed) ends the transfer without
+        # TransferRemoved: NameOwnerChanged says so.  Subscribed before the call, so it
+        # cannot be missed between the call's reply and the wait.
+        for rule in (f"type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
+                     f"arg0='{api.BUS_NAME}'",
+                     f"type='signal',sender='{api.BUS_NAME}',member='TransferRemoved'",
                      f"type='signal',sender='{api.BUS_NAME}',member='PropertiesChanged',"
                      f"path_namespace='{api.TRANSFER_PATH}'",
                      f"type='signal',sender='{api.BUS_NAME}',member='Log',"
@@ -111,8 +148,16 @@ class Client:
                                      path="/org/freedesktop/DBus",
                                      interface="org.freedesktop.DBus", member="AddMatch",
                                      signature="s", body=[rule]))
-        number, path = await self.call(member, *args)
+        method = api.MANAGER.method_index[member]
+        reply = await self._reply(Message(destination=api.BUS_NAME, path=api.MANAGER_PATH,
+                                          interface=api.MANAGER.name, member=member,
+                                          signature=method.in_signature, body=list(args)))
+        owner = str(reply.sender)  # the service's unique name: whose going away counts
+        number, path = reply.body
         while number not in removed:
+            if gone.is_set():
+                raise PodmgrError(f"{api.BUS_NAME} stopped during the transfer (see journalctl "
+                                  "-u podmgr1); podmgr image list shows what was stored")
             finished.clear()
             await finished.wait()
         if progress:
