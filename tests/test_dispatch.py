@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import textwrap
 import threading
 from collections.abc import Iterator
 from typing import Any, cast
@@ -28,7 +29,8 @@ from hypothesis import strategies as st
 
 from podmgr import errors, names, oci, signing, store, trust, unpack  # noqa: F401 (their errors)
 from podmgr.bus import api, arguments, dispatch, imagemethods, service, transfers
-from podmgr.errors import AccessDenied, NoSuchPod, PodmgrError
+from podmgr.bus.work import Work
+from podmgr.errors import AccessDenied, Busy, NoSuchPod, PodmgrError
 from podmgr.reference import Reference
 from podmgr.transports import base  # noqa: F401 (its error)
 
@@ -366,3 +368,56 @@ def test_error_codes_are_names() -> None:
     for code in _codes(PodmgrError):
         assert re.fullmatch(r"[A-Z][A-Za-z]+", code), code
     assert errors.InvalidName.code == "InvalidName"
+
+
+def test_a_full_work_queue_refuses_at_once() -> None:
+    """With the queue full, one more request is told Busy, and the others still finish."""
+    release = threading.Event()
+
+    async def main() -> tuple[list[str], str]:
+        work = Work(threads=1, queue=2)
+        try:
+            running = [asyncio.ensure_future(work.run(release.wait)) for _ in range(2)]
+            await asyncio.sleep(0)
+            with pytest.raises(Busy) as refused:
+                await work.run(print, "never")
+            release.set()
+            return [str(r) for r in await asyncio.gather(*running)], str(refused.value)
+        finally:
+            work.shutdown()
+
+    results, message = asyncio.run(main())
+    assert results == ["True", "True"]
+    assert message == "the service has 2 requests at work already (try again in a moment)"
+
+
+def test_service_imports_stay_lean() -> None:
+    """The service's first call must not load the image methods (gpg, tar, TLS)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = textwrap.dedent("""
+        import asyncio, sys
+        from dbus_next.message import Message
+        from podmgr.bus import api, service
+        from podmgr.bus.dispatch import Dispatcher
+        from podmgr.names import PodName
+
+        class Bus:
+            def add_message_handler(self, handler): pass
+
+        async def main():
+            async def allow(*args): pass
+            dispatcher = Dispatcher(Bus(), allow)
+            manager = service.Manager.__new__(service.Manager)  # authorizing needs no state
+            call = Message(path="/org/podmgr1", member="StartPod", sender=":1.1")
+            await dispatcher._authorize(call, api.MANAGER.method_index["StartPod"], manager,
+                                        [PodName("web")])
+            dispatcher.work.shutdown()
+
+        asyncio.run(main())
+        print("podmgr.bus.imagemethods" in sys.modules, "podmgr.images" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out == "False False\n"

@@ -198,9 +198,11 @@ class Dispatcher:
             detail = api.KINDS[arg.kind].detail
             if detail and value is not None and str(value) and detail not in details:
                 details[detail] = str(value)
-        hook = getattr(implementation, "authorization_details", None)
+        # Looked up on the class: Manager loads its image methods on a miss (__getattr__),
+        # which a pod start should not pay for.
+        hook = getattr(type(implementation), "authorization_details", None)
         if hook is not None:
-            details.update(hook())
+            details.update(hook(implementation))
         await self.authorize(str(message.sender), method.action, details, True)
 
     async def _run(self, message: Message, method: api.Method, implementation: object,
