@@ -286,3 +286,16 @@ def test_clients_notice_the_service_killed_mid_transfer(edge_bed: Bed) -> None:
         assert err.startswith("podmgr: org.podmgr1 stopped during the transfer"), err
         assert err.count("\n") == 1, err
         assert listing.returncode == 0, f"trial {trial}: {listing.stderr}"
+
+
+def test_a_transfer_that_fails_at_once_says_why(edge_bed: Bed) -> None:
+    """TransferRemoved can come before the client has read the call's reply: the client
+    still reports the transfer's own result."""
+    for _ in range(3):
+        result = edge_bed.run("podmgr", "image", "import", "oci:/nowhere", "--name",
+                              "example.org/none:1", check=False, timeout=60)
+        assert result.returncode == 1
+        assert result.stderr.startswith("podmgr: "), result.stderr
+        assert "stopped during the transfer" not in result.stderr
+        assert "/nowhere" in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1, result.stderr

@@ -111,26 +111,32 @@ class Client:
                        log: Callable[[str], None] | None = None) -> str:
         """Start a pull or import and follow it; returns TransferRemoved's result."""
         assert self.bus
-        removed: dict[int, str] = {}
+        # Signals may come before the call's reply is seen (a transfer that fails at once):
+        # so everything is recorded by sender and path, and sorted out after the reply.
+        removed: dict[tuple[str, int], str] = {}
+        gone: set[str] = set()  # unique names that lost org.podmgr1
+        early_logs: list[tuple[str, str]] = []
         finished = asyncio.Event()
-        gone = asyncio.Event()
-        path = owner = ""
+        path = ""
 
         def on_signal(message: Message) -> bool:
             if message.message_type is not MessageType.SIGNAL:
                 return False
             if message.member == "NameOwnerChanged" and message.body[0] == api.BUS_NAME:
-                if owner and message.body[1] == owner:
-                    gone.set()
+                if message.body[1]:
+                    gone.add(message.body[1])
                     finished.set()
-            elif message.member == "TransferRemoved" and message.sender == owner:
-                removed[message.body[0]] = message.body[2]
+            elif message.member == "TransferRemoved":
+                removed[(str(message.sender), message.body[0])] = message.body[2]
                 finished.set()
-            elif message.member == "PropertiesChanged" and message.path == path and progress \
-                    and "Progress" in message.body[1]:
+            elif message.member == "PropertiesChanged" and path and message.path == path \
+                    and progress and "Progress" in message.body[1]:
                 progress(message.body[1]["Progress"].value)
-            elif message.member == "Log" and message.path == path and log:
-                log(message.body[0])
+            elif message.member == "Log" and message.path:
+                if not path:
+                    early_logs.append((message.path, message.body[0]))
+                elif message.path == path and log:
+                    log(message.body[0])
             return False
 
         self.bus.add_message_handler(on_signal)
@@ -154,12 +160,15 @@ class Client:
                                           signature=method.in_signature, body=list(args)))
         owner = str(reply.sender)  # the service's unique name: whose going away counts
         number, path = reply.body
-        while number not in removed:
-            if gone.is_set():
+        for early_path, line in early_logs:
+            if early_path == path and log:
+                log(line)
+        while (owner, number) not in removed:
+            if owner in gone:
                 raise PodmgrError(f"{api.BUS_NAME} stopped during the transfer (see journalctl "
                                   "-u podmgr1); podmgr image list shows what was stored")
             finished.clear()
             await finished.wait()
         if progress:
             progress(1.0)
-        return removed[number]
+        return removed[(owner, number)]
