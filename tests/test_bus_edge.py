@@ -276,7 +276,10 @@ def test_clients_notice_the_service_killed_mid_transfer(edge_bed: Bed) -> None:
             assert time.monotonic() < deadline, "the transfer never started"
             time.sleep(0.05)
         bed.run("kill", "-9", pid)
-        listing = bed.run("podmgr", "image", "list", check=False, timeout=20)
+        try:
+            listing = bed.run("podmgr", "image", "list", check=False, timeout=20)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"trial {trial}: podmgr image list never reached a new service")
         try:
             _, err = importing.communicate(timeout=20)
         except subprocess.TimeoutExpired:
