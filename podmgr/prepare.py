@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podmgr import etcfiles, mounts, namespaces, paths, podnet, userdb
+from podmgr import etcfiles, mounts, names, namespaces, paths, podnet, userdb
 from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
@@ -255,6 +255,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: podmgr-pod prepare|release NAME", file=sys.stderr)
         return 2
     verb, name = args
+    try:
+        name = names.PodName(name)  # a path like "../x" never reaches release's rmtree
+    except PodmgrError as error:
+        print(f"podmgr-pod: {error}", file=sys.stderr)
+        return 2
     try:
         if verb == "prepare":
             prepare(load_plan(name, os.environ.get("PODMGR_PLAN")))

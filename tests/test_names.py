@@ -116,3 +116,14 @@ def test_prefixes() -> None:
 def test_shown_keeps_messages_on_one_line() -> None:
     assert names.shown("a\u2028b\r") == "'a\\u2028b\\r'"
     assert re.fullmatch(r"'a{40}'\.\.\. \(100000 characters\)", names.shown("a" * 100_000))
+
+
+@pytest.mark.parametrize("name", ["../../../home/alice", "", "a" * 64, "pöd"])
+def test_podmgr_pod_refuses_what_is_not_a_pod_name(name: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from podmgr import prepare  # noqa: PLC0415
+
+    assert prepare.main(["release", name]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("podmgr-pod: ")
+    assert err.count("\n") == 1
