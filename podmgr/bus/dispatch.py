@@ -26,7 +26,7 @@ from dbus_next.message import Message
 from dbus_next.signature import Variant
 
 from podmgr import names
-from podmgr.bus import api, arguments
+from podmgr.bus import api, arguments, polkit
 from podmgr.bus.work import Work
 from podmgr.errors import PodmgrError
 
@@ -103,8 +103,6 @@ def error_reply(message: Message, error: BaseException) -> Message:
 
 
 def _polkit(bus: MessageBus) -> Authorizer:
-    from podmgr.bus import polkit  # noqa: PLC0415 -- polkit imports nothing of ours
-
     async def authorize(sender: str, action: str, details: dict[str, str],
                         interactive: bool = True) -> None:
         await polkit.check(bus, sender, action, details, interactive)
@@ -148,9 +146,9 @@ class Dispatcher:
     def handle(self, message: Message) -> bool:
         if message.message_type is not MessageType.METHOD_CALL or message.path is None:
             return False
+        self.last_activity = asyncio.get_running_loop().time()
         if message.interface == PEER:
             return False  # dbus-next answers Ping and GetMachineId itself
-        self.last_activity = asyncio.get_running_loop().time()
         try:
             self._handle(message)
         except Exception as error:  # whatever a caller sends, the answer is a reply
