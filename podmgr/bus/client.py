@@ -43,12 +43,13 @@ GONE = {"org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.Servic
 
 
 class Client:
-    def __init__(self) -> None:
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address  # None: the system bus
         self.bus: MessageBus | None = None
 
     async def __aenter__(self) -> Client:
         try:
-            self.bus = await Bus().connect()
+            self.bus = await Bus(self.address).connect()
         except (OSError, ValueError) as error:
             raise PodmgrError(f"cannot reach the system bus: {error} (is dbus running?)")\
                 from None
