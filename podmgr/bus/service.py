@@ -47,6 +47,7 @@ class Manager:
         self.systemd = systemd
         self.pods = pod_objects
         self.transfers = transfers
+        self._pod_locks: dict[str, asyncio.Lock] = {}  # prepare and release, one pod at once
 
     # Pods
 
@@ -139,13 +140,21 @@ class Manager:
         service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
         plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
                           if e.startswith("PODMGR_PLAN=")), None)
-        # Blocking, and in this thread on purpose: prepare changes the working directory
-        # for a moment (mounts.py), which must not race another prepare.
-        prepare.prepare(prepare.load_plan(name, plan_path))
+        async with self._pod_lock(name):
+            # Blocking, and in this thread on purpose: prepare changes the working
+            # directory for a moment (mounts.py), which must not race another prepare.
+            prepare.prepare(prepare.load_plan(name, plan_path))
 
     async def release_pod(self, call: Call, name: PodName) -> None:
-        # On the loop, as prepare is: the two must not interleave for one pod.
-        prepare.release(name)
+        # Removing what the apps wrote can take a while: in the work queue, with the pod's
+        # lock held, so that a prepare of the same pod waits for it.  (release uses
+        # absolute paths and directory fds only, so prepare's working directory cannot
+        # mislead it.)
+        async with self._pod_lock(name):
+            await self.dispatcher.work.run(prepare.release, name)
+
+    def _pod_lock(self, name: PodName) -> asyncio.Lock:
+        return self._pod_locks.setdefault(name, asyncio.Lock())
 
     async def list_networks(self, call: Call) -> list[list[object]]:
         from podmgr import networks  # noqa: PLC0415 -- network calls only
