@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 
 from podmgr import errors, names, oci, signing, store, trust, unpack  # noqa: F401 (their errors)
 from podmgr.bus import api, arguments, dispatch, imagemethods, service, transfers
-from podmgr.bus.work import Work
+from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import AccessDenied, Busy, NoSuchPod, PodmgrError
 from podmgr.reference import Reference
 from podmgr.transports import base  # noqa: F401 (its error)
@@ -384,6 +384,7 @@ def test_a_full_work_queue_refuses_at_once() -> None:
             release.set()
             return [str(r) for r in await asyncio.gather(*running)], str(refused.value)
         finally:
+            release.set()
             work.shutdown()
 
     results, message = asyncio.run(main())
@@ -421,3 +422,33 @@ def test_service_imports_stay_lean() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out == "False False\n"
+
+
+def test_a_flood_of_reads_does_not_refuse_authorized_work() -> None:
+    """Anyone may fill the queue of unauthorized calls; what polkit allowed (a pod's
+    ReleasePod, an administrator's CreatePod) has a queue of its own."""
+    release = threading.Event()
+
+    async def main() -> tuple[str, bool]:
+        work = Work(threads=1, queue=2)
+
+        async def read() -> bool:
+            PRIVILEGED.set(False)
+            return await work.run(release.wait)
+
+        try:
+            flood = [asyncio.ensure_future(read()) for _ in range(2)]
+            await asyncio.sleep(0)
+            with pytest.raises(Busy) as refused:
+                await asyncio.ensure_future(read())  # a task: a context of its own
+            done = await work.run(lambda: True)  # privileged: not held up
+            release.set()
+            await asyncio.gather(*flood)
+            return str(refused.value), done
+        finally:
+            release.set()
+            work.shutdown()
+
+    message, done = asyncio.run(main())
+    assert message.startswith("the service has 2 requests at work already")
+    assert done is True

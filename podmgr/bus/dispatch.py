@@ -27,7 +27,7 @@ from dbus_next.signature import Variant
 
 from podmgr import names
 from podmgr.bus import api, arguments, polkit
-from podmgr.bus.work import Work
+from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import PodmgrError
 
 log = logging.getLogger(__name__)
@@ -207,6 +207,8 @@ class Dispatcher:
                    values: list[object]) -> None:
         self.in_flight += 1
         try:
+            # This task's own context: its work goes to the queue of its kind (work.py).
+            PRIVILEGED.set(method.action is not None)
             await self._authorize(message, method, implementation, values)
             handler: Callable[..., Awaitable[Any]] = getattr(implementation, method.handler)
             result = await handler(Call(message), *values)
