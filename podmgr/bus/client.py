@@ -79,30 +79,32 @@ class Client:
 
     async def call(self, member: str, *args: Any, path: str = api.MANAGER_PATH,
                    interface: api.Interface = api.MANAGER) -> Any:
-        """Call ``member`` of ``interface`` with the signature the API table gives.
-
-        A read (a method without a polkit action) is sent once more when the service went
-        away under it: a call that reached a service just killed (dbus-daemon had not yet
-        seen it go) is answered NoReply by dbus-daemon, and the second one activates a
-        new service.  Calls that change something are never repeated: the first may have
-        done its work."""
+        """Call ``member`` of ``interface`` with the signature the API table gives."""
         method = interface.method_index[member]
-        for attempt in (1, 2):
-            try:
-                body = await self._send(Message(destination=api.BUS_NAME, path=path,
-                                                interface=interface.name, member=member,
-                                                signature=method.in_signature,
-                                                body=list(args)))
-                break
-            except ServiceError as error:
-                if attempt == 2 or method.action or error.bus_error not in GONE:
-                    raise
+        message = Message(destination=api.BUS_NAME, path=path, interface=interface.name,
+                          member=member, signature=method.in_signature, body=list(args))
+        body = await (self._send(message) if method.action else self._read(message))
         if not method.out_args:
             return None
         return body[0] if len(method.out_args) == 1 else body
 
+    async def _read(self, message: Message) -> list[Any]:
+        """A read (a method without a polkit action, or a property) is sent once more when
+        the service went away under it: a call that reached a service just killed
+        (dbus-daemon had not yet seen it go) is answered NoReply by dbus-daemon, and the
+        second one activates a new service.  Calls that change something are never
+        repeated: the first may have done its work."""
+        try:
+            return await self._send(message)
+        except ServiceError as error:
+            if error.bus_error not in GONE:
+                raise
+        return await self._send(Message(destination=message.destination, path=message.path,
+                                        interface=message.interface, member=message.member,
+                                        signature=message.signature, body=message.body))
+
     async def properties(self, path: str, interface: api.Interface) -> dict[str, Any]:
-        [values] = await self._send(Message(destination=api.BUS_NAME, path=path,
+        [values] = await self._read(Message(destination=api.BUS_NAME, path=path,
                                             interface=PROPERTIES, member="GetAll",
                                             signature="s", body=[interface.name]))
         return {name: variant.value for name, variant in values.items()}
