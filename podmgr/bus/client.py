@@ -3,7 +3,9 @@
 
 Every command that changes the system goes through here, so polkit judges the CLI as it
 judges busctl and the Cockpit page.  The first call starts the service if it is not
-running (D-Bus activation).
+running (D-Bus activation).  A client notices the service going away: a transfer it
+follows ends with an error when org.podmgr1 loses its owner, and a read that the dying
+service never answered is sent once more, to a new one.
 """
 
 from __future__ import annotations
