@@ -29,7 +29,7 @@ from podmgr import (
     process,
     units,
 )
-from podmgr.bus import api
+from podmgr.bus import api, arguments
 from podmgr.bus.client import Client
 from podmgr.errors import ManifestError, PodmgrError
 
@@ -154,7 +154,7 @@ def parser() -> argparse.ArgumentParser:
 
     def command(name: str, handler: Handler, help: str) -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=help, description=help)
-        cmd.set_defaults(handler=handler)
+        cmd.set_defaults(handler=handler, checks={"pod": "pod", "app": "app"})
         return cmd
 
     validate = command("validate", cmd_validate,
@@ -182,13 +182,29 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def check_arguments(args: argparse.Namespace) -> str | None:
+    """Why an argument is not what its command takes (a pod name, an image reference, a
+    fingerprint, ...), checked as the service checks it, before anything is called; None
+    when all are fine.  Each command names its checked arguments in ``checks``."""
+    checks: dict[str, str] = getattr(args, "checks", {})
+    for dest, kind in checks.items():
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            try:
+                arguments.convert(kind, item)
+            except PodmgrError as error:
+                return str(error)
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="podmgr: %(message)s")
-    if getattr(args, "pod", None) and not names.is_valid_name(args.pod):
-        print(f"podmgr: {args.pod!r} is not a valid pod name ({names.NAME_HINT})",
-              file=sys.stderr)
+    if (problem := check_arguments(args)) is not None:
+        print(f"podmgr: {problem}", file=sys.stderr)
         return 2
     try:
         result = args.handler(args)

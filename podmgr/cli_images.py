@@ -160,14 +160,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     pull.add_argument("reference", metavar="REF", help="docker://REGISTRY/NAME:TAG (or "
                       "REGISTRY/NAME:TAG)")
     pull.add_argument("--name", metavar="REF", help="store it under this name")
-    pull.set_defaults(handler=cmd_pull)
+    pull.set_defaults(handler=cmd_pull, checks={"reference": "pull", "name": "image"})
     imp = commands.add_parser("import", help="store an image from an archive or layout",
                               description="Store an image from an archive or layout.")
     imp.add_argument("source", metavar="SOURCE", help="oci-archive:FILE[:REF], "
                      "docker-archive:FILE[:NAME:TAG|:@N], oci:DIR[:REF|:@N] or dir:DIR")
     imp.add_argument("--name", metavar="REF", help="store it under this name (default: the "
                      "archive's tag, or the identity its signature names)")
-    imp.set_defaults(handler=cmd_import)
+    imp.set_defaults(handler=cmd_import, checks={"source": "source", "name": "image"})
     listing = commands.add_parser("list", help="list stored images",
                                   description="List stored images.")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -175,11 +175,11 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     inspect = commands.add_parser("inspect", help="show an image's config, layers and signers",
                                   description="Show an image's config, layers and signers.")
     inspect.add_argument("name", metavar="NAME", help="image name")
-    inspect.set_defaults(handler=cmd_inspect)
+    inspect.set_defaults(handler=cmd_inspect, checks={"name": "image"})
     remove = commands.add_parser("rm", help="remove images (podmgr gc frees their layers)",
                                  description="Remove images from the store.")
     remove.add_argument("names", nargs="+", metavar="NAME", help="image name")
-    remove.set_defaults(handler=cmd_rm)
+    remove.set_defaults(handler=cmd_rm, checks={"names": "image"})
 
     gc = sub.add_parser("gc", help="free layers and blobs no image or prepared pod uses, and "
                         "remove leases, veths and ports of pods that are gone",
@@ -199,7 +199,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                        "registry.example.org/shop")
     scope.add_argument("--root", action="store_true", help="trust it for every image")
     add.add_argument("--yes", action="store_true", help="do not ask")
-    add.set_defaults(handler=cmd_trust_add)
+    add.set_defaults(handler=cmd_trust_add, checks={"prefix": "prefix"})
     trust_list = trust_commands.add_parser("list", help="list trusted keys",
                                            description="List trusted keys.")
     trust_list.add_argument("--json", action="store_true", help="print JSON")
@@ -211,4 +211,5 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rm_scope.add_argument("--prefix", metavar="PREFIX", help="only for this prefix (default: "
                           "for every prefix it is trusted for)")
     rm_scope.add_argument("--root", action="store_true", help="only from the root set")
-    rm.set_defaults(handler=cmd_trust_rm)
+    rm.set_defaults(handler=cmd_trust_rm, checks={"fingerprint": "fingerprint",
+                                                "prefix": "prefix"})

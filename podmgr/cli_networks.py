@@ -47,4 +47,4 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     remove = commands.add_parser("rm", help="remove a network no pod is on: its bridge, "
                                  "rules and definition", description="Remove networks.")
     remove.add_argument("names", nargs="+", metavar="NAME", help="network name")
-    remove.set_defaults(handler=cmd_rm)
+    remove.set_defaults(handler=cmd_rm, checks={"names": "network"})

@@ -255,11 +255,14 @@ first call; it exits after [service] idle_timeout of podmgr.toml(5) without call
 or transfers, and the next call starts it again. Methods that change anything ask polkit
 about the caller (the sender of the message) for the action they name:
 org.podmgr1.manage-pods (pods and their networks), org.podmgr1.manage-images or
-org.podmgr1.manage-trust, with the details verb, pod, network, image, prefix or
-fingerprint for rules. Reads need no authorization.
+org.podmgr1.manage-trust, with the details verb, pod, network, image, source, prefix or
+fingerprint for rules; the service asks before the method runs, after checking every
+argument against what its method says it is. Reads need no authorization.
 Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid,
 Exists, JobFailed, PrepareFailed, NoSuchImage, SignatureRejected, DigestMismatch,
-UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, Failed.
+UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, InvalidName
+(an argument that does not match its grammar or is over its size limit; each method says
+what its arguments are), Busy (too much work queued: try again), Failed.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and

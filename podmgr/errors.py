@@ -72,3 +72,22 @@ class ManifestError(PodmgrError):
         self.file = file
         self.problems = problems
         super().__init__("\n".join(f"{file}: {p}" for p in problems))
+
+
+class InvalidName(PodmgrError):
+    """A name (pod, app, network, image, key fingerprint) that does not match its grammar,
+    or an argument over its documented size limit."""
+
+    code = "InvalidName"
+
+
+class AccessDenied(PodmgrError):
+    """polkit said no (or could not be asked)."""
+
+    code = "AccessDenied"
+
+
+class Busy(PodmgrError):
+    """The service's work queue is full: try again."""
+
+    code = "Busy"

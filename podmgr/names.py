@@ -14,6 +14,9 @@ Naming scheme (documented in podmgr.toml(5)):
 from __future__ import annotations
 
 import re
+from typing import Self
+
+from podmgr.errors import InvalidName
 
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
 NAME_HINT = "use 1-63 characters of a-z, 0-9, '_', '.', '-', starting with a letter or digit"
@@ -27,6 +30,43 @@ PARENT_SLICE = "pod.slice"
 
 def is_valid_name(name: str) -> bool:
     return NAME_PATTERN.fullmatch(name) is not None
+
+
+def shown(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a one-line message: control characters and line separators
+    escaped (repr does), an over-long text cut with its length said."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}... ({len(text)} characters)"
+
+
+class CheckedName(str):
+    """A name that matched NAME_PATTERN: constructing one is checking it, so a function
+    that takes a PodName, AppName or NetworkName never sees a path like "../x"."""
+
+    kind = "name"
+
+    def __new__(cls, text: object) -> Self:
+        if not isinstance(text, str):
+            raise InvalidName(f"a {cls.kind} name must be a string, not {type(text).__name__}")
+        # The length first: the pattern bounds it too, but the message should say so.
+        if not text:
+            raise InvalidName(f"the {cls.kind} name is empty ({NAME_HINT})")
+        if len(text) > 63 or not is_valid_name(text):
+            raise InvalidName(f"{shown(text)} is not a valid {cls.kind} name ({NAME_HINT})")
+        return super().__new__(cls, text)
+
+
+class PodName(CheckedName):
+    kind = "pod"
+
+
+class AppName(CheckedName):
+    kind = "app"
+
+
+class NetworkName(CheckedName):
+    kind = "network"
 
 
 def unit_name_escape(text: str) -> str:

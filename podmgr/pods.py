@@ -7,6 +7,7 @@ units' state in systemd.  The org.podmgr1 service runs jobs through here.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -136,7 +137,8 @@ async def _pod_failed(systemd: Systemd, name: str, verb: str, job_result: str,
     # Result= is the latest run's: a job canceled or failed for a dependency ran nothing.
     with_result = f" with result '{result}'" if job_result in ("failed", "timeout") \
         and isinstance(result, str) and result not in ("success", job_result) else ""
-    why = _last_words(await systemd.unit_properties(unit))
+    # journalctl blocks: in a thread, so the service's other calls go on meanwhile.
+    why = await asyncio.to_thread(_last_words, await systemd.unit_properties(unit))
     return (f"{unit}: {verb} {job_result}{with_result}{why} (see podmgr status {name} and "
             f"journalctl -u {unit})")
 

@@ -321,6 +321,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     verb, name = args
     try:
+        name = names.PodName(name)  # a path like "../x" never reaches release's rmtree
+    except PodmgrError as error:
+        print(f"podmgr-pod: {error}", file=sys.stderr)
+        return 2
+    try:
         if verb == "prepare":
             prepare(load_plan(name, os.environ.get("PODMGR_PLAN")))
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from podmgr import cli, networks
+from podmgr.bus import client
 
 APP = '[app.main]\nrootfs = "/srv/rootfs"\nexec = ["/bin/true"]\n'
 
@@ -59,3 +60,32 @@ def test_a_problem_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     code, out, err = validate(tmp_path, '[network]\nmode = "Bridge"\n' + APP, capsys)
     assert (code, out) == (1, "")
     assert err.startswith("web.toml: network.mode: 'Bridge' is not valid")
+
+
+BAD_ARGUMENTS = [
+    ["status", "../x"], ["start", ""], ["stop", "a" * 64], ["restart", "pöd"],
+    ["logs", "web", "--app", "../x"], ["logs", "../../etc"],
+    ["image", "inspect", "a" * 100_000], ["image", "rm", "ok", "../../x"],
+    ["image", "pull", "ftp://x"], ["image", "pull", "busybox", "--name", "../X"],
+    ["image", "import", "oci:/x", "--name", "Bad Name"],
+    ["image", "import", "x" * 5000],
+    ["network", "rm", "../../../var/tmp/x"], ["network", "rm", "ok", "nét"],
+    ["trust", "rm", "xyz"], ["trust", "rm", "0" * 40, "--prefix", "../.."],
+    ["trust", "add", "--prefix", "a/../b", "key.asc"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD_ARGUMENTS, ids=lambda argv: " ".join(argv)[:40])
+def test_bad_names_are_usage_errors_before_the_bus(argv: list[str],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    async def no_bus(self: object) -> None:
+        raise AssertionError("the bus was called")
+
+    monkeypatch.setattr(client.Client, "__aenter__", no_bus)
+    assert cli.main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("podmgr: ")
+    assert err.count("\n") == 1
+    assert len(err) < 300

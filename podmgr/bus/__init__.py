@@ -2,8 +2,10 @@
 """The org.podmgr1 service on the system bus, and the client the CLI uses.
 
     api.py        the API as a table
-    dispatch.py   serving the table on a connection
-    polkit.py     asking polkit whether a caller may act
+    arguments.py  the edge: each argument checked and made a typed value
+    dispatch.py   serving the table on a connection, authorizing from it
+    work.py       blocking work off the event loop, in a bounded queue
+    polkit.py     asking polkit whether a caller may act (for the dispatcher)
     service.py    the service: activation, idle exit, the Manager
     podobjects.py Pod objects, kept current from systemd's signals
     transfers.py  pulls and imports in progress

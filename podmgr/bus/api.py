@@ -4,6 +4,8 @@
 The table drives dispatching (dispatch.py), introspection (with doc annotations, so
 `busctl introspect` documents the API), the man page org.podmgr1(5) and the client.
 A method's ``action`` is the polkit action a caller needs; methods without one read.
+The dispatcher enforces both the action and each argument's KIND (its grammar and size
+limit, checked before anything else runs), so what this table documents is what holds.
 Modelled on systemd's machine1 and import1 (org.freedesktop.machine1(5)).
 """
 
@@ -24,9 +26,51 @@ MANAGE_TRUST = "org.podmgr1.manage-trust"
 
 
 @dataclass(frozen=True)
+class Kind:
+    """What an argument slot holds: checked (arguments.py) before the handler runs."""
+
+    name: str
+    limit: int  # characters for strings, bytes for byte arrays
+    doc: str
+    detail: str | None = None  # the polkit detail that carries it, if any
+
+    @property
+    def noun(self) -> str:
+        """What messages call it: "pod name", "image reference"."""
+        return NOUNS.get(self.name, self.name)
+
+
+NOUNS = {"pod": "pod name", "app": "app name", "network": "network name",
+         "image": "image reference", "image-or-empty": "image reference",
+         "pull": "image reference", "source": "image source", "armored": "key"}
+
+
+MiB = 1 << 20
+KINDS = {kind.name: kind for kind in (
+    Kind("pod", 63, "a pod name (1-63 characters of a-z, 0-9, '_', '.', '-', starting with a "
+         "letter or digit)", "pod"),
+    Kind("app", 63, "an app name (the grammar of pod names)", "app"),
+    Kind("network", 63, "a network name (the grammar of pod names)", "network"),
+    Kind("image", 512, "an image reference (registry/repository:tag or @digest, at most 512 "
+         "characters)", "image"),
+    Kind("image-or-empty", 512, "an image reference, or empty", "image"),
+    Kind("pull", 521, "an image reference, optionally after docker://", "image"),
+    Kind("source", 4200, "a transport and path (oci-archive:, docker-archive:, oci:, dir:; "
+         "at most 4200 characters)", "source"),
+    Kind("manifest", MiB, "a manifest's TOML text (at most 1 MiB)"),
+    Kind("prefix", 512, "an image name prefix (registry/path, at most 512 characters), or "
+         "empty for every image", "prefix"),
+    Kind("fingerprint", 80, "a primary key fingerprint (40 or 64 hex digits; spaces are "
+         "ignored)", "fingerprint"),
+    Kind("armored", MiB, "an ASCII-armored public key (at most 1 MiB)"),
+)}
+
+
+@dataclass(frozen=True)
 class Arg:
     name: str
     signature: str
+    kind: str = ""  # a key of KINDS, for in-arguments
 
 
 @dataclass(frozen=True)
@@ -36,6 +80,7 @@ class Method:
     out_args: tuple[Arg, ...]
     doc: str
     action: str | None = None  # polkit action the caller needs; None for reads
+    verb: str = ""  # the polkit detail "verb"
 
     @property
     def in_signature(self) -> str:
@@ -90,68 +135,82 @@ class Interface:
 
 
 def _args(text: str) -> tuple[Arg, ...]:
-    """"s name, o path" -> (Arg("name", "s"), Arg("path", "o"))."""
+    """"s name:pod, o path" -> (Arg("name", "s", "pod"), Arg("path", "o"))."""
     args = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         signature, name = part.split(" ", 1)
-        args.append(Arg(name, signature))
+        name, _, kind = name.partition(":")
+        args.append(Arg(name, signature, kind))
     return tuple(args)
 
 
-def _method(name: str, ins: str, outs: str, doc: str, action: str | None = None) -> Method:
-    return Method(name, _args(ins), _args(outs), doc, action)
+def _method(name: str, ins: str, outs: str, doc: str, action: str | None = None,
+            verb: str = "") -> Method:
+    in_args = _args(ins)
+    # The arguments' grammar and limits belong to the documentation of every method.
+    limits = " ".join(f"{a.name.upper()} is {KINDS[a.kind].doc}." for a in in_args)
+    verb = verb or re.sub(r"(?<!^)(?=[A-Z]).*", "", name).lower()
+    return Method(name, in_args, _args(outs), f"{doc} {limits}".rstrip(), action, verb)
 
 
 MANAGER = Interface("org.podmgr1.Manager", "Pods, images, networks and trusted keys.", (
     _method("ListPods", "", "a(sso) pods", "Every pod with a manifest: name, state (the pod "
             "unit's ActiveState, or \"invalid\"), object path."),
-    _method("GetPod", "s name", "o pod", "The object of pod NAME; NoSuchPod if it has no "
+    _method("GetPod", "s name:pod", "o pod", "The object of pod NAME; NoSuchPod if it has no "
             "manifest."),
-    _method("StartPod", "s name", "", "Start pod@NAME.service and return when its job and its "
+    _method("StartPod", "s name:pod", "", "Start pod@NAME.service and return when its job "
+            "and its "
             "apps' jobs are done; JobFailed with the reason otherwise.", MANAGE_PODS),
-    _method("StopPod", "s name", "", "Stop the pod and wait for it.", MANAGE_PODS),
-    _method("RestartPod", "s name", "", "Restart the pod and wait for it.", MANAGE_PODS),
-    _method("ValidateManifest", "s toml", "a(ss) problems", "Check a manifest without "
-            "storing it: each problem's key path and message; empty when it is valid."),
-    _method("CreatePod", "s name, s toml", "o pod", "Validate and store "
+    _method("StopPod", "s name:pod", "", "Stop the pod and wait for it.", MANAGE_PODS),
+    _method("RestartPod", "s name:pod", "", "Restart the pod and wait for it.", MANAGE_PODS),
+    _method("ValidateManifest", "s toml:manifest", "a(ss) problems", "Check a manifest without "
+            "storing it: each problem's key path and message; empty when it is valid. Its "
+            "images and rootfs are checked too only for a caller polkit allows "
+            "org.podmgr1.manage-pods without authentication (that reads files as root); "
+            "anyone else gets the manifest's own checks."),
+    _method("CreatePod", "s name:pod, s toml:manifest", "o pod", "Validate and store "
             "/etc/podmgr/pods/NAME.toml, then reload systemd; Exists if the name is taken.",
             MANAGE_PODS),
-    _method("UpdatePod", "s name, s toml", "", "Validate and replace the manifest of NAME "
+    _method("UpdatePod", "s name:pod, s toml:manifest", "", "Validate and replace the "
+            "manifest of NAME "
             "atomically, then reload systemd; a running pod keeps running on its old units "
             "until restarted.", MANAGE_PODS),
-    _method("RemovePod", "s name", "", "Stop the pod, remove /etc/podmgr/pods/NAME.toml and "
+    _method("RemovePod", "s name:pod", "", "Stop the pod, remove /etc/podmgr/pods/NAME.toml and "
             "reload systemd.", MANAGE_PODS),
-    _method("PreparePod", "s name", "", "Set up the pod's rootfs overlays, namespaces and "
+    _method("PreparePod", "s name:pod", "", "Set up the pod's rootfs overlays, namespaces and "
             "volumes, as its unit generated plan says; pod@.service calls it.", MANAGE_PODS),
-    _method("ReleasePod", "s name", "", "Unmount and remove what PreparePod made; harmless "
+    _method("ReleasePod", "s name:pod", "", "Unmount and remove what PreparePod made; harmless "
             "when there is nothing.", MANAGE_PODS),
     _method("ListImages", "", "a(sssbts) images", "Stored images: name, manifest digest, "
             "signer fingerprints (comma-separated), insecure (stored unsigned), size, "
             "stored (ISO 8601)."),
-    _method("InspectImage", "s name", "s json", "An image's record, config, layers and "
+    _method("InspectImage", "s name:image", "s json", "An image's record, config, layers and "
             "signers, as JSON."),
-    _method("PullImage", "s ref", "u id, o transfer", "Start pulling docker://REF (or REF); "
+    _method("PullImage", "s ref:pull", "u id, o transfer", "Start pulling docker://REF (or REF); "
             "follow the Transfer object, and TransferRemoved for the result.", MANAGE_IMAGES),
-    _method("ImportImage", "s source, s name", "u id, o transfer", "Start importing an "
+    _method("ImportImage", "s source:source, s name:image-or-empty", "u id, o transfer",
+            "Start importing an "
             "oci-archive:, docker-archive:, oci: or dir: SOURCE, stored as NAME (empty: the "
             "source's own name).", MANAGE_IMAGES),
-    _method("RemoveImage", "s name", "", "Remove an image record; GarbageCollect frees its "
+    _method("RemoveImage", "s name:image", "", "Remove an image record; GarbageCollect frees its "
             "layers.", MANAGE_IMAGES),
     _method("GarbageCollect", "", "u layers, u blobs, as repaired", "Free layers and blobs "
             "that no image and no prepared pod uses, and remove what pods that are gone left "
-            "behind (leases, veths, published ports): REPAIRED says what.", MANAGE_IMAGES),
+            "behind (leases, veths, published ports): REPAIRED says what.", MANAGE_IMAGES, "gc"),
     _method("ListNetworks", "", "a(sssbbas) networks", "Pod networks: name, subnet, bridge, "
             "masquerade, isolate, the prepared pods on it."),
-    _method("RemoveNetwork", "s name", "", "Remove a network's bridge, rules and "
+    _method("RemoveNetwork", "s name:network", "", "Remove a network's bridge, rules and "
             "/etc/podmgr/networks/NAME.toml; refused while a pod is on it.", MANAGE_PODS),
     _method("ListTrustedKeys", "", "a(ss) keys", "Trusted keys: primary fingerprint, name "
             "prefix (empty for the root set)."),
-    _method("TrustKey", "s prefix, ay armored", "s fingerprint", "Trust an ASCII-armored "
+    _method("TrustKey", "s prefix:prefix, ay armored:armored", "s fingerprint",
+            "Trust an ASCII-armored "
             "public key for images under PREFIX (empty: every image).", MANAGE_TRUST),
-    _method("UntrustKey", "s fingerprint", "", "Distrust a key for every prefix it is "
-            "trusted for; a vendor key is masked.", MANAGE_TRUST),
-    _method("UntrustKeyForPrefix", "s prefix, s fingerprint", "", "Distrust a key for "
-            "images under PREFIX only (empty: the root set); a vendor key is masked.",
+    _method("UntrustKey", "s fingerprint:fingerprint", "", "Distrust a key for every "
+            "prefix it is trusted for; a vendor key is masked.", MANAGE_TRUST),
+    _method("UntrustKeyForPrefix", "s prefix:prefix, s fingerprint:fingerprint", "",
+            "Distrust a key for images under PREFIX only (empty: the root set); a vendor "
+            "key is masked.",
             MANAGE_TRUST),
 ), signals=(
     Signal("PodNew", _args("s name, o pod"), "A manifest appeared."),

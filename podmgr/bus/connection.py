@@ -49,10 +49,11 @@ class _Writer(_MessageWriter):
 
 
 class Bus(MessageBus):
-    """The system bus; ``await Bus().connect()``."""
+    """The system bus, ``await Bus().connect()``; or the bus at ``address`` (tests run the
+    service and its clients on a private dbus-daemon)."""
 
-    def __init__(self) -> None:
-        super().__init__(bus_type=BusType.SYSTEM)
+    def __init__(self, address: str | None = None) -> None:
+        super().__init__(bus_address=address, bus_type=BusType.SYSTEM)  # type: ignore[arg-type]
         self._writer = _Writer(self)
         self._slots = asyncio.Semaphore(MAX_PENDING)
 

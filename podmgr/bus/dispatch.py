@@ -4,8 +4,11 @@
 dbus-next carries the messages; the dispatching is done here, from the table, because
 the service needs what dbus-next's ServiceInterface does not give: the sender of each
 call (for polkit), typed handlers, doc annotations in the introspection data, and error
-replies that are not re-raised afterwards.  Implements the standard Introspectable,
-Properties (read-only) and Peer interfaces for every exported object.
+replies that are not re-raised afterwards.  The table drives all of it: arguments are
+converted to typed values at the edge (arguments.py), the method's polkit action is
+checked here, never by handlers, and every exception becomes a one-line error reply.
+Implements the standard Introspectable, Properties (read-only) and Peer interfaces for
+every exported object.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from dbus_next.constants import MessageType
 from dbus_next.message import Message
 from dbus_next.signature import Variant
 
-from podmgr.bus import api
-from podmgr.errors import ManifestError, PodmgrError
+from podmgr import names
+from podmgr.bus import api, arguments, polkit
+from podmgr.bus.work import PRIVILEGED, Work
+from podmgr.errors import PodmgrError
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ STANDARD = """\
 DOC = "org.gtk.GDBus.DocString"
 
 
+Authorizer = Callable[[str, str, dict[str, str], bool], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Call:
     """One method call: what a handler may want besides its arguments."""
@@ -74,21 +82,43 @@ class BusError(Exception):
         self.name = name
 
 
+def one_line(text: str) -> str:
+    """A message as one line: D-Bus clients print the first line of an error only."""
+    return "; ".join(line for line in text.splitlines() if line.strip())
+
+
 def error_reply(message: Message, error: BaseException) -> Message:
+    """The error reply for ``error``: its code and one line for what a caller can cause;
+    for anything else (a bug) a short message, and the traceback in the journal only."""
     if isinstance(error, BusError):
-        return Message.new_error(message, error.name, str(error))
-    if isinstance(error, ManifestError):
-        text = "; ".join(str(error).splitlines())
-        return Message.new_error(message, api.ERROR_PREFIX + error.code, text)
+        return Message.new_error(message, error.name, one_line(str(error)))
     if isinstance(error, PodmgrError):
-        return Message.new_error(message, api.ERROR_PREFIX + error.code, str(error))
-    log.exception("%s.%s failed", message.interface, message.member, exc_info=error)
-    return Message.new_error(message, api.ERROR_PREFIX + "Failed", f"internal error: {error}")
+        return Message.new_error(message, api.ERROR_PREFIX + error.code, one_line(str(error)))
+    log.error("%s.%s failed", message.interface, message.member, exc_info=error)
+    if isinstance(error, OSError) and error.strerror:
+        text = f"{message.member}: {error.strerror}"  # a full disk is not a bug
+    else:
+        text = f"{message.member} failed unexpectedly (journalctl -u podmgr1 says why)"
+    return Message.new_error(message, api.ERROR_PREFIX + "Failed", text)
+
+
+def _polkit(bus: MessageBus) -> Authorizer:
+    async def authorize(sender: str, action: str, details: dict[str, str],
+                        interactive: bool = True) -> None:
+        await polkit.check(bus, sender, action, details, interactive)
+
+    return authorize
 
 
 class Dispatcher:
-    def __init__(self, bus: MessageBus) -> None:
+    """Calls from the table: each argument converted at the edge (arguments.py), the
+    method's polkit action checked, then the handler called with the typed values."""
+
+    def __init__(self, bus: MessageBus, authorize: Authorizer | None = None) -> None:
+        arguments.check_table()
         self.bus = bus
+        self.authorize = authorize or _polkit(bus)
+        self.work = Work()
         self.objects: dict[str, dict[str, tuple[api.Interface, object]]] = {}
         self.in_flight = 0
         self.last_activity = asyncio.get_running_loop().time()
@@ -117,43 +147,71 @@ class Dispatcher:
         if message.message_type is not MessageType.METHOD_CALL or message.path is None:
             return False
         self.last_activity = asyncio.get_running_loop().time()
-        if message.interface == INTROSPECTABLE and message.member == "Introspect":
-            self.bus.send(Message.new_method_return(message, "s", [self.introspect(
-                message.path)]))
-            return True
         if message.interface == PEER:
             return False  # dbus-next answers Ping and GetMachineId itself
-        entry = self.objects.get(message.path)
-        if entry is None:
-            return self._reply_error(message, "org.freedesktop.DBus.Error.UnknownObject",
-                                     f"no object {message.path}")
-        if message.interface == PROPERTIES:
-            return self._properties(message, entry)
-        return self._call(message, entry)
+        try:
+            self._handle(message)
+        except Exception as error:  # whatever a caller sends, the answer is a reply
+            self.bus.send(error_reply(message, error))
+        return True
 
-    def _call(self, message: Message, entry: dict[str, tuple[api.Interface, object]]) -> bool:
+    def _handle(self, message: Message) -> None:
+        if message.interface in (INTROSPECTABLE, None) and message.member == "Introspect":
+            self.bus.send(Message.new_method_return(message, "s", [self.introspect(
+                message.path)]))
+            return
+        entry = self.objects.get(str(message.path))
+        if entry is None:
+            raise BusError("org.freedesktop.DBus.Error.UnknownObject",
+                           f"no object {message.path}")
+        if message.interface == PROPERTIES:
+            self._properties(message, entry)
+        else:
+            self._call(message, entry)
+
+    def _call(self, message: Message, entry: dict[str, tuple[api.Interface, object]]) -> None:
         found = [(i, impl) for i, impl in entry.values() if message.member in i.method_index
                  and message.interface in (None, i.name)]
         if not found:
-            return self._reply_error(message, "org.freedesktop.DBus.Error.UnknownMethod",
-                                     f"no method {message.interface}.{message.member}")
+            raise BusError("org.freedesktop.DBus.Error.UnknownMethod",
+                           f"no method {message.interface}.{message.member}")
         interface, implementation = found[0]
         method = interface.method_index[str(message.member)]
         if message.signature != method.in_signature:
-            return self._reply_error(message, "org.freedesktop.DBus.Error.InvalidArgs",
-                                     f"{method.name} takes ({method.in_signature}), "
-                                     f"not ({message.signature})")
-        handler = getattr(implementation, method.handler)
-        task = asyncio.get_running_loop().create_task(self._run(message, method, handler))
+            raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                           f"{method.name} takes ({method.in_signature}), not "
+                           f"({message.signature})")
+        values = arguments.convert_all(method, message.body)  # the edge: before anything
+        task = asyncio.get_running_loop().create_task(
+            self._run(message, method, implementation, values))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
-        return True
 
-    async def _run(self, message: Message, method: api.Method,
-                   handler: Callable[..., Awaitable[Any]]) -> None:
+    async def _authorize(self, message: Message, method: api.Method, implementation: object,
+                         values: list[object]) -> None:
+        if method.action is None:
+            return
+        details = {"verb": method.verb}
+        for arg, value in zip(method.in_args, values, strict=True):
+            detail = api.KINDS[arg.kind].detail
+            if detail and value is not None and str(value) and detail not in details:
+                details[detail] = str(value)
+        # Looked up on the class: Manager loads its image methods on a miss (__getattr__),
+        # which a pod start should not pay for.
+        hook = getattr(type(implementation), "authorization_details", None)
+        if hook is not None:
+            details.update(hook(implementation))
+        await self.authorize(str(message.sender), method.action, details, True)
+
+    async def _run(self, message: Message, method: api.Method, implementation: object,
+                   values: list[object]) -> None:
         self.in_flight += 1
         try:
-            result = await handler(Call(message), *message.body)
+            # This task's own context: its work goes to the queue of its kind (work.py).
+            PRIVILEGED.set(method.action is not None)
+            await self._authorize(message, method, implementation, values)
+            handler: Callable[..., Awaitable[Any]] = getattr(implementation, method.handler)
+            result = await handler(Call(message), *values)
             if len(method.out_args) == 0:
                 body = []
             elif len(method.out_args) == 1:
@@ -168,30 +226,33 @@ class Dispatcher:
             self.last_activity = asyncio.get_running_loop().time()
         self.bus.send(reply)
 
-    def _reply_error(self, message: Message, name: str, text: str) -> bool:
-        self.bus.send(Message.new_error(message, name, text))
-        return True
-
     def _properties(self, message: Message,
-                    entry: dict[str, tuple[api.Interface, object]]) -> bool:
+                    entry: dict[str, tuple[api.Interface, object]]) -> None:
         member, body = message.member, message.body
+        expected = {"Get": "ss", "GetAll": "s", "Set": "ssv"}.get(str(member))
+        if expected is None:
+            raise BusError("org.freedesktop.DBus.Error.UnknownMethod",
+                           f"no method {PROPERTIES}.{member}")
+        if message.signature != expected:
+            raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
+                           f"{member} takes ({expected}), not ({message.signature})")
         if member == "Set":
-            return self._reply_error(message, "org.freedesktop.DBus.Error.PropertyReadOnly",
-                                     "the properties of org.podmgr1 are read-only")
-        if member not in ("Get", "GetAll") or not body or body[0] not in entry:
-            return self._reply_error(message, "org.freedesktop.DBus.Error.UnknownInterface",
-                                     f"no interface {body[0] if body else ''!r} here")
+            raise BusError("org.freedesktop.DBus.Error.PropertyReadOnly",
+                           "the properties of org.podmgr1 are read-only")
+        if body[0] not in entry:
+            raise BusError("org.freedesktop.DBus.Error.UnknownInterface",
+                           f"no interface {names.shown(body[0])} here")
         interface, implementation = entry[body[0]]
+        wanted = [p for p in interface.properties if member == "GetAll" or p.name == body[1]]
+        if not wanted:
+            raise BusError("org.freedesktop.DBus.Error.UnknownProperty",
+                           f"no property {names.shown(body[1])} in {interface.name}")
         values = {p.name: Variant(p.signature, getattr(implementation, p.handler)())
-                  for p in interface.properties}
+                  for p in wanted}
         if member == "GetAll":
             self.bus.send(Message.new_method_return(message, "a{sv}", [values]))
-        elif len(body) > 1 and body[1] in values:
-            self.bus.send(Message.new_method_return(message, "v", [values[body[1]]]))
         else:
-            return self._reply_error(message, "org.freedesktop.DBus.Error.UnknownProperty",
-                                     f"no property {body[1] if len(body) > 1 else ''!r}")
-        return True
+            self.bus.send(Message.new_method_return(message, "v", [values[body[1]]]))
 
     def emit(self, path: str, interface: api.Interface, signal: str, *body: Any) -> None:
         spec = interface.signal(signal)

@@ -1,17 +1,19 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The image and trust methods of org.podmgr1.Manager (service.Manager loads this module
-on their first call)."""
+on their first call).  The dispatcher has checked each argument (a Reference, a
+Fingerprint) and the caller's polkit action before a method here runs; store and gpg work
+runs in its work queue."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
 
-from podmgr import images, oci, podnet, prepare, reference
-from podmgr.bus import api, polkit
+from podmgr import images, oci, podnet, prepare
+from podmgr.bus.arguments import Fingerprint
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.transfers import Transfers
-from podmgr.errors import PodmgrError
+from podmgr.reference import Reference
 from podmgr.store import Store
 from podmgr.transports.base import check_absolute
 from podmgr.trust import ROOT, TrustStore
@@ -22,16 +24,21 @@ class ImageMethods:
         self.dispatcher = dispatcher
         self.transfers = transfers
 
-    async def _allow(self, call: Call, action: str, **details: str) -> None:
-        await polkit.check(self.dispatcher.bus, call.sender, action, details)
-
     async def list_images(self, call: Call) -> list[list[object]]:
+        return await self.dispatcher.work.run(self._list_images)
+
+    @staticmethod
+    def _list_images() -> list[list[object]]:
         return [[r.name, r.manifest, ",".join(r.signed_by), r.insecure, r.size, r.stored]
                 for r in Store().all_images()]
 
-    async def inspect_image(self, call: Call, name: str) -> str:
+    async def inspect_image(self, call: Call, name: Reference) -> str:
+        return await self.dispatcher.work.run(self._inspect, name)
+
+    @staticmethod
+    def _inspect(name: Reference) -> str:
         store = Store()
-        record = store.image(str(reference.parse(name)))
+        record = store.image(str(name))
         parsed = oci.parse_manifest(store.read_blob(record.manifest))
         image_config = oci.parse_config(store.read_blob(record.config))
         keys = TrustStore().all_keys()
@@ -52,25 +59,22 @@ class ImageMethods:
                        for layer, diff_id in zip(parsed.layers, record.layers, strict=True)],
         })
 
-    async def pull_image(self, call: Call, ref: str) -> tuple[int, str]:
-        source = ref if "://" in ref else f"docker://{ref}"
-        if not source.startswith("docker://"):
-            raise PodmgrError(f"{ref!r}: PullImage fetches from registries (docker://); "
-                              "ImportImage takes archives and layouts")
-        await self._allow(call, api.MANAGE_IMAGES, image=ref, verb="pull")
-        return self.transfers.start(source, "")
+    async def pull_image(self, call: Call, ref: Reference) -> tuple[int, str]:
+        return self.transfers.start(f"docker://{ref}", "")
 
-    async def import_image(self, call: Call, source: str, name: str) -> tuple[int, str]:
+    async def import_image(self, call: Call, source: str,
+                           name: Reference | None) -> tuple[int, str]:
         check_absolute(source)  # the service runs in /: it cannot know the caller's cwd
-        await self._allow(call, api.MANAGE_IMAGES, image=name or source, verb="import")
-        return self.transfers.start(source, name)
+        return self.transfers.start(source, str(name) if name else "")
 
-    async def remove_image(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_IMAGES, image=name, verb="remove")
-        images.remove(Store(), name)
+    async def remove_image(self, call: Call, name: Reference) -> None:
+        await self.dispatcher.work.run(images.remove, Store(), str(name))
 
     async def garbage_collect(self, call: Call) -> tuple[int, int, list[str]]:
-        await self._allow(call, api.MANAGE_IMAGES, verb="gc")
+        return await self.dispatcher.work.run(self._collect)
+
+    @staticmethod
+    def _collect() -> tuple[int, int, list[str]]:
         repaired = podnet.collect()
         store = Store()
         with store.locked(exclusive=True):
@@ -82,14 +86,12 @@ class ImageMethods:
         return [[k.fingerprint, k.prefix] for k in TrustStore().all_keys()]
 
     async def trust_key(self, call: Call, prefix: str, armored: bytes) -> str:
-        await self._allow(call, api.MANAGE_TRUST, prefix=prefix or "(root)", verb="trust")
-        return TrustStore().add(prefix or ROOT, bytes(armored)).fingerprint
+        info = await self.dispatcher.work.run(TrustStore().add, prefix or ROOT, armored)
+        return info.fingerprint
 
-    async def untrust_key(self, call: Call, fingerprint: str) -> None:
-        await self._allow(call, api.MANAGE_TRUST, fingerprint=fingerprint, verb="untrust")
-        TrustStore().remove(fingerprint)
+    async def untrust_key(self, call: Call, fingerprint: Fingerprint) -> None:
+        await self.dispatcher.work.run(TrustStore().remove, fingerprint)
 
-    async def untrust_key_for_prefix(self, call: Call, prefix: str, fingerprint: str) -> None:
-        await self._allow(call, api.MANAGE_TRUST, prefix=prefix or "(root)",
-                          fingerprint=fingerprint, verb="untrust")
-        TrustStore().remove(fingerprint, prefix)
+    async def untrust_key_for_prefix(self, call: Call, prefix: str,
+                                     fingerprint: Fingerprint) -> None:
+        await self.dispatcher.work.run(TrustStore().remove, fingerprint, prefix)

@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """podmgr1.service: org.podmgr1 on the system bus, started by D-Bus activation.
 
-Everything that changes the system goes through here, after polkit said yes: pods
-(through systemd), manifests, images and trusted keys.  Reads need no authorization.
+Everything that changes the system goes through here, after polkit said yes (the
+dispatcher asks, for the action the API table names): pods (through systemd), manifests,
+images and trusted keys.  Reads need no authorization.  Handlers take the typed values
+the dispatcher converted each argument to (a PodName, never a raw string); what blocks
+runs in the dispatcher's work queue, off the event loop.
 When no call, job or transfer has been in flight for [service] idle_timeout, the service
 releases its bus name, answers what was already on its way, and exits; the next call
 starts it again, so nobody's call fails at the boundary.
@@ -20,12 +23,13 @@ from typing import Any
 from dbus_next.constants import NameFlag, RequestNameReply
 
 from podmgr import config, lookup, names, paths, podnet, pods, prepare
-from podmgr.bus import api, polkit
+from podmgr.bus import api
 from podmgr.bus.connection import Bus
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.podobjects import Pods
 from podmgr.bus.transfers import Transfers
-from podmgr.errors import Exists, ManifestError, NoSuchPod, PodmgrError, SystemdError
+from podmgr.errors import AccessDenied, Exists, ManifestError, PodmgrError, SystemdError
+from podmgr.names import NetworkName, PodName
 from podmgr.store import Store, atomic_write
 from podmgr.systemd import SERVICE, Systemd
 
@@ -43,9 +47,7 @@ class Manager:
         self.systemd = systemd
         self.pods = pod_objects
         self.transfers = transfers
-
-    async def _allow(self, call: Call, action: str, **details: str) -> None:
-        await polkit.check(self.dispatcher.bus, call.sender, action, details)
+        self._pod_locks: dict[str, asyncio.Lock] = {}  # prepare and release, one pod at once
 
     # Pods
 
@@ -53,66 +55,71 @@ class Manager:
         return [[name, pod.state(), api.pod_path(name)]
                 for name, pod in sorted(self.pods.objects.items())]
 
-    async def get_pod(self, call: Call, name: str) -> str:
+    async def get_pod(self, call: Call, name: PodName) -> str:
         pods.find(name)
         if name not in self.pods.objects:
             await self.pods.rescan()
         return api.pod_path(name)
 
-    async def _job(self, call: Call, verb: str, name: str) -> None:
-        await self._allow(call, api.MANAGE_PODS, pod=name, verb=verb)
+    async def _job(self, call: Call, verb: str, name: PodName) -> None:
         failed = await pods.run_job(self.systemd, verb, name)
         await self.pods.refresh(name)
         if failed:
             raise SystemdError(f"pod {name}: {'; '.join(failed)}")
 
-    async def start_pod(self, call: Call, name: str) -> None:
+    async def start_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "start", name)
 
-    async def stop_pod(self, call: Call, name: str) -> None:
+    async def stop_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "stop", name)
 
-    async def restart_pod(self, call: Call, name: str) -> None:
+    async def restart_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "restart", name)
 
     async def validate_manifest(self, call: Call, toml: str) -> list[list[str]]:
+        # Resolving reads the image store and the rootfs's /etc/passwd as root: that would
+        # tell anyone what files root can read.  So only a caller who may manage pods
+        # without authenticating gets it; anyone else gets the manifest's own checks.
         try:
-            self._check(toml, "manifest")
+            await self.dispatcher.authorize(call.sender, api.MANAGE_PODS,
+                                            {"verb": "validate"}, False)
+            resolving = True
+        except AccessDenied:
+            resolving = False
+        try:
+            await self.dispatcher.work.run(self._check, toml, PodName("manifest"), resolving)
         except ManifestError as error:
             return [[p.where, p.message] for p in error.problems]
         return []
 
     @staticmethod
-    def _check(toml: str, name: str) -> None:
-        """Everything the generator would check of NAME.toml with this text."""
+    def _check(toml: str, name: PodName, resolving: bool = True) -> None:
+        """Everything the generator would check of NAME.toml with this text (run in the
+        work queue: parsing a big manifest takes a while)."""
         from podmgr import manifest, resolve  # noqa: PLC0415 -- loaded when first needed
 
         parsed = manifest.parse(toml, ADMIN_PODS / f"{name}.toml")
-        resolve.resolve(parsed, Store())
+        if resolving:
+            resolve.resolve(parsed, Store())
 
-    async def create_pod(self, call: Call, name: str, toml: str) -> str:
-        await self._allow(call, api.MANAGE_PODS, pod=name, verb="create")
+    async def create_pod(self, call: Call, name: PodName, toml: str) -> str:
         if name in lookup.find_manifests():
             raise Exists(f"there is a pod {name!r} already (UpdatePod changes it, or choose "
                          "another name)")
         await self._write(name, toml)
         return api.pod_path(name)
 
-    async def update_pod(self, call: Call, name: str, toml: str) -> None:
-        await self._allow(call, api.MANAGE_PODS, pod=name, verb="update")
+    async def update_pod(self, call: Call, name: PodName, toml: str) -> None:
         pods.find(name)
         await self._write(name, toml)
 
-    async def _write(self, name: str, toml: str) -> None:
-        if not names.is_valid_name(name):
-            raise NoSuchPod(f"{name!r} is not a valid pod name ({names.NAME_HINT})")
-        self._check(toml, name)  # refused here, nothing stored changes
+    async def _write(self, name: PodName, toml: str) -> None:
+        await self.dispatcher.work.run(self._check, toml, name)  # refused: nothing changes
         ADMIN_PODS.mkdir(parents=True, exist_ok=True)
         atomic_write(ADMIN_PODS / f"{name}.toml", toml.encode())
         await self._reload()
 
-    async def remove_pod(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_PODS, pod=name, verb="remove")
+    async def remove_pod(self, call: Call, name: PodName) -> None:
         path = pods.find(name)
         await pods.run_job(self.systemd, "stop", name)
         if path.parent == ADMIN_PODS:
@@ -128,20 +135,27 @@ class Manager:
                                 "Reload")
         await self.pods.rescan()
 
-    async def prepare_pod(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_PODS, pod=name, verb="prepare")
+    async def prepare_pod(self, call: Call, name: PodName) -> None:
         service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
         plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
                           if e.startswith("PODMGR_PLAN=")), None)
-        await pods.stop_apps(self.systemd, name)  # left over from an earlier manifest
-        # Blocking, and in this thread on purpose: prepare changes the working directory
-        # for a moment (mounts.py), which must not race another prepare.
-        prepare.prepare(prepare.load_plan(name, plan_path))
+        async with self._pod_lock(name):
+            await pods.stop_apps(self.systemd, name)  # left over from an earlier manifest
+            # Blocking, and in this thread on purpose: prepare changes the working
+            # directory for a moment (mounts.py), which must not race another prepare.
+            prepare.prepare(prepare.load_plan(name, plan_path))
 
-    async def release_pod(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_PODS, pod=name, verb="release")
-        await pods.stop_apps(self.systemd, name)  # those a daemon-reload unbound (pods.py)
-        prepare.release(name)
+    async def release_pod(self, call: Call, name: PodName) -> None:
+        # Removing what the apps wrote can take a while: in the work queue, with the pod's
+        # lock held, so that a prepare of the same pod waits for it.  (release uses
+        # absolute paths and directory fds only, so prepare's working directory cannot
+        # mislead it.)
+        async with self._pod_lock(name):
+            await pods.stop_apps(self.systemd, name)  # those a daemon-reload unbound (pods.py)
+            await self.dispatcher.work.run(prepare.release, name)
+
+    def _pod_lock(self, name: PodName) -> asyncio.Lock:
+        return self._pod_locks.setdefault(name, asyncio.Lock())
 
     async def list_networks(self, call: Call) -> list[list[object]]:
         from podmgr import networks  # noqa: PLC0415 -- network calls only
@@ -150,9 +164,8 @@ class Manager:
                  podnet.pods_on(n.name)]
                 for n in sorted(networks.load_all().values(), key=lambda n: n.name)]
 
-    async def remove_network(self, call: Call, name: str) -> None:
-        await self._allow(call, api.MANAGE_PODS, network=name, verb="remove")
-        podnet.remove_network(name)
+    async def remove_network(self, call: Call, name: NetworkName) -> None:
+        await self.dispatcher.work.run(podnet.remove_network, name)
 
     def __getattr__(self, name: str) -> Any:
         """The image and trust methods, from a module loaded on their first call: the
@@ -197,6 +210,7 @@ async def serve() -> int:
     while busy():
         await asyncio.sleep(0.05)
     bus.disconnect()  # type: ignore[no-untyped-call]
+    dispatcher.work.shutdown()
     return 0
 
 

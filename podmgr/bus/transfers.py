@@ -14,7 +14,7 @@ import logging
 import threading
 
 from podmgr import config
-from podmgr.bus import api, polkit
+from podmgr.bus import api
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.errors import PodmgrError
 from podmgr.store import Store
@@ -46,9 +46,11 @@ class Transfer:
     def progress(self) -> float:
         return self.done
 
+    def authorization_details(self) -> dict[str, str]:
+        """polkit details besides the verb (the dispatcher asks before Cancel runs)."""
+        return {"image": self.source_ref}
+
     async def cancel(self, call: Call) -> None:
-        await polkit.check(self.transfers.dispatcher.bus, call.sender, api.MANAGE_IMAGES,
-                           {"verb": "cancel", "image": self.source_ref})
         self.canceled.set()
 
     def report(self, loop: asyncio.AbstractEventLoop, done: int, total: int) -> None:
@@ -105,7 +107,9 @@ class Transfers:
             result = f"failed: {error}"
         except Exception as error:  # every failure ends the transfer with its reason
             log.exception("transfer %s", transfer.source_ref)
-            result = f"failed: internal error: {error}"
+            why = error.strerror if isinstance(error, OSError) and error.strerror else \
+                f"{type(error).__name__} in the service"
+            result = f"failed: {why} (journalctl -u podmgr1 says more)"
         self.dispatcher.emit(path, api.TRANSFER, "Log", result)
         del self.active[transfer.number]
         self.dispatcher.unexport(path)

@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The edge of the service: each argument of a call becomes a typed, checked value.
+
+api.KINDS says what each argument slot holds and how long it may be; CONVERTERS holds,
+for each kind, the function that checks a raw D-Bus value and returns the typed value
+handlers take (a PodName, a Reference, a Fingerprint, ...).  The size limit is checked
+first, before any parsing, so a 100 MB string costs a len() and nothing more.  The CLI
+runs the same checks before it calls, so its users get the same one-line message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, Self
+
+from podmgr import names, reference
+from podmgr.bus import api
+from podmgr.errors import InvalidName
+
+_FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
+# A trust prefix: a registry host or a repository path, then repository path components
+# (reference.py has the full grammar; the trust store normalizes what passes here).
+_PREFIX = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9.:\[\]-]*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
+
+
+class Fingerprint(str):
+    """A primary key fingerprint, upper-case hex without spaces; constructing one is
+    checking it."""
+
+    def __new__(cls, text: object) -> Self:
+        if not isinstance(text, str):
+            raise InvalidName(f"a fingerprint must be a string, not {type(text).__name__}")
+        clean = text.replace(" ", "").upper()
+        if not _FINGERPRINT.fullmatch(clean):
+            raise InvalidName(f"{names.shown(text)} is not a key fingerprint (give the 40 hex "
+                              "digits podmgr trust list shows)")
+        return super().__new__(cls, clean)
+
+
+def _text(kind: api.Kind, value: object, empty: bool = False) -> str:
+    """A string within the kind's limit: checked before anything parses it."""
+    if not isinstance(value, str):
+        raise InvalidName(f"the {kind.noun} must be a string, not {type(value).__name__}")
+    if len(value) > kind.limit:
+        raise InvalidName(f"the {kind.noun} is {len(value)} characters long (at most "
+                          f"{kind.limit} are allowed)")
+    if not value and not empty:
+        raise InvalidName(f"the {kind.noun} is empty")
+    if "\0" in value:
+        raise InvalidName(f"the {kind.noun} {names.shown(value)} contains a NUL character")
+    return value
+
+
+def _image(kind: api.Kind, value: object) -> reference.Reference:
+    return reference.parse(_text(kind, value))
+
+
+def _image_or_empty(kind: api.Kind, value: object) -> reference.Reference | None:
+    text = _text(kind, value, empty=True)
+    return reference.parse(text) if text else None
+
+
+def _pull(kind: api.Kind, value: object) -> reference.Reference:
+    text = _text(kind, value)
+    if "://" in text and not text.startswith("docker://"):
+        raise InvalidName(f"{names.shown(text)}: PullImage fetches from registries (docker://); "
+                          "ImportImage takes archives and layouts")
+    return reference.parse(text.removeprefix("docker://"))
+
+
+def _manifest(kind: api.Kind, value: object) -> str:
+    text = _text(kind, value, empty=True)
+    if len(text.encode()) > kind.limit:
+        raise InvalidName(f"the {kind.noun} is over the limit of {kind.limit} bytes")
+    return text
+
+
+def _prefix(kind: api.Kind, value: object) -> str:
+    text = _text(kind, value, empty=True)
+    if text and not _PREFIX.fullmatch(text.rstrip("/")):
+        raise InvalidName(f"{names.shown(text)} is not an image name prefix (write it like "
+                          "registry.example.org/shop, or empty for every image)")
+    return text
+
+
+def _armored(kind: api.Kind, value: object) -> bytes:
+    if not isinstance(value, bytes | bytearray):
+        raise InvalidName(f"the {kind.noun} must be bytes, not {type(value).__name__}")
+    if len(value) > kind.limit:
+        raise InvalidName(f"the {kind.noun} is {len(value)} bytes long (at most {kind.limit} "
+                          "are allowed)")
+    return bytes(value)
+
+
+CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
+    "pod": lambda kind, value: names.PodName(_text(kind, value, empty=True)),
+    "app": lambda kind, value: names.AppName(_text(kind, value, empty=True)),
+    "network": lambda kind, value: names.NetworkName(_text(kind, value, empty=True)),
+    "image": _image,
+    "image-or-empty": _image_or_empty,
+    "pull": _pull,
+    "source": _text,
+    "manifest": _manifest,
+    "prefix": _prefix,
+    "fingerprint": lambda kind, value: Fingerprint(_text(kind, value, empty=True)),
+    "armored": _armored,
+}
+
+
+def convert(kind: str, value: object) -> object:
+    """``value`` as the typed value of ``kind``; InvalidName (or BadReference) if it is not
+    one."""
+    return CONVERTERS[kind](api.KINDS[kind], value)
+
+
+def convert_all(method: api.Method, values: Sequence[object]) -> list[object]:
+    return [convert(arg.kind, value) for arg, value in zip(method.in_args, values, strict=True)]
+
+
+def check_table(interfaces: Sequence[api.Interface] = api.INTERFACES) -> None:
+    """Every argument of every method has a kind this module converts (checked when the
+    service starts, and by the tests)."""
+    for interface in interfaces:
+        for method in interface.methods:
+            for arg in method.in_args:
+                if arg.kind not in CONVERTERS or arg.kind not in api.KINDS:
+                    raise RuntimeError(f"{interface.name}.{method.name}: argument {arg.name} "
+                                       f"has no known kind ({arg.kind!r})")

@@ -1,0 +1,185 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The dispatcher and the client on a private dbus-daemon: real marshalling, real name
+ownership, fast and without a bed.  The service side here is the real Dispatcher serving
+the API table with stand-in handlers; what is tested is the bus layer between them: the
+client notices a service that goes away, a read is sent again after NoReply, and a call
+that changes something never is."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dbus_next.constants import NameFlag, RequestNameReply
+
+from podmgr.bus import api
+from podmgr.bus.client import Client, ServiceError
+from podmgr.bus.connection import Bus
+from podmgr.bus.dispatch import Call, Dispatcher
+from podmgr.errors import PodmgrError
+
+pytestmark = pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="needs dbus-daemon")
+
+CONFIG = """<busconfig>
+  <type>session</type>
+  <listen>unix:path={socket}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
+@pytest.fixture
+def bus_address(tmp_path: Path) -> Iterator[str]:
+    config = tmp_path / "bus.conf"
+    config.write_text(CONFIG.format(socket=tmp_path / "bus"))
+    daemon = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork",
+                               "--print-address=1"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert daemon.stdout is not None
+        yield daemon.stdout.readline().strip()
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=10)
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    before = set(threading.enumerate())
+    yield
+    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
+    assert not left, f"threads left running: {left}"
+
+
+class Service:
+    """A Dispatcher on its own connection, owning org.podmgr1 (or queued for it)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.calls: list[str] = []
+        self.vanish_on: set[str] = set()  # methods during which the service "is killed"
+
+    async def start(self, queue: bool = False) -> Service:
+        self.bus = await Bus(self.address).connect()
+
+        async def allow(*args: Any) -> None:
+            pass
+
+        self.dispatcher = Dispatcher(self.bus, allow)
+        self.dispatcher.export(api.MANAGER_PATH, api.MANAGER, self)
+        flags = NameFlag.NONE if queue else NameFlag.DO_NOT_QUEUE
+        reply = await self.bus.request_name(api.BUS_NAME, flags)
+        assert reply in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.IN_QUEUE)
+        return self
+
+    def stop(self) -> None:
+        self.bus.disconnect()  # type: ignore[no-untyped-call]
+        self.dispatcher.work.shutdown()
+
+    def __getattr__(self, handler: str) -> Any:
+        method = next(m for m in api.MANAGER.methods if m.handler == handler)
+
+        async def run(call: Call, *values: object) -> Any:
+            self.calls.append(method.name)
+            if method.name in self.vanish_on:
+                self.bus.disconnect()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(3600)  # never answers, as a killed process
+            if method.name in ("ImportImage", "PullImage"):
+                return 1, api.transfer_path(1)  # a transfer that never ends by itself
+            if method.name == "ListImages":
+                return []
+            return None
+
+        return run
+
+
+def run(coroutine: Any) -> Any:
+    return asyncio.run(asyncio.wait_for(coroutine, 20))
+
+
+def test_a_transfer_ends_when_the_service_goes_away(bus_address: str) -> None:
+    async def main() -> str:
+        service = await Service(bus_address).start()
+        try:
+            async with Client(bus_address) as client:
+                follow = asyncio.ensure_future(client.transfer("ImportImage", "oci:/x", ""))
+                while "ImportImage" not in service.calls:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.1)
+                service.bus.disconnect()  # type: ignore[no-untyped-call]
+                with pytest.raises(PodmgrError) as failed:
+                    await follow
+                return str(failed.value)
+        finally:
+            service.stop()
+
+    assert run(main()) == ("org.podmgr1 stopped during the transfer (see journalctl -u "
+                           "podmgr1); podmgr image list shows what was stored")
+
+
+def test_a_read_is_sent_again_to_the_next_service(bus_address: str) -> None:
+    """The first service vanishes during ListImages (dbus-daemon answers NoReply); the
+    client asks again and the next owner of the name answers."""
+    async def main() -> tuple[object, list[str], list[str]]:
+        first = await Service(bus_address).start()
+        first.vanish_on.add("ListImages")
+        second = await Service(bus_address).start(queue=True)
+        try:
+            async with Client(bus_address) as client:
+                images = await client.call("ListImages")
+            return images, first.calls, second.calls
+        finally:
+            first.stop()
+            second.stop()
+
+    images, first_calls, second_calls = run(main())
+    assert images == []
+    assert first_calls == ["ListImages"]
+    assert second_calls == ["ListImages"]
+
+
+def test_a_change_is_never_sent_twice(bus_address: str) -> None:
+    async def main() -> tuple[str, list[str]]:
+        first = await Service(bus_address).start()
+        first.vanish_on.add("StartPod")
+        second = await Service(bus_address).start(queue=True)
+        try:
+            async with Client(bus_address) as client:
+                with pytest.raises(ServiceError) as failed:
+                    await client.call("StartPod", "web")
+            return failed.value.bus_error, second.calls
+        finally:
+            first.stop()
+            second.stop()
+
+    bus_error, second_calls = run(main())
+    assert bus_error == "org.freedesktop.DBus.Error.NoReply"
+    assert second_calls == []
+
+
+def test_bad_names_are_refused_on_the_wire(bus_address: str) -> None:
+    """The edge, through real marshalling: InvalidName for a path, nothing called."""
+    async def main() -> tuple[str, str, list[str]]:
+        service = await Service(bus_address).start()
+        try:
+            async with Client(bus_address) as client:
+                with pytest.raises(ServiceError) as failed:
+                    await client.call("ReleasePod", "../../../home/alice")
+            return failed.value.code, str(failed.value), service.calls
+        finally:
+            service.stop()
+
+    code, message, calls = run(main())
+    assert code == "InvalidName"
+    assert message.startswith("'../../../home/alice' is not a valid pod name")
+    assert calls == []
