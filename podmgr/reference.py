@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from podmgr.digest import Digest
 from podmgr.errors import PodmgrError
+from podmgr.names import shown
 
 DEFAULT_REGISTRY = "docker.io"
 LEGACY_REGISTRY = "index.docker.io"  # written as docker.io, as containers/image does
@@ -84,12 +85,12 @@ def _split_registry(text: str) -> tuple[str, str]:
 def parse_exact(text: str) -> Reference:
     """Parse and normalize, adding nothing: "busybox" stays without a tag."""
     if len(text) > TEXT_MAX:
-        raise BadReference(f"{text[:40]!r}...: {len(text)} characters is longer than any "
-                           f"image reference (at most {NAME_MAX} for the name){_HINT}")
+        raise BadReference(f"{shown(text)} is longer than any image reference"
+                           f" (at most {NAME_MAX} for the name){_HINT}")
     if not text:
         raise BadReference(f"an empty image reference{_HINT}")
     if _IDENTIFIER.fullmatch(text):
-        raise BadReference(f"{text!r}: a 64-digit hex string is an image ID, not a name"
+        raise BadReference(f"{shown(text)}: a 64-digit hex string is an image ID, not a name"
                            f"{_HINT}")
     registry, rest = _split_registry(text)
     rest, at, digest_text = rest.partition("@")
@@ -98,20 +99,21 @@ def parse_exact(text: str) -> Reference:
         try:
             digest = Digest(digest_text)
         except PodmgrError:
-            raise BadReference(f"{text!r}: {digest_text!r} is not a digest{_HINT}") from None
+            raise BadReference(f"{shown(text)}: {shown(digest_text)} is not a digest"
+                               f"{_HINT}") from None
     path, colon, tag = rest.partition(":")
     if colon and not _TAG.fullmatch(tag):
-        raise BadReference(f"{text!r}: {tag!r} is not a valid tag (letters, digits, _ . -; "
-                           f"at most 128){_HINT}")
+        raise BadReference(f"{shown(text)}: {shown(tag)} is not a valid tag (letters, digits, "
+                           f"_ . -; at most 128){_HINT}")
     if not _DOMAIN.fullmatch(registry):
-        raise BadReference(f"{text!r}: {registry!r} is not a registry host{_HINT}")
+        raise BadReference(f"{shown(text)}: {shown(registry)} is not a registry host{_HINT}")
     if path.lower() != path:
-        raise BadReference(f"{text!r}: the repository name must be lower-case{_HINT}")
+        raise BadReference(f"{shown(text)}: the repository name must be lower-case{_HINT}")
     if not _PATH.fullmatch(path):
-        raise BadReference(f"{text!r}: {path!r} is not a repository name (use lower-case "
+        raise BadReference(f"{shown(text)}: {shown(path)} is not a repository name (use lower-case "
                            f"letters, digits and separators){_HINT}")
     if len(registry) + 1 + len(path) > NAME_MAX:
-        raise BadReference(f"{text!r}: the name is longer than {NAME_MAX} characters")
+        raise BadReference(f"{shown(text)}: the name is longer than {NAME_MAX} characters")
     return Reference(registry, path, tag if colon else None, digest)
 
 
