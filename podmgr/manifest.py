@@ -17,7 +17,7 @@ from pathlib import Path
 from podmgr import names, schema, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
-from podmgr.values import Port
+from podmgr.values import BadValue, Executable, Port
 
 DEFAULT_NETWORK = "podmgr"
 
@@ -160,10 +160,25 @@ def parse(text: str, path: Path) -> Manifest:
     if not names.is_valid_name(name):
         problems.append(Problem("", f"{name!r} is not a valid pod name (rename the file; "
                                 f"{names.NAME_HINT})"))
+    elif not names.is_valid_pod_name(name):
+        problems.append(Problem("", f"the pod's slice would be {names.pod_slice(name)}, longer "
+                                f"than the {names.UNIT_NAME_MAX} characters systemd allows a "
+                                "unit's name (rename the file: each '-' takes four)"))
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         problems.append(tables.syntax_problem(error))
+        raise ManifestError(str(path), problems) from None
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively.
+        problems.append(Problem("", "arrays or tables are nested too deeply to read (no key "
+                                "of a manifest nests more than two levels)"))
+        raise ManifestError(str(path), problems) from None
+    except ValueError as error:
+        # int() refuses more than sys.get_int_max_str_digits() digits (4300 by default).
+        reason = ("a number has too many digits to read (no key takes a number of more than "
+                  "20 digits)" if "digits" in str(error) else f"cannot read it: {error}")
+        problems.append(Problem("", reason))
         raise ManifestError(str(path), problems) from None
     values = tables.Parser(_CLASSES, problems).section(schema.MANIFEST, raw, "")
     if problems:
@@ -242,15 +257,7 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     if (app.rootfs is None) == (app.image is None):
         problems.append(Problem(where, 'set either rootfs = "/path" or image = '
                                 '"registry.example.org/app:1.0" (exactly one of them)'))
-    if app.exec is None:
-        if app.rootfs is not None:
-            problems.append(Problem(f"{where}.exec", 'missing (add: exec = ["/bin/httpd", '
-                                    '"-f"]; only an image brings its own command)'))
-    elif not app.exec:
-        problems.append(Problem(f"{where}.exec", 'is empty (add the command, e.g. ["/bin/sh"])'))
-    elif not app.exec[0].startswith("/"):
-        problems.append(Problem(f"{where}.exec[0]", f"{app.exec[0]!r} is not an absolute path "
-                                "(give the program's full path inside the rootfs)"))
+    problems.extend(_check_exec(app, where))
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))
@@ -271,6 +278,21 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
                                     "of this app (use another path)"))
         seen.add(mount.path)
     return problems
+
+
+def _check_exec(app: App, where: str) -> list[Problem]:
+    if app.exec is None:
+        if app.rootfs is not None:
+            return [Problem(f"{where}.exec", 'missing (add: exec = ["/bin/httpd", "-f"]; only '
+                            "an image brings its own command)")]
+    elif not app.exec:
+        return [Problem(f"{where}.exec", 'is empty (add the command, e.g. ["/bin/sh"])')]
+    else:
+        try:
+            Executable().parse(app.exec[0])
+        except BadValue as error:
+            return [Problem(f"{where}.exec[0]", str(error))]
+    return []
 
 
 def _check_cycles(manifest: Manifest) -> list[Problem]:

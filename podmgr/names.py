@@ -25,8 +25,19 @@ DROP_IN = "10-podmgr.conf"
 PARENT_SLICE = "pod.slice"
 
 
+# systemd's UNIT_NAME_MAX counts the terminating NUL.
+UNIT_NAME_MAX = 255
+
+
 def is_valid_name(name: str) -> bool:
     return NAME_PATTERN.fullmatch(name) is not None
+
+
+def is_valid_pod_name(name: str) -> bool:
+    """A valid name whose units systemd can name: the slice's escaping makes each '-' four
+    characters, so a long name full of them gives a slice name over UNIT_NAME_MAX."""
+    return is_valid_name(name) and all(
+        len(unit) <= UNIT_NAME_MAX for unit in (pod_slice(name), pod_unit(name)))
 
 
 def unit_name_escape(text: str) -> str:

@@ -13,6 +13,7 @@ For pod "shop" with apps "web" and "db" (names.py documents the scheme):
 
 from __future__ import annotations
 
+import posixpath
 from dataclasses import dataclass
 
 from podmgr import names, paths
@@ -21,7 +22,14 @@ from podmgr.manifest import App, Manifest, Resources, Volume
 from podmgr.resolve import ResolvedApp
 from podmgr.schema import NetworkMode, Ready, VolumeType
 from podmgr.unitfile import UnitFile, command_line, escape_specifiers, quote
-from podmgr.values import format_duration, format_size
+from podmgr.values import (
+    CONTROL_CHARACTERS,
+    BadValue,
+    check_path_length,
+    format_duration,
+    format_size,
+    is_text,
+)
 
 # The bounding set an OCI runtime gives a container unless told otherwise.
 DEFAULT_CAPABILITIES = (
@@ -81,21 +89,34 @@ def render(manifest: Manifest, apps: dict[str, ResolvedApp],
 def _pod_drop_in(manifest: Manifest, plan_path: str) -> UnitFile:
     unit = UnitFile(_header(manifest))
     pod = manifest.name
-    source = escape_specifiers(manifest.path)
-    unit.set("Unit", "SourcePath", source)
-    apps = " ".join(names.app_unit(pod, app) for app in manifest.apps)
-    unit.set("Unit", "Wants", apps)
+    unit.set("Unit", "SourcePath", _source_path(manifest))
+    unit.set_words("Unit", "Wants", (names.app_unit(pod, app) for app in manifest.apps))
     unit.set("Service", "Slice", names.pod_slice(pod))
     unit.set("Service", "Environment", quote(f"PODMGR_PLAN={plan_path}"))
     unit.set("Service", "LogExtraFields", f"PODMGR_POD={pod}")
     return unit
 
 
+def _source_path(manifest: Manifest) -> str | None:
+    """SourcePath=: the manifest, when systemd takes its path as one (absolute, normalized,
+    no control characters).  The generator's always is; one that ``podmgr render`` was given
+    as ./web.toml gets none, where systemd would ignore it with a warning."""
+    path = manifest.path
+    try:
+        check_path_length(path)
+    except BadValue:
+        return None
+    normalized = path == "/" + posixpath.normpath(path).lstrip("/")
+    writable = is_text(path) and not CONTROL_CHARACTERS.search(path) and \
+        path == path.strip() and not path.endswith("\\")
+    return escape_specifiers(path) if normalized and writable else None
+
+
 def _slice(manifest: Manifest) -> UnitFile:
     unit = UnitFile(_header(manifest))
     unit.set("Unit", "Description", f"Slice of pod {manifest.name}")
     unit.set("Unit", "Documentation", "man:podmgr.toml(5)")
-    unit.set("Unit", "SourcePath", escape_specifiers(manifest.path))
+    unit.set("Unit", "SourcePath", _source_path(manifest))
     unit.set("Unit", "Before", "slices.target")
     _resources(unit, "Slice", manifest.pod.resources)
     return unit
@@ -120,12 +141,12 @@ def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
     unit = UnitFile(_header(manifest))
     unit.set("Unit", "Description", f"App {app.name} of pod {pod}")
     unit.set("Unit", "Documentation", "man:podmgr.toml(5)")
-    unit.set("Unit", "SourcePath", escape_specifiers(manifest.path))
+    unit.set("Unit", "SourcePath", _source_path(manifest))
     # BindsTo: the app never runs without its prepared pod, and stops and restarts with it.
     # The pod only Wants= its apps, so one failing app leaves the others alone.
     unit.set("Unit", "BindsTo", names.pod_unit(pod))
     after = [names.pod_unit(pod), *(names.app_unit(pod, other) for other in app.after)]
-    unit.set("Unit", "After", " ".join(after))
+    unit.set_words("Unit", "After", after)
 
     service = "Service"
     unit.set(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")

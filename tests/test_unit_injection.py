@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Nothing hostile becomes a unit line: the writer refuses control characters, the quoting
+helpers escape them, and image configs are checked at the edge like manifests.
+
+Units are read back the way systemd reads them (systemd_syntax.py), and that reader is
+itself checked against systemd-analyze on the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import systemd_syntax
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from podmgr import manifest, oci, resolve, units
+from podmgr.digest import Digest
+from podmgr.errors import ManifestError
+from podmgr.resolve import AppProblem
+from podmgr.rootfs import ImageSource
+from podmgr.store import ImageRecord, Store
+from podmgr.unitfile import UnitFile, UnsafeValue, command_line, quote
+from podmgr.values import CONTROL_CHARACTERS
+
+IMAGE = "example.test/x:latest"
+ANALYZE = shutil.which("systemd-analyze")
+needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="needs systemd-analyze")
+
+# Characters that mean something to systemd's reader or to Unicode, weighted in.
+HOSTILE = st.sampled_from(["\n", "\r", "\0", "\r\n", "\x0b", "\x0c", "\x1b", "\x7f", "\x85",
+                           "\x9f", "\u2028", "\u2029", "\\", '"', "'", "%", "$", ";", "#",
+                           "[", "]", "=", " ", "\t", "[Service]", "ExecStartPre=+/bin/sh",
+                           "\ud800"])
+TEXT = st.lists(st.one_of(HOSTILE, st.text(max_size=5)), max_size=12).map("".join)
+
+
+def config_bytes(run: dict[str, object]) -> bytes:
+    return json.dumps({"architecture": "amd64", "os": "linux", "config": run,
+                       "rootfs": {"type": "layers", "diff_ids": []}}).encode()
+
+
+def image_source(run: dict[str, object]) -> ImageSource:
+    config = config_bytes(run)
+    record = ImageRecord(IMAGE, Digest.of(b"manifest"), Digest.of(config), (), 0, "test", (),
+                         "", True, "2026-01-01T00:00:00Z")
+    return ImageSource(record, oci.parse_config(config), [])
+
+
+def image_app(tmp_path: Path, extra: str = "") -> manifest.App:
+    path = tmp_path / "web.toml"
+    path.write_text(f'[app.web]\nimage = "{IMAGE}"\n{extra}')
+    return manifest.load(path).apps["web"]
+
+
+# The writer.
+
+
+@given(TEXT)
+def test_a_value_is_refused_or_read_back_as_one_setting(value: str) -> None:
+    unit = UnitFile(["comment"])
+    try:
+        unit.set("Service", "Description", value)
+    except UnsafeValue:
+        return
+    assert not CONTROL_CHARACTERS.search(value)
+    found = systemd_syntax.settings(unit.render())
+    assert [(s.section, s.key, s.value) for s in found] == [("Service", "Description", value)]
+
+
+@given(TEXT, TEXT, TEXT)
+def test_sections_keys_and_comments_are_refused_or_kept(section: str, key: str,
+                                                        comment: str) -> None:
+    try:
+        unit = UnitFile([comment])
+        unit.set(section, key, "x")
+    except UnsafeValue:
+        return
+    found = systemd_syntax.settings(unit.render())
+    assert [(s.section, s.key, s.value) for s in found] == [(section, key, "x")]
+
+
+@pytest.mark.parametrize("value", ["/\r[Service]\rExecStartPre=+/bin/sh -c id", "a\0b",
+                                   "a\nb", "a\x85b", "a\u2028b", "a\u2029b", "a\x1bb",
+                                   "a\x7fb", "ends in \\", " padded", "\ud800"])
+def test_the_writer_refuses_what_would_change_the_lines(value: str) -> None:
+    with pytest.raises(UnsafeValue):
+        UnitFile().set("Service", "WorkingDirectory", value)
+    with pytest.raises(UnsafeValue):
+        UnitFile([value]) if value.strip() == value and not value.endswith("\\") else \
+            UnitFile().set("Service", value, "x")
+
+
+@given(st.text().filter(lambda t: "\0" not in t))
+def test_quote_gives_back_the_value_as_one_word(value: str) -> None:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return  # not text; values.is_text refuses it before any unit is written
+    unit = UnitFile()
+    unit.set("Service", "Environment", quote(f"A={value}"))
+    [setting] = systemd_syntax.settings(unit.render())
+    [(_, word)] = systemd_syntax.words(setting.value)
+    assert systemd_syntax.unspecify(word) == f"A={value}"
+
+
+@given(st.lists(st.one_of(TEXT, st.text()), min_size=1, max_size=6))
+def test_command_line_gives_back_argv(args: list[str]) -> None:
+    argv = ["/bin/true", *args]
+    try:
+        line = command_line(argv)
+        unit = UnitFile()
+        unit.set("Service", "ExecStart", line)
+    except UnsafeValue:
+        assert any("\0" in arg for arg in args) or not all(_is_utf8(a) for a in args)
+        return
+    [setting] = systemd_syntax.settings(unit.render())
+    assert systemd_syntax.command(setting.value) == argv
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+# The reader above, against systemd's own.
+
+_UNKNOWN = re.compile(r".*:(\d+): Unknown key '(.*)' in section \[(.*)\], ignoring\.")
+
+
+def analyze_unknown_keys(tmp_path: Path, body: bytes) -> list[tuple[int, str]]:
+    unit = tmp_path / "probe.service"
+    unit.write_bytes(b"[Service]\nExecStart=/bin/true\n" + body)
+    result = subprocess.run([ANALYZE or "", "verify", "--man=no", str(unit)],
+                            capture_output=True, check=False)
+    out = result.stderr.decode(errors="replace")
+    return [(int(m[1]), m[2]) for m in map(_UNKNOWN.match, out.split("\n"))
+            if m and m[3] == "Service"]
+
+
+PROBE = st.lists(st.sampled_from(["\n", "\r", "\0", "\r\n", "\n\r", "\x0b", "\x85",
+                                  "\u2028", "\\", " ", "#", ";", "Xa=1", "Xb=2", "Xc=\\",
+                                  "Description=\\"]), max_size=14).map("".join)
+
+
+@needs_analyze
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(PROBE)
+def test_the_reader_splits_lines_as_systemd_does(tmp_path: Path, body: str) -> None:
+    expected = [(s.line, s.key) for s in systemd_syntax.settings(
+        "[Service]\nExecStart=/bin/true\n" + body) if s.key not in ("", "ExecStart")]
+    assert analyze_unknown_keys(tmp_path, body.encode()) == expected
+
+
+@needs_analyze
+@pytest.mark.parametrize("separator", ["\r", "\0"])
+def test_systemd_ends_a_line_at_carriage_return_and_nul(tmp_path: Path,
+                                                        separator: str) -> None:
+    body = f"WorkingDirectory=/{separator}Xinjected=1\n"
+    assert analyze_unknown_keys(tmp_path, body.encode()) == [(4, "Xinjected")]
+    assert [s.key for s in systemd_syntax.settings(body)] == ["WorkingDirectory", "Xinjected"]
+
+
+# Image configs, converted at the edge.
+
+INJECTION = "/\r[Service]\rExecStartPre=+/bin/sh -c 'id > /tmp/owned'"
+
+
+@pytest.mark.parametrize(("run", "field", "message"), [
+    pytest.param({"Cmd": ["/bin/true"], "WorkingDir": INJECTION}, "WorkingDir",
+                 "contains white space, a control character", id="working-dir-injection"),
+    pytest.param({"Cmd": ["/bin/true"], "WorkingDir": "/srv\0x"}, "WorkingDir",
+                 "contains white space, a control character", id="working-dir-nul"),
+    pytest.param({"Cmd": ["/bin/true"], "WorkingDir": "srv"}, "WorkingDir",
+                 "'srv' is not an absolute path", id="working-dir-relative"),
+    pytest.param({"Cmd": ["/bin/true"], "WorkingDir": "/" + "a" * 3000}, "WorkingDir",
+                 "has a name of 3000 bytes", id="working-dir-too-long"),
+    pytest.param({"Cmd": ["/bin/true"], "User": "\u00b2"}, "User",
+                 "'²' is not a user", id="user-unicode-digit"),
+    pytest.param({"Cmd": ["/bin/true"], "User": "65535"}, "User",
+                 "65535' is out of range", id="user-16-bit-minus-one"),
+    pytest.param({"Cmd": ["/bin/true"], "User": "4294967295"}, "User",
+                 "is out of range", id="user-minus-one"),
+    pytest.param({"Cmd": ["/bin/true"], "User": "0:4294967295"}, "User",
+                 "is out of range", id="group-minus-one"),
+    pytest.param({"Cmd": ["/bin/true"], "User": "a:b:c"}, "User",
+                 "'b:c' is not a group", id="user-two-colons"),
+    pytest.param({"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["echo\0x"]}, "Cmd[0]",
+                 "must not contain NUL", id="cmd-nul"),
+    pytest.param({"Entrypoint": ["/bin/sh", "a\0"]}, "Entrypoint[1]",
+                 "must not contain NUL", id="entrypoint-nul"),
+    pytest.param({"Cmd": ["/bin/true", "\ud800"]}, "Cmd[1]",
+                 "is not valid UTF-8 text", id="cmd-surrogate"),
+    pytest.param({"Cmd": ["/bin/true"], "Env": ["A=\0"]}, "Env[0]",
+                 "must not contain NUL", id="env-nul"),
+    pytest.param({"Cmd": ["/bin/true"], "Env": ["PATH=/bin", "A\nB=1"]}, "Env[1]",
+                 "is not a valid variable name", id="env-name-newline"),
+    pytest.param({"Cmd": ["/bin/true"], "Env": ["1A=x"]}, "Env[0]",
+                 "is not a valid variable name", id="env-name-digit"),
+    pytest.param({"Cmd": ["/bin/true"], "Env": ["NOEQUALS"]}, "Env[0]",
+                 "'NOEQUALS' is not NAME=value", id="env-without-value"),
+])
+def test_a_bad_image_config_is_a_problem_of_the_image(tmp_path: Path, run: dict[str, object],
+                                                      field: str, message: str) -> None:
+    with pytest.raises(AppProblem) as error:
+        resolve.resolve_app(image_app(tmp_path), image_source(run))
+    assert error.value.key == "image"
+    assert str(error.value).startswith(f"image {IMAGE} config {field} ")
+    assert message in str(error.value)
+    assert not CONTROL_CHARACTERS.search(str(error.value))
+
+
+@pytest.mark.parametrize(("cmd", "message"), [
+    pytest.param(['/bin/"sh'], "contains a quote, a backslash or a control", id="quote"),
+    pytest.param(["/bin\\sh"], "contains a quote, a backslash or a control", id="backslash"),
+    pytest.param(["/bin/s\x01h"], "contains a quote, a backslash or a control", id="control"),
+    pytest.param(["/bin/"], "ends in '/'", id="directory"),
+    pytest.param(["/" + "b/" * 2100 + "sh"], "bytes long", id="too-long"),
+])
+def test_an_image_command_systemd_refuses_is_a_problem_of_exec(
+        tmp_path: Path, cmd: list[str], message: str) -> None:
+    with pytest.raises(AppProblem) as error:
+        resolve.resolve_app(image_app(tmp_path), image_source({"Cmd": cmd}))
+    assert error.value.key == "exec"
+    assert message in str(error.value)
+
+
+def test_control_characters_in_arguments_and_environment_are_escaped(tmp_path: Path) -> None:
+    run: dict[str, object] = {"Entrypoint": ["/bin/echo", "a\rb", "c\u2028d"],
+                              "Env": ["GREETING=hi\r\x85there"],
+                              "WorkingDir": "/srv", "User": "1000:1000"}
+    app = image_app(tmp_path)
+    resolved = resolve.resolve_app(app, image_source(run))
+    pod = manifest.load(tmp_path / "web.toml")
+    [unit] = [o for o in units.render(pod, {"web": resolved})
+              if isinstance(o, units.GeneratedFile) and o.path.startswith("podapp@")]
+    found = systemd_syntax.settings(unit.text)
+    service = {(s.key, s.value) for s in found if s.section == "Service"}
+    [exec_start] = [v for k, v in service if k == "ExecStart"]
+    assert systemd_syntax.command(exec_start) == ["/bin/echo", "a\rb", "c\u2028d"]
+    environment = [systemd_syntax.words(v)[0][1] for k, v in service if k == "Environment"]
+    assert "GREETING=hi\r\x85there" in environment
+    assert ("WorkingDirectory", "/srv") in service
+    assert ("User", "1000") in service
+    assert {s.section for s in found} == {"Unit", "Service"}
+
+
+def write_image(store: Store, run: dict[str, object]) -> None:
+    with store.locked():
+        config = store.put_blob(config_bytes(run))
+        store.put_image(ImageRecord(IMAGE, Digest.of(b"manifest"), config, (), 0, "test", (), "",
+                                    True, "2026-01-01T00:00:00Z"))
+
+
+def test_validate_names_the_manifest_key_and_the_config_field(tmp_path: Path) -> None:
+    # What `podmgr validate` and the generator run: load, resolve against the store, render.
+    store = Store(tmp_path / "store")
+    write_image(store, {"Cmd": ["/bin/true"], "WorkingDir": INJECTION})
+    image_app(tmp_path)
+    with pytest.raises(ManifestError) as error:
+        resolve.resolve(manifest.load(tmp_path / "web.toml"), store)
+    assert str(error.value) == (
+        f"{tmp_path}/web.toml: app.web.image: image {IMAGE} config WorkingDir "
+        "\"/\\r[Service]\\rExecStartPre=+/...wned'\" contains white space, a control "
+        "character, a quote, ':', ',' or '\\' (rename the path or use a symlink without them)")
+
+
+@pytest.mark.parametrize("raw", [b"[" * 100_000 + b"]" * 100_000, b'{"config": {"User": 1}}',
+                                 b'{"rootfs": {"type": "layers", "diff_ids": []}, '
+                                 b'"config": {"WorkingDir": ["/"]}}'],
+                         ids=["deep", "no-rootfs", "working-dir-not-a-string"])
+def test_a_malformed_config_is_a_bad_image(raw: bytes) -> None:
+    with pytest.raises(oci.BadImage):
+        oci.parse_config(raw)
