@@ -24,6 +24,9 @@ class Credentials:
     home: str | None  # from the rootfs's /etc/passwd, for $HOME
 
 
+USER_KEY = "user"
+
+
 class UnknownName(Exception):
     """A user or group name the rootfs does not know; ``key`` is "user" or "group"."""
 
@@ -53,11 +56,15 @@ def _number(text: str) -> int | None:
 
 
 def _id_of(entry: list[str], index: int, kind: str, file: str, root: str) -> int:
+    """Field ``index`` of ``entry`` in ``file`` (field 2 is the entry's own id, 3 the
+    passwd group's) as a number systemd takes; UnknownName for the key ``kind`` if not."""
     number = _number(entry[index])
     if number is None:
-        raise UnknownName(kind, f"{kind} {entry[0]!r} has {values.shown(entry[index])} as its "
-                          f"id in {file} of {root}, which is not a number systemd takes "
-                          f"({values.ID_HINT}; fix the file, or use a numeric id)")
+        field_name = {(USER_KEY, 2): "uid", (USER_KEY, 3): "gid"}.get((kind, index), "gid")
+        raise UnknownName(kind, f"{kind} {entry[0]!r} has {field_name} "
+                          f"{values.shown(entry[index])} in {file} of {root}, which is not a "
+                          f"number systemd takes ({values.ID_HINT}; fix the file, or use a "
+                          "numeric id)")
     return number
 
 

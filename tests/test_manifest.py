@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from podmgr import manifest, schema
+from podmgr import manifest, names, schema
 from podmgr.errors import ManifestError
 from podmgr.manifest import App, Install, Mount, Network, PodSettings, Resources, Volume
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
@@ -364,6 +364,9 @@ def test_an_error_line_is_file_key_message(tmp_path: Path) -> None:
     pytest.param("shop.yaml", "a manifest's name must end in .toml (rename the file)",
                  id="not-toml"),
     pytest.param(".toml", "'' is not a valid pod name (rename the file;", id="no-name"),
+    # pod-a\x2d...\x2db.slice: 4 + 1 + 61 * 4 + 1 + 6 = 256 characters, one too many.
+    pytest.param("a" + "-" * 61 + "b.toml", "the pod's slice would be pod-a\\x2d",
+                 id="slice-name-too-long"),
 ])
 def test_the_pod_name_comes_from_the_file_name(tmp_path: Path, file_name: str,
                                                message: str) -> None:
@@ -716,3 +719,75 @@ def test_a_mode_that_is_no_mode_nor_network_name() -> None:
         manifest.parse('[network]\nmode = "Bridge"\n' + APP, Path("web.toml"))
     assert str(caught.value) == ('web.toml: network.mode: \'Bridge\' is not valid (use one of '
                                  '"private", "host", "bridge" or a network name)')
+
+
+def test_the_longest_slice_name_is_fine(tmp_path: Path) -> None:
+    # 4 + 1 + 60 * 4 + 2 + 6 = 253 characters.
+    path = write(tmp_path, APP, "a" + "-" * 60 + "bc")
+    assert len(names.pod_slice(manifest.load(path).name)) == 253
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("x = " + "[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep-arrays"),
+    pytest.param("x = " + "{a = " * 5000 + "1" + "}" * 5000, "nested too deeply",
+                 id="deep-inline-tables"),
+    pytest.param("x = " + "1" * 5000, "a number has too many digits", id="int-5000-digits"),
+], )
+def test_what_tomllib_cannot_read_is_one_problem(tmp_path: Path, text: str, message: str) -> None:
+    error = error_of(write(tmp_path, text))
+    [problem] = error.problems
+    assert problem.where == ""
+    assert message in problem.message
+    assert str(error) == f"{tmp_path}/pod.toml: {problem.message}"
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    pytest.param('"a\\nb" = 1\n' + APP, '"a\\u000ab"', id="key-with-newline"),
+    pytest.param('[app."x\\ry"]\nrootfs = "/"\n', 'app."x\\u000dy"', id="app-name-with-cr"),
+    pytest.param('[pod]\nannotations = { "a\\u2028" = "x" }\n' + APP,
+                 'pod.annotations."a\\u2028"', id="annotation-with-line-separator"),
+    pytest.param('[app.main]\nrootfs = "/"\nexec = ["/bin/true"]\n'
+                 'environment = { "A\\u0085" = "x" }\n', 'app.main.environment."A\\u0085"',
+                 id="environment-with-next-line"),
+])
+def test_a_key_path_is_one_line_whatever_the_key_holds(tmp_path: Path, text: str,
+                                                       where: str) -> None:
+    error = error_of(write(tmp_path, text))
+    assert [p.where for p in error.problems] == [where]
+    assert len(str(error).splitlines()) == 1
+
+
+@pytest.mark.parametrize(("exec0", "message"), [
+    pytest.param('/bin/\\"sh', "contains a quote, a backslash or a control character",
+                 id="quote"),
+    pytest.param("/bin\\\\sh", "contains a quote, a backslash", id="backslash"),
+    pytest.param("/bin/s\\u0001h", "a control character", id="control"),
+    pytest.param("/bin/", "ends in '/'", id="directory"),
+])
+def test_a_program_systemd_refuses_is_refused(tmp_path: Path, exec0: str, message: str) -> None:
+    error = error_of(write(tmp_path, APP.replace('"/bin/true"', f'"{exec0}"')))
+    [problem] = error.problems
+    assert problem.where == "app.main.exec[0]"
+    assert message in problem.message
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    pytest.param(APP + 'working_directory = "/' + "a" * 3000 + '"\n',
+                 "app.main.working_directory", "has a name of 3000 bytes", id="working-dir"),
+    pytest.param(APP + "user = 65535\n", "app.main.user", "except 65535", id="user-65535"),
+    pytest.param(APP + "user = 4294967295\n", "app.main.user", "out of range", id="user-max"),
+    pytest.param('[pod.resources]\nmemory_max = "99999999T"\n' + APP,
+                 "pod.resources.memory_max", "more than systemd counts", id="memory-max"),
+    pytest.param('[pod]\nstop_timeout = "' + "9" * 300 + 's"\n' + APP, "pod.stop_timeout",
+                 "longer than systemd counts", id="stop-timeout-300-digits"),
+    pytest.param('[pod.resources]\nmemory_high = "' + "9" * 300 + '"\n' + APP,
+                 "pod.resources.memory_high", "more than systemd counts", id="size-300-digits"),
+    pytest.param('[pod.resources]\ncpu_quota = "' + "9" * 5000 + '%"\n' + APP,
+                 "pod.resources.cpu_quota", "more than systemd takes", id="cpu-quota-5000-digits"),
+])
+def test_what_systemd_would_refuse_or_drop_is_refused(tmp_path: Path, text: str, where: str,
+                                                      message: str) -> None:
+    error = error_of(write(tmp_path, text))
+    [problem] = error.problems
+    assert problem.where == where
+    assert message in problem.message
