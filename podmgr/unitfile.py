@@ -6,7 +6,8 @@ refuses (raises UnsafeValue) a section, key, value or comment with any control c
 (systemd ends a line at ``\\n``, ``\\r`` and NUL; the rest of C0, DEL, C1 and the Unicode line
 separators are refused too, as nothing podmgr writes needs them raw), a value ending in a
 backslash (systemd would join the next line to it), a value with white space at either end
-(systemd strips it) and a line longer than systemd reads.  Values are checked when they are
+(systemd strips it), text systemd does not take as UTF-8 (a noncharacter such as U+FFFE
+fails the whole unit) and a line longer than systemd reads.  Values are checked when they are
 typed (values.py); this is the last line of defence, so no caller can ever add a line.
 
 Values that come from a manifest or an image pass through the quoting helpers here, which
@@ -21,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from podmgr.values import CONTROL_CHARACTERS
+from podmgr.values import CONTROL_CHARACTERS, is_text
 
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_./:=,+@-]+")
 _SECTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
@@ -56,9 +57,10 @@ _ESCAPES = {code: _escape(chr(code)) for code in [*range(0x20), *range(0x7F, 0xA
 
 def quote(value: str) -> str:
     """One word for a setting that splits, unquotes and C-unescapes its value (ExecStart=
-    arguments, Environment=): any text but NUL, which no escape can write (values.is_text)."""
-    if "\0" in value:
-        raise UnsafeValue(f"a NUL cannot be written in a unit file: {value!r}")
+    arguments, Environment=): any text but NUL and what systemd does not take as UTF-8,
+    which no escape can write (values.is_text)."""
+    if not is_text(value):
+        raise UnsafeValue(f"{value!r} cannot be written in a unit file")
     if _SAFE_WORD.fullmatch(value):
         return value
     return '"' + value.translate(_ESCAPES) + '"'
@@ -67,8 +69,8 @@ def quote(value: str) -> str:
 def command_line(argv: tuple[str, ...] | list[str]) -> str:
     """ExecStart= for argv, run as given: no variable expansion, no command separators.
 
-    argv[0] is not unescaped by systemd beyond its quotes, and it refuses one with quotes,
-    backslashes or control characters (values.Executable checks that first)."""
+    systemd refuses an argv[0] with quotes, backslashes or control characters, and would
+    run one with "$$" as written (values.Executable checks argv[0] first)."""
     words = []
     for arg in argv:
         word = quote(arg).replace("$", "$$")
@@ -80,10 +82,9 @@ def command_line(argv: tuple[str, ...] | list[str]) -> str:
 def _check_text(what: str, text: str) -> None:
     if char := CONTROL_CHARACTERS.search(text):
         raise UnsafeValue(f"{what} contains the control character {char[0]!r}: {text!r}")
-    try:
-        text.encode()
-    except UnicodeEncodeError:
-        raise UnsafeValue(f"{what} is not valid UTF-8 text: {text!r}") from None
+    if not is_text(text):
+        # systemd refuses to load a unit that is not valid UTF-8 as its utf8_is_valid() sees it.
+        raise UnsafeValue(f"{what} is not text systemd takes: {text!r}")
 
 
 @dataclass

@@ -42,10 +42,18 @@ def is_valid_id(number: int) -> bool:
     return 0 <= number <= ID_MAX and number not in INVALID_IDS
 
 
+# Code points systemd's utf8_is_valid() refuses although they encode (unichar_is_valid()):
+# U+FDD0..U+FDEF and the last two of each plane.  A unit with one fails to load.
+NONCHARACTERS = re.compile("[\ufdd0-\ufdef" + "".join(
+    f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17)) + "]")
+TEXT_HINT = "a NUL, a lone surrogate and noncharacters such as U+FFFE cannot be in a unit"
+
+
 def is_text(raw: str) -> bool:
-    """Text a unit file can carry, escaped: no NUL (no escape writes one) and nothing that is
-    not UTF-8 (a lone surrogate, as JSON may decode)."""
-    if "\0" in raw:
+    """Text a unit file can carry, escaped: no NUL (no escape writes one), nothing that is
+    not UTF-8 (a lone surrogate, as JSON may decode) and nothing systemd's UTF-8 check
+    refuses (noncharacters)."""
+    if "\0" in raw or NONCHARACTERS.search(raw):
         return False
     try:
         raw.encode()
@@ -118,7 +126,7 @@ class String(ValueType[str]):
         if "\0" in raw:
             raise BadValue("must not contain NUL characters")
         if not is_text(raw):
-            raise BadValue(f"{raw!r} is not valid UTF-8 text (write it as Unicode text)")
+            raise BadValue(f"{shown(raw)} holds a character systemd refuses ({TEXT_HINT})")
         if self.pattern and not self.pattern.fullmatch(raw):
             raise BadValue(f"{shown(raw)} is not a valid {self.doc} ({self.hint})")
         return raw
@@ -344,7 +352,8 @@ class AbsolutePath(ValueType[str]):
             raise BadValue(f"{shown(raw)} contains white space, a control character, a quote, "
                            "':', ',' or '\\' (rename the path or use a symlink without them)")
         if not is_text(raw):
-            raise BadValue(f"{shown(raw)} is not valid UTF-8 text (rename the path)")
+            raise BadValue(f"{shown(raw)} holds a character systemd refuses (rename the path; "
+                           f"{TEXT_HINT})")
         if ".." in raw.split("/"):
             raise BadValue(f"{shown(raw)} contains '..' (write the path without it)")
         # normpath keeps a leading "//" (POSIX leaves its meaning open); on Linux it is "/",
@@ -357,7 +366,7 @@ class AbsolutePath(ValueType[str]):
 class Executable(ValueType[str]):
     """The program of a command line (exec[0]): what systemd takes as ExecStart='s
     executable (config_parse_exec(): an absolute path that is no directory, free of quotes,
-    backslashes and control characters)."""
+    backslashes and control characters), and without a "$"."""
 
     doc = "absolute path of a program"
 
@@ -371,6 +380,11 @@ class Executable(ValueType[str]):
             raise BadValue(f"{shown(raw)} contains a quote, a backslash or a control "
                            "character, which systemd refuses in a program's path (rename the "
                            "program or run it through a symlink)")
+        if "$" in raw:
+            # systemd runs the path as written but expands variables in argv[0]: no way of
+            # writing it gives the program its own path.
+            raise BadValue(f"{shown(raw)} contains '$', which systemd would expand in the "
+                           "program's argv[0] (rename the program or run it through a symlink)")
         if raw.endswith("/"):
             raise BadValue(f"{shown(raw)} ends in '/', so it names a directory ({hint})")
         check_path_length(raw)
@@ -541,7 +555,8 @@ class MapOf(ValueType[dict[str, str]]):
             if "\0" in value:
                 raise BadValue("must not contain NUL characters", where)
             if not is_text(value):
-                raise BadValue(f"{shown(value)} is not valid UTF-8 text", where)
+                raise BadValue(f"{shown(value)} holds a character systemd refuses "
+                               f"({TEXT_HINT})", where)
             out[name] = value
         return out
 

@@ -300,6 +300,7 @@ def test_what_systemd_takes_at_the_edge(value_type: ValueType[object], raw: obje
     pytest.param("/bin/tr\x85ue", "a control character", id="c1"),
     pytest.param("/bin/", "ends in '/'", id="directory"),
     pytest.param("/" + "x" * 256, "has a name of 256 bytes", id="long-name"),
+    pytest.param("/opt/$HOME/run", "contains '$'", id="dollar"),
 ])
 def test_a_program_systemd_refuses(raw: str, message: str) -> None:
     with pytest.raises(BadValue) as error:
@@ -313,7 +314,9 @@ def test_a_program_systemd_takes(raw: str) -> None:
 
 
 @pytest.mark.parametrize(("raw", "message"), [
-    pytest.param("a\ud800", "is not valid UTF-8 text", id="surrogate"),
+    pytest.param("a\ud800", "holds a character systemd refuses", id="surrogate"),
+    pytest.param("a\ufdd0", "holds a character systemd refuses", id="noncharacter"),
+    pytest.param("\U0001fffe", "holds a character systemd refuses", id="noncharacter-plane-1"),
     pytest.param("a\0", "must not contain NUL", id="nul"),
 ])
 def test_a_string_is_text_a_unit_can_carry(raw: str, message: str) -> None:
