@@ -9,6 +9,7 @@ itself checked against systemd-analyze on the same bytes.
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import systemd_syntax
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from podmgr import manifest, oci, resolve, units
@@ -273,3 +274,71 @@ def test_validate_names_the_manifest_key_and_the_config_field(tmp_path: Path) ->
 def test_a_malformed_config_is_a_bad_image(raw: bytes) -> None:
     with pytest.raises(oci.BadImage):
         oci.parse_config(raw)
+
+
+# Fuzzing the image config parser and resolve: any config is a BadImage, a problem of the
+# app, or units that read back as the config said.
+
+JSON_TEXT = st.one_of(TEXT, st.text(), st.sampled_from(["", "/", "0", "65535", "0:0", "a:b",
+                                                        "www-data", "/bin/true", "A=b"]))
+JSON_VALUE: st.SearchStrategy[object] = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), JSON_TEXT),
+    lambda inner: st.one_of(st.lists(inner, max_size=3),
+                            st.dictionaries(JSON_TEXT, inner, max_size=3)), max_leaves=8)
+COMMAND = st.tuples(st.sampled_from(["/bin/true", "/bin/sh"]), st.lists(JSON_TEXT, max_size=3))
+RUN = st.fixed_dictionaries({}, optional={
+    "User": st.one_of(st.sampled_from(["", "0", "33:33", "www-data", "root:www-data"]),
+                      JSON_TEXT, JSON_VALUE),
+    "WorkingDir": st.one_of(TEXT.map(lambda t: "/srv/" + t), JSON_TEXT, JSON_VALUE),
+    "Entrypoint": st.one_of(COMMAND.map(lambda c: [c[0], *c[1]]), JSON_VALUE),
+    "Cmd": st.one_of(st.lists(JSON_TEXT, max_size=3), JSON_VALUE),
+    "Env": st.one_of(st.lists(JSON_TEXT.map(lambda t: "A_1=" + t), max_size=3),
+                     st.lists(JSON_TEXT, max_size=3), JSON_VALUE)})
+PASSWD = b"root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n"
+
+
+class PasswdImage(ImageSource):
+    """An image whose only file is /etc/passwd (and /etc/group)."""
+
+    def read_file(self, path: str) -> bytes | None:
+        return {"etc/passwd": PASSWD, "etc/group": b"www-data:x:33:\n"}.get(path)
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(RUN, st.booleans())
+def test_any_image_config_is_refused_or_reaches_the_unit_as_it_says(
+        tmp_path: Path, run: dict[str, object], surrogates: bool) -> None:
+    raw = json.dumps({"architecture": "amd64", "os": "linux", "config": run,
+                      "rootfs": {"type": "layers", "diff_ids": []}},
+                     ensure_ascii=surrogates).encode(errors="surrogatepass")
+    try:
+        config = oci.parse_config(raw)
+    except oci.BadImage as error:
+        assert not CONTROL_CHARACTERS.search(str(error))
+        return
+    record = ImageRecord(IMAGE, Digest.of(b"m"), Digest.of(raw), (), 0, "test", (), "", True,
+                         "2026-01-01T00:00:00Z")
+    path = tmp_path / "web.toml"
+    path.write_text(f'[app.web]\nimage = "{IMAGE}"\n')
+    pod = manifest.load(path)
+    try:
+        resolved = resolve.resolve_app(pod.apps["web"], PasswdImage(record, config, []))
+    except AppProblem as error:
+        assert error.key in ("image", "exec", "user", "group")
+        assert not CONTROL_CHARACTERS.search(str(error)), str(error)
+        return
+    event("rendered")
+    [unit] = [o for o in units.render(pod, {"web": resolved})
+              if isinstance(o, units.GeneratedFile) and o.path.startswith("podapp@")]
+    found = systemd_syntax.settings(unit.text)
+    assert {s.section for s in found} == {"Unit", "Service"}
+    [exec_start] = [s.value for s in found if s.key == "ExecStart"]
+    assert systemd_syntax.command(exec_start) == [*config.entrypoint, *config.cmd]
+    [working_directory] = [s.value for s in found if s.key == "WorkingDirectory"]
+    assert working_directory.replace("%%", "%") == \
+        "/" + posixpath.normpath(config.working_dir or "/").lstrip("/")
+    environment = [systemd_syntax.unspecify(systemd_syntax.words(s.value)[0][1])
+                   for s in found if s.key == "Environment"]
+    assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] == \
+        list(config.env)
