@@ -83,7 +83,8 @@ RESOURCES = Section("resources", "resources", "Resource limits, as systemd's res
         example="100"),
     Key("cpu_quota", Percent(), "CPU time limit (CPUQuota=); \"200%\" is two CPUs.",
         example='"50%"'),
-    Key("tasks_max", Integer(1, TASKS_MAX, "count"), "Limit of processes and threads (TasksMax=).",
+    Key("tasks_max", Integer(1, TASKS_MAX, "count"), "Limit of processes and threads (TasksMax=), "
+        "at most 4194304 (the kernel's).",
         example="256"),
     Key("io_weight", Integer(1, 10000, "weight"), "Relative block I/O share (IOWeight=).",
         example="100"),
@@ -179,8 +180,10 @@ APP = Section("app", "apps", "One table per app. Each app runs as its own system
         "the keys below. The image must be in the store when the units are generated.",
         example='"registry.example.org/shop/api:1.4"'),
     Key("exec", ListOf(String(), unique=False), "Command line; the first element is an "
-        "absolute path inside the app. Required with rootfs; with image it replaces the "
-        "image's entrypoint and command.", example='["/bin/httpd", "-f"]', example_set=True),
+        "absolute path inside the app, without quotes, backslashes, control characters or "
+        "'$' (systemd cannot run such a path as written). Required with rootfs; with image "
+        "it replaces the image's entrypoint and command.", example='["/bin/httpd", "-f"]',
+        example_set=True),
     Key("environment", MapOf(ENV_NAME, "table of strings"), "Environment variables.",
         default={}, example='{ LANG = "C.UTF-8" }'),
     Key("environment_files", ListOf(AbsolutePath()), "Files of VAR=value lines on the host, "
