@@ -67,7 +67,10 @@ class VolumeType(enum.StrEnum):
 
 
 ENV_NAME = String(r"[A-Za-z_][A-Za-z0-9_]*", "use letters, digits and '_'", "variable name")
-_UNIT_NAME = String(r"[A-Za-z0-9:_.@\\-]+\.(target|service|socket|timer|path)",
+# A unit name as systemd's unit_name_is_valid() takes one: at most 255 characters of its
+# set, one "@" at most and not first (a template, or an instance of one).
+_UNIT_NAME = String(r"(?=.{1,255}$)[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?"
+                    r"\.(target|service|socket|timer|path)",
                     'use a unit name like "multi-user.target"', "unit name")
 
 # The kernel refuses a pids.max above PID_MAX_LIMIT (2**22 on 64-bit machines); systemd would

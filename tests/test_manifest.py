@@ -791,3 +791,10 @@ def test_what_systemd_would_refuse_or_drop_is_refused(tmp_path: Path, text: str,
     [problem] = error.problems
     assert problem.where == where
     assert message in problem.message
+
+
+@pytest.mark.parametrize("unit", ["x" * 249 + ".target", "a@b@c.target", "@a.target"],
+                         ids=["longer-than-255", "two-at-signs", "at-first"])
+def test_a_unit_name_systemd_refuses_is_refused(tmp_path: Path, unit: str) -> None:
+    error = error_of(write(tmp_path, f'[install]\nwanted_by = ["{unit}"]\n' + APP))
+    assert [p.where for p in error.problems] == ["install.wanted_by[0]"]

@@ -19,6 +19,8 @@ import pytest
 import systemd_syntax
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from test_fuzz_manifest import APP_KEYS
+from test_units import Rootfs
 
 from podmgr import manifest, oci, resolve, units
 from podmgr.digest import Digest
@@ -348,3 +350,28 @@ def test_any_image_config_is_refused_or_reaches_the_unit_as_it_says(
                    for s in found if s.key == "Environment"]
     assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] == \
         list(config.env)
+
+
+@pytest.mark.parametrize(("path", "source_path"), [
+    pytest.param("/etc/podmgr/pods/web.toml", "/etc/podmgr/pods/web.toml", id="generator"),
+    pytest.param("/srv/100%/web.toml", "/srv/100%%/web.toml", id="specifier"),
+    pytest.param("/srv/a b/web.toml", "/srv/a b/web.toml", id="space"),
+    pytest.param("web.toml", None, id="relative"),
+    pytest.param("/srv/../web.toml", None, id="not-normalized"),
+    pytest.param("/srv/a\nExecStartPre=/x/web.toml", None, id="newline"),
+    pytest.param("/srv/a\rb/web.toml", None, id="carriage-return"),
+    pytest.param("/srv/\udcff/web.toml", None, id="undecodable-byte"),
+    pytest.param("/srv/\ufffe/web.toml", None, id="noncharacter"),
+])
+def test_the_manifest_path_never_adds_a_line(path: str, source_path: str | None) -> None:
+    # `podmgr render PATH` takes any path; the generator's are always plain.
+    pod = manifest.parse('[app.a]\nrootfs = "/r"\nexec = ["/bin/true"]\n', Path(path))
+    apps = {"a": resolve.resolve_app(pod.apps["a"], Rootfs("/r"))}
+    for output in units.render(pod, apps):
+        if isinstance(output, units.GeneratedFile) and not output.path.endswith(".json"):
+            found = systemd_syntax.settings(output.text)
+            assert [s.value for s in found if s.key == "SourcePath"] == \
+                ([source_path] if source_path else [])
+            assert {s.key for s in found} <= {"Wants", "Before", "Environment", "Slice",
+                                              "LogExtraFields", "SourcePath", *APP_KEYS["Unit"],
+                                              *APP_KEYS["Service"]}
