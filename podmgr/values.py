@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 
 from podmgr import reference
 from podmgr.errors import PodmgrError
+from podmgr.syscalls import SYSCALL_NAMES
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
@@ -605,9 +606,10 @@ class SyscallFilter(ValueType[str]):
             if name[1:] not in SYSCALL_GROUPS:
                 raise BadValue(f"{raw!r} is not a system call group "
                                "(see systemd-analyze syscall-filter, e.g. \"@system-service\")")
-        elif not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise BadValue(f"{raw!r} is not a system call name or @group "
-                           '(e.g. "@system-service", "~@privileged", "mkdir")')
+        elif name not in SYSCALL_NAMES:
+            raise BadValue(f"{shown(raw)} is not a system call name systemd knows, nor an "
+                           "@group (see systemd-analyze syscall-filter; e.g. "
+                           '"@system-service", "~@privileged", "mkdir")')
         return raw
 
 

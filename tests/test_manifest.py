@@ -232,7 +232,10 @@ TYPES = [
          "see systemd-analyze syscall-filter, e.g. \"@system-service\""),
     case("syscall-name", APP + 'system_call_filter = ["rm -rf"]\n',
          "app.main.system_call_filter[0]",
-         "is not a system call name or @group (e.g. \"@system-service\", \"~@privileged\""),
+         "is not a system call name systemd knows, nor an @group (see systemd-analyze "
+         'syscall-filter; e.g. "@system-service", "~@privileged"'),
+    case("syscall-typo", APP + 'system_call_filter = ["~ptrcae"]\n',
+         "app.main.system_call_filter[0]", "'~ptrcae' is not a system call name systemd knows"),
     # images, addresses, ports
     case("image", '[app.main]\nimage = "Busybox"\n', "app.main.image",
          "write it as registry.example.org/repo:tag"),

@@ -25,6 +25,7 @@ from test_units import CASES, Rootfs
 
 from podmgr import generator, manifest, names, resolve, units
 from podmgr.schema import TASKS_MAX, Ready, Restart
+from podmgr.syscalls import SYSCALL_NAMES
 from podmgr.values import (
     CAPABILITIES,
     DURATION_MAX,
@@ -102,7 +103,8 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             "no_new_privileges": st.booleans(), "read_only": st.booleans(),
             "system_call_filter": st.lists(st.sampled_from(
                 sorted(SYSCALL_GROUPS)).map(lambda g: "@" + g) | st.sampled_from(
-                ["~@privileged", "mkdir", "~ptrace"]), unique=True, max_size=3),
+                sorted(SYSCALL_NAMES)) | st.sampled_from(sorted(SYSCALL_NAMES)).map(
+                lambda n: "~" + n), unique=True, max_size=3),
             "private_users": st.booleans(), "resources": resources(),
         }))
         apps[name]["mount"] = [{"volume": volume, "path": path}
@@ -209,3 +211,14 @@ def test_the_harness_sees_what_systemd_refuses(tmp_path: Path, setting: str,
                for o in units.render(parsed, apps)]
     with pytest.raises(AssertionError, match=complaint):
         verify(tmp_path, outputs, "demo", apps)
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the names are amd64's")
+def test_systemd_takes_every_system_call_name_podmgr_takes(tmp_path: Path) -> None:
+    names_ = " ".join(sorted(SYSCALL_NAMES))
+    unit = tmp_path / "calls.service"
+    unit.write_text(f"[Service]\nExecStart=/bin/true\nSystemCallFilter={names_}\n"
+                    f"SystemCallFilter=~{names_}\n")
+    result = subprocess.run([ANALYZE or "", "verify", "--man=no", str(unit)],
+                            capture_output=True, text=True, check=False)
+    assert result.stderr == ""
