@@ -296,25 +296,28 @@ def _check_exec(app: App, where: str) -> list[Problem]:
 
 
 def _check_cycles(manifest: Manifest) -> list[Problem]:
-    """systemd would break an ordering cycle by dropping a job at random; refuse it here."""
-    state: dict[str, str] = {}
+    """systemd would break an ordering cycle by dropping a job at random; refuse it here.
 
-    def visit(name: str, chain: list[str]) -> list[str] | None:
-        state[name] = "visiting"
-        for other in manifest.apps[name].after:
-            if other not in manifest.apps or other == name:
-                continue  # reported by _check_app
-            if state.get(other) == "visiting":
-                return [*chain, name, other]
-            if other not in state and (cycle := visit(other, [*chain, name])):
-                return cycle
-        state[name] = "done"
-        return None
-
-    for name in manifest.apps:
-        if name not in state and (cycle := visit(name, [])):
-            start = cycle.index(cycle[-1])
-            loop = " -> ".join(cycle[start:])
-            return [Problem(f"app.{cycle[start]}.after",
-                            f"ordering cycle {loop} (remove one of these after entries)")]
+    A depth-first search with a stack of its own: a chain of thousands of apps must not
+    exhaust Python's recursion limit."""
+    done: set[str] = set()
+    for start in manifest.apps:
+        if start in done:
+            continue
+        chain = [start]  # the path being visited, with an iterator over each one's after
+        pending = [iter(manifest.apps[start].after)]
+        while chain:
+            other = next(pending[-1], None)
+            if other is None:
+                done.add(chain.pop())
+                pending.pop()
+            elif other not in manifest.apps or other == chain[-1] or other in done:
+                continue  # unknown or itself: reported by _check_app
+            elif other in chain:
+                loop = " -> ".join([*chain[chain.index(other):], other])
+                return [Problem(f"app.{other}.after",
+                                f"ordering cycle {loop} (remove one of these after entries)")]
+            else:
+                chain.append(other)
+                pending.append(iter(manifest.apps[other].after))
     return []

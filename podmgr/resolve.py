@@ -18,7 +18,7 @@ from podmgr.errors import ManifestError, PodmgrError, Problem
 from podmgr.manifest import App, Manifest
 from podmgr.rootfs import BadConfig, ImageSource, Source, source_of
 from podmgr.store import NoSuchImage, Store
-from podmgr.unitfile import LONG_LINE_MAX, command_line, quote
+from podmgr.unitfile import LONG_LINE_MAX, command_line, fits_line, quote
 from podmgr.users import Credentials
 from podmgr.values import BadValue, Executable
 
@@ -85,12 +85,12 @@ def resolve_app(app: App, source: Source) -> ResolvedApp:
         Executable().parse(command[0])
     except BadValue as error:
         raise AppProblem("exec", f"the command of {source.describe()}: {error}") from None
-    if len(command_line(command)) + len("ExecStart=") >= LONG_LINE_MAX:
+    if not fits_line("ExecStart", command_line(command)):
         raise AppProblem("exec", f"the command line is longer than systemd reads a line "
                          f"({LONG_LINE_MAX} bytes; pass long data in a file)")
     environment = [*defaults.environment, *app.environment.items()]
     for name, value in environment:
-        if len(quote(f"{name}={value}")) + len("Environment=") >= LONG_LINE_MAX:
+        if not fits_line("Environment", quote(f"{name}={value}")):
             raise AppProblem("environment", f"{name} is longer than systemd reads a line "
                              f"({LONG_LINE_MAX} bytes; pass long data in a file)")
     user, group = app.user, app.group

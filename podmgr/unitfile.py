@@ -33,6 +33,11 @@ _KEY = re.compile(r"[A-Za-z][A-Za-z0-9]*")
 LONG_LINE_MAX = 1 << 20
 
 
+def fits_line(key: str, value: str) -> bool:
+    """Whether ``key=value`` is a line systemd reads whole."""
+    return len(key) + 1 + len(value.encode(errors="surrogatepass")) < LONG_LINE_MAX
+
+
 class UnsafeValue(ValueError):
     """What a unit file cannot carry as given; a caller let an unchecked value through."""
 
@@ -116,7 +121,7 @@ class UnitFile:
         if text != text.strip(" \t"):
             raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: "
                               f"{text!r}")
-        if len(key) + 1 + len(text.encode()) >= LONG_LINE_MAX:
+        if not fits_line(key, text):
             raise UnsafeValue(f"{key}= is longer than systemd reads a line ({LONG_LINE_MAX} "
                               "bytes)")
         self.sections.setdefault(section, []).append((key, text))

@@ -801,3 +801,15 @@ def test_what_systemd_would_refuse_or_drop_is_refused(tmp_path: Path, text: str,
 def test_a_unit_name_systemd_refuses_is_refused(tmp_path: Path, unit: str) -> None:
     error = error_of(write(tmp_path, f'[install]\nwanted_by = ["{unit}"]\n' + APP))
     assert [p.where for p in error.problems] == ["install.wanted_by[0]"]
+
+
+def test_a_long_chain_of_apps_is_no_recursion(tmp_path: Path) -> None:
+    # Each app after the one before: the cycle check must not recurse once per app.
+    apps = "".join(f'[app.a{i}]\nrootfs = "/r"\nexec = ["/bin/true"]\n'
+                   + (f'after = ["a{i - 1}"]\n' if i else "") for i in range(3000))
+    assert len(manifest.load(write(tmp_path, apps)).apps) == 3000
+    looped = apps.replace('[app.a0]\nrootfs = "/r"\n',
+                          '[app.a0]\nrootfs = "/r"\nafter = ["a2999"]\n')
+    [problem] = error_of(write(tmp_path, looped)).problems
+    assert problem.where == "app.a0.after"
+    assert problem.message.startswith("ordering cycle a0 -> a2999 -> a2998")

@@ -375,3 +375,17 @@ def test_the_manifest_path_never_adds_a_line(path: str, source_path: str | None)
             assert {s.key for s in found} <= {"Wants", "Before", "Environment", "Slice",
                                               "LogExtraFields", "SourcePath", *APP_KEYS["Unit"],
                                               *APP_KEYS["Service"]}
+
+
+@pytest.mark.parametrize(("extra", "key"), [
+    pytest.param('exec = ["/bin/echo", "' + "\u00e9" * 600_000 + '"]\n', "exec",
+                 id="command-line-of-1.2-MB"),
+    pytest.param('exec = ["/bin/true"]\nenvironment = { A = "' + "\\u0001" * 300_000 + '" }\n',
+                 "environment", id="environment-of-1.2-MB-escaped"),
+])
+def test_a_line_longer_than_systemd_reads_is_a_problem(tmp_path: Path, extra: str,
+                                                       key: str) -> None:
+    with pytest.raises(AppProblem) as error:
+        resolve.resolve_app(image_app(tmp_path, extra), image_source({}))
+    assert error.value.key == key
+    assert "longer than systemd reads a line" in str(error.value)
