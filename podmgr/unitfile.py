@@ -14,6 +14,20 @@ Values that come from a manifest or an image pass through the quoting helpers he
 escape what a key's parser would otherwise interpret: a specifier (``%``), a variable
 (``$``), a second command (``;``), a quote, a backslash, and control characters.  See
 systemd.unit(5) "Specifiers" and "Quoting", systemd.service(5) "Command lines".
+
+Which values may hold control characters follows from how systemd parses each key:
+
+- ExecStart= arguments and Environment= assignments are split into words, unquoted and
+  C-unescaped (extract_first_word() with EXTRACT_CUNESCAPE), so any text but NUL can be
+  written: ``quote`` escapes control characters, and an app gets exactly its argument or
+  variable (a variable's value may hold a new line, as env(1) allows).
+- The program (exec[0]) is unquoted but systemd refuses one with quotes, backslashes or
+  control characters: values.Executable refuses them.
+- Paths (WorkingDirectory=, RootDirectory=, BindPaths=, EnvironmentFile=, SourcePath=) are
+  taken as written, without unescaping: a control character cannot be written in one, so
+  values.AbsolutePath refuses them.
+- Names (Description=, Slice=, Wants=, SyslogIdentifier=, LogExtraFields=) are made of pod
+  and app names, whose grammar has none; numbers are formatted by podmgr.
 """
 
 from __future__ import annotations
