@@ -3,10 +3,10 @@
 
 The manifest's keys win; an image fills in what they leave unset (command, environment,
 user, working directory), as a container engine does.  What an image brings is checked
-with the manifest's own value types (rootfs.image_defaults()), and the whole command
-line and each environment entry must fit in a line systemd reads.  User and group names are looked
-up in the app's own /etc/passwd and /etc/group.  The generator calls this, so an image
-must be in the store when the units are generated.
+with the manifest's own value types (rootfs.image_defaults()), and the whole command line
+and each environment entry must fit in a line systemd reads.  User and group names are
+looked up in the app's own /etc/passwd and /etc/group.  The generator calls this, so an
+image must be in the store when the units are generated.
 """
 
 from __future__ import annotations

@@ -24,9 +24,6 @@ class Credentials:
     home: str | None  # from the rootfs's /etc/passwd, for $HOME
 
 
-USER_KEY = "user"
-
-
 class UnknownName(Exception):
     """A user or group name the rootfs does not know; ``key`` is "user" or "group"."""
 
@@ -55,13 +52,13 @@ def _number(text: str) -> int | None:
     return number if values.is_valid_id(number) else None
 
 
-def _id_of(entry: list[str], index: int, kind: str, file: str, root: str) -> int:
-    """Field ``index`` of ``entry`` in ``file`` (field 2 is the entry's own id, 3 the
-    passwd group's) as a number systemd takes; UnknownName for the key ``kind`` if not."""
+def _id_of(entry: list[str], index: int, where: tuple[str, str, str], root: str) -> int:
+    """Field ``index`` of ``entry`` as a number systemd takes, else UnknownName; ``where``
+    is (the manifest key, the field's name, the file) for the message."""
     number = _number(entry[index])
     if number is None:
-        field_name = {(USER_KEY, 2): "uid", (USER_KEY, 3): "gid"}.get((kind, index), "gid")
-        raise UnknownName(kind, f"{kind} {entry[0]!r} has {field_name} "
+        key, field_name, file = where
+        raise UnknownName(key, f"{key} {entry[0]!r} has {field_name} "
                           f"{values.shown(entry[index])} in {file} of {root}, which is not a "
                           f"number systemd takes ({values.ID_HINT}; fix the file, or use a "
                           "numeric id)")
@@ -85,8 +82,10 @@ def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
         if entry is None:
             raise UnknownName("user", f"user {user!r} is not in /etc/passwd of {root} (add "
                               "the user there, or use a numeric uid)")
-        uid = _id_of(entry, 2, "user", "/etc/passwd", root)
-    gid = _id_of(entry, 3, "user", "/etc/passwd", root) if entry and group is None else 0
+        uid = _id_of(entry, 2, ("user", "uid", "/etc/passwd"), root)
+    gid = 0
+    if entry and group is None:
+        gid = _id_of(entry, 3, ("user", "gid", "/etc/passwd"), root)
     if isinstance(group, int):
         gid = group
     elif group is not None:
@@ -95,7 +94,7 @@ def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
         if match is None:
             raise UnknownName("group", f"group {group!r} is not in /etc/group of {root} (add "
                               "the group there, or use a numeric gid)")
-        gid = _id_of(match, 2, "group", "/etc/group", root)
+        gid = _id_of(match, 2, ("group", "gid", "/etc/group"), root)
     name = home = None
     if entry:
         # $USER, $LOGNAME and $HOME: any text an environment variable holds, as a container
