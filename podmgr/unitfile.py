@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from podmgr.values import CONTROL_CHARACTERS, is_text
+from podmgr.limits import CONTROL_CHARACTERS, is_text
 
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_./:=,+@-]+")
 _SECTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")

@@ -18,18 +18,12 @@ from dataclasses import dataclass
 
 from podmgr import names, paths
 from podmgr import plan as podplan
+from podmgr.limits import CONTROL_CHARACTERS, is_text
 from podmgr.manifest import App, Manifest, Resources, Volume
 from podmgr.resolve import ResolvedApp
 from podmgr.schema import NetworkMode, Ready, VolumeType
 from podmgr.unitfile import UnitFile, command_line, escape_specifiers, quote
-from podmgr.values import (
-    CONTROL_CHARACTERS,
-    BadValue,
-    check_path_length,
-    format_duration,
-    format_size,
-    is_text,
-)
+from podmgr.values import BadValue, check_path_length, format_duration, format_size
 
 # The bounding set an OCI runtime gives a container unless told otherwise.
 DEFAULT_CAPABILITIES = (

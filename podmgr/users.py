@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from podmgr import values
+from podmgr import limits, values
 from podmgr.rootfs import Source
 
 
@@ -45,11 +45,11 @@ def _entries(data: bytes | None, fields: int) -> list[list[str]]:
 
 def _number(text: str) -> int | None:
     """A uid or gid field: ASCII digits (not str.isdigit(), which "\u00b2" passes), any
-    number systemd takes (values.is_valid_id); None for anything else."""
+    number systemd takes (limits.is_valid_id); None for anything else."""
     if not re.fullmatch(r"[0-9]{1,10}", text):
         return None
     number = int(text)
-    return number if values.is_valid_id(number) else None
+    return number if limits.is_valid_id(number) else None
 
 
 def _id_of(entry: list[str], index: int, where: tuple[str, str, str], root: str) -> int:
@@ -60,7 +60,7 @@ def _id_of(entry: list[str], index: int, where: tuple[str, str, str], root: str)
         key, field_name, file = where
         raise UnknownName(key, f"{key} {entry[0]!r} has {field_name} "
                           f"{values.shown(entry[index])} in {file} of {root}, which is not a "
-                          f"number systemd takes ({values.ID_HINT}; fix the file, or use a "
+                          f"number systemd takes ({limits.ID_HINT}; fix the file, or use a "
                           "numeric id)")
     return number
 
@@ -101,8 +101,8 @@ def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
         # engine sets them, but a name only if it is one (a uid's entry may hold anything)
         # and a home only if it could be a path.
         name = entry[0] if values.USER_NAME.fullmatch(entry[0]) else None
-        home = entry[5] if values.is_text(entry[5]) and \
-            len(entry[5].encode()) < values.PATH_MAX else None
+        home = entry[5] if limits.is_text(entry[5]) and \
+            len(entry[5].encode()) < limits.PATH_MAX else None
     return Credentials(uid, gid, name, home or None)
 
 

@@ -17,51 +17,22 @@ from typing import Generic, TypeVar
 
 from podmgr import reference
 from podmgr.errors import PodmgrError
+from podmgr.limits import (
+    CONTROL_CHARACTERS,
+    DURATION_MAX,
+    ID_HINT,
+    NAME_MAX,
+    PATH_MAX,
+    PERCENT_MAX,
+    SIZE_MAX,
+    TEXT_HINT,
+    is_text,
+    is_valid_id,
+)
 from podmgr.syscalls import SYSCALL_NAMES
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
-
-# Characters that end or break a line somewhere: all of C0 (systemd ends a unit file's line at
-# \n, \r and NUL), DEL, C1 (U+0085 is a line break to Unicode) and the Unicode line and
-# paragraph separators.  No value reaches a unit file with one unescaped (unitfile.py).
-CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-# What systemd 252 takes (src/basic/path-util.c path_is_valid(), linux/limits.h): a path of
-# fewer than PATH_MAX bytes, each component at most NAME_MAX bytes.
-PATH_MAX = 4096
-NAME_MAX = 255
-
-# uid_t and gid_t are 32 bits; systemd's uid_is_valid() refuses (uid_t)-1 and the 16-bit -1.
-ID_MAX = 2**32 - 2
-INVALID_IDS = frozenset({65535, 2**32 - 1})
-ID_HINT = "use 0..4294967294 except 65535, which systemd refuses"
-
-
-def is_valid_id(number: int) -> bool:
-    """A uid or gid systemd takes in User= and Group= (uid_is_valid())."""
-    return 0 <= number <= ID_MAX and number not in INVALID_IDS
-
-
-# Code points systemd's utf8_is_valid() refuses although they encode (unichar_is_valid()):
-# U+FDD0..U+FDEF and the last two of each plane.  A unit with one fails to load.
-NONCHARACTERS = re.compile("[\ufdd0-\ufdef" + "".join(
-    f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17)) + "]")
-TEXT_HINT = "a NUL, a lone surrogate and noncharacters such as U+FFFE cannot be in a unit"
-
-
-def is_text(raw: str) -> bool:
-    """Text a unit file can carry, escaped: no NUL (no escape writes one), nothing that is
-    not UTF-8 (a lone surrogate, as JSON may decode) and nothing systemd's UTF-8 check
-    refuses (noncharacters)."""
-    if "\0" in raw or NONCHARACTERS.search(raw):
-        return False
-    try:
-        raw.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
-
 
 def toml_key(key: str) -> str:
     """A key as TOML writes it in a path: bare when it can be, else a quoted string with its
@@ -172,7 +143,7 @@ class Choice(ValueType[E]):
         try:
             return self.choices(raw)
         except ValueError:
-            raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
+            raise BadValue(f"{shown(raw)} is not valid (use {self.doc})") from None
 
 
 class ChoiceOr(ValueType[E | str]):
@@ -192,14 +163,11 @@ class ChoiceOr(ValueType[E | str]):
         try:
             return self.other.parse(raw)
         except BadValue:
-            raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
+            raise BadValue(f"{shown(raw)} is not valid (use {self.doc})") from None
 
 
 _SIZE = re.compile(r"([0-9]+)(?:\.([0-9]+))?([KMGT]?)")
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-# systemd's parse_size() counts in 64 bits, and MemoryMax= and MemoryHigh= refuse UINT64_MAX
-# (it means "infinity"), ignoring such a setting with only a warning.
-SIZE_MAX = 2**64 - 2
 # More digits than this are out of range whatever they say; they are not converted, as int()
 # refuses strings of more than 4300 digits.
 _DIGITS_MAX = 30
@@ -229,11 +197,11 @@ class Size(ValueType[int]):
         elif isinstance(raw, str) and (match := _SIZE.fullmatch(raw)):
             value = _scaled(match[1], match[2], _SIZE_FACTORS[match[3]])
         elif isinstance(raw, str):
-            raise BadValue(f"{raw!r} is not a size (use 512M, 2G)")
+            raise BadValue(f"{shown(raw)} is not a size (use 512M, 2G)")
         else:
             raise BadValue(f'expected a size like "512M", got {toml_type(raw)}')
         if value is not None and value <= 0:
-            raise BadValue(f"{raw!r} must be positive (use 512M, 2G)")
+            raise BadValue(f"{shown(raw)} must be positive (use 512M, 2G)")
         if value is None or value > SIZE_MAX:
             raise BadValue(f"{shown(raw)} is more than systemd counts (use at most "
                            f"{SIZE_MAX >> 40}T)")
@@ -261,10 +229,6 @@ _SPAN_UNITS = {"us": 1, "ms": 1000, "s": 10**6, "sec": 10**6, "m": 60 * 10**6,
                "min": 60 * 10**6, "h": 3600 * 10**6, "hr": 3600 * 10**6, "d": 86400 * 10**6}
 # A number without a unit is seconds, as systemd reads it.
 _SPAN_PART = re.compile(r"\s*([0-9]+)(?:\.([0-9]+))?\s*(us|ms|sec|s|min|m|hr|h|d)?")
-# systemd's parse_time() reads each number with strtoll() and refuses a total of USEC_INFINITY
-# or more; below 2**63 microseconds (292,000 years) format_duration() writes any value in a
-# form it takes.  Beyond, TimeoutStopSec= would be ignored with only a warning.
-DURATION_MAX = 2**63 - 1
 
 
 class Duration(ValueType[int]):
@@ -286,7 +250,7 @@ class Duration(ValueType[int]):
                 total = None if part is None or total is None else total + part
                 pos = match.end()
             if pos == 0 or raw[pos:].strip():
-                raise BadValue(f"{raw!r} is not a duration ({hint})")
+                raise BadValue(f"{shown(raw)} is not a duration ({hint})")
         else:
             raise BadValue(f'expected a duration like "30s", got {toml_type(raw)}')
         if total is None or total > DURATION_MAX:
@@ -302,9 +266,6 @@ def format_duration(usec: int) -> str:
     return f"{usec}us"
 
 
-# systemd's parse_permyriad_unbounded() holds a percentage times 100 in an int: CPUQuota=
-# above this is ignored with only a warning.
-PERCENT_MAX = (2**31 - 1) // 100
 
 
 class Percent(ValueType[int]):
@@ -401,7 +362,7 @@ class Mode(ValueType[int]):
     def parse(self, raw: object) -> int:
         if isinstance(raw, str) and re.fullmatch(r"[0-7]?[0-7]{3}", raw):
             return int(raw, 8)
-        raise BadValue(f"{raw!r} is not an octal mode (write it as a string, e.g. \"0750\")")
+        raise BadValue(f"{shown(raw)} is not an octal mode (write it as a string, e.g. \"0750\")")
 
 
 # User and group names as podmgr looks them up in a rootfs: POSIX's portable names, as
@@ -458,7 +419,8 @@ class Address(ValueType[str]):
         try:
             return str(ipaddress.ip_address(raw))
         except ValueError:
-            raise BadValue(f"{raw!r} is not an IP address (write it like \"9.9.9.9\")") from None
+            raise BadValue(f"{shown(raw)} is not an IP address (write it like "
+                           '"9.9.9.9")') from None
 
 
 @dataclass(frozen=True)
@@ -488,16 +450,17 @@ class PortSpec(ValueType[Port]):
         match = _PORT.fullmatch(raw)
         hint = 'write it as [HOST_IP:]HOST_PORT:POD_PORT[/tcp|/udp], e.g. "8080:80/tcp"'
         if not match:
-            raise BadValue(f"{raw!r} is not a port mapping ({hint})")
+            raise BadValue(f"{shown(raw)} is not a port mapping ({hint})")
         ports = int(match["host"]), int(match["pod"])
         if not all(1 <= port <= 65535 for port in ports):
-            raise BadValue(f"{raw!r}: ports are 1..65535 ({hint})")
+            raise BadValue(f"{shown(raw)}: ports are 1..65535 ({hint})")
         host_ip = match["ip"] or ""
         if host_ip:
             try:
                 host_ip = str(ipaddress.IPv4Address(host_ip))
             except ValueError:
-                raise BadValue(f"{raw!r}: {host_ip!r} is not an IPv4 address ({hint})") from None
+                raise BadValue(f"{shown(raw)}: {host_ip!r} is not an IPv4 address "
+                               f"({hint})") from None
         return Port(host_ip, ports[0], ports[1], match["proto"] or "tcp")
 
 
@@ -580,7 +543,7 @@ class Capability(ValueType[str]):
         assert isinstance(raw, str)
         name = raw.upper().removeprefix("CAP_")
         if name not in CAPABILITIES:
-            raise BadValue(f"{raw!r} is not a capability (see capabilities(7), "
+            raise BadValue(f"{shown(raw)} is not a capability (see capabilities(7), "
                            'e.g. "CAP_NET_BIND_SERVICE")')
         return "CAP_" + name
 
@@ -604,7 +567,7 @@ class SyscallFilter(ValueType[str]):
         name = raw.removeprefix("~")
         if name.startswith("@"):
             if name[1:] not in SYSCALL_GROUPS:
-                raise BadValue(f"{raw!r} is not a system call group "
+                raise BadValue(f"{shown(raw)} is not a system call group "
                                "(see systemd-analyze syscall-filter, e.g. \"@system-service\")")
         elif name not in SYSCALL_NAMES:
             raise BadValue(f"{shown(raw)} is not a system call name systemd knows, nor an "
@@ -625,8 +588,8 @@ class Subnet(ValueType[ipaddress.IPv4Network]):
         try:
             subnet = ipaddress.IPv4Network(raw)
         except ValueError as error:
-            raise BadValue(f"{raw!r} is not an IPv4 subnet: {error} (write it like "
+            raise BadValue(f"{shown(raw)} is not an IPv4 subnet: {error} (write it like "
                            '"10.87.0.0/16")') from None
         if not 8 <= subnet.prefixlen <= 30:
-            raise BadValue(f"{raw!r}: the prefix length must be 8..30")
+            raise BadValue(f"{shown(raw)}: the prefix length must be 8..30")
         return subnet

@@ -20,9 +20,9 @@ from test_units import Rootfs
 
 from podmgr import manifest, resolve, schema, units
 from podmgr.errors import ManifestError
+from podmgr.limits import CONTROL_CHARACTERS
 from podmgr.resolve import AppProblem
 from podmgr.tables import Section
-from podmgr.values import CONTROL_CHARACTERS
 
 PATH = Path("/etc/podmgr/pods/fuzz.toml")
 

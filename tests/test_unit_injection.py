@@ -25,11 +25,11 @@ from test_units import Rootfs
 from podmgr import manifest, oci, resolve, units
 from podmgr.digest import Digest
 from podmgr.errors import ManifestError
+from podmgr.limits import CONTROL_CHARACTERS, is_text
 from podmgr.resolve import AppProblem
 from podmgr.rootfs import ImageSource
 from podmgr.store import ImageRecord, Store
 from podmgr.unitfile import UnitFile, UnsafeValue, command_line, quote
-from podmgr.values import CONTROL_CHARACTERS, is_text
 
 IMAGE = "example.test/x:latest"
 ANALYZE = shutil.which("systemd-analyze")

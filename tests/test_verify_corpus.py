@@ -24,18 +24,10 @@ from test_fuzz_manifest import check_units
 from test_units import CASES, Rootfs
 
 from podmgr import generator, manifest, names, resolve, units
+from podmgr.limits import DURATION_MAX, PERCENT_MAX, SIZE_MAX, is_text
 from podmgr.schema import TASKS_MAX, Ready, Restart
 from podmgr.syscalls import SYSCALL_NAMES
-from podmgr.values import (
-    CAPABILITIES,
-    DURATION_MAX,
-    PERCENT_MAX,
-    SIZE_MAX,
-    SYSCALL_GROUPS,
-    format_duration,
-    format_size,
-    is_text,
-)
+from podmgr.values import CAPABILITIES, SYSCALL_GROUPS, format_duration, format_size
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYZE = shutil.which("systemd-analyze")
