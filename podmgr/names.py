@@ -6,7 +6,9 @@ Naming scheme (documented in podmgr.toml(5)):
     pod@POD.service          the pod: prepares before and releases after its apps
     pod-POD.slice            the pod's slice, under pod.slice; POD is escaped as
                              systemd-escape does, so pod "a-b" is pod-a\\x2db.slice
-                             and never nests under pod "a"
+                             and never nests under pod "a"; a pod whose slice name
+                             would be over 255 characters (each "-" takes four) is
+                             refused
     podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
                              name, so the instance splits back without ambiguity
 """
