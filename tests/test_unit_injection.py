@@ -64,6 +64,7 @@ def image_app(tmp_path: Path, extra: str = "") -> manifest.App:
 # The writer.
 
 
+@settings(deadline=None)
 @given(TEXT)
 def test_a_value_is_refused_or_read_back_as_one_setting(value: str) -> None:
     unit = UnitFile(["comment"])
@@ -76,6 +77,7 @@ def test_a_value_is_refused_or_read_back_as_one_setting(value: str) -> None:
     assert [(s.section, s.key, s.value) for s in found] == [("Service", "Description", value)]
 
 
+@settings(deadline=None)
 @given(TEXT, TEXT, TEXT)
 def test_sections_keys_and_comments_are_refused_or_kept(section: str, key: str,
                                                         comment: str) -> None:
@@ -99,6 +101,7 @@ def test_the_writer_refuses_what_would_change_the_lines(value: str) -> None:
             UnitFile().set("Service", value, "x")
 
 
+@settings(deadline=None)
 @given(st.text().filter(is_text))
 def test_quote_gives_back_the_value_as_one_word(value: str) -> None:
     unit = UnitFile()
@@ -108,6 +111,7 @@ def test_quote_gives_back_the_value_as_one_word(value: str) -> None:
     assert systemd_syntax.unspecify(word) == f"A={value}"
 
 
+@settings(deadline=None)
 @given(st.lists(st.one_of(TEXT, st.text()), min_size=1, max_size=6))
 def test_command_line_gives_back_argv(args: list[str]) -> None:
     argv = ["/bin/true", *args]
