@@ -97,8 +97,16 @@ def test_the_writer_refuses_what_would_change_the_lines(value: str) -> None:
     with pytest.raises(UnsafeValue):
         UnitFile().set("Service", "WorkingDirectory", value)
     with pytest.raises(UnsafeValue):
-        UnitFile([value]) if value.strip() == value and not value.endswith("\\") else \
-            UnitFile().set("Service", value, "x")
+        UnitFile().set(value, "Description", "x")
+    with pytest.raises(UnsafeValue):
+        UnitFile().set("Service", value, "x")
+
+
+@pytest.mark.parametrize("comment", ["a\rb", "a\0b", "a\nb", "a\x85b", "a\u2028b", "\ud800",
+                                     "a\ufdd0"])
+def test_a_comment_stays_one_line(comment: str) -> None:
+    with pytest.raises(UnsafeValue):
+        UnitFile([f"Generated from {comment}"])
 
 
 @settings(deadline=None)
