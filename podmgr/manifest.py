@@ -17,7 +17,7 @@ from pathlib import Path
 from podmgr import names, schema, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
-from podmgr.values import BadValue, Executable, Port
+from podmgr.values import BadValue, Executable, Port, toml_key
 
 DEFAULT_NETWORK = "podmgr"
 
@@ -239,7 +239,7 @@ def _check_network(network: Network) -> list[Problem]:
 
 def _check_volume(volume: Volume) -> list[Problem]:
     problems = []
-    where = f"volume.{volume.name}"
+    where = f"volume.{toml_key(volume.name)}"
     if volume.type is VolumeType.HOST and volume.source is None:
         problems.append(Problem(f"{where}.source", 'missing (add: source = "/srv/data")'))
     for spec in schema.VOLUME.keys:
@@ -253,7 +253,7 @@ def _check_volume(volume: Volume) -> list[Problem]:
 
 def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     problems = []
-    where = f"app.{app.name}"
+    where = f"app.{toml_key(app.name)}"
     if (app.rootfs is None) == (app.image is None):
         problems.append(Problem(where, 'set either rootfs = "/path" or image = '
                                 '"registry.example.org/app:1.0" (exactly one of them)'))
@@ -263,13 +263,13 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))
         elif other not in manifest.apps:
             problems.append(Problem(f"{where}.after", f"no app {other!r} in this pod "
-                                    f"(define [app.{other}] or fix the name)"))
+                                    f"(define [app.{toml_key(other)}] or fix the name)"))
     seen: set[str] = set()
     for index, mount in enumerate(app.mounts):
         path = f"{where}.mount[{index}]"
         if mount.volume not in manifest.volumes:
             problems.append(Problem(f"{path}.volume", f"no volume {mount.volume!r} "
-                                    f"(define [volume.{mount.volume}] or fix the name)"))
+                                    f"(define [volume.{toml_key(mount.volume)}] or fix the name)"))
         if mount.path == "/":
             problems.append(Problem(f"{path}.path", "cannot mount a volume over / "
                                     "(pick a directory such as /data)"))
@@ -315,7 +315,7 @@ def _check_cycles(manifest: Manifest) -> list[Problem]:
                 continue  # unknown or itself: reported by _check_app
             elif other in chain:
                 loop = " -> ".join([*chain[chain.index(other):], other])
-                return [Problem(f"app.{other}.after",
+                return [Problem(f"app.{toml_key(other)}.after",
                                 f"ordering cycle {loop} (remove one of these after entries)")]
             else:
                 chain.append(other)

@@ -20,7 +20,7 @@ from podmgr.rootfs import BadConfig, ImageSource, Source, source_of
 from podmgr.store import NoSuchImage, Store
 from podmgr.unitfile import LONG_LINE_MAX, command_line, fits_line, quote
 from podmgr.users import Credentials
-from podmgr.values import BadValue, Executable
+from podmgr.values import BadValue, Executable, toml_key
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def resolve(manifest: Manifest, store: Store) -> dict[str, ResolvedApp]:
         try:
             resolved[app.name] = _resolve(app, store)
         except AppProblem as error:
-            problems.append(Problem(f"app.{app.name}.{error.key}", str(error)))
+            problems.append(Problem(f"app.{toml_key(app.name)}.{error.key}", str(error)))
     if problems:
         raise ManifestError(manifest.path, problems)
     return resolved

@@ -813,3 +813,15 @@ def test_a_long_chain_of_apps_is_no_recursion(tmp_path: Path) -> None:
     [problem] = error_of(write(tmp_path, looped)).problems
     assert problem.where == "app.a0.after"
     assert problem.message.startswith("ordering cycle a0 -> a2999 -> a2998")
+
+
+def test_a_dotted_name_is_quoted_in_every_key_path(tmp_path: Path) -> None:
+    # [app."a.b"]: "app.a.b.user" would name a key "b" of an app "a".
+    text = '[app."a.b"]\nrootfs = "/r"\nexec = ["true"]\nafter = ["c.d"]\n'
+    assert [str(p) for p in error_of(write(tmp_path, text)).problems] == [
+        "app.\"a.b\".exec[0]: 'true' is not an absolute path (give the program's full path "
+        "inside the rootfs)",
+        "app.\"a.b\".after: no app 'c.d' in this pod (define [app.\"c.d\"] or fix the name)"]
+    [problem] = error_of(write(tmp_path, text.replace('after = ["c.d"]', "user = 65535")
+                               .replace('"true"', '"/bin/true"'))).problems
+    assert problem.where == 'app."a.b".user'
