@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 import tomlwrite
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
-from test_fuzz_manifest import check_units
+from test_fuzz_manifest import RAW, check, check_units
 from test_units import CASES, Rootfs
 
 from podmgr import generator, manifest, names, resolve, units
@@ -214,3 +214,45 @@ def test_systemd_takes_every_system_call_name_podmgr_takes(tmp_path: Path) -> No
     result = subprocess.run([ANALYZE or "", "verify", "--man=no", str(unit)],
                             capture_output=True, text=True, check=False)
     assert result.stderr == ""
+
+
+def _slots(table: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Every value slot of a table: the path to each leaf, list element and key."""
+    if isinstance(table, dict):
+        return [path] * bool(path) + [slot for key, value in table.items()
+                                      for slot in _slots(value, (*path, key))]
+    if isinstance(table, list):
+        return [path] + [slot for index, value in enumerate(table)
+                         for slot in _slots(value, (*path, index))]
+    return [path]
+
+
+@st.composite
+def one_hostile_value(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid manifest with one value slot replaced by a raw value of any kind."""
+    table = draw(manifests())
+    *parents, last = draw(st.sampled_from(_slots(table)))
+    holder = table
+    for step in parents:
+        holder = holder[step]
+    holder[last] = draw(RAW)
+    return table
+
+
+@settings(max_examples=100, deadline=None,
+          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(one_hostile_value())
+def test_a_hostile_value_in_any_slot_is_refused_or_loads(tmp_path: Path,
+                                                         table: dict[str, Any]) -> None:
+    parsed = check(tomlwrite.document(table))
+    if parsed is None:
+        return
+    apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
+            for app in parsed.apps.values() if app.rootfs is not None}
+    if len(apps) < len(parsed.apps):
+        return  # an image app: no image store here
+    event("accepted")
+    check_units(parsed)
+    verify(tmp_path, units.render(parsed, apps), parsed.name, apps)
