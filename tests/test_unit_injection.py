@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from test_fuzz_manifest import APP_KEYS
 from test_units import Rootfs
+from test_verify_corpus import verify
 
 from podmgr import manifest, oci, resolve, units
 from podmgr.digest import Digest
@@ -291,7 +292,7 @@ def test_a_malformed_config_is_a_bad_image(raw: bytes) -> None:
 
 
 # Fuzzing the image config parser and resolve: any config is a BadImage, a problem of the
-# app, or units that read back as the config said.
+# app, or units that read back as the config said and that systemd-analyze verify loads.
 
 JSON_TEXT = st.one_of(TEXT, st.text(), st.sampled_from(["", "/", "0", "65535", "0:0", "a:b",
                                                         "www-data", "/bin/true", "A=b"]))
@@ -321,7 +322,7 @@ class PasswdImage(ImageSource):
 @settings(max_examples=300, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(RUN, st.booleans())
-def test_any_image_config_is_refused_or_reaches_the_unit_as_it_says(
+def test_any_image_config_is_refused_or_reaches_the_unit_and_loads(
         tmp_path: Path, run: dict[str, object], surrogates: bool) -> None:
     raw = json.dumps({"architecture": "amd64", "os": "linux", "config": run,
                       "rootfs": {"type": "layers", "diff_ids": []}},
@@ -349,7 +350,8 @@ def test_any_image_config_is_refused_or_reaches_the_unit_as_it_says(
         assert not CONTROL_CHARACTERS.search(str(problem)), str(problem)
         return
     event("rendered")
-    [unit] = [o for o in units.render(pod, {"web": resolved})
+    outputs = units.render(pod, {"web": resolved})
+    [unit] = [o for o in outputs
               if isinstance(o, units.GeneratedFile) and o.path.startswith("podapp@")]
     found = systemd_syntax.settings(unit.text)
     assert {s.section for s in found} == {"Unit", "Service"}
@@ -362,6 +364,8 @@ def test_any_image_config_is_refused_or_reaches_the_unit_as_it_says(
                    for s in found if s.key == "Environment"]
     assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] == \
         list(config.env)
+    if ANALYZE:
+        verify(tmp_path, outputs, pod.name, {"web": resolved})
 
 
 @pytest.mark.parametrize(("path", "source_path"), [
