@@ -17,7 +17,7 @@ from pathlib import Path
 from podmgr import names, schema, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
-from podmgr.values import Port
+from podmgr.values import BadValue, Executable, Port, toml_key
 
 DEFAULT_NETWORK = "podmgr"
 
@@ -160,10 +160,25 @@ def parse(text: str, path: Path) -> Manifest:
     if not names.is_valid_name(name):
         problems.append(Problem("", f"{name!r} is not a valid pod name (rename the file; "
                                 f"{names.NAME_HINT})"))
+    elif not names.is_valid_pod_name(name):
+        problems.append(Problem("", f"the pod's slice would be {names.pod_slice(name)}, longer "
+                                f"than the {names.UNIT_NAME_MAX} characters systemd allows a "
+                                "unit's name (rename the file: each '-' takes four)"))
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         problems.append(tables.syntax_problem(error))
+        raise ManifestError(str(path), problems) from None
+    except RecursionError:
+        # tomllib reads nested arrays and inline tables recursively.
+        problems.append(Problem("", "arrays or tables are nested too deeply to read (no key "
+                                "of a manifest nests more than two levels)"))
+        raise ManifestError(str(path), problems) from None
+    except ValueError as error:
+        # int() refuses more than sys.get_int_max_str_digits() digits (4300 by default).
+        reason = ("a number has too many digits to read (no key takes a number of more than "
+                  "20 digits)" if "digits" in str(error) else f"cannot read it: {error}")
+        problems.append(Problem("", reason))
         raise ManifestError(str(path), problems) from None
     values = tables.Parser(_CLASSES, problems).section(schema.MANIFEST, raw, "")
     if problems:
@@ -234,7 +249,7 @@ def _check_network(network: Network) -> list[Problem]:
 
 def _check_volume(volume: Volume) -> list[Problem]:
     problems = []
-    where = f"volume.{volume.name}"
+    where = f"volume.{toml_key(volume.name)}"
     if volume.type is VolumeType.HOST and volume.source is None:
         problems.append(Problem(f"{where}.source", 'missing (add: source = "/srv/data")'))
     for spec in schema.VOLUME.keys:
@@ -248,31 +263,23 @@ def _check_volume(volume: Volume) -> list[Problem]:
 
 def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     problems = []
-    where = f"app.{app.name}"
+    where = f"app.{toml_key(app.name)}"
     if (app.rootfs is None) == (app.image is None):
         problems.append(Problem(where, 'set either rootfs = "/path" or image = '
                                 '"registry.example.org/app:1.0" (exactly one of them)'))
-    if app.exec is None:
-        if app.rootfs is not None:
-            problems.append(Problem(f"{where}.exec", 'missing (add: exec = ["/bin/httpd", '
-                                    '"-f"]; only an image brings its own command)'))
-    elif not app.exec:
-        problems.append(Problem(f"{where}.exec", 'is empty (add the command, e.g. ["/bin/sh"])'))
-    elif not app.exec[0].startswith("/"):
-        problems.append(Problem(f"{where}.exec[0]", f"{app.exec[0]!r} is not an absolute path "
-                                "(give the program's full path inside the rootfs)"))
+    problems.extend(_check_exec(app, where))
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))
         elif other not in manifest.apps:
             problems.append(Problem(f"{where}.after", f"no app {other!r} in this pod "
-                                    f"(define [app.{other}] or fix the name)"))
+                                    f"(define [app.{toml_key(other)}] or fix the name)"))
     seen: set[str] = set()
     for index, mount in enumerate(app.mounts):
         path = f"{where}.mount[{index}]"
         if mount.volume not in manifest.volumes:
             problems.append(Problem(f"{path}.volume", f"no volume {mount.volume!r} "
-                                    f"(define [volume.{mount.volume}] or fix the name)"))
+                                    f"(define [volume.{toml_key(mount.volume)}] or fix the name)"))
         if mount.path == "/":
             problems.append(Problem(f"{path}.path", "cannot mount a volume over / "
                                     "(pick a directory such as /data)"))
@@ -283,26 +290,44 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     return problems
 
 
+def _check_exec(app: App, where: str) -> list[Problem]:
+    if app.exec is None:
+        if app.rootfs is not None:
+            return [Problem(f"{where}.exec", 'missing (add: exec = ["/bin/httpd", "-f"]; only '
+                            "an image brings its own command)")]
+    elif not app.exec:
+        return [Problem(f"{where}.exec", 'is empty (add the command, e.g. ["/bin/sh"])')]
+    else:
+        try:
+            Executable().parse(app.exec[0])
+        except BadValue as error:
+            return [Problem(f"{where}.exec[0]", str(error))]
+    return []
+
+
 def _check_cycles(manifest: Manifest) -> list[Problem]:
-    """systemd would break an ordering cycle by dropping a job at random; refuse it here."""
-    state: dict[str, str] = {}
+    """systemd would break an ordering cycle by dropping a job at random; refuse it here.
 
-    def visit(name: str, chain: list[str]) -> list[str] | None:
-        state[name] = "visiting"
-        for other in manifest.apps[name].after:
-            if other not in manifest.apps or other == name:
-                continue  # reported by _check_app
-            if state.get(other) == "visiting":
-                return [*chain, name, other]
-            if other not in state and (cycle := visit(other, [*chain, name])):
-                return cycle
-        state[name] = "done"
-        return None
-
-    for name in manifest.apps:
-        if name not in state and (cycle := visit(name, [])):
-            start = cycle.index(cycle[-1])
-            loop = " -> ".join(cycle[start:])
-            return [Problem(f"app.{cycle[start]}.after",
-                            f"ordering cycle {loop} (remove one of these after entries)")]
+    A depth-first search with a stack of its own: a chain of thousands of apps must not
+    exhaust Python's recursion limit."""
+    done: set[str] = set()
+    for start in manifest.apps:
+        if start in done:
+            continue
+        chain = [start]  # the path being visited, with an iterator over each one's after
+        pending = [iter(manifest.apps[start].after)]
+        while chain:
+            other = next(pending[-1], None)
+            if other is None:
+                done.add(chain.pop())
+                pending.pop()
+            elif other not in manifest.apps or other == chain[-1] or other in done:
+                continue  # unknown or itself: reported by _check_app
+            elif other in chain:
+                loop = " -> ".join([*chain[chain.index(other):], other])
+                return [Problem(f"app.{toml_key(other)}.after",
+                                f"ordering cycle {loop} (remove one of these after entries)")]
+            else:
+                chain.append(other)
+                pending.append(iter(manifest.apps[other].after))
     return []

@@ -6,7 +6,9 @@ Naming scheme (documented in podmgr.toml(5)):
     pod@POD.service          the pod: prepares before and releases after its apps
     pod-POD.slice            the pod's slice, under pod.slice; POD is escaped as
                              systemd-escape does, so pod "a-b" is pod-a\\x2db.slice
-                             and never nests under pod "a"
+                             and never nests under pod "a"; a pod whose slice name
+                             would be over 255 characters (each "-" takes four) is
+                             refused
     podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
                              name, so the instance splits back without ambiguity
 """
@@ -28,8 +30,19 @@ DROP_IN = "10-podmgr.conf"
 PARENT_SLICE = "pod.slice"
 
 
+# systemd's UNIT_NAME_MAX counts the terminating NUL.
+UNIT_NAME_MAX = 255
+
+
 def is_valid_name(name: str) -> bool:
     return NAME_PATTERN.fullmatch(name) is not None
+
+
+def is_valid_pod_name(name: str) -> bool:
+    """A valid name whose units systemd can name: the slice's escaping makes each '-' four
+    characters, so a long name full of them gives a slice name over UNIT_NAME_MAX."""
+    return is_valid_name(name) and all(
+        len(unit) <= UNIT_NAME_MAX for unit in (pod_slice(name), pod_unit(name)))
 
 
 def shown(text: str, limit: int = 40) -> str:
@@ -45,6 +58,7 @@ class CheckedName(str):
     that takes a PodName, AppName or NetworkName never sees a path like "../x"."""
 
     kind = "name"
+    valid = staticmethod(is_valid_name)
 
     def __new__(cls, text: object) -> Self:
         if not isinstance(text, str):
@@ -52,13 +66,17 @@ class CheckedName(str):
         # The length first: the pattern bounds it too, but the message should say so.
         if not text:
             raise InvalidName(f"the {cls.kind} name is empty ({NAME_HINT})")
-        if len(text) > 63 or not is_valid_name(text):
+        if len(text) <= 63 and is_valid_name(text) and not cls.valid(text):
+            raise InvalidName(f"{shown(text)}: the {cls.kind}'s unit names would be longer "
+                              f"than systemd allows (use a shorter name, or fewer '-')")
+        if len(text) > 63 or not cls.valid(text):
             raise InvalidName(f"{shown(text)} is not a valid {cls.kind} name ({NAME_HINT})")
         return super().__new__(cls, text)
 
 
 class PodName(CheckedName):
     kind = "pod"
+    valid = staticmethod(is_valid_pod_name)
 
 
 class AppName(CheckedName):

@@ -196,7 +196,12 @@ def choose(index: Index, want: Platform | None = None) -> Descriptor:
 
 
 def parse_config(data: bytes) -> Config:
-    obj = _json(data, "image config")
+    """The parts of an image config podmgr uses, each of the type the spec gives it; what
+    they say is checked where it is used (rootfs.image_defaults())."""
+    try:
+        obj = _json(data, "image config")
+    except RecursionError:  # json recurses into nested arrays and objects
+        raise BadImage("image config: nested too deeply to be an image config") from None
     rootfs = obj.get("rootfs")
     if not isinstance(rootfs, dict) or rootfs.get("type") != "layers":
         raise BadImage("image config: rootfs.type is not \"layers\"")
@@ -214,7 +219,13 @@ def parse_config(data: bytes) -> Config:
             raise BadImage(f"image config: config.{key} is not a list of strings")
         return tuple(value)
 
+    def string(key: str) -> str:
+        value = run.get(key) or ""
+        if not isinstance(value, str):
+            raise BadImage(f"image config: config.{key} is not a string")
+        return value
+
     return Config(Platform(str(obj.get("os", "")), str(obj.get("architecture", "")),
                            str(obj.get("variant", ""))),
-                  diff_ids, str(run.get("User") or ""), strings("Entrypoint"), strings("Cmd"),
-                  strings("Env"), str(run.get("WorkingDir") or ""))
+                  diff_ids, string("User"), strings("Entrypoint"), strings("Cmd"),
+                  strings("Env"), string("WorkingDir"))

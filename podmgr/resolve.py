@@ -2,9 +2,11 @@
 """What each app of a manifest runs, once its source is known.
 
 The manifest's keys win; an image fills in what they leave unset (command, environment,
-user, working directory), as a container engine does.  User and group names are looked
-up in the app's own /etc/passwd and /etc/group.  The generator calls this, so an image
-must be in the store when the units are generated.
+user, working directory), as a container engine does.  What an image brings is checked
+with the manifest's own value types (rootfs.image_defaults()), and the whole command line
+and each environment entry must fit in a line systemd reads.  User and group names are
+looked up in the app's own /etc/passwd and /etc/group.  The generator calls this, so an
+image must be in the store when the units are generated.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass
 from podmgr import users
 from podmgr.errors import ManifestError, PodmgrError, Problem
 from podmgr.manifest import App, Manifest
-from podmgr.rootfs import ImageSource, Source, source_of
+from podmgr.rootfs import BadConfig, ImageSource, Source, source_of
 from podmgr.store import NoSuchImage, Store
+from podmgr.unitfile import LONG_LINE_MAX, command_line, fits_line, quote
 from podmgr.users import Credentials
+from podmgr.values import BadValue, Executable, toml_key
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ def resolve(manifest: Manifest, store: Store) -> dict[str, ResolvedApp]:
         try:
             resolved[app.name] = _resolve(app, store)
         except AppProblem as error:
-            problems.append(Problem(f"app.{app.name}.{error.key}", str(error)))
+            problems.append(Problem(f"app.{toml_key(app.name)}.{error.key}", str(error)))
     if problems:
         raise ManifestError(manifest.path, problems)
     return resolved
@@ -66,7 +70,10 @@ def _resolve(app: App, store: Store) -> ResolvedApp:
 
 def resolve_app(app: App, source: Source) -> ResolvedApp:
     """``app`` as it runs from ``source``; raises AppProblem naming the key at fault."""
-    defaults = source.defaults()
+    try:
+        defaults = source.defaults()
+    except BadConfig as error:
+        raise AppProblem("image", f"{source.describe()} config {error.field} {error}") from None
     command = app.exec if app.exec is not None else defaults.exec
     if not command:
         raise AppProblem("exec", f"{source.describe()} has no entrypoint or command (add: "
@@ -74,12 +81,22 @@ def resolve_app(app: App, source: Source) -> ResolvedApp:
     if not command[0].startswith("/"):
         raise AppProblem("exec", f"the command {command[0]!r} of {source.describe()} is not "
                           "an absolute path (add exec with the program's full path)")
-    environment = [tuple(e.split("=", 1)) for e in defaults.environment if "=" in e]
-    environment += list(app.environment.items())
+    try:
+        Executable().parse(command[0])
+    except BadValue as error:
+        raise AppProblem("exec", f"the command of {source.describe()}: {error}") from None
+    if not fits_line("ExecStart", command_line(command)):
+        raise AppProblem("exec", f"the command line is longer than systemd reads a line "
+                         f"({LONG_LINE_MAX} bytes; pass long data in a file)")
+    environment = [*defaults.environment, *app.environment.items()]
+    for name, value in environment:
+        if not fits_line("Environment", quote(f"{name}={value}")):
+            raise AppProblem("environment", f"{name} is longer than systemd reads a line "
+                             f"({LONG_LINE_MAX} bytes; pass long data in a file)")
     user, group = app.user, app.group
     if user is None:
-        user, image_group = _split_user(defaults.user)
-        group = group if group is not None else image_group
+        user = 0 if defaults.user is None else defaults.user
+        group = group if group is not None else defaults.group
     try:
         creds = users.lookup(user, group, source)
     except users.UnknownName as error:
@@ -89,19 +106,6 @@ def resolve_app(app: App, source: Source) -> ResolvedApp:
                           f"cannot read {source.describe()}: {error.strerror}") from None
     image = source if isinstance(source, ImageSource) else None
     return ResolvedApp(
-        app.name, tuple(source.lowerdirs()), tuple(command),
-        tuple((k, v) for k, v in environment),
+        app.name, tuple(source.lowerdirs()), tuple(command), tuple(environment),
         app.working_directory or defaults.working_directory or "/", creds,
         image.record.name if image else None, image.record.manifest if image else None)
-
-
-def _split_user(spec: str) -> tuple[str | int, str | int | None]:
-    """An image config's User: "", "name", "uid", "name:group" or "uid:gid"."""
-    if not spec:
-        return 0, None
-    user, _, group = spec.partition(":")
-
-    def number_or_name(text: str) -> str | int:
-        return int(text) if text.isdigit() else text
-
-    return number_or_name(user), number_or_name(group) if group else None

@@ -14,11 +14,13 @@ import errno
 import os
 import stat
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from podmgr import oci
+from podmgr import oci, schema, values
 from podmgr.manifest import App
 from podmgr.store import ImageRecord, Store
+
+T = TypeVar("T")
 
 # /etc/passwd and /etc/group of a rootfs are read whole; anything larger is not one.
 MAX_READ = 4 << 20
@@ -26,12 +28,57 @@ MAX_READ = 4 << 20
 
 @dataclass(frozen=True)
 class Defaults:
-    """What a source brings for keys the manifest leaves unset."""
+    """What a source brings for keys the manifest leaves unset, as the manifest's value
+    types parse them: the core never sees an image's raw strings."""
 
-    exec: tuple[str, ...] = ()
-    environment: tuple[str, ...] = ()  # "NAME=value"
-    user: str = ""
-    working_directory: str = ""
+    exec: tuple[str, ...] = ()  # text without NUL; exec[0] is checked with the manifest's
+    environment: tuple[tuple[str, str], ...] = ()
+    user: str | int | None = None  # None: root
+    group: str | int | None = None  # None: the user's group
+    working_directory: str | None = None
+
+
+class BadConfig(Exception):
+    """A field of an image config that no unit can carry; ``field`` names it as the
+    config does (WorkingDir, Env[2])."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _typed(field: str, value_type: values.ValueType[T], raw: object) -> T:
+    try:
+        return value_type.parse(raw)
+    except values.BadValue as error:
+        raise BadConfig(field + error.subpath, str(error)) from None
+
+
+def image_defaults(config: oci.Config) -> Defaults:
+    """The run settings of an image config, converted at the edge with the manifest's own
+    value types; raises BadConfig naming the first field that does not fit."""
+    text = values.String()
+    command = [_typed(f"{name}[{index}]", text, arg)
+               for name, args in (("Entrypoint", config.entrypoint), ("Cmd", config.cmd))
+               for index, arg in enumerate(args)]
+    environment = []
+    for index, entry in enumerate(config.env):
+        name, equals, value = entry.partition("=")
+        if not equals:
+            raise BadConfig(f"Env[{index}]", f"{entry!r} is not NAME=value")
+        environment.append((_typed(f"Env[{index}]", schema.ENV_NAME, name),
+                            _typed(f"Env[{index}]", text, value)))
+    user: str | int | None = None
+    group: str | int | None = None
+    if config.user:
+        # "user", "uid", "user:group" or "uid:gid", as the OCI image spec has it.
+        name, colon, group_name = config.user.partition(":")
+        user = _typed("User", values.UserRef("user"), name)
+        group = _typed("User", values.UserRef("group"), group_name) if colon else None
+    working_directory = None
+    if config.working_dir:
+        working_directory = _typed("WorkingDir", values.AbsolutePath(), config.working_dir)
+    return Defaults(tuple(command), tuple(environment), user, group, working_directory)
 
 
 class Source(Protocol):
@@ -48,6 +95,7 @@ class Source(Protocol):
         ...
 
     def defaults(self) -> Defaults:
+        """Raises BadConfig when the source's own settings do not fit."""
         ...
 
 
@@ -91,9 +139,7 @@ class ImageSource:
         return None
 
     def defaults(self) -> Defaults:
-        config = self.config
-        return Defaults(config.entrypoint + config.cmd, config.env, config.user,
-                        config.working_dir)
+        return image_defaults(self.config)
 
 
 def source_of(app: App, store: Store) -> Source:

@@ -66,9 +66,16 @@ class VolumeType(enum.StrEnum):
     TMPFS = "tmpfs"
 
 
-_ENV_NAME = String(r"[A-Za-z_][A-Za-z0-9_]*", "use letters, digits and '_'", "variable name")
-_UNIT_NAME = String(r"[A-Za-z0-9:_.@\\-]+\.(target|service|socket|timer|path)",
+ENV_NAME = String(r"[A-Za-z_][A-Za-z0-9_]*", "use letters, digits and '_'", "variable name")
+# A unit name as systemd's unit_name_is_valid() takes one: at most 255 characters of its
+# set, one "@" at most and not first (a template, or an instance of one).
+_UNIT_NAME = String(r"(?=.{1,255}$)[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?"
+                    r"\.(target|service|socket|timer|path)",
                     'use a unit name like "multi-user.target"', "unit name")
+
+# The kernel refuses a pids.max above PID_MAX_LIMIT (2**22 on 64-bit machines); systemd would
+# load a larger TasksMax= and leave the app without a limit, saying so only in the journal.
+TASKS_MAX = 2**22
 
 RESOURCES = Section("resources", "resources", "Resource limits, as systemd's resource control "
                     "settings (systemd.resource-control(5)).", (
@@ -79,7 +86,8 @@ RESOURCES = Section("resources", "resources", "Resource limits, as systemd's res
         example="100"),
     Key("cpu_quota", Percent(), "CPU time limit (CPUQuota=); \"200%\" is two CPUs.",
         example='"50%"'),
-    Key("tasks_max", Integer(1, 2**31, "count"), "Limit of processes and threads (TasksMax=).",
+    Key("tasks_max", Integer(1, TASKS_MAX, "count"), "Limit of processes and threads (TasksMax=), "
+        "at most 4194304 (the kernel's).",
         example="256"),
     Key("io_weight", Integer(1, 10000, "weight"), "Relative block I/O share (IOWeight=).",
         example="100"),
@@ -175,9 +183,11 @@ APP = Section("app", "apps", "One table per app. Each app runs as its own system
         "the keys below. The image must be in the store when the units are generated.",
         example='"registry.example.org/shop/api:1.4"'),
     Key("exec", ListOf(String(), unique=False), "Command line; the first element is an "
-        "absolute path inside the app. Required with rootfs; with image it replaces the "
-        "image's entrypoint and command.", example='["/bin/httpd", "-f"]', example_set=True),
-    Key("environment", MapOf(_ENV_NAME, "table of strings"), "Environment variables.",
+        "absolute path inside the app, without quotes, backslashes, control characters or "
+        "'$' (systemd cannot run such a path as written). Required with rootfs; with image "
+        "it replaces the image's entrypoint and command.", example='["/bin/httpd", "-f"]',
+        example_set=True),
+    Key("environment", MapOf(ENV_NAME, "table of strings"), "Environment variables.",
         default={}, example='{ LANG = "C.UTF-8" }'),
     Key("environment_files", ListOf(AbsolutePath()), "Files of VAR=value lines on the host, "
         "read by systemd (EnvironmentFile=).", default=[], example='["/etc/shop/web.env"]'),

@@ -16,7 +16,7 @@ from typing import Any
 
 from podmgr import names
 from podmgr.errors import Problem
-from podmgr.values import BadValue, String, ValueType, toml_type
+from podmgr.values import BadValue, String, ValueType, toml_key, toml_type
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,9 @@ def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
 
 
 def _join(where: str, key: str) -> str:
+    """The path of ``key`` in the table at ``where``; a key that is not a bare TOML key is
+    quoted as TOML writes it, so that a path is one line whatever the key holds."""
+    key = toml_key(key)
     return f"{where}.{key}" if where else key
 
 
@@ -128,7 +131,7 @@ def _parse_subsection(parser: Parser, section: Section, raw: object, where: str)
         assert isinstance(raw, dict)
         built = {}
         for name, table in raw.items():
-            path = f"{where}.{name}"
+            path = _join(where, name)
             try:
                 section.name_type.parse(name)
             except BadValue as error:

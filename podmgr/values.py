@@ -17,9 +17,38 @@ from typing import Generic, TypeVar
 
 from podmgr import reference
 from podmgr.errors import PodmgrError
+from podmgr.limits import (
+    CONTROL_CHARACTERS,
+    DURATION_MAX,
+    ID_HINT,
+    NAME_MAX,
+    PATH_MAX,
+    PERCENT_MAX,
+    SIZE_MAX,
+    TEXT_HINT,
+    is_text,
+    is_valid_id,
+)
+from podmgr.syscalls import SYSCALL_NAMES
 
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
+
+def toml_key(key: str) -> str:
+    """A key as TOML writes it in a path: bare when it can be, else a quoted string with its
+    control characters escaped, so that a key path is always one line."""
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    return '"' + "".join(_toml_char(c) for c in key) + '"'
+
+
+def _toml_char(char: str) -> str:
+    if char in '"\\':
+        return "\\" + char
+    if CONTROL_CHARACTERS.match(char) or not char.isprintable():
+        code = ord(char)
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return char
 
 
 class BadValue(ValueError):
@@ -68,8 +97,10 @@ class String(ValueType[str]):
         assert isinstance(raw, str)
         if "\0" in raw:
             raise BadValue("must not contain NUL characters")
+        if not is_text(raw):
+            raise BadValue(f"{shown(raw)} holds a character systemd refuses ({TEXT_HINT})")
         if self.pattern and not self.pattern.fullmatch(raw):
-            raise BadValue(f"{raw!r} is not a valid {self.doc} ({self.hint})")
+            raise BadValue(f"{shown(raw)} is not a valid {self.doc} ({self.hint})")
         return raw
 
 
@@ -112,7 +143,7 @@ class Choice(ValueType[E]):
         try:
             return self.choices(raw)
         except ValueError:
-            raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
+            raise BadValue(f"{shown(raw)} is not valid (use {self.doc})") from None
 
 
 class ChoiceOr(ValueType[E | str]):
@@ -132,11 +163,27 @@ class ChoiceOr(ValueType[E | str]):
         try:
             return self.other.parse(raw)
         except BadValue:
-            raise BadValue(f"{raw!r} is not valid (use {self.doc})") from None
+            raise BadValue(f"{shown(raw)} is not valid (use {self.doc})") from None
 
 
-_SIZE = re.compile(r"(\d+(?:\.\d+)?)([KMGT]?)")
+_SIZE = re.compile(r"([0-9]+)(?:\.([0-9]+))?([KMGT]?)")
 _SIZE_FACTORS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+# More digits than this are out of range whatever they say; they are not converted, as int()
+# refuses strings of more than 4300 digits.
+_DIGITS_MAX = 30
+
+
+def _scaled(whole: str, fraction: str | None, factor: int) -> int | None:
+    """whole.fraction * factor in integers, rounded down (no float: "1.1G" is exact); None
+    when there are too many digits to be in range anyway."""
+    whole = whole.lstrip("0") or "0"
+    fraction = (fraction or "")[:_DIGITS_MAX]
+    if len(whole) > _DIGITS_MAX:
+        return None
+    value = int(whole) * factor
+    if fraction:
+        value += int(fraction) * factor // 10 ** len(fraction)
+    return value
 
 
 class Size(ValueType[int]):
@@ -146,16 +193,28 @@ class Size(ValueType[int]):
 
     def parse(self, raw: object) -> int:
         if isinstance(raw, int) and not isinstance(raw, bool):
-            value = raw
+            value: int | None = raw
         elif isinstance(raw, str) and (match := _SIZE.fullmatch(raw)):
-            value = int(float(match[1]) * _SIZE_FACTORS[match[2]])
+            value = _scaled(match[1], match[2], _SIZE_FACTORS[match[3]])
         elif isinstance(raw, str):
-            raise BadValue(f"{raw!r} is not a size (use 512M, 2G)")
+            raise BadValue(f"{shown(raw)} is not a size (use 512M, 2G)")
         else:
             raise BadValue(f'expected a size like "512M", got {toml_type(raw)}')
-        if value <= 0:
-            raise BadValue(f"{raw!r} must be positive (use 512M, 2G)")
+        if value is not None and value <= 0:
+            raise BadValue(f"{shown(raw)} must be positive (use 512M, 2G)")
+        if value is None or value > SIZE_MAX:
+            raise BadValue(f"{shown(raw)} is more than systemd counts (use at most "
+                           f"{SIZE_MAX >> 40}T)")
         return value
+
+
+def shown(raw: object) -> str:
+    """A value for a message, cut short: a number of a million digits is not repeated."""
+    return _cut(repr(raw))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= 40 else text[:30] + "..." + text[-6:]
 
 
 def format_size(value: int) -> str:
@@ -169,7 +228,7 @@ def format_size(value: int) -> str:
 _SPAN_UNITS = {"us": 1, "ms": 1000, "s": 10**6, "sec": 10**6, "m": 60 * 10**6,
                "min": 60 * 10**6, "h": 3600 * 10**6, "hr": 3600 * 10**6, "d": 86400 * 10**6}
 # A number without a unit is seconds, as systemd reads it.
-_SPAN_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|sec|s|min|m|hr|h|d)?")
+_SPAN_PART = re.compile(r"\s*([0-9]+)(?:\.([0-9]+))?\s*(us|ms|sec|s|min|m|hr|h|d)?")
 
 
 class Duration(ValueType[int]):
@@ -178,19 +237,25 @@ class Duration(ValueType[int]):
     doc = "duration"
 
     def parse(self, raw: object) -> int:
+        hint = "use 30s, 5min, 1h 30min, 500ms"
         if isinstance(raw, int) and not isinstance(raw, bool):
             if raw < 0:
                 raise BadValue(f"{raw} is negative (use seconds from 0 up, or a string like "
                                '"30s")')
-            return raw * 10**6
-        if not isinstance(raw, str):
+            total: int | None = raw * 10**6 if raw <= DURATION_MAX else None
+        elif isinstance(raw, str):
+            total, pos = 0, 0
+            while pos < len(raw) and (match := _SPAN_PART.match(raw, pos)):
+                part = _scaled(match[1], match[2], _SPAN_UNITS[match[3] or "s"])
+                total = None if part is None or total is None else total + part
+                pos = match.end()
+            if pos == 0 or raw[pos:].strip():
+                raise BadValue(f"{shown(raw)} is not a duration ({hint})")
+        else:
             raise BadValue(f'expected a duration like "30s", got {toml_type(raw)}')
-        total, pos = 0, 0
-        while pos < len(raw) and (match := _SPAN_PART.match(raw, pos)):
-            total += int(float(match[1]) * _SPAN_UNITS[match[2] or "s"])
-            pos = match.end()
-        if pos == 0 or raw[pos:].strip():
-            raise BadValue(f"{raw!r} is not a duration (use 30s, 5min, 1h 30min, 500ms)")
+        if total is None or total > DURATION_MAX:
+            raise BadValue(f"{shown(raw)} is longer than systemd counts (use at most "
+                           f"{DURATION_MAX // _SPAN_UNITS['d']}d)")
         return total
 
 
@@ -201,20 +266,40 @@ def format_duration(usec: int) -> str:
     return f"{usec}us"
 
 
+
+
 class Percent(ValueType[int]):
     doc = "percentage"
 
     def parse(self, raw: object) -> int:
-        if isinstance(raw, str) and (match := re.fullmatch(r"(\d+)%", raw)) and int(match[1]) > 0:
-            return int(match[1])
-        raise BadValue(f"{raw!r} is not a percentage (use \"50%\"; 200% is two CPUs)")
+        hint = 'use "50%"; 200% is two CPUs'
+        if isinstance(raw, str) and (match := re.fullmatch(r"([0-9]+)%", raw)):
+            digits = match[1].lstrip("0")
+            if digits and (len(digits) > len(str(PERCENT_MAX)) or int(digits) > PERCENT_MAX):
+                raise BadValue(f"{shown(raw)} is more than systemd takes (use at most "
+                               f"{PERCENT_MAX}%)")
+            if digits:
+                return int(digits)
+        raise BadValue(f"{shown(raw)} is not a percentage ({hint})")
+
+
+def check_path_length(path: str) -> None:
+    """Raise BadValue unless systemd takes ``path`` as a path (path_is_valid())."""
+    size = len(path.encode())
+    if size >= PATH_MAX:
+        raise BadValue(f"{shown(path)} is {size} bytes long (systemd takes paths of at most "
+                       f"{PATH_MAX - 1} bytes)")
+    if (longest := max(len(part.encode()) for part in path.split("/"))) > NAME_MAX:
+        raise BadValue(f"{shown(path)} has a name of {longest} bytes (systemd takes at most "
+                       f"{NAME_MAX} bytes between slashes)")
 
 
 class AbsolutePath(ValueType[str]):
     """A normalized absolute path.
 
     ``:`` and white space are refused because systemd's BindPaths= and overlayfs' lowerdir=
-    use them as separators; refusing them is simpler and safer than quoting.
+    use them as separators; refusing them is simpler and safer than quoting.  Control
+    characters are refused because a unit file has no way to write them in a path.
     """
 
     def __init__(self, doc: str = "absolute path") -> None:
@@ -224,15 +309,48 @@ class AbsolutePath(ValueType[str]):
         self.expect(raw, str, '"/srv/data"')
         assert isinstance(raw, str)
         if not raw.startswith("/"):
-            raise BadValue(f"{raw!r} is not an absolute path (start it with /)")
-        if re.search(r"[\s:,\\\"'\0]", raw):
-            raise BadValue(f"{raw!r} contains white space, a quote, ':', ',' or '\\' "
-                           "(rename the path or use a symlink without them)")
+            raise BadValue(f"{shown(raw)} is not an absolute path (start it with /)")
+        if re.search(r"[\s:,\\\"']", raw) or CONTROL_CHARACTERS.search(raw):
+            raise BadValue(f"{shown(raw)} contains white space, a control character, a quote, "
+                           "':', ',' or '\\' (rename the path or use a symlink without them)")
+        if not is_text(raw):
+            raise BadValue(f"{shown(raw)} holds a character systemd refuses (rename the path; "
+                           f"{TEXT_HINT})")
         if ".." in raw.split("/"):
-            raise BadValue(f"{raw!r} contains '..' (write the path without it)")
+            raise BadValue(f"{shown(raw)} contains '..' (write the path without it)")
         # normpath keeps a leading "//" (POSIX leaves its meaning open); on Linux it is "/",
         # and "//" must compare equal to "/" and "//v" to "/v".
-        return "/" + posixpath.normpath(raw).lstrip("/")
+        path = "/" + posixpath.normpath(raw).lstrip("/")
+        check_path_length(path)
+        return path
+
+
+class Executable(ValueType[str]):
+    """The program of a command line (exec[0]): what systemd takes as ExecStart='s
+    executable (config_parse_exec(): an absolute path that is no directory, free of quotes,
+    backslashes and control characters), and without a "$"."""
+
+    doc = "absolute path of a program"
+
+    def parse(self, raw: object) -> str:
+        self.expect(raw, str, '"/bin/httpd"')
+        assert isinstance(raw, str)
+        hint = "give the program's full path inside the rootfs"
+        if not raw.startswith("/"):
+            raise BadValue(f"{shown(raw)} is not an absolute path ({hint})")
+        if re.search(r"[\\\"']", raw) or CONTROL_CHARACTERS.search(raw) or not is_text(raw):
+            raise BadValue(f"{shown(raw)} contains a quote, a backslash or a control "
+                           "character, which systemd refuses in a program's path (rename the "
+                           "program or run it through a symlink)")
+        if "$" in raw:
+            # systemd runs the path as written but expands variables in argv[0]: no way of
+            # writing it gives the program its own path.
+            raise BadValue(f"{shown(raw)} contains '$', which systemd would expand in the "
+                           "program's argv[0] (rename the program or run it through a symlink)")
+        if raw.endswith("/"):
+            raise BadValue(f"{shown(raw)} ends in '/', so it names a directory ({hint})")
+        check_path_length(raw)
+        return raw
 
 
 class Mode(ValueType[int]):
@@ -244,7 +362,12 @@ class Mode(ValueType[int]):
     def parse(self, raw: object) -> int:
         if isinstance(raw, str) and re.fullmatch(r"[0-7]?[0-7]{3}", raw):
             return int(raw, 8)
-        raise BadValue(f"{raw!r} is not an octal mode (write it as a string, e.g. \"0750\")")
+        raise BadValue(f"{shown(raw)} is not an octal mode (write it as a string, e.g. \"0750\")")
+
+
+# User and group names as podmgr looks them up in a rootfs: POSIX's portable names, as
+# useradd(8) makes them (systemd's strict rule, valid_user_group_name()).
+USER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}")
 
 
 class UserRef(ValueType[str | int]):
@@ -261,12 +384,13 @@ class UserRef(ValueType[str | int]):
         if isinstance(raw, str) and re.fullmatch(r"[0-9]+", raw):
             number = int(raw) if len(raw.lstrip("0")) <= 10 else 2**32
         if isinstance(number, int) and not isinstance(number, bool):
-            if 0 <= number < 2**32 - 1:
+            if is_valid_id(number):
                 return number
-            raise BadValue(f"{raw} is out of range (use 0..4294967294)")
-        if isinstance(raw, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]{0,31}", raw):
+            raise BadValue(f"{shown(raw)} is out of range ({ID_HINT})")
+        if isinstance(raw, str) and USER_NAME.fullmatch(raw):
             return raw
-        raise BadValue(f"{raw!r} is not a {self.doc} (use a number or a name like \"www-data\")")
+        raise BadValue(f"{shown(raw)} is not a {self.doc} (use a number or a name like "
+                       '"www-data")')
 
 
 class ImageName(ValueType[str]):
@@ -295,7 +419,8 @@ class Address(ValueType[str]):
         try:
             return str(ipaddress.ip_address(raw))
         except ValueError:
-            raise BadValue(f"{raw!r} is not an IP address (write it like \"9.9.9.9\")") from None
+            raise BadValue(f"{shown(raw)} is not an IP address (write it like "
+                           '"9.9.9.9")') from None
 
 
 @dataclass(frozen=True)
@@ -325,16 +450,17 @@ class PortSpec(ValueType[Port]):
         match = _PORT.fullmatch(raw)
         hint = 'write it as [HOST_IP:]HOST_PORT:POD_PORT[/tcp|/udp], e.g. "8080:80/tcp"'
         if not match:
-            raise BadValue(f"{raw!r} is not a port mapping ({hint})")
+            raise BadValue(f"{shown(raw)} is not a port mapping ({hint})")
         ports = int(match["host"]), int(match["pod"])
         if not all(1 <= port <= 65535 for port in ports):
-            raise BadValue(f"{raw!r}: ports are 1..65535 ({hint})")
+            raise BadValue(f"{shown(raw)}: ports are 1..65535 ({hint})")
         host_ip = match["ip"] or ""
         if host_ip:
             try:
                 host_ip = str(ipaddress.IPv4Address(host_ip))
             except ValueError:
-                raise BadValue(f"{raw!r}: {host_ip!r} is not an IPv4 address ({hint})") from None
+                raise BadValue(f"{shown(raw)}: {host_ip!r} is not an IPv4 address "
+                               f"({hint})") from None
         return Port(host_ip, ports[0], ports[1], match["proto"] or "tcp")
 
 
@@ -380,17 +506,21 @@ class MapOf(ValueType[dict[str, str]]):
         assert isinstance(raw, dict)
         out = {}
         for name, value in raw.items():
+            where = "." + toml_key(name)
             try:
                 self.key.parse(name)
             except BadValue as error:
-                raise BadValue(str(error), f".{name}") from None
+                raise BadValue(str(error), where) from None
             if not isinstance(value, str):
                 # As TOML writes it: true, not Python's True.
-                text = str(value).lower() if isinstance(value, bool) else str(value)
+                text = str(value).lower() if isinstance(value, bool) else _cut(str(value))
                 raise BadValue(f"expected a string, got {toml_type(value)} "
-                               f'(quote it: {name} = "{text}")', f".{name}")
+                               f'(quote it: {name} = "{text}")', where)
             if "\0" in value:
-                raise BadValue("must not contain NUL characters", f".{name}")
+                raise BadValue("must not contain NUL characters", where)
+            if not is_text(value):
+                raise BadValue(f"{shown(value)} holds a character systemd refuses "
+                               f"({TEXT_HINT})", where)
             out[name] = value
         return out
 
@@ -413,7 +543,7 @@ class Capability(ValueType[str]):
         assert isinstance(raw, str)
         name = raw.upper().removeprefix("CAP_")
         if name not in CAPABILITIES:
-            raise BadValue(f"{raw!r} is not a capability (see capabilities(7), "
+            raise BadValue(f"{shown(raw)} is not a capability (see capabilities(7), "
                            'e.g. "CAP_NET_BIND_SERVICE")')
         return "CAP_" + name
 
@@ -437,11 +567,12 @@ class SyscallFilter(ValueType[str]):
         name = raw.removeprefix("~")
         if name.startswith("@"):
             if name[1:] not in SYSCALL_GROUPS:
-                raise BadValue(f"{raw!r} is not a system call group "
+                raise BadValue(f"{shown(raw)} is not a system call group "
                                "(see systemd-analyze syscall-filter, e.g. \"@system-service\")")
-        elif not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-            raise BadValue(f"{raw!r} is not a system call name or @group "
-                           '(e.g. "@system-service", "~@privileged", "mkdir")')
+        elif name not in SYSCALL_NAMES:
+            raise BadValue(f"{shown(raw)} is not a system call name systemd knows, nor an "
+                           "@group (see systemd-analyze syscall-filter; e.g. "
+                           '"@system-service", "~@privileged", "mkdir")')
         return raw
 
 
@@ -457,8 +588,8 @@ class Subnet(ValueType[ipaddress.IPv4Network]):
         try:
             subnet = ipaddress.IPv4Network(raw)
         except ValueError as error:
-            raise BadValue(f"{raw!r} is not an IPv4 subnet: {error} (write it like "
+            raise BadValue(f"{shown(raw)} is not an IPv4 subnet: {error} (write it like "
                            '"10.87.0.0/16")') from None
         if not 8 <= subnet.prefixlen <= 30:
-            raise BadValue(f"{raw!r}: the prefix length must be 8..30")
+            raise BadValue(f"{shown(raw)}: the prefix length must be 8..30")
         return subnet

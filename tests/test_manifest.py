@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from podmgr import manifest, schema
+from podmgr import manifest, names, schema
 from podmgr.errors import ManifestError
 from podmgr.manifest import App, Install, Mount, Network, PodSettings, Resources, Volume
 from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
@@ -114,8 +114,8 @@ TYPES = [
     # integer
     case("integer-below", "[pod.resources]\ncpu_weight = 0\n" + APP,
          "pod.resources.cpu_weight", "0 is out of range (use 1..10000)"),
-    case("integer-above", "[pod.resources]\ntasks_max = 2147483649\n" + APP,
-         "pod.resources.tasks_max", "use 1..2147483648"),
+    case("integer-above", "[pod.resources]\ntasks_max = 4194305\n" + APP,
+         "pod.resources.tasks_max", "use 1..4194304"),
     case("integer-negative-uid", VOLUME + "uid = -1\n" + APP, "volume.v.uid",
          "use 0..4294967294"),
     case("integer-float", "[pod.resources]\ntasks_max = 1.5\n" + APP,
@@ -179,7 +179,7 @@ TYPES = [
     case("user-name", APP + 'user = "bad user"\n', "app.main.user",
          "'bad user' is not a user (use a number or a name like \"www-data\")"),
     case("user-negative", APP + "user = -5\n", "app.main.user",
-         "-5 is out of range (use 0..4294967294)"),
+         "-5 is out of range (use 0..4294967294 except 65535"),
     case("user-too-large", APP + "user = 4294967295\n", "app.main.user",
          "use 0..4294967294"),
     case("user-digits-too-large", APP + 'user = "4294967295"\n', "app.main.user",
@@ -211,7 +211,7 @@ TYPES = [
     case("map-env-digit-first", APP + 'environment = { "1A" = "1" }\n',
          "app.main.environment.1A", "use letters, digits and '_'"),
     case("map-annotation-name", '[pod]\nannotations = { "bad key!" = "x" }\n' + APP,
-         "pod.annotations.bad key!", "is not a valid annotation name"),
+         'pod.annotations."bad key!"', "is not a valid annotation name"),
     case("map-integer-value", APP + "environment = { A = 1 }\n", "app.main.environment.A",
          'expected a string, got an integer (quote it: A = "1")'),
     case("map-boolean-value", APP + "environment = { A = true }\n", "app.main.environment.A",
@@ -232,7 +232,10 @@ TYPES = [
          "see systemd-analyze syscall-filter, e.g. \"@system-service\""),
     case("syscall-name", APP + 'system_call_filter = ["rm -rf"]\n',
          "app.main.system_call_filter[0]",
-         "is not a system call name or @group (e.g. \"@system-service\", \"~@privileged\""),
+         "is not a system call name systemd knows, nor an @group (see systemd-analyze "
+         'syscall-filter; e.g. "@system-service", "~@privileged"'),
+    case("syscall-typo", APP + 'system_call_filter = ["~ptrcae"]\n',
+         "app.main.system_call_filter[0]", "'~ptrcae' is not a system call name systemd knows"),
     # images, addresses, ports
     case("image", '[app.main]\nimage = "Busybox"\n', "app.main.image",
          "write it as registry.example.org/repo:tag"),
@@ -364,6 +367,9 @@ def test_an_error_line_is_file_key_message(tmp_path: Path) -> None:
     pytest.param("shop.yaml", "a manifest's name must end in .toml (rename the file)",
                  id="not-toml"),
     pytest.param(".toml", "'' is not a valid pod name (rename the file;", id="no-name"),
+    # pod-a\x2d...\x2db.slice: 4 + 1 + 61 * 4 + 1 + 6 = 256 characters, one too many.
+    pytest.param("a" + "-" * 61 + "b.toml", "the pod's slice would be pod-a\\x2d",
+                 id="slice-name-too-long"),
 ])
 def test_the_pod_name_comes_from_the_file_name(tmp_path: Path, file_name: str,
                                                message: str) -> None:
@@ -716,3 +722,106 @@ def test_a_mode_that_is_no_mode_nor_network_name() -> None:
         manifest.parse('[network]\nmode = "Bridge"\n' + APP, Path("web.toml"))
     assert str(caught.value) == ('web.toml: network.mode: \'Bridge\' is not valid (use one of '
                                  '"private", "host", "bridge" or a network name)')
+
+
+def test_the_longest_slice_name_is_fine(tmp_path: Path) -> None:
+    # 4 + 1 + 60 * 4 + 2 + 6 = 253 characters.
+    path = write(tmp_path, APP, "a" + "-" * 60 + "bc")
+    assert len(names.pod_slice(manifest.load(path).name)) == 253
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    pytest.param("x = " + "[" * 100_000 + "]" * 100_000, "nested too deeply", id="deep-arrays"),
+    pytest.param("x = " + "{a = " * 5000 + "1" + "}" * 5000, "nested too deeply",
+                 id="deep-inline-tables"),
+    pytest.param("x = " + "1" * 5000, "a number has too many digits", id="int-5000-digits"),
+], )
+def test_what_tomllib_cannot_read_is_one_problem(tmp_path: Path, text: str, message: str) -> None:
+    error = error_of(write(tmp_path, text))
+    [problem] = error.problems
+    assert problem.where == ""
+    assert message in problem.message
+    assert str(error) == f"{tmp_path}/pod.toml: {problem.message}"
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    pytest.param('"a\\nb" = 1\n' + APP, '"a\\u000ab"', id="key-with-newline"),
+    pytest.param('[app."x\\ry"]\nrootfs = "/"\n', 'app."x\\u000dy"', id="app-name-with-cr"),
+    pytest.param('[pod]\nannotations = { "a\\u2028" = "x" }\n' + APP,
+                 'pod.annotations."a\\u2028"', id="annotation-with-line-separator"),
+    pytest.param('[app.main]\nrootfs = "/"\nexec = ["/bin/true"]\n'
+                 'environment = { "A\\u0085" = "x" }\n', 'app.main.environment."A\\u0085"',
+                 id="environment-with-next-line"),
+])
+def test_a_key_path_is_one_line_whatever_the_key_holds(tmp_path: Path, text: str,
+                                                       where: str) -> None:
+    error = error_of(write(tmp_path, text))
+    assert [p.where for p in error.problems] == [where]
+    assert len(str(error).splitlines()) == 1
+
+
+@pytest.mark.parametrize(("exec0", "message"), [
+    pytest.param('/bin/\\"sh', "contains a quote, a backslash or a control character",
+                 id="quote"),
+    pytest.param("/bin\\\\sh", "contains a quote, a backslash", id="backslash"),
+    pytest.param("/bin/s\\u0001h", "a control character", id="control"),
+    pytest.param("/bin/", "ends in '/'", id="directory"),
+])
+def test_a_program_systemd_refuses_is_refused(tmp_path: Path, exec0: str, message: str) -> None:
+    error = error_of(write(tmp_path, APP.replace('"/bin/true"', f'"{exec0}"')))
+    [problem] = error.problems
+    assert problem.where == "app.main.exec[0]"
+    assert message in problem.message
+
+
+@pytest.mark.parametrize(("text", "where", "message"), [
+    pytest.param(APP + 'working_directory = "/' + "a" * 3000 + '"\n',
+                 "app.main.working_directory", "has a name of 3000 bytes", id="working-dir"),
+    pytest.param(APP + "user = 65535\n", "app.main.user", "except 65535", id="user-65535"),
+    pytest.param(APP + "user = 4294967295\n", "app.main.user", "out of range", id="user-max"),
+    pytest.param('[pod.resources]\nmemory_max = "99999999T"\n' + APP,
+                 "pod.resources.memory_max", "more than systemd counts", id="memory-max"),
+    pytest.param('[pod]\nstop_timeout = "' + "9" * 300 + 's"\n' + APP, "pod.stop_timeout",
+                 "longer than systemd counts", id="stop-timeout-300-digits"),
+    pytest.param('[pod.resources]\nmemory_high = "' + "9" * 300 + '"\n' + APP,
+                 "pod.resources.memory_high", "more than systemd counts", id="size-300-digits"),
+    pytest.param('[pod.resources]\ncpu_quota = "' + "9" * 5000 + '%"\n' + APP,
+                 "pod.resources.cpu_quota", "more than systemd takes", id="cpu-quota-5000-digits"),
+])
+def test_what_systemd_would_refuse_or_drop_is_refused(tmp_path: Path, text: str, where: str,
+                                                      message: str) -> None:
+    error = error_of(write(tmp_path, text))
+    [problem] = error.problems
+    assert problem.where == where
+    assert message in problem.message
+
+
+@pytest.mark.parametrize("unit", ["x" * 249 + ".target", "a@b@c.target", "@a.target"],
+                         ids=["longer-than-255", "two-at-signs", "at-first"])
+def test_a_unit_name_systemd_refuses_is_refused(tmp_path: Path, unit: str) -> None:
+    error = error_of(write(tmp_path, f'[install]\nwanted_by = ["{unit}"]\n' + APP))
+    assert [p.where for p in error.problems] == ["install.wanted_by[0]"]
+
+
+def test_a_long_chain_of_apps_is_no_recursion(tmp_path: Path) -> None:
+    # Each app after the one before: the cycle check must not recurse once per app.
+    apps = "".join(f'[app.a{i}]\nrootfs = "/r"\nexec = ["/bin/true"]\n'
+                   + (f'after = ["a{i - 1}"]\n' if i else "") for i in range(3000))
+    assert len(manifest.load(write(tmp_path, apps)).apps) == 3000
+    looped = apps.replace('[app.a0]\nrootfs = "/r"\n',
+                          '[app.a0]\nrootfs = "/r"\nafter = ["a2999"]\n')
+    [problem] = error_of(write(tmp_path, looped)).problems
+    assert problem.where == "app.a0.after"
+    assert problem.message.startswith("ordering cycle a0 -> a2999 -> a2998")
+
+
+def test_a_dotted_name_is_quoted_in_every_key_path(tmp_path: Path) -> None:
+    # [app."a.b"]: "app.a.b.user" would name a key "b" of an app "a".
+    text = '[app."a.b"]\nrootfs = "/r"\nexec = ["true"]\nafter = ["c.d"]\n'
+    assert [str(p) for p in error_of(write(tmp_path, text)).problems] == [
+        "app.\"a.b\".exec[0]: 'true' is not an absolute path (give the program's full path "
+        "inside the rootfs)",
+        "app.\"a.b\".after: no app 'c.d' in this pod (define [app.\"c.d\"] or fix the name)"]
+    [problem] = error_of(write(tmp_path, text.replace('after = ["c.d"]', "user = 65535")
+                               .replace('"true"', '"/bin/true"'))).problems
+    assert problem.where == 'app."a.b".user'

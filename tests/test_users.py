@@ -164,3 +164,58 @@ def test_an_unknown_user_is_a_problem_of_the_manifest(tmp_path: Path) -> None:
     assert str(error.value) == (f"{tmp_path}/pod.toml: app.main.user: user 'ghost' is not in "
                                 f"/etc/passwd of {rootfs} (add the user there, or use a "
                                 "numeric uid)")
+
+
+# /etc/passwd and /etc/group are the image's: only ids systemd takes come out of them.
+
+HOSTILE_PASSWD = (b"digit:x:\xc2\xb2:0:superscript two:/:/bin/sh\n"
+                  b"minus:x:65535:0::/:/bin/sh\n"
+                  b"huge:x:99999999999999999999:0::/:/bin/sh\n"
+                  b"badgid:x:1234:4294967295::/:/bin/sh\n"
+                  b"cr:x:1300:1300::/home/a\rb:/bin/sh\n"
+                  b"web:x:1000:1001:Web server:/srv/web:/bin/false\n")
+HOSTILE_GROUP = b"digit:x:\xc2\xb2:\nminus:x:65535:\nweb:x:1001:\n"
+
+
+@pytest.mark.parametrize(("user", "group", "key", "message"), [
+    pytest.param("digit", None, "user", "user 'digit' has uid '²' in /etc/passwd of image x, "
+                 "which is not a number systemd takes (use 0..4294967294 except 65535",
+                 id="unicode-digit-uid"),
+    pytest.param("minus", None, "user", "user 'minus' has uid '65535'", id="uid-65535"),
+    pytest.param("huge", None, "user", "user 'huge' has uid '99999999999999999999'",
+                 id="uid-huge"),
+    pytest.param("badgid", None, "user", "user 'badgid' has gid '4294967295' in /etc/passwd",
+                 id="gid-minus-one"),
+    pytest.param(0, "digit", "group", "group 'digit' has gid '²' in /etc/group",
+                 id="unicode-digit-gid"),
+    pytest.param(0, "minus", "group", "group 'minus' has gid '65535'", id="gid-65535"),
+])
+def test_an_id_systemd_refuses_is_a_problem_of_the_key(user: str | int, group: str | None,
+                                                       key: str, message: str) -> None:
+    with pytest.raises(UnknownName) as error:
+        users.resolve(user, group, HOSTILE_PASSWD, HOSTILE_GROUP, "image x")
+    assert error.value.key == key
+    assert str(error.value).startswith(message)
+
+
+def test_an_entry_with_a_bad_id_does_not_match_a_number() -> None:
+    # Looking up uid 65534 must not find "minus" (65535) nor trip over "digit".
+    assert users.resolve(65534, None, HOSTILE_PASSWD, None) == Credentials(65534, 0, None, None)
+
+
+def test_a_group_given_skips_the_passwd_group() -> None:
+    assert users.resolve("badgid", 7, HOSTILE_PASSWD, None) == Credentials(1234, 7, "badgid", "/")
+
+
+def test_lines_end_at_newline_only_as_glibc_reads_them() -> None:
+    # "\r" is part of the home field, not the end of the line; it reaches $HOME escaped.
+    assert users.resolve("cr", None, HOSTILE_PASSWD, None) == \
+        Credentials(1300, 1300, "cr", "/home/a\rb")
+    passwd = b"a:x:1:1::/:/bin/sh\x85b:x:2:2::/:/bin/sh\n"
+    with pytest.raises(UnknownName):
+        users.resolve("b", None, passwd, None)
+
+
+def test_a_name_that_is_no_name_is_not_set() -> None:
+    passwd = b"we\x1bird:x:1000:1000::/home:/bin/sh\n"
+    assert users.resolve(1000, None, passwd, None) == Credentials(1000, 1000, None, "/home")

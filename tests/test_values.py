@@ -17,6 +17,7 @@ from podmgr.values import (
     Capability,
     Choice,
     Duration,
+    Executable,
     ImageName,
     Integer,
     ListOf,
@@ -216,3 +217,108 @@ def test_user_with_a_unicode_digit() -> None:
 
 def test_a_double_slash_is_normalized() -> None:
     assert AbsolutePath().parse("//srv//data") == "/srv/data"
+
+
+# Ranges as systemd parses the values podmgr writes (src/basic/parse-util.c parse_size(),
+# src/basic/time-util.c parse_time(), parse_permyriad_unbounded(), uid_is_valid()).
+
+@pytest.mark.parametrize(("value_type", "raw", "message"), [
+    pytest.param(Size(), "99999999T", "is more than systemd counts (use at most 16777215T)",
+                 id="size-over-64-bits"),
+    pytest.param(Size(), "16777216T", "is more than systemd counts", id="size-2-to-the-64"),
+    pytest.param(Size(), 2**64 - 1, "is more than systemd counts", id="size-uint64-max"),
+    pytest.param(Size(), "9" * 400, "is more than systemd counts", id="size-400-digits"),
+    pytest.param(Size(), "9" * 5000 + "K", "is more than systemd counts", id="size-5000-digits"),
+    pytest.param(Size(), "1." + "9" * 5000 + "K", "", id="size-long-fraction-is-fine"),
+    pytest.param(Duration(), "9" * 400 + "s", "is longer than systemd counts",
+                 id="duration-400-digits"),
+    pytest.param(Duration(), "1" + "0" * 5000 + "us", "is longer than systemd counts",
+                 id="duration-5000-digits"),
+    pytest.param(Duration(), 2**63, "is longer than systemd counts", id="duration-integer"),
+    pytest.param(Duration(), f"{2**63}us", "is longer than systemd counts", id="duration-2-63"),
+    pytest.param(Duration(), "153722867281min 1min", "is longer than systemd counts",
+                 id="duration-sum"),
+    pytest.param(Percent(), "21474837%", "is more than systemd takes (use at most 21474836%)",
+                 id="percent-over-int"),
+    pytest.param(Percent(), "9" * 5000 + "%", "is more than systemd takes",
+                 id="percent-5000-digits"),
+    pytest.param(Percent(), "0%", "is not a percentage", id="percent-zero"),
+    pytest.param(UserRef("user"), 65535, "is out of range (use 0..4294967294 except 65535",
+                 id="user-16-bit-minus-one"),
+    pytest.param(UserRef("user"), "65535", "is out of range", id="user-16-bit-minus-one-text"),
+    pytest.param(UserRef("user"), 4294967295, "is out of range", id="user-minus-one"),
+    pytest.param(AbsolutePath(), "/" + "a" * 3000, "has a name of 3000 bytes (systemd takes at "
+                 "most 255 bytes between slashes)", id="path-long-name"),
+    pytest.param(AbsolutePath(), "/" + "a/" * 2048, "is 4096 bytes long (systemd takes paths "
+                 "of at most 4095 bytes)", id="path-over-path-max"),
+    pytest.param(AbsolutePath(), "/" + "\u00e9" * 128, "has a name of 256 bytes",
+                 id="path-counts-bytes"),
+    pytest.param(AbsolutePath(), "/a\x01b", "a control character", id="path-c0"),
+    pytest.param(AbsolutePath(), "/a\x7fb", "a control character", id="path-del"),
+    pytest.param(AbsolutePath(), "/a\x9bb", "a control character", id="path-c1"),
+    pytest.param(AbsolutePath(), "/a\u2028b", "a control character", id="path-line-separator"),
+])
+def test_what_systemd_would_refuse_or_ignore(value_type: ValueType[object], raw: object,
+                                             message: str) -> None:
+    if not message:
+        value_type.parse(raw)
+        return
+    with pytest.raises(BadValue) as error:
+        value_type.parse(raw)
+    assert message in str(error.value)
+    assert len(str(error.value)) < 200  # a number of 5000 digits is not repeated
+
+
+@pytest.mark.parametrize(("value_type", "raw", "expected"), [
+    pytest.param(Size(), "16777215T", (2**24 - 1) << 40, id="size-largest-T"),
+    pytest.param(Size(), 2**64 - 2, 2**64 - 2, id="size-largest"),
+    pytest.param(Size(), "1.1G", 1181116006, id="size-fraction-exact"),
+    pytest.param(Size(), "0.5K", 512, id="size-below-one"),
+    pytest.param(Duration(), f"{2**63 - 1}us", 2**63 - 1, id="duration-largest"),
+    pytest.param(Duration(), "0.1us", 0, id="duration-fraction-rounds-down"),
+    pytest.param(Duration(), "1.000001s", 1_000_001, id="duration-fraction-exact"),
+    pytest.param(Percent(), "21474836%", 21474836, id="percent-largest"),
+    pytest.param(Percent(), "007%", 7, id="percent-leading-zeros"),
+    pytest.param(UserRef("user"), 65534, 65534, id="user-nobody"),
+    pytest.param(UserRef("user"), 65536, 65536, id="user-above-16-bit"),
+    pytest.param(AbsolutePath(), "/" + "a" * 255, "/" + "a" * 255, id="path-longest-name"),
+    pytest.param(AbsolutePath(), "/" + "a/" * 2046 + "b", "/" + "a/" * 2046 + "b",
+                 id="path-longest"),
+])
+def test_what_systemd_takes_at_the_edge(value_type: ValueType[object], raw: object,
+                                        expected: object) -> None:
+    assert value_type.parse(raw) == expected
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    pytest.param("bin/true", "is not an absolute path", id="relative"),
+    pytest.param('/bin/"true"', "contains a quote, a backslash or a control character",
+                 id="quote"),
+    pytest.param("/bin/it's", "contains a quote", id="single-quote"),
+    pytest.param("/bin\\true", "contains a quote, a backslash", id="backslash"),
+    pytest.param("/bin/tr\tue", "a control character", id="tab"),
+    pytest.param("/bin/tr\x85ue", "a control character", id="c1"),
+    pytest.param("/bin/", "ends in '/'", id="directory"),
+    pytest.param("/" + "x" * 256, "has a name of 256 bytes", id="long-name"),
+    pytest.param("/opt/$HOME/run", "contains '$'", id="dollar"),
+])
+def test_a_program_systemd_refuses(raw: str, message: str) -> None:
+    with pytest.raises(BadValue) as error:
+        Executable().parse(raw)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("raw", ["/bin/true", "/opt/my app/run", "/srv/100%", "/usr/bin/caf\u00e9"])
+def test_a_program_systemd_takes(raw: str) -> None:
+    assert Executable().parse(raw) == raw
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    pytest.param("a\ud800", "holds a character systemd refuses", id="surrogate"),
+    pytest.param("a\ufdd0", "holds a character systemd refuses", id="noncharacter"),
+    pytest.param("\U0001fffe", "holds a character systemd refuses", id="noncharacter-plane-1"),
+    pytest.param("a\0", "must not contain NUL", id="nul"),
+])
+def test_a_string_is_text_a_unit_can_carry(raw: str, message: str) -> None:
+    with pytest.raises(BadValue, match=message):
+        String().parse(raw)

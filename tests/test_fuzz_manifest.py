@@ -1,0 +1,139 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Fuzzing the manifest parser: any text, and any TOML shaped like a manifest, gives a
+Manifest or a ManifestError of one-line problems, never another exception; and every
+manifest it accepts renders to units that read back as written.
+
+Bounded example counts keep this to seconds in the default test run.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any
+
+import systemd_syntax
+import tomlwrite
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from test_units import Rootfs
+
+from podmgr import manifest, resolve, schema, units
+from podmgr.errors import ManifestError
+from podmgr.limits import CONTROL_CHARACTERS
+from podmgr.resolve import AppProblem
+from podmgr.tables import Section
+
+PATH = Path("/etc/podmgr/pods/fuzz.toml")
+
+# Strings that poke at each value type: separators, escapes, numbers of many digits.
+NASTY = st.sampled_from([
+    "", "/", "//", "/..", "/a/../b", "..", "-", "~", "%", "%i", "$HOME", ";", "\\", '"', "'",
+    "\n", "\r", "\0", "\x85", "\u2028", "\x7f", "\u00b2", "\u0663", "1" * 400, "9" * 5000,
+    "99999999T", "1.5G", "0.0001K", "1e3", "-1", "65535", "4294967295", "4294967294",
+    "0x10", "1_000", "30s", "1h 30min", "9" * 40 + "min", "21474837%", "50%", "0%",
+    "/bin/sh", "/bin/\"sh", "/" + "a" * 300, "/" + "a/" * 2100, "CAP_SYS_ADMIN", "@mount",
+    "~@privileged", "8080:80/tcp", "99999:1", "10.0.0.1", "::1", "multi-user.target",
+    "www-data", "root", "busybox", "registry.example.org/x:1", "x@sha256:" + "0" * 64,
+    "host", "bridge", "private", "tmpfs", "empty", "notify", "always", "0755", "1777",
+])
+TEXT = st.one_of(NASTY, st.text(max_size=8), st.lists(NASTY, max_size=3).map("".join))
+SCALAR = st.one_of(TEXT, st.booleans(), st.integers(-(2**70), 2**70),
+                   st.floats(allow_nan=True), st.dates())
+RAW: st.SearchStrategy[Any] = st.recursive(
+    SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                    st.dictionaries(TEXT, inner, max_size=3)), max_leaves=12)
+
+
+def table_of(section: Section) -> st.SearchStrategy[dict[str, Any]]:
+    """A table with some of ``section``'s keys (raw values of any kind) and maybe a stray."""
+    keys = {key.name: RAW for key in section.keys}
+    subsections = {sub.name: _subsection(sub) for sub in section.subsections}
+    return st.fixed_dictionaries({}, optional={**keys, **subsections, "stray": RAW})
+
+
+def _subsection(section: Section) -> st.SearchStrategy[Any]:
+    table = st.deferred(lambda: table_of(section))
+    if section.named:
+        names = st.one_of(st.sampled_from(["main", "db", "a.b_c-d", "x" * 63]), TEXT)
+        return st.one_of(st.dictionaries(names, table, max_size=2), RAW)
+    if section.array:
+        return st.one_of(st.lists(table, max_size=2), RAW)
+    return st.one_of(table, RAW)
+
+
+STRUCTURED = table_of(schema.MANIFEST)
+TOMLISH = st.text(alphabet=string.printable + "[]{}=\"'#\\\u00e9\0\x85\u2028", max_size=300)
+
+
+def check(text: str) -> manifest.Manifest | None:
+    """Parse ``text``: a Manifest, or None after checking that every problem is one line."""
+    try:
+        return manifest.parse(text, PATH)
+    except ManifestError as error:
+        problems = error.problems
+    assert problems
+    for problem in problems:
+        assert not CONTROL_CHARACTERS.search(str(problem)), problem
+        assert str(problem).strip() == str(problem)
+        assert str(problem)
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(TOMLISH)
+def test_any_text_is_a_manifest_or_one_line_problems(text: str) -> None:
+    check(text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(STRUCTURED)
+def test_any_toml_shaped_like_a_manifest_is_a_manifest_or_one_line_problems(
+        table: dict[str, Any]) -> None:
+    parsed = check(tomlwrite.document(table))
+    if parsed is not None:
+        check_units(parsed)
+
+
+# What the app units may hold: no key is there that podmgr does not write.
+APP_KEYS = {
+    "Unit": {"Description", "Documentation", "SourcePath", "BindsTo", "After"},
+    "Service": {"Type", "Slice", "ExecStart", "Restart", "TimeoutStopSec", "SyslogIdentifier",
+                "LogExtraFields", "RootDirectory", "MountAPIVFS", "NetworkNamespacePath",
+                "IPCNamespacePath", "BindReadOnlyPaths", "BindPaths", "TemporaryFileSystem",
+                "PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules",
+                "ProtectControlGroups", "CapabilityBoundingSet", "NoNewPrivileges",
+                "PrivateUsers", "SystemCallFilter", "User", "Group", "WorkingDirectory",
+                "Environment", "EnvironmentFile", "MemoryMax", "MemoryHigh", "CPUWeight",
+                "CPUQuota", "TasksMax", "IOWeight"},
+}
+ONCE = {"ExecStart", "User", "Group", "WorkingDirectory", "RootDirectory", "Type"}
+
+
+def check_units(parsed: manifest.Manifest) -> None:
+    """Render ``parsed`` (rootfs apps from a rootfs with a passwd; image apps cannot be in a
+    store here) and read every unit back as systemd does."""
+    apps = {}
+    for app in parsed.apps.values():
+        if app.rootfs is None:
+            return
+        try:
+            apps[app.name] = resolve.resolve_app(app, Rootfs(app.rootfs))
+        except AppProblem:
+            return
+    for output in units.render(parsed, apps):
+        if not isinstance(output, units.GeneratedFile) or output.path.endswith(".json"):
+            continue
+        found = systemd_syntax.settings(output.text)
+        assert all(s.key and s.section in ("Unit", "Service", "Slice") for s in found)
+        if output.path.startswith("podapp@"):
+            resolved = apps[output.path.split(":", 1)[1].removesuffix(".service")]
+            assert all(s.key in APP_KEYS[s.section] for s in found), found
+            for key in ONCE:
+                assert len([s for s in found if s.key == key]) == 1, key
+            [exec_start] = [s.value for s in found if s.key == "ExecStart"]
+            assert systemd_syntax.command(exec_start) == list(resolved.exec)
+            environment = [systemd_syntax.unspecify(systemd_syntax.words(s.value)[0][1])
+                           for s in found if s.key == "Environment"]
+            assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] \
+                == [f"{k}={v}" for k, v in resolved.environment]
