@@ -92,8 +92,8 @@ def test_a_restart_leaves_only_the_apps_of_the_manifest(life_bed: Bed) -> None:
     bed.run("systemctl", "daemon-reload")
     bed.run("podmgr", "restart", "renew")
     assert running_app_units(bed, "renew") == ["podapp@renew:stays.service"]
-    assert [m.split()[4] for m in mounts_of(bed, "renew")
-            if "/apps/" in m.split()[4]] == ["/run/podmgr/pods/renew/apps/stays/rootfs"]
+    assert sorted(m.split()[4] for m in mounts_of(bed, "renew") if "/apps/" in m.split()[4]) \
+        == ["/run/podmgr/pods/renew/apps/stays/lower", "/run/podmgr/pods/renew/apps/stays/rootfs"]
     bed.run("podmgr", "stop", "renew")
     assert processes_in_slice(bed, "renew") == []
 
