@@ -273,8 +273,8 @@ def _bind_rootfs_directory(pod: str, app: AppPlan, app_dir: Path) -> Path:
         raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
                            "in an app's rootfs (name the directory itself)") from None
     except (FileNotFoundError, NotADirectoryError):
-        raise PrepareError(f"{where} is not a directory (create it or fix the manifest)"
-                           ) from None
+        raise PrepareError(f"app {app['name']}: rootfs {source} is not a directory (create it "
+                           "or fix the manifest)") from None
     try:
         lower = app_dir / "lower"
         lower.mkdir(mode=0o700, parents=True)

@@ -6,12 +6,15 @@ literally: an app's rootfs and environment files as host volumes' sources
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from bed import Bed
+from hypothesis import given
+from hypothesis import strategies as st
 
 from podmgr import generator, manifest, mounts, schema, tables
 from podmgr.errors import ManifestError
@@ -91,6 +94,44 @@ def test_a_file_opens_literally(tmp_path: Path) -> None:
         assert refused.value.link == str(tmp_path / linked.split("/")[0])
     with pytest.raises(mounts.LinkInPath):
         mounts.open_literally(str(tmp_path / "to-dir"), directory=True)
+
+
+# A path of up to four directories or links to one, then a file or a link to one.
+COMPONENTS = st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from(["dir", "up", "root"])),
+                      max_size=4)
+
+
+@given(components=COMPONENTS, last=st.sampled_from(["file", "link"]))
+def test_a_file_opens_only_when_no_component_is_a_link(components: list[tuple[str, str]],
+                                                       last: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp)
+        (path / "real.env").write_text("A=1\n")
+        for name, kind in components:
+            target = path / name
+            if not target.exists() and not target.is_symlink():
+                if kind == "dir":
+                    target.mkdir()
+                else:
+                    target.symlink_to(".." if kind == "up" else tmp)
+            path = target
+        path /= "x.env"
+        if not path.exists() and not path.is_symlink():
+            if last == "file":
+                path.write_text("A=1\n")
+            else:
+                path.symlink_to(f"{tmp}/real.env")
+        links = [str(p) for p in reversed([path, *path.parents]) if p.is_symlink()]
+        if links:
+            with pytest.raises(mounts.LinkInPath) as refused:
+                mounts.open_literally(str(path), directory=False)
+            assert refused.value.link == links[0] == mounts.first_link(str(path))
+            return
+        fd = mounts.open_literally(str(path), directory=False)
+        try:
+            assert os.fstat(fd).st_ino == os.lstat(path).st_ino
+        finally:
+            os.close(fd)
 
 
 def test_users_are_not_looked_up_through_a_linked_rootfs(tmp_path: Path) -> None:
