@@ -126,6 +126,7 @@ def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
     unit.set("Unit", "BindsTo", names.pod_unit(pod))
     after = [names.pod_unit(pod), *(names.app_unit(pod, other) for other in app.after)]
     unit.set("Unit", "After", " ".join(after))
+    unit.set("Unit", "AssertPathIsMountPoint", escape_specifiers(str(runtime.rootfs(app.name))))
 
     service = "Service"
     unit.set(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
