@@ -295,7 +295,8 @@ def _copy_environment_files(pod: str, app: AppPlan, runtime: paths.PodRuntime) -
     must be a regular file, and is read once, here: the app gets what was checked, at
     every (re)start of it until the pod restarts.
     """
-    for index, source in enumerate(app["environment_files"]):
+    # A plan of an older generator has none: its units name the files themselves.
+    for index, source in enumerate(app.get("environment_files", [])):
         where = f"pod {pod}: app.{app['name']}.environment_files[{index}]: {source}"
         try:
             fd = mounts.open_literally(source, directory=False)

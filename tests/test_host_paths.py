@@ -290,3 +290,19 @@ def test_an_environment_file_must_be_a_small_regular_file(paths_bed: Bed, what: 
     assert failed.stderr.count("\n") == 1
     bed.run("systemctl", "reset-failed", "pod@envodd.service")
     bed.run("rm", "-rf", file)
+
+
+@pytest.mark.integration
+def test_a_plan_of_an_older_generator_still_prepares(paths_bed: Bed) -> None:
+    # Until the next daemon-reload after an upgrade, pods start from plans without
+    # environment_files; their units still name the files themselves.
+    bed = paths_bed
+    install(bed, "oldplan", pod_with(ROOTFS))
+    plan = "/run/systemd/generator/pod@oldplan.service.d/podmgr-plan.json"
+    bed.run("sh", "-c", f"sed 's/\"environment_files\": \\[\\], //' {plan} > /tmp/old.json")
+    assert "environment_files" not in bed.run("cat", "/tmp/old.json").stdout
+    env = {"PODMGR_PLAN": "/tmp/old.json"}
+    bed.run("/usr/lib/podmgr/podmgr-pod", "prepare", "oldplan", env=env)
+    assert bed.run("mountpoint", "-q", "/run/podmgr/pods/oldplan/apps/main/rootfs",
+                   check=False).returncode == 0
+    bed.run("/usr/lib/podmgr/podmgr-pod", "release", "oldplan")
