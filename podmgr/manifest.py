@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -213,13 +214,27 @@ def warnings(manifest: Manifest) -> list[Problem]:
                              '"bridge")'))
     from podmgr.mounts import first_link  # noqa: PLC0415 -- the one look at the host here
 
-    for volume in manifest.volumes.values():
-        if volume.type is VolumeType.HOST and volume.source and \
-                (link := first_link(volume.source)):
-            found.append(Problem(f"volume.{volume.name}.source", f"{link} is a symbolic link: "
-                                 "the pod will not start, as podmgr does not follow links in "
-                                 "a host volume's source (name the directory itself)"))
+    for key, path, what in _host_paths(manifest):
+        if link := first_link(path):
+            found.append(Problem(key, f"{link} is a symbolic link: the pod will not start, as "
+                                 f"podmgr does not follow links in {what}"))
     return found
+
+
+def _host_paths(manifest: Manifest) -> Iterator[tuple[str, str, str]]:
+    """The paths resolved on the host as root, which prepare takes literally: each key,
+    path and what it is."""
+    for volume in manifest.volumes.values():
+        if volume.type is VolumeType.HOST and volume.source:
+            yield (f"volume.{volume.name}.source", volume.source,
+                   "a host volume's source (name the directory itself)")
+    for app in manifest.apps.values():
+        if app.rootfs:
+            yield (f"app.{app.name}.rootfs", app.rootfs,
+                   "an app's rootfs (name the directory itself)")
+        for index, file in enumerate(app.environment_files):
+            yield (f"app.{app.name}.environment_files[{index}]", file,
+                   "an app's environment files (name the file itself)")
 
 
 def _check_network(network: Network) -> list[Problem]:

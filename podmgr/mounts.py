@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""mount(2) and umount2(2), and the mount table, for prepare and release.
+"""mount(2) and umount2(2), the mount table, and host paths opened literally, for
+prepare and release.
 
 Called through ctypes rather than mount(8): prepare runs on every pod start, and a
 process per mount would cost more than the mounts.
@@ -20,6 +21,7 @@ MS_NODEV = 0x4
 MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
+MS_PRIVATE = 0x40000
 MS_SLAVE = 0x80000
 MNT_DETACH = 0x2
 
@@ -80,14 +82,24 @@ def open_directory_literally(path: str) -> int:
     descriptor (/proc/self/fd/N) mounts what was checked, not what the path names by
     then: the kernel does not walk a descriptor's path again.
     """
+    return open_literally(path, directory=True)
+
+
+def open_literally(path: str, directory: bool) -> int:
+    """An O_PATH descriptor of ``path``, opened as open_directory_literally does; with
+    ``directory`` false the last component may be anything but a symbolic link (the
+    caller checks what it is: an O_PATH open never opens a device or a FIFO itself)."""
     flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open("/", flags)
     walked = ""
+    parts = [p for p in path.split("/") if p]
     try:
-        for part in (p for p in path.split("/") if p):
+        for index, part in enumerate(parts):
             walked += "/" + part
+            last = index == len(parts) - 1
             try:
-                next_fd = os.open(part, flags, dir_fd=fd)
+                next_fd = os.open(part, flags & ~os.O_DIRECTORY if last and not directory
+                                  else flags, dir_fd=fd)
             except OSError as error:
                 if error.errno in (errno.ENOTDIR, errno.ELOOP) and stat.S_ISLNK(
                         os.lstat(part, dir_fd=fd).st_mode):
@@ -95,6 +107,9 @@ def open_directory_literally(path: str) -> int:
                 raise type(error)(error.errno, error.strerror, walked) from None
             os.close(fd)
             fd = next_fd
+        # O_PATH|O_NOFOLLOW opens a link itself rather than refusing it.
+        if stat.S_ISLNK(os.fstat(fd).st_mode):
+            raise LinkInPath(walked)
     except BaseException:
         os.close(fd)
         raise

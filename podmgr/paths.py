@@ -45,6 +45,10 @@ class PodRuntime:
     def rootfs(self, app: str) -> Path:
         return self.app_dir(app) / "rootfs"
 
+    def environment_file(self, app: str, index: int) -> Path:
+        """An app's environment file ``index`` (from 0) as prepare checked and copied it."""
+        return self.app_dir(app) / "environment" / str(index)
+
     def volume(self, volume: str) -> Path:
         """A tmpfs volume, or a host volume's source as prepare checked and bound it."""
         return self.dir / "volumes" / volume

@@ -40,6 +40,7 @@ class AppPlan(TypedDict):
     image: str | None  # with its manifest digest: prepare checks it is still stored
     image_digest: str | None
     read_only: bool
+    environment_files: list[str]  # host paths, copied for EnvironmentFile= (prepare.py)
     mount_dirs: list[str]  # relative to the app's root
     mount_files: list[str]
 
@@ -79,6 +80,7 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
         app_plans.append({"name": app.name, "lowerdirs": list(resolved.lowerdirs),
                           "image": resolved.image, "image_digest": resolved.image_digest,
                           "read_only": app.read_only,
+                          "environment_files": list(app.environment_files),
                           "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
                           "mount_files": files})
     return {"pod": manifest.name, "hostname": manifest.hostname,

@@ -9,6 +9,8 @@ generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
     apps/APP/upper, work      the overlay's writable layer, gone at release
+    apps/APP/lower            an app's rootfs directory, checked and bound (no symlinks)
+    apps/APP/environment/N    the app's environment files as read at start (no symlinks)
     volumes/VOL               tmpfs volumes, shared by the apps that mount them, and
                               host volumes' sources, checked and bound (no symlinks)
     userdb-ids.json           app users and groups made known to the host (userdb.py)
@@ -27,6 +29,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +40,9 @@ from podmgr.errors import PodmgrError, PrepareError
 
 if TYPE_CHECKING:
     from podmgr.plan import AppPlan, Plan, VolumePlan
+
+# An environment file is a few VAR=value lines; anything larger is not one.
+ENVIRONMENT_FILE_MAX = 1 << 20
 
 
 def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
@@ -57,7 +63,8 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
         for volume in plan["volumes"]:
             _prepare_volume(name, volume, runtime)
         for app in plan["apps"]:
-            _prepare_rootfs(app, runtime, store)
+            _prepare_rootfs(name, app, runtime, store)
+            _copy_environment_files(name, app, runtime)
         userdb.register(runtime.dir, {(userdb.USER, uid) for uid in plan["uids"]}
                         | {(userdb.GROUP, gid) for gid in plan["gids"]})
     except BaseException as error:
@@ -223,27 +230,107 @@ def _check_image(app: AppPlan, store: Path) -> None:
                            "(podmgr image rm it and pull it again)")
 
 
-def _prepare_rootfs(app: AppPlan, runtime: paths.PodRuntime, store: Path) -> None:
+def _prepare_rootfs(pod: str, app: AppPlan, runtime: paths.PodRuntime, store: Path) -> None:
     name = app["name"]
     _check_image(app, store)
-    for lower in app["lowerdirs"]:
-        if not os.path.isdir(lower):
-            if app["image"]:
+    app_dir = runtime.app_dir(name)
+    if app["image"]:
+        for lower in app["lowerdirs"]:
+            if not os.path.isdir(lower):
                 raise PrepareError(f"app {name}: layer {lower} of image {app['image']} is "
                                    "missing (pull the image again)")
-            raise PrepareError(f"app {name}: rootfs {lower} is not a directory (create it or "
-                               "fix the manifest)")
-    app_dir = runtime.app_dir(name)
+        lowers = app["lowerdirs"]
+    else:
+        lowers = [str(_bind_rootfs_directory(pod, app, app_dir))]
     for part in ("upper", "work", "rootfs"):
         (app_dir / part).mkdir(parents=True)
     root = runtime.rootfs(name)
-    _mount_overlay(app["lowerdirs"], app_dir, root)
+    _mount_overlay(lowers, app_dir, root)
     for directory in app["mount_dirs"]:
         _make_mount_point(root, directory, directory=True)
     for file in app["mount_files"]:
         _make_mount_point(root, file, directory=False)
     if app["read_only"]:
         mounts.mount("none", root, None, mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY)
+
+
+def _bind_rootfs_directory(pod: str, app: AppPlan, app_dir: Path) -> Path:
+    """Bind an app's rootfs directory to apps/APP/lower, the overlay's lower layer.
+
+    As for host volumes, the directory is opened without following a symbolic link in
+    any component, and the checked descriptor is bound: overlayfs' lowerdir= would follow
+    links, so whoever can write a parent of the rootfs could otherwise give the app any
+    root, / included, at the next start.  The overlay keeps the lower it was mounted on,
+    so no swap of the path later reaches the app, also when it restarts.  Not recursive:
+    an overlay never shows what is mounted below its lower layers anyway.
+    """
+    (source,) = app["lowerdirs"]
+    where = f"pod {pod}: app.{app['name']}.rootfs: {source}"
+    try:
+        fd = mounts.open_directory_literally(source)
+    except mounts.LinkInPath as error:
+        inner = "" if error.link == source else f": {error.link}"
+        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
+                           "in an app's rootfs (name the directory itself)") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise PrepareError(f"app {app['name']}: rootfs {source} is not a directory (create it "
+                           "or fix the manifest)") from None
+    try:
+        lower = app_dir / "lower"
+        lower.mkdir(mode=0o700, parents=True)
+        mounts.mount(f"/proc/self/fd/{fd}", lower, None, mounts.MS_BIND)
+        # Private: nothing mounted under the source later needs to reach it, or back.
+        mounts.mount("none", lower, None, mounts.MS_PRIVATE)
+    finally:
+        os.close(fd)
+    return lower
+
+
+def _copy_environment_files(pod: str, app: AppPlan, runtime: paths.PodRuntime) -> None:
+    """Copy the app's environment files to where its EnvironmentFile= settings point.
+
+    systemd reads EnvironmentFile= as root, following links: whoever can write a parent
+    of one could make any file's VAR=value lines (another service's secrets) the app's
+    environment.  So each is opened without following a symbolic link in any component,
+    must be a regular file, and is read once, here: the app gets what was checked, at
+    every (re)start of it until the pod restarts.
+    """
+    # A plan of an older generator has none: its units name the files themselves.
+    for index, source in enumerate(app.get("environment_files", [])):
+        where = f"pod {pod}: app.{app['name']}.environment_files[{index}]: {source}"
+        try:
+            fd = mounts.open_literally(source, directory=False)
+        except mounts.LinkInPath as error:
+            inner = "" if error.link == source else f": {error.link}"
+            raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not "
+                               "follow in an app's environment files (name the file itself)"
+                               ) from None
+        except (FileNotFoundError, NotADirectoryError):
+            raise PrepareError(f"{where} does not exist (create it or fix the manifest)"
+                               ) from None
+        try:
+            data = _read_regular_file(fd)
+        finally:
+            os.close(fd)
+        if data is None:
+            raise PrepareError(f"{where} is not a regular file of at most 1M (name a file of "
+                               "VAR=value lines)")
+        copy = runtime.environment_file(app["name"], index)
+        copy.parent.mkdir(mode=0o700, exist_ok=True)
+        with open(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+                          | os.O_CLOEXEC, 0o600), "wb") as out:
+            out.write(data)
+
+
+def _read_regular_file(fd: int) -> bytes | None:
+    """What the regular file behind O_PATH descriptor ``fd`` holds, or None when it is
+    something else or larger than ENVIRONMENT_FILE_MAX."""
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        return None
+    # Reopened through the checked descriptor: the kernel does not walk the path again.
+    with open(f"/proc/self/fd/{fd}", "rb") as opened:
+        data = opened.read(ENVIRONMENT_FILE_MAX + 1)
+    return data if len(data) <= ENVIRONMENT_FILE_MAX else None
 
 
 def _mount_overlay(lowers: list[str], app_dir: Path, root: Path) -> None:

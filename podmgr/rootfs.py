@@ -110,7 +110,21 @@ class DirectorySource:
         return [self.root]
 
     def read_file(self, path: str) -> bytes | None:
-        found = read_beneath(self.root, path)
+        # The root is taken literally, as prepare takes it: through a link these would be
+        # another directory's files, the host's even.
+        from podmgr import mounts  # noqa: PLC0415 -- ctypes, only when a name is looked up
+
+        try:
+            fd = mounts.open_directory_literally(self.root)
+        except mounts.LinkInPath as error:
+            raise OSError(errno.ELOOP, f"{error.link} is a symbolic link, which podmgr does not "
+                          "follow in an app's rootfs (name the directory itself)") from None
+        except FileNotFoundError:
+            return None  # not made yet: prepare says so if it is still missing then
+        try:
+            found = read_beneath(f"/proc/self/fd/{fd}", path)
+        finally:
+            os.close(fd)
         return found if isinstance(found, bytes) else None
 
     def defaults(self) -> Defaults:

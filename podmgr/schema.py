@@ -149,7 +149,8 @@ VOLUME = Section("volume", "volumes", "Storage that apps mount. A volume is shar
     Key("type", Choice(VolumeType), "\"host\": a directory of the host; \"empty\": a directory "
         "kept under /var/lib/podmgr/volumes/POD/NAME across restarts; \"tmpfs\": memory, "
         "empty at every start.", required=True, example='"empty"'),
-    Key("source", AbsolutePath(), "The host directory (type = \"host\"). It must exist.",
+    Key("source", AbsolutePath(), "The host directory (type = \"host\"). It must exist, and "
+        "no component of the path may be a symbolic link: podmgr does not follow links here.",
         only_for=(VolumeType.HOST,), example='"/srv/shop/config"'),
     Key("read_only", Boolean(), "Mount the volume read-only in every app.", default=False),
     Key("mode", Mode(), "Access mode of the volume's directory when it is created.",
@@ -175,7 +176,8 @@ APP = Section("app", "apps", "One table per app. Each app runs as its own system
               "the pod's slice, from its own root file system.", (
     Key("rootfs", AbsolutePath(), "Directory holding the app's root file system (set this or "
         "image). It stays untouched: the app runs on an overlay with a volatile upper layer, "
-        "so every start begins from it.", example='"/var/lib/machines/busybox"',
+        "so every start begins from it. No component of the path may be a symbolic link: "
+        "podmgr does not follow links here.", example='"/var/lib/machines/busybox"',
         example_set=True),
     Key("image", ImageName(), "Image to run, by name as stored with podmgr image pull or "
         "import (set this or rootfs). Its layers are the app's root file system, and its "
@@ -190,7 +192,10 @@ APP = Section("app", "apps", "One table per app. Each app runs as its own system
     Key("environment", MapOf(ENV_NAME, "table of strings"), "Environment variables.",
         default={}, example='{ LANG = "C.UTF-8" }'),
     Key("environment_files", ListOf(AbsolutePath()), "Files of VAR=value lines on the host, "
-        "read by systemd (EnvironmentFile=).", default=[], example='["/etc/shop/web.env"]'),
+        "as systemd's EnvironmentFile= reads them. Each is read when the pod starts (a change "
+        "takes effect at the pod's next start) and must be a regular file of at most 1M; no "
+        "component of its path may be a symbolic link.", default=[],
+        example='["/etc/shop/web.env"]'),
     Key("working_directory", AbsolutePath(), "Working directory inside the app; defaults to "
         "the image's, or /.", example='"/srv"'),
     Key("user", UserRef("user"), "User to run as: a number, or a name from the app's own "

@@ -145,6 +145,10 @@ def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
     unit.set("Unit", "BindsTo", names.pod_unit(pod))
     after = [names.pod_unit(pod), *(names.app_unit(pod, other) for other in app.after)]
     unit.set_words("Unit", "After", after)
+    # Its root is mounted by the pod's prepare: an app added to the manifest of a running
+    # pod has none until the pod restarts, and systemd's status then says so.
+    unit.set("Unit", "AssertPathIsMountPoint",
+             escape_specifiers(str(runtime.rootfs(app.name))))
 
     service = "Service"
     unit.set(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
@@ -157,7 +161,7 @@ def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
     unit.set(service, "LogExtraFields", f"PODMGR_APP={app.name}")
 
     _sandbox(unit, manifest, app, runtime)
-    _credentials(unit, app, resolved)
+    _credentials(unit, app, resolved, runtime)
     _resources(unit, service, app.resources)
     return unit
 
@@ -212,7 +216,8 @@ def _volume_source(pod: str, volume: Volume, runtime: paths.PodRuntime) -> str:
     return str(runtime.volume(volume.name))
 
 
-def _credentials(unit: UnitFile, app: App, resolved: ResolvedApp) -> None:
+def _credentials(unit: UnitFile, app: App, resolved: ResolvedApp,
+                 runtime: paths.PodRuntime) -> None:
     service = "Service"
     creds = resolved.creds
     unit.set(service, "User", creds.uid)
@@ -226,5 +231,5 @@ def _credentials(unit: UnitFile, app: App, resolved: ResolvedApp) -> None:
         unit.set(service, "Environment", quote(f"HOME={creds.home}"))
     for name, value in resolved.environment:
         unit.set(service, "Environment", quote(f"{name}={value}"))
-    for file in app.environment_files:
-        unit.set(service, "EnvironmentFile", escape_specifiers(file))
+    for index, _ in enumerate(app.environment_files):  # as prepare checked and copied them
+        unit.set(service, "EnvironmentFile", str(runtime.environment_file(app.name, index)))

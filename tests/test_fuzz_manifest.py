@@ -97,7 +97,8 @@ def test_any_toml_shaped_like_a_manifest_is_a_manifest_or_one_line_problems(
 
 # What the app units may hold: no key is there that podmgr does not write.
 APP_KEYS = {
-    "Unit": {"Description", "Documentation", "SourcePath", "BindsTo", "After"},
+    "Unit": {"Description", "Documentation", "SourcePath", "BindsTo", "After",
+             "AssertPathIsMountPoint"},
     "Service": {"Type", "Slice", "ExecStart", "Restart", "TimeoutStopSec", "SyslogIdentifier",
                 "LogExtraFields", "RootDirectory", "MountAPIVFS", "NetworkNamespacePath",
                 "IPCNamespacePath", "BindReadOnlyPaths", "BindPaths", "TemporaryFileSystem",

@@ -92,8 +92,8 @@ def test_a_restart_leaves_only_the_apps_of_the_manifest(life_bed: Bed) -> None:
     bed.run("systemctl", "daemon-reload")
     bed.run("podmgr", "restart", "renew")
     assert running_app_units(bed, "renew") == ["podapp@renew:stays.service"]
-    assert [m.split()[4] for m in mounts_of(bed, "renew")
-            if "/apps/" in m.split()[4]] == ["/run/podmgr/pods/renew/apps/stays/rootfs"]
+    assert sorted(m.split()[4] for m in mounts_of(bed, "renew") if "/apps/" in m.split()[4]) \
+        == ["/run/podmgr/pods/renew/apps/stays/lower", "/run/podmgr/pods/renew/apps/stays/rootfs"]
     bed.run("podmgr", "stop", "renew")
     assert processes_in_slice(bed, "renew") == []
 
@@ -108,6 +108,12 @@ def test_an_app_added_to_a_running_pod_starts_with_the_next_start(life_bed: Bed)
     # The running pod was prepared for the old manifest: the new app has no root yet.
     alone = bed.run("systemctl", "start", "podapp@grow:second.service", check=False)
     assert alone.returncode != 0
+    # systemd's own status says why, rather than failing to set up the app's namespace.
+    assert "Assertion failed on job for podapp@grow:second.service" in alone.stderr
+    assert show(bed, "podapp@grow:second.service", "AssertResult") == "no"
+    assert ("AssertPathIsMountPoint=/run/podmgr/pods/grow/apps/second/rootfs was not met"
+            in bed.run("systemctl", "status", "--no-pager", "podapp@grow:second.service",
+                       check=False).stdout)
     assert running_app_units(bed, "grow") == ["podapp@grow:first.service"]
     started = bed.run("podmgr", "start", "grow", check=False)
     assert (started.returncode, started.stderr) == (1, (
