@@ -33,7 +33,7 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from podmgr import images, oci, unpack  # after the path above
+from podmgr import layerstream, oci, unpack  # after the path above
 
 LAYER_BYTES = 56 << 20  # four of them: 224 MB
 MEDIA = {"": "application/vnd.oci.image.layer.v1.tar",
@@ -83,7 +83,8 @@ def podmgr_unpack(layers: list[Path], suffix: str, work: Path) -> None:
         fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with layer.open("rb") as stream:
-                images.unpack_blob(stream, MEDIA[suffix], fd, unpack.Limits(), layer.name)
+                layerstream.unpack_blob_confined(stream, MEDIA[suffix], fd, unpack.Limits(),
+                                                 layer.name, layer.stat().st_size)
         finally:
             os.close(fd)
 

@@ -8,6 +8,13 @@
     tmp/                    work in progress; anything there is garbage after a crash
     lock                    flock: shared while pulling or reading, exclusive for gc/rm
 
+Only root can traverse the store: its directories are 0700, and a store made with
+looser modes is tightened the next time it is locked.  The layers hold the images'
+setuid binaries and file capabilities as the images made them, and a local user who
+could reach them would run them (CVE-2021-41091); the kernel reads an overlay's lower
+layers as whoever mounted it, root, so pods need no access for others.  (A layer's own
+root directory keeps 0755: it is the root directory its pods see.)
+
 Every write is atomic (write a temporary in the same directory, fsync, rename), and a
 layer appears under its final name only once it is completely unpacked, so a kill -9 at
 any moment leaves the store consistent and the next pull completes.  Each layer also has
@@ -20,13 +27,12 @@ import contextlib
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from podmgr import paths
+from podmgr import dirtree, paths
 from podmgr.digest import Digest, DigestMismatch
 from podmgr.errors import PodmgrError
 
@@ -94,10 +100,18 @@ class Store:
     def _setup(self) -> None:
         for directory in (self.blobs, self.layers, self.images, self.tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Layers are the lower dirs of apps' root file systems: traversable by all.
-        (self.root / "layers").chmod(0o711)
-        self.layers.chmod(0o711)
-        self.root.chmod(0o711)
+        self.repair_modes()
+
+    def repair_modes(self) -> None:
+        """Make the store's directories root's alone again (older podmgr made them 0711)."""
+        for directory in (self.root, self.blobs.parent, self.blobs, self.layers.parent,
+                          self.layers, self.images, self.tmp):
+            with contextlib.suppress(FileNotFoundError):
+                info = directory.lstat()
+                if info.st_uid != os.geteuid():
+                    os.chown(directory, os.geteuid(), os.getegid(), follow_symlinks=False)
+                if info.st_mode & 0o077:
+                    directory.chmod(0o700)
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool = False) -> Iterator[Store]:
@@ -148,7 +162,7 @@ class Store:
             temp = self.layers / f".{diff_id.hex}.partial"
             if temp.exists():  # left by a crashed unpack; we hold the lock
                 _remove_tree(temp)
-            temp.mkdir(mode=0o755)
+            temp.mkdir(mode=0o755)  # the pods' root directory; the store above is 0700
             fd = os.open(temp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:
                 yield fd
@@ -219,11 +233,8 @@ class Store:
 
 
 def _remove_tree(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        # Layers hold whiteouts and opaque dirs that only root may remove; rmtree can.
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+    # Iterative, with a bounded number of fds: a layer may nest thousands of directories.
+    dirtree.remove_path(str(path))
 
 
 def now() -> str:
