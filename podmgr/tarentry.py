@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import enum
 import math
+import re
 import tarfile
 from dataclasses import dataclass
 
@@ -37,6 +38,7 @@ NAME_MAX = 255  # bytes of one component (Linux)
 SYMLINK_MAX = 4095  # bytes of a symlink's target (PATH_MAX - 1)
 ID_MAX = 2**32 - 2  # (uid_t) -1 means "leave as is" to chown
 TIME_MAX = (2**63 - 1) // 10**9  # seconds that fit a struct timespec in nanoseconds
+_LONG_COMPONENT = re.compile(rb"[^/]{%d}" % (NAME_MAX + 1))
 # tarfile's parser of a header's number fields (octal, or GNU base-256).
 _nti = tarfile.nti  # type: ignore[attr-defined]
 _EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
@@ -168,10 +170,13 @@ class Entry:
 
 def shown(name: str, limit: int = 200) -> str:
     """``name`` as one printable line of valid UTF-8: what messages may carry."""
-    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if len(name) <= limit and name.isprintable():
+        return name
+    cut = name[:limit]
+    text = cut.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
                    else f"\\u{ord(c):04x}" for c in text)
-    return text if len(text) <= limit else text[:limit] + "..."
+    return text if len(name) <= limit else text + "..."
 
 
 def split(name: str, what: str, display: str) -> tuple[str, str]:
@@ -189,14 +194,15 @@ def split(name: str, what: str, display: str) -> tuple[str, str]:
     if name.startswith("/"):
         raise UnsafeLayer(f"{what}: {display}: absolute names are refused (the layer is "
                           "malformed or hostile)")
-    parts = [p for p in name.split("/") if p not in ("", ".")]
+    parts = name.split("/")
+    if "" in parts or "." in parts:
+        parts = [p for p in parts if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeLayer(f"{what}: {display}: '..' in a name is refused (the layer is "
                           "malformed or hostile)")
-    for part in parts:
-        if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
-            raise BadLayer(f"{what}: {display}: a name component longer than {NAME_MAX} "
-                           "bytes, which no Linux file system takes")
+    if len(encoded) > NAME_MAX and _LONG_COMPONENT.search(encoded):
+        raise BadLayer(f"{what}: {display}: a name component longer than {NAME_MAX} "
+                       "bytes, which no Linux file system takes")
     if not parts:
         return "", ""
     return "/".join(parts[:-1]), parts[-1]

@@ -291,15 +291,17 @@ def _file(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry,
         dirtree.remove(parent_fd, entry.base)
         fd = os.open(entry.base, flags, 0o600, dir_fd=parent_fd)
     try:
-        source = archive.extractfile(member)
-        assert source is not None
         if entry.sparse is None:
+            source = archive.extractfile(member)
+            assert source is not None
             _copy(source, fd, 0, None, entry, work.what)
         else:
-            # Only the data regions are written; the holes between them stay holes.
+            # The regions' data follow one another in the stream; only they are written,
+            # and the holes between them stay holes.
+            stream = cast(IO[bytes], archive.fileobj)
+            stream.seek(member.offset_data)  # forward only: where the stream is already
             for offset, count in entry.sparse:
-                source.seek(offset)
-                _copy(source, fd, offset, count, entry, work.what)
+                _copy(stream, fd, offset, count, entry, work.what)
             os.ftruncate(fd, entry.size)
         os.fchown(fd, entry.uid, entry.gid)
         os.fchmod(fd, _mode(entry, work.limits))  # after chown, which clears setuid bits
