@@ -140,10 +140,15 @@ def run(call: str, arguments: dict[str, object], target_fd: int, stream: Readabl
                     on_event(message["event"])
                 elif "result" in message or "error" in message:
                     outcome = message
+        except BaseException:
+            process.kill()
+            raise
         finally:
-            if outcome is None or any(failures):
+            try:  # it has closed stdout: it is exiting
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
                 process.kill()
-            process.wait()
+                process.wait()
             feeder.join()
         if failures:
             raise failures[0]
