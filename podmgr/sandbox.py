@@ -230,9 +230,18 @@ def _confine_mounts(target_fd: int) -> None:
     os.chdir("/")
 
 
-def _confine(target_fd: int, devices: bool) -> int:
+def _close_fds(keep: set[int]) -> None:
+    """Close every fd but ``keep``: none may lead outside once confined."""
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if int(name) not in keep:
+                os.close(int(name))
+
+
+def _confine(target_fd: int, devices: bool, keep: set[int]) -> int:
     """Confine this process; returns the fd of TARGET as seen from inside."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    _close_fds(keep | {0, 1, 2, target_fd})
     last_capability = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
                          | CLONE_NEWNET), "unshare")
@@ -269,7 +278,8 @@ def child() -> None:
 
     file_system = dirtree.file_system_type(request["target_fd"])
     try:
-        target_fd = _confine(request["target_fd"], request["devices"])
+        target_fd = _confine(request["target_fd"], request["devices"],
+                             {out.fileno(), request["stream_fd"]})
     except OSError as error:
         emit({"error": {"code": SandboxFailed.code,
                         "message": f"cannot confine the unpacking process ({error})"}})
