@@ -24,6 +24,7 @@ a lock file, so two pulls sharing a layer unpack it once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -66,18 +67,39 @@ class ImageRecord:
                    bool(data["insecure"]), data["stored"])
 
 
+class StoreFailed(PodmgrError):
+    """The store's file system refused to hold something (full, read-only, overlayfs)."""
+
+    code = "StoreFailed"
+
+
+def store_failure(what: str, error: OSError) -> StoreFailed:
+    """``error`` of writing ``what`` into the store, as one line saying what to do."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFailed(f"{what}: no space left on the store's file system (free some, "
+                           "e.g. with podmgr gc, or give /var/lib/podmgr more)")
+    if error.errno == errno.EROFS:
+        return StoreFailed(f"{what}: the store's file system is read-only")
+    return StoreFailed(f"{what}: {error.strerror or error} in the store")
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``path`` so that it holds either its old or its new content, never a part."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp, path)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()  # a full disk leaves no temporary behind
+        raise
     _fsync_dir(path.parent)
 
 
@@ -129,7 +151,10 @@ class Store:
     def put_blob(self, data: bytes) -> Digest:
         digest = Digest.of(data)
         if not self.blob_path(digest).exists():
-            atomic_write(self.blob_path(digest), data)
+            try:
+                atomic_write(self.blob_path(digest), data)
+            except OSError as error:
+                raise store_failure(f"blob {digest}", error) from None
         return digest
 
     def read_blob(self, digest: Digest) -> bytes:
@@ -160,20 +185,30 @@ class Store:
                 yield None
                 return
             temp = self.layers / f".{diff_id.hex}.partial"
-            if temp.exists():  # left by a crashed unpack; we hold the lock
-                _remove_tree(temp)
-            temp.mkdir(mode=0o755)  # the pods' root directory; the store above is 0700
-            fd = os.open(temp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            what = f"layer {diff_id}"
+            try:
+                if temp.exists():  # left by a crashed unpack; we hold the lock
+                    _remove_tree(temp)
+                temp.mkdir(mode=0o755)  # the pods' root directory; the store above is 0700
+                fd = os.open(temp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as error:
+                raise store_failure(what, error) from None
             try:
                 yield fd
                 os.fsync(fd)
-            except BaseException:
+            except BaseException as failure:
                 os.close(fd)
                 _remove_tree(temp)
+                if isinstance(failure, OSError):
+                    raise store_failure(what, failure) from None
                 raise
             os.close(fd)
-            os.rename(temp, final)
-            _fsync_dir(self.layers)
+            try:
+                os.rename(temp, final)
+                _fsync_dir(self.layers)
+            except OSError as error:
+                _remove_tree(temp)
+                raise store_failure(what, error) from None
 
     # Image records.
 
@@ -181,7 +216,10 @@ class Store:
         return paths.image_record(name, self.root)
 
     def put_image(self, record: ImageRecord) -> None:
-        atomic_write(self.record_path(record.name), record.to_json().encode(), 0o644)
+        try:
+            atomic_write(self.record_path(record.name), record.to_json().encode(), 0o644)
+        except OSError as error:
+            raise store_failure(f"image {record.name}", error) from None
 
     def image(self, name: str) -> ImageRecord:
         try:

@@ -46,6 +46,7 @@ from typing import IO, Protocol, cast
 
 from podmgr import dirtree
 from podmgr.errors import PodmgrError
+from podmgr.store import StoreFailed, store_failure
 from podmgr.tarentry import (
     OPAQUE,
     WHITEOUT,
@@ -78,12 +79,6 @@ OpaqueReport = Callable[[str], None]
 
 class Readable(Protocol):
     def read(self, n: int = -1, /) -> bytes: ...
-
-
-class StoreFailed(PodmgrError):
-    """The store's file system refused to hold a layer (full, read-only, overlayfs)."""
-
-    code = "StoreFailed"
 
 
 @dataclass(frozen=True)
@@ -209,11 +204,8 @@ def _extract_checked(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: E
 
 def _failure(error: OSError, what: str, entry: Entry | None, work: _Unpacking) -> PodmgrError:
     where = f"{what}: {entry.shown}" if entry else what
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreFailed(f"{where}: no space left on the store's file system (free some, "
-                           "e.g. with podmgr gc, or give /var/lib/podmgr more)")
-    if error.errno == errno.EROFS:
-        return StoreFailed(f"{where}: the store's file system is read-only")
+    if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+        return store_failure(where, error)
     if error.errno in (errno.EMFILE, errno.ENFILE, errno.ENOMEM):
         return StoreFailed(f"{where}: out of resources ({error.strerror})")
     if entry and entry.kind is Kind.WHITEOUT and error.errno == errno.EPERM:
