@@ -79,8 +79,9 @@ class Tree:
 
     def directory(self, path: str, create: bool = True) -> int:
         """The fd of directory ``path``, made (with its parents) where missing unless not
-        ``create`` (then FileNotFoundError).  Valid until the next call but one: at most
-        ``capacity`` fds stay open, the least recently used closed first."""
+        ``create`` (then FileNotFoundError).  At most ``capacity`` fds stay open, the least
+        recently used closed first: the fd stays valid while fewer than ``capacity`` other
+        directories are opened (each call opens at most one that it keeps)."""
         if not path:
             return self.root_fd
         found = self._held.get(path)
