@@ -401,3 +401,33 @@ def test_the_confined_unpacker_sends_typed_errors_and_opaque_directories_back(
     assert diff_id == ib.sha256(data)
     assert os.getxattr(layer / "cache", "trusted.overlay.opaque") == b"y"
     assert (layer / "gone").read_bytes() == b"f"
+
+
+# A gzip member of 256 MiB of zeros is 256 KiB: read in 1 MiB pieces, it must never be
+# inflated whole.
+GZIP_BOMB = textwrap.dedent("""
+    import io, resource, sys, zlib
+    sys.path[:0] = [sys.argv[1]]
+    from podmgr import layerstream
+    squeeze = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
+    zeros = bytes(1 << 20)
+    bomb = b"".join(squeeze.compress(zeros) for _ in range(256)) + squeeze.flush()
+    del zeros
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    reader = layerstream.Decompressing(io.BytesIO(bomb), sys.argv[2], "bomb")
+    total = 0
+    while chunk := reader.read(1 << 20):
+        total += len(chunk)
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    print(len(bomb), total, grown)
+""")
+
+
+def test_decompression_holds_a_few_mib_whatever_the_ratio() -> None:
+    result = subprocess.run([sys.executable, "-c", GZIP_BOMB, str(CHECKOUT),
+                             ib.COMPRESSIONS["gzip"][0]],
+                            capture_output=True, text=True, check=True, timeout=120)
+    compressed, total, grown_kib = map(int, result.stdout.split())
+    assert compressed < 1 << 20
+    assert total == 256 << 20
+    assert grown_kib < 48 << 10  # the queue holds 16 chunks of 1 MiB, and one being read
