@@ -9,6 +9,9 @@ systemd-importd confines tar the same way.  ``run`` starts a fresh interpreter t
 - makes its root an empty read-only tmpfs holding one writable directory, /target: the
   directory it was given, bound there nosuid, nodev and noexec (the old root is hidden
   beneath, reachable only by unmounting, which it is no longer allowed to do);
+- refuses, through a seccomp filter (on x86_64), the system calls that could undo this
+  or reach beyond it without capabilities (the mount API, namespaces, keyrings, io_uring,
+  file handles, tracing);
 - keeps only the capabilities unpacking needs: CAP_CHOWN, CAP_DAC_OVERRIDE,
   CAP_FOWNER, CAP_FSETID and CAP_SETFCAP (file capabilities), and CAP_MKNOD only when
   device nodes are allowed (whiteouts, 0/0 character devices, need none since Linux
@@ -230,6 +233,60 @@ def _confine_mounts(target_fd: int) -> None:
     os.chdir("/")
 
 
+# System calls refused with EPERM once confined (x86_64 numbers): what could undo the
+# confinement or reach beyond it even without capabilities (the mount API, namespaces,
+# keyrings of uid 0, io_uring, handles, tracing).  Elsewhere only the rest applies.
+AUDIT_ARCH_X86_64 = 0xC000003E
+_X32 = 0x40000000
+_REFUSED_X86_64 = {
+    "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272,
+    "setns": 308, "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
+    "fsconfig": 431, "fsmount": 432, "fspick": 433, "ptrace": 101, "process_vm_readv": 310,
+    "process_vm_writev": 311, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
+    "finit_module": 313, "delete_module": 176, "bpf": 321, "reboot": 169, "swapon": 167,
+    "swapoff": 168, "perf_event_open": 298, "keyctl": 250, "add_key": 248,
+    "request_key": 249, "userfaultfd": 323, "name_to_handle_at": 303,
+    "open_by_handle_at": 304, "io_uring_setup": 425, "io_uring_enter": 426,
+    "io_uring_register": 427, "settimeofday": 164, "clock_settime": 227, "adjtimex": 159,
+    "clock_adjtime": 305, "sethostname": 170, "setdomainname": 171, "acct": 163,
+    "quotactl": 179, "syslog": 103, "vhangup": 153, "iopl": 172, "ioperm": 173,
+    "fanotify_init": 300, "pidfd_getfd": 438,
+}
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+_SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+_BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_JGE_K, _BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+
+
+class _Filter(ctypes.Structure):
+    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
+                ("k", ctypes.c_uint32)]
+
+
+class _Program(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(_Filter))]
+
+
+def _seccomp() -> None:
+    """Refuse _REFUSED_X86_64, other ABIs (x32, i386) included; only on x86_64, where the
+    numbers are right."""
+    if os.uname().machine != "x86_64":
+        return
+    numbers = sorted(set(_REFUSED_X86_64.values()))
+    # ld arch; jne -> refuse; ld nr; jge x32 -> refuse; jeq each -> refuse; allow; refuse
+    length = 4 + len(numbers) + 2
+    refuse = length - 1
+    program = [(_BPF_LD_W_ABS, 0, 0, 4), (_BPF_JEQ_K, 0, refuse - 2, AUDIT_ARCH_X86_64),
+               (_BPF_LD_W_ABS, 0, 0, 0), (_BPF_JGE_K, refuse - 4, 0, _X32)]
+    program += [(_BPF_JEQ_K, refuse - (4 + i) - 1, 0, number)
+                for i, number in enumerate(numbers)]
+    program += [(_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
+                (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)]
+    filters = (_Filter * length)(*(_Filter(*instruction) for instruction in program))
+    fprog = _Program(length, filters)
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
+           "seccomp")
+
+
 def _close_fds(keep: set[int]) -> None:
     """Close every fd but ``keep``: none may lead outside once confined."""
     for name in os.listdir("/proc/self/fd"):
@@ -256,6 +313,7 @@ def _confine(target_fd: int, devices: bool, keep: set[int]) -> int:
     keep = {CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_SETFCAP}
     _drop_capabilities(keep | ({CAP_MKNOD} if devices else set()), last_capability)
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
+    _seccomp()
     return os.open(TARGET, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
 
 

@@ -62,6 +62,9 @@ def probe(context: Context, victim: str, host_pid: int) -> dict[str, str]:
                                                          os.makedev(8, 0), dir_fd=fd)),
         "signal a host process": _attempt(lambda: os.kill(host_pid, 0)),
         "reach the system bus": _attempt(lambda: _connect("/run/dbus/system_bus_socket")),
+        # keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING): uid 0's keys (x86_64's 250)
+        "use the keyrings": _attempt(lambda: _libc_call("syscall", 250, 0, -4, 0)),
+        "make a new namespace": _attempt(lambda: _libc_call("unshare", 0x00020000)),
         "set a trusted xattr": _attempt(lambda: os.setxattr(fd, "trusted.x", b"y")),
         "write inside the target": _attempt(lambda: _write("inside", fd)),
         "make a whiteout inside": _attempt(lambda: os.mknod("wh", stat.S_IFCHR,
