@@ -21,7 +21,8 @@ systemd-importd confines tar the same way.  ``run`` starts a fresh interpreter t
 It then calls ``module:function(context, **arguments)`` and reports its JSON result, or
 the PodmgrError it raised (code and one-line message), on stdout; the function may
 report events before that (``Context.emit``), which reach the caller's ``on_event``.
-The request comes on stdin; the data to work on on a pipe the caller feeds.
+The request comes on stdin; the data to work on on a pipe the caller feeds, or, for a
+plain file, on a duplicate of its fd (read-only).
 """
 
 from __future__ import annotations
@@ -30,10 +31,12 @@ import contextlib
 import ctypes
 import errno
 import importlib
+import io
 import json
 import logging
 import os
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -107,17 +110,60 @@ def _feed(stream: Readable, fd: int, failures: list[BaseException]) -> None:
         failures.append(error)
 
 
+def _file_of(stream: Readable) -> int | None:
+    """A duplicate of ``stream``'s fd when it is a plain file read from where its fd
+    stands (the confined process then reads it itself, with no copy through a pipe)."""
+    raw = getattr(stream, "raw", stream)
+    if not isinstance(raw, io.FileIO):
+        return None
+    try:
+        fd = raw.fileno()
+        tell = getattr(stream, "tell", None)
+        if not stat.S_ISREG(os.fstat(fd).st_mode) or tell is None \
+                or tell() != os.lseek(fd, 0, os.SEEK_CUR):
+            return None
+        return os.dup(fd)
+    except (OSError, ValueError):
+        return None
+
+
+def _exchange(process: subprocess.Popen[bytes], request: dict[str, object],
+              on_event: Callable[[dict[str, object]], None] | None) -> dict[str, object] | None:
+    """Send the request; relay events; return the result or error message, if any came."""
+    outcome: dict[str, object] | None = None
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write(json.dumps(request).encode() + b"\n")
+    process.stdin.close()
+    for line in process.stdout:
+        message = json.loads(line)
+        if "event" in message and on_event is not None:
+            on_event(message["event"])
+        elif "result" in message or "error" in message:
+            outcome = message
+    return outcome
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    try:  # it has closed stdout: it is exiting
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run(call: str, arguments: dict[str, object], target_fd: int, stream: Readable,
         what: str, on_event: Callable[[dict[str, object]], None] | None = None,
         devices: bool = False, preload: tuple[str, ...] = ()) -> object:
     """Call ``call`` ("module:function") confined, writing only below ``target_fd`` and
     reading ``stream``; returns its result or raises the error it raised."""
     paths = [str(Path(__file__).parent.parent)] + [p for p in sys.path if os.path.isdir(p)]
-    request: dict[str, object] = {"call": call, "arguments": arguments, "devices": devices,
-               "preload": list(preload), "path": paths}
-    read_end, write_end = os.pipe()
+    direct = _file_of(stream)
+    read_end, write_end = (direct, -1) if direct is not None else os.pipe()
     os.set_inheritable(read_end, True)
-    request["stream_fd"], request["target_fd"] = read_end, target_fd
+    request: dict[str, object] = {"call": call, "arguments": arguments, "devices": devices,
+                                  "preload": list(preload), "path": paths,
+                                  "stream_fd": read_end, "target_fd": target_fd}
     failures: list[BaseException] = []
     with tempfile.TemporaryFile() as stderr:
         try:
@@ -130,29 +176,17 @@ def run(call: str, arguments: dict[str, object], target_fd: int, stream: Readabl
             os.close(read_end)
         feeder = threading.Thread(target=_feed, args=(stream, write_end, failures),
                                   name="podmgr-sandbox-feed", daemon=True)
-        feeder.start()
-        outcome: dict[str, object] | None = None
+        if direct is None:
+            feeder.start()
         try:
-            assert process.stdin is not None
-            assert process.stdout is not None
-            process.stdin.write(json.dumps(request).encode() + b"\n")
-            process.stdin.close()
-            for line in process.stdout:
-                message = json.loads(line)
-                if "event" in message and on_event is not None:
-                    on_event(message["event"])
-                elif "result" in message or "error" in message:
-                    outcome = message
+            outcome = _exchange(process, request, on_event)
         except BaseException:
             process.kill()
             raise
         finally:
-            try:  # it has closed stdout: it is exiting
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            feeder.join()
+            _reap(process)
+            if direct is None:
+                feeder.join()
         if failures:
             raise failures[0]
         if outcome is None:
