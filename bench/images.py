@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Unpacking layers against tar, in the same run.
 
-- a >= 200 MB image of four uncompressed layers, unpacked by podmgr (fd-relative,
-  checking the diff_id) against `tar -x` of the same layers (target: at most 2x);
+- a >= 200 MB image of four uncompressed layers, unpacked by podmgr as imports do
+  (fd-relative, checking the diff_id, in a confined process per layer) against `tar -x`
+  of the same layers (target: at most 2x);
 - the same layers gzip- and zstd-compressed, against `tar -xzf` and `tar --zstd -xf`
   (target: at most 1.1x).
 
