@@ -65,6 +65,10 @@ class Header(tarfile.TarInfo):
     """tarfile.TarInfo that refuses headers whose size or count a layer could inflate."""
 
     def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
+        # Global PAX headers (XGLTYPE) add to what every later entry carries.
+        if archive.pax_headers and sum(len(k) + len(v) for k, v in
+                                       archive.pax_headers.items()) > MAX_HEADER:
+            raise HeaderProblem(f"global extended headers of more than {MAX_HEADER} bytes")
         chain = getattr(archive, "podmgr_chain", 0)
         if self.type in _EXTENDED:
             if self.size > MAX_HEADER:

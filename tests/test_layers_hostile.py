@@ -68,6 +68,20 @@ def pax_chain(count: int) -> bytes:
     return block * count + ib.tar([ib.file("f", b"x")])
 
 
+def global_headers(count: int) -> bytes:
+    """``count`` entries, each after a global PAX header adding 100 KB to all that follow."""
+    blocks = []
+    for index in range(count):
+        record = f"{index}.comment=" + "x" * 100_000 + "\n"
+        record = f"{len(record) + len(str(len(record))) + 1} {record}"
+        header = tarfile.TarInfo("././@PaxHeader")
+        header.type, header.size = tarfile.XGLTYPE, len(record)
+        data = record.encode()
+        blocks.append(header.tobuf(tarfile.USTAR_FORMAT) + data
+                      + bytes(-len(data) % 512) + ib.tar([ib.file(f"f{index}")])[:512])
+    return b"".join(blocks) + bytes(1024)
+
+
 def sparse_tar(apparent: int, regions: list[tuple[int, bytes]]) -> bytes:
     """A GNU sparse file (PAX format 1.0) of ``apparent`` bytes with data ``regions``."""
     lines = [str(len(regions))] + [f"{o}\n{len(d)}" for o, d in regions]
@@ -131,6 +145,7 @@ HOSTILE: dict[str, tuple[bytes, str]] = {
     "pax-header-of-2-mib": (ib.tar([pax("f", {"comment": "x" * (2 << 20)})]),
                             "an extended header of"),
     "a-thousand-pax-headers-in-a-row": (pax_chain(1000), "more than 16 extended headers"),
+    "global-headers-piling-up": (global_headers(20), "global extended headers of more than"),
     "sparse-map-out-of-order": (ib.tar([pax("f", {"GNU.sparse.map": "100,1,0,1",
                                                   "GNU.sparse.size": "200"}, b"ab")]),
                                 "f: its sparse map is out of order"),
