@@ -5,6 +5,7 @@
     insecure = ["localhost:5000/scratch"]   # name prefixes stored without a signature
     max_layer_entries = 1000000
     max_layer_size = "64G"
+    max_layer_ratio = 2000
     allow_devices = false
     strip_setuid = false
 
@@ -54,6 +55,11 @@ IMAGES = Section("images", "images", "Image policy and unpack limits.", (
         default=1_000_000),
     Key("max_layer_size", Size(), "Most bytes of files a layer may unpack to (sparse files "
         "count their full size).", default="64G"),
+    Key("max_layer_ratio", Integer(1, 10**6, "ratio"), "Most a layer may unpack to, as a "
+        "multiple of its compressed size (at least 1M): both its tar stream and its files' "
+        "apparent sizes count, so a small layer of sparse files or long zero runs cannot fill "
+        "the disk. gzip does not compress by more than about 1000:1; zstd layers of long zero "
+        "runs may need more.", default=2000),
     Key("allow_devices", Boolean(), "Let layers create device nodes.", default=False),
     Key("strip_setuid", Boolean(), "Drop setuid and setgid bits while unpacking.",
         default=False),
@@ -82,6 +88,7 @@ class ImagePolicy:
     max_layer_size: int
     allow_devices: bool
     strip_setuid: bool
+    max_layer_ratio: int = 2000
 
 
 @dataclass(frozen=True)
@@ -111,7 +118,7 @@ class Config:
 
         policy = self.images
         return Limits(policy.max_layer_entries, policy.max_layer_size, policy.allow_devices,
-                      policy.strip_setuid)
+                      policy.strip_setuid, policy.max_layer_ratio)
 
     # transports.base.SourceContext
 

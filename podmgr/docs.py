@@ -125,14 +125,20 @@ unsigned, badly signed, expired-key, revoked-key, wrong-identity or tampered ima
 refused before any layer is unpacked, unless its name lies under a prefix listed in
 [images] insecure.
 
-Layers are unpacked without following symlinks and relative to the layer directory.
-Refused, failing the image: absolute names, ".." components, entries through a symlink
-or a non-directory, hard links to a name outside the layer or not yet unpacked from it,
-whiteouts of "." or "..", device nodes unless allow_devices is set, and more entries or
-bytes than max_layer_entries and max_layer_size (sparse files count their full size).
-Dropped: the entry "." itself, extended attributes other than security.capability and
-user.*, and, with strip_setuid, setuid and setgid bits. OCI whiteouts become overlayfs
-whiteouts and opaque directories."""
+Layers are unpacked without following symlinks and relative to the layer directory, by a
+process confined to it (new namespaces, a read-only root, no capabilities but those of
+file ownership, no new privileges, a system call filter). Refused, failing the image:
+absolute names, ".." components, entries through a symlink or a non-directory, hard
+links to a name outside the layer, not yet unpacked from it or to itself, whiteouts of
+"." or "..", device nodes unless allow_devices is set, names with a NUL or a component
+over 255 bytes, ids over 4294967294, times that are not times, extended headers over 1
+MiB, and more entries or bytes than max_layer_entries, max_layer_size (sparse files
+count their full size, and are written as holes) and max_layer_ratio times the layer's
+compressed size. Dropped: the entry "." itself, extended attributes other than
+security.capability and user.*, and, with strip_setuid, setuid and setgid bits: they are
+kept by default, as images need them, since only root can traverse /var/lib/podmgr
+(0700). OCI whiteouts become overlayfs whiteouts and opaque directories, so
+/var/lib/podmgr cannot be on overlayfs."""
 
 NETWORKING_TEXT = """\
 A pod gets a network namespace of its own unless network.mode = "host". With mode =
@@ -260,9 +266,10 @@ fingerprint for rules; the service asks before the method runs, after checking e
 argument against what its method says it is. Reads need no authorization.
 Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid,
 Exists, JobFailed, PrepareFailed, NoSuchImage, SignatureRejected, DigestMismatch,
-UnsafeLayer, BadImage, BadReference, SourceError, TrustError, AccessDenied, InvalidName
-(an argument that does not match its grammar or is over its size limit; each method says
-what its arguments are), Busy (too much work queued: try again), Failed.
+UnsafeLayer, BadLayer, StoreFailed, SandboxFailed, BadImage, BadReference, SourceError,
+TrustError, AccessDenied, InvalidName (an argument that does not match its grammar or is
+over its size limit; each method says what its arguments are), Busy (too much work
+queued: try again), Failed.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and

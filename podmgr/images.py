@@ -7,24 +7,20 @@ The order is the point:
    a refusal stops here, before a byte of any layer is read;
 3. read the config and each layer, checking every blob's size and digest as it streams
    and each layer's diff_id after decompression, unpacking into the store (layers the
-   store has already are not even fetched);
+   store has already are not even fetched) in a confined process (layerstream.py);
 4. write the blobs and, last, the image record.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
-import queue
-import threading
-import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, BinaryIO, cast
+from typing import BinaryIO
 
-from podmgr import oci, reference, signing, unpack
+from podmgr import layerstream, oci, reference, signing, unpack
 from podmgr.config import Config
 from podmgr.digest import Digest, DigestMismatch, Readable, VerifyingReader
 from podmgr.errors import PodmgrError
@@ -59,115 +55,6 @@ class _Counting:
         data = self.stream.read(n)
         self.report(len(data))
         return data
-
-
-class _Gunzip:
-    """Streaming gzip decompression at zlib's speed (gzip.GzipFile is slower)."""
-
-    def __init__(self, stream: Readable) -> None:
-        self.stream = stream
-        self.inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
-        self.buffer = b""
-
-    def read(self, n: int = -1) -> bytes:
-        while n < 0 or len(self.buffer) < n:
-            chunk = self.stream.read(1 << 20)
-            if not chunk:
-                self.buffer += self.inflate.flush()
-                break
-            self.buffer += self.inflate.decompress(chunk)
-            while self.inflate.eof and self.inflate.unused_data:  # concatenated members
-                rest = self.inflate.unused_data
-                self.inflate = zlib.decompressobj(wbits=zlib.MAX_WBITS | 16)
-                self.buffer += self.inflate.decompress(rest)
-        if n < 0:
-            n = len(self.buffer)
-        data, self.buffer = self.buffer[:n], self.buffer[n:]
-        return data
-
-
-_END = object()  # what the decompressing thread puts last
-
-
-class _Decompressing:
-    """The uncompressed tar of a layer, decompressed in a thread of its own, as tar
-    leaves decompression to gzip or zstd in a process of its own: zlib and zstandard
-    release the GIL, so on two cores unpacking takes about as long as the slower of the
-    two halves, not their sum.  The reader hashes each chunk as it takes it (for the
-    diff_id): decompression is the slower half already."""
-
-    def __init__(self, stream: Readable, media_type: str) -> None:
-        self.hash = hashlib.sha256()
-        self.chunks: queue.Queue[bytes | object] = queue.Queue(maxsize=16)
-        self.current = b""
-        self.offset = 0
-        self.finished = False
-        self.error: BaseException | None = None
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._produce, args=(stream, media_type),
-                                       name="podmgr-decompress", daemon=True)
-        self.thread.start()
-
-    def _produce(self, stream: Readable, media_type: str) -> None:
-        try:
-            source = _decompressed(stream, media_type)
-            while not self.stopping.is_set() and (chunk := source.read(1 << 20)):
-                self.chunks.put(chunk)
-        except BaseException as error:  # handed to the reader: read() raises it
-            self.error = error
-        finally:
-            self.chunks.put(_END)
-
-    def read(self, n: int = -1) -> bytes:
-        parts = []
-        while n != 0:
-            if self.offset == len(self.current):
-                if self.finished:
-                    break
-                item = self.chunks.get()
-                if item is _END:
-                    self.finished = True
-                    self.thread.join()
-                    break
-                assert isinstance(item, bytes)
-                self.hash.update(item)
-                self.current, self.offset = item, 0
-            take = len(self.current) - self.offset
-            if n > 0:
-                take = min(take, n)
-                n -= take
-            parts.append(self.current[self.offset:self.offset + take])
-            self.offset += take
-        if self.error is not None:
-            raise self.error
-        return b"".join(parts)
-
-    def drain(self) -> str:
-        """Read what is left (tar's padding); the diff_id of all of it."""
-        while self.read(1 << 20):
-            pass
-        return f"sha256:{self.hash.hexdigest()}"
-
-    def stop(self) -> None:
-        """Let the thread end early, after a failed unpack."""
-        self.stopping.set()
-        while self.thread.is_alive():
-            with contextlib.suppress(queue.Empty):
-                self.chunks.get(timeout=0.1)
-
-
-def _decompressed(reader: Readable, media_type: str) -> Readable:
-    compression = oci.LAYERS[media_type]
-    if compression == "gzip":
-        return _Gunzip(reader)
-    if compression == "zstd":
-        import zstandard  # noqa: PLC0415 -- only zstd layers need it
-
-        # It only ever calls read(), as a file would be asked.
-        decompressed: Readable = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], reader))
-        return decompressed
-    return reader
 
 
 def resolve_manifest(source: ImageSource) -> tuple[bytes, str, bytes]:
@@ -331,22 +218,12 @@ def _verified_blob(source: ImageSource, layer: Descriptor, store: Store,
         temp.unlink(missing_ok=True)
 
 
-def unpack_blob(stream: Readable, media_type: str, fd: int, limits: unpack.Limits,
-                what: str) -> str:
-    """Decompress and unpack a layer blob into ``fd``; returns its diff_id as found."""
-    tar = _Decompressing(stream, media_type)
-    try:
-        unpack.unpack(tar, fd, what, limits)
-        return tar.drain()
-    finally:
-        tar.stop()
-
-
 def _unpack_layer(blob: Callable[[], BinaryIO], layer: Descriptor, diff_id: Digest, fd: int,
                   limits: unpack.Limits) -> None:
     what = f"layer {layer.digest}"
     with blob() as stream:
-        actual = unpack_blob(stream, layer.media_type, fd, limits, what)
+        actual = layerstream.unpack_blob_confined(stream, layer.media_type, fd, limits, what,
+                                                  layer.size)
     if actual != diff_id:
         raise DigestMismatch(f"{what}: uncompressed content has digest {actual}, not the "
                              f"diff_id {diff_id} the config names (the image is corrupt or "

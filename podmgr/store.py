@@ -8,6 +8,13 @@
     tmp/                    work in progress; anything there is garbage after a crash
     lock                    flock: shared while pulling or reading, exclusive for gc/rm
 
+Only root can traverse the store: its directories are 0700, and a store made with
+looser modes is tightened the next time it is locked.  The layers hold the images'
+setuid binaries and file capabilities as the images made them, and a local user who
+could reach them would run them (CVE-2021-41091); the kernel reads an overlay's lower
+layers as whoever mounted it, root, so pods need no access for others.  (A layer's own
+root directory keeps 0755: it is the root directory its pods see.)
+
 Every write is atomic (write a temporary in the same directory, fsync, rename), and a
 layer appears under its final name only once it is completely unpacked, so a kill -9 at
 any moment leaves the store consistent and the next pull completes.  Each layer also has
@@ -17,16 +24,16 @@ a lock file, so two pulls sharing a layer unpack it once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from podmgr import paths
+from podmgr import dirtree, paths
 from podmgr.digest import Digest, DigestMismatch
 from podmgr.errors import PodmgrError
 
@@ -60,18 +67,39 @@ class ImageRecord:
                    bool(data["insecure"]), data["stored"])
 
 
+class StoreFailed(PodmgrError):
+    """The store's file system refused to hold something (full, read-only, overlayfs)."""
+
+    code = "StoreFailed"
+
+
+def store_failure(what: str, error: OSError) -> StoreFailed:
+    """``error`` of writing ``what`` into the store, as one line saying what to do."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StoreFailed(f"{what}: no space left on the store's file system (free some, "
+                           "e.g. with podmgr gc, or give /var/lib/podmgr more)")
+    if error.errno == errno.EROFS:
+        return StoreFailed(f"{what}: the store's file system is read-only")
+    return StoreFailed(f"{what}: {error.strerror or error} in the store")
+
+
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``path`` so that it holds either its old or its new content, never a part."""
     temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(temp, path)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(temp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temp.unlink()  # a full disk leaves no temporary behind
+        raise
     _fsync_dir(path.parent)
 
 
@@ -94,10 +122,18 @@ class Store:
     def _setup(self) -> None:
         for directory in (self.blobs, self.layers, self.images, self.tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # Layers are the lower dirs of apps' root file systems: traversable by all.
-        (self.root / "layers").chmod(0o711)
-        self.layers.chmod(0o711)
-        self.root.chmod(0o711)
+        self.repair_modes()
+
+    def repair_modes(self) -> None:
+        """Make the store's directories root's alone again (older podmgr made them 0711)."""
+        for directory in (self.root, self.blobs.parent, self.blobs, self.layers.parent,
+                          self.layers, self.images, self.tmp):
+            with contextlib.suppress(FileNotFoundError):
+                info = directory.lstat()
+                if info.st_uid != os.geteuid():
+                    os.chown(directory, os.geteuid(), os.getegid(), follow_symlinks=False)
+                if info.st_mode & 0o077:
+                    directory.chmod(0o700)
 
     @contextlib.contextmanager
     def locked(self, exclusive: bool = False) -> Iterator[Store]:
@@ -115,7 +151,10 @@ class Store:
     def put_blob(self, data: bytes) -> Digest:
         digest = Digest.of(data)
         if not self.blob_path(digest).exists():
-            atomic_write(self.blob_path(digest), data)
+            try:
+                atomic_write(self.blob_path(digest), data)
+            except OSError as error:
+                raise store_failure(f"blob {digest}", error) from None
         return digest
 
     def read_blob(self, digest: Digest) -> bytes:
@@ -146,20 +185,30 @@ class Store:
                 yield None
                 return
             temp = self.layers / f".{diff_id.hex}.partial"
-            if temp.exists():  # left by a crashed unpack; we hold the lock
-                _remove_tree(temp)
-            temp.mkdir(mode=0o755)
-            fd = os.open(temp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            what = f"layer {diff_id}"
+            try:
+                if temp.exists():  # left by a crashed unpack; we hold the lock
+                    _remove_tree(temp)
+                temp.mkdir(mode=0o755)  # the pods' root directory; the store above is 0700
+                fd = os.open(temp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError as error:
+                raise store_failure(what, error) from None
             try:
                 yield fd
                 os.fsync(fd)
-            except BaseException:
+            except BaseException as failure:
                 os.close(fd)
                 _remove_tree(temp)
+                if isinstance(failure, OSError):
+                    raise store_failure(what, failure) from None
                 raise
             os.close(fd)
-            os.rename(temp, final)
-            _fsync_dir(self.layers)
+            try:
+                os.rename(temp, final)
+                _fsync_dir(self.layers)
+            except OSError as error:
+                _remove_tree(temp)
+                raise store_failure(what, error) from None
 
     # Image records.
 
@@ -167,7 +216,10 @@ class Store:
         return paths.image_record(name, self.root)
 
     def put_image(self, record: ImageRecord) -> None:
-        atomic_write(self.record_path(record.name), record.to_json().encode(), 0o644)
+        try:
+            atomic_write(self.record_path(record.name), record.to_json().encode(), 0o644)
+        except OSError as error:
+            raise store_failure(f"image {record.name}", error) from None
 
     def image(self, name: str) -> ImageRecord:
         try:
@@ -219,11 +271,8 @@ class Store:
 
 
 def _remove_tree(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        # Layers hold whiteouts and opaque dirs that only root may remove; rmtree can.
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+    # Iterative, with a bounded number of fds: a layer may nest thousands of directories.
+    dirtree.remove_path(str(path))
 
 
 def now() -> str:

@@ -29,11 +29,11 @@ DIRECTIVES = """
 # What the service needs (the unit's comment says why each).
 CAPABILITIES = {"CAP_SYS_ADMIN", "CAP_NET_ADMIN", "CAP_CHOWN", "CAP_FOWNER", "CAP_FSETID",
                 "CAP_SETFCAP", "CAP_MKNOD", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH",
-                "CAP_SETPCAP"}
+                "CAP_SETPCAP", "CAP_SYS_CHROOT"}
 # Bits of linux/capability.h.
 CAPABILITY_BITS = {"CAP_CHOWN": 0, "CAP_DAC_OVERRIDE": 1, "CAP_DAC_READ_SEARCH": 2,
                    "CAP_FOWNER": 3, "CAP_FSETID": 4, "CAP_NET_ADMIN": 12, "CAP_SYS_ADMIN": 21,
-                   "CAP_MKNOD": 27, "CAP_SETFCAP": 31, "CAP_SETPCAP": 8}
+                   "CAP_MKNOD": 27, "CAP_SETFCAP": 31, "CAP_SETPCAP": 8, "CAP_SYS_CHROOT": 18}
 
 
 def test_every_sandboxing_setting_is_taken_or_explained() -> None:
