@@ -137,9 +137,9 @@ def normalize_prefix(text: str) -> str:
             "registry.example.org/shop; or use --root for every image)")
     clean = text.rstrip("/")
     if not clean or len(clean) > NAME_MAX:
-        raise BadReference(f"{text!r} is not an image name prefix{hint}")
+        raise BadReference(f"{shown(text)} is not an image name prefix{hint}")
     if "@" in clean or ":" in clean.partition("/")[2]:
-        raise BadReference(f"{text!r}: a prefix names repositories, without a tag or digest"
+        raise BadReference(f"{shown(text)}: a prefix names repositories, without a tag or digest"
                            f"{hint}")
     first, _, rest = clean.partition("/")
     if "." in first or ":" in first or first == "localhost":
@@ -148,10 +148,10 @@ def normalize_prefix(text: str) -> str:
     else:
         registry, path = _split_registry(clean)
     if not _DOMAIN.fullmatch(registry):
-        raise BadReference(f"{text!r}: {registry!r} is not a registry host{hint}")
+        raise BadReference(f"{shown(text)}: {shown(registry)} is not a registry host{hint}")
     if path and not _PATH.fullmatch(path):
-        raise BadReference(f"{text!r}: {path!r} is not a repository path (lower-case letters, "
-                           f"digits and separators, by whole components){hint}")
+        raise BadReference(f"{shown(text)}: {shown(path)} is not a repository path (lower-case "
+                           f"letters, digits and separators, by whole components){hint}")
     return f"{registry}/{path}" if path else registry
 
 

@@ -60,10 +60,12 @@ def hardened_bed(bed: Bed) -> Bed:
 def test_systemd_analyze_security_rates_it_medium(hardened_bed: Bed) -> None:
     out = hardened_bed.run("systemd-analyze", "security", "--no-pager",
                            "podmgr1.service").stdout
-    exposure = float(re.search(r"Overall exposure level for podmgr1.service: ([0-9.]+)",
-                               out)[1])  # type: ignore[index]
-    # 9.6 (UNSAFE) without any of it; 5.4 without the mount namespaces of the confined gpg
-    assert exposure <= 5.5, out
+    found = re.search(r"Overall exposure level for podmgr1.service: ([0-9.]+) (\w+)", out)
+    assert found, out
+    # 9.6 UNSAFE without any of it.  systemd's own words: MEDIUM is below 7.0; the
+    # namespaces of the confined gpg and unpacker cost a few tenths within it.
+    assert found[2] in ("PERFECT", "SAFE", "OK", "MEDIUM"), out
+    assert float(found[1]) < 6.5, out
 
 
 @pytest.mark.integration

@@ -21,7 +21,6 @@ from podmgr.errors import InvalidName
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 # A trust prefix: a registry host or a repository path, then repository path components
 # (reference.py has the full grammar; the trust store normalizes what passes here).
-_PREFIX = re.compile(r"[A-Za-z0-9\[][A-Za-z0-9.:\[\]-]*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 
 
 class Fingerprint(str):
@@ -78,9 +77,12 @@ def _manifest(kind: api.Kind, value: object) -> str:
 
 def _prefix(kind: api.Kind, value: object) -> str:
     text = _text(kind, value, empty=True)
-    if text and not _PREFIX.fullmatch(text.rstrip("/")):
-        raise InvalidName(f"{names.shown(text)} is not an image name prefix (write it like "
-                          "registry.example.org/shop, or empty for every image)")
+    if text:
+        # The trust store's own grammar, so that the edge and the store never disagree.
+        try:
+            reference.normalize_prefix(text)
+        except reference.BadReference as error:
+            raise InvalidName(str(error)) from None
     return text
 
 
