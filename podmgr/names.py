@@ -48,9 +48,14 @@ def is_valid_pod_name(name: str) -> bool:
 def shown(text: str, limit: int = 40) -> str:
     """``text`` quoted for a one-line message: control characters and line separators
     escaped (repr does), an over-long text cut with its length said."""
-    if len(text) <= limit:
-        return repr(text)
-    return f"{text[:limit]!r}... ({len(text)} characters)"
+    quoted = repr(text)
+    if len(quoted) <= limit + 2:
+        return quoted
+    # Cut by what is shown: an escaped character takes up to ten.
+    cut = text[:limit]
+    while len(repr(cut)) > limit + 2:
+        cut = cut[:-1]
+    return f"{cut!r}... ({len(text)} characters)"
 
 
 class CheckedName(str):

@@ -150,8 +150,8 @@ def normalize_prefix(text: str) -> str:
     if not _DOMAIN.fullmatch(registry):
         raise BadReference(f"{shown(text)}: {shown(registry)} is not a registry host{hint}")
     if path and not _PATH.fullmatch(path):
-        raise BadReference(f"{shown(text)}: {shown(path)} is not a repository path (lower-case "
-                           f"letters, digits and separators, by whole components){hint}")
+        raise BadReference(f"{shown(text)} is not a repository path (lower-case letters, "
+                           f"digits and separators, by whole components){hint}")
     return f"{registry}/{path}" if path else registry
 
 

@@ -17,6 +17,14 @@ from pathlib import Path
 
 import pytest
 from bed import SYSTEMD, Bed, sweep_stale_beds
+from hypothesis import settings
+
+# Property and fuzz tests: random examples on a developer's machine, where a new failure
+# is a find; the same examples on every CI run, so that main stays green or red by
+# what was committed, not by chance.
+settings.register_profile("ci", derandomize=True, database=None)
+if os.environ.get("CI") == "true":
+    settings.load_profile("ci")
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 
