@@ -176,6 +176,21 @@ def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> 
                      ",".join(options))
 
 
+def _open_literally(source: str, where: str, what: str, missing: str) -> int:
+    """The directory ``source``, opened without following a symbolic link in any
+    component (mounts.open_directory_literally); ``where`` names the manifest key and
+    ``what`` the kind of path in the refusal, ``missing`` is the error when it is no
+    directory."""
+    try:
+        return mounts.open_directory_literally(source)
+    except mounts.LinkInPath as error:
+        inner = "" if error.link == source else f": {error.link}"
+        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
+                           f"in {what} (name the directory itself)") from None
+    except (FileNotFoundError, NotADirectoryError):
+        raise PrepareError(missing) from None
+
+
 def _bind_host_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> None:
     """Bind a host volume's source into the pod's runtime dir, for the apps' BindPaths=.
 
@@ -188,15 +203,8 @@ def _bind_host_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -
     name, source = volume["name"], volume["source"]
     where = f"pod {pod}: volume.{name}.source: {source}"
     assert source is not None, "the manifest requires a source for host volumes"
-    try:
-        fd = mounts.open_directory_literally(source)
-    except mounts.LinkInPath as error:
-        inner = "" if error.link == source else f": {error.link}"
-        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
-                           "in a host volume's source (name the directory itself)") from None
-    except (FileNotFoundError, NotADirectoryError):
-        raise PrepareError(f"{where} is not a directory (create it or fix the manifest)"
-                           ) from None
+    fd = _open_literally(source, where, "a host volume's source",
+                         f"{where} is not a directory (create it or fix the manifest)")
     try:
         target = runtime.volume(name)
         target.mkdir(mode=0o700, parents=True)
@@ -266,15 +274,9 @@ def _bind_rootfs_directory(pod: str, app: AppPlan, app_dir: Path) -> Path:
     """
     (source,) = app["lowerdirs"]
     where = f"pod {pod}: app.{app['name']}.rootfs: {source}"
-    try:
-        fd = mounts.open_directory_literally(source)
-    except mounts.LinkInPath as error:
-        inner = "" if error.link == source else f": {error.link}"
-        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
-                           "in an app's rootfs (name the directory itself)") from None
-    except (FileNotFoundError, NotADirectoryError):
-        raise PrepareError(f"app {app['name']}: rootfs {source} is not a directory (create it "
-                           "or fix the manifest)") from None
+    fd = _open_literally(source, where, "an app's rootfs",
+                         f"app {app['name']}: rootfs {source} is not a directory (create it "
+                         "or fix the manifest)")
     try:
         lower = app_dir / "lower"
         lower.mkdir(mode=0o700, parents=True)

@@ -64,3 +64,18 @@ def fresh_bed(beds_allowed: None) -> Iterator[Bed]:
     """A bed of its own, booted but without podmgr."""
     with Bed("fresh", CHECKOUT) as booted:
         yield booted
+
+
+@pytest.fixture
+def layer_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """An empty layer directory inside a sandbox whose other contents must not change."""
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "victim").write_text("untouched")
+    layer = tmp_path / "sandbox" / "layer"
+    layer.mkdir(parents=True)
+    fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY)
+    yield layer, fd
+    os.close(fd)
+    assert (tmp_path / "outside" / "victim").read_text() == "untouched"
+    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["victim"]
+    assert sorted(p.name for p in (tmp_path / "sandbox").iterdir()) == ["layer"]

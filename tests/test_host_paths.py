@@ -15,6 +15,7 @@ import pytest
 from bed import Bed
 from hypothesis import given
 from hypothesis import strategies as st
+from refusals import assert_start_refused
 
 from podmgr import generator, manifest, mounts, schema, tables
 from podmgr.errors import ManifestError
@@ -188,22 +189,6 @@ def main_pid(bed: Bed, pod: str) -> str:
                    f"podapp@{pod}:main.service").stdout.strip()
 
 
-def assert_refused(bed: Bed, pod: str, message: str, warning: str) -> None:
-    validated = bed.run("podmgr", "validate", f"/etc/podmgr/pods/{pod}.toml")
-    assert f"warning: {warning} is a symbolic link" in validated.stderr
-    failed = bed.run("podmgr", "start", pod, check=False)
-    assert failed.returncode == 1
-    assert message in failed.stderr
-    assert failed.stderr.count("\n") == 1
-    status = bed.run("systemctl", "status", "--no-pager", "--lines=5", f"pod@{pod}.service",
-                     check=False).stdout
-    assert message in status
-    assert bed.run("systemctl", "show", "--value", "-p", "ActiveState",
-                   f"podapp@{pod}:main.service").stdout.strip() != "active"
-    assert bed.run("test", "-e", f"/run/podmgr/pods/{pod}", check=False).returncode == 1
-    bed.run("systemctl", "reset-failed", f"pod@{pod}.service")
-
-
 @pytest.mark.integration
 @pytest.mark.parametrize(("pod", "rootfs", "link"), [
     ("rootlink", "/srv/roots/to-other", "/srv/roots/to-other"),
@@ -213,9 +198,9 @@ def test_a_linked_rootfs_fails_the_start(paths_bed: Bed, pod: str, rootfs: str,
                                          link: str) -> None:
     install(paths_bed, pod, pod_with(rootfs))
     inner = "" if link == rootfs else f": {link}"
-    assert_refused(paths_bed, pod, f"pod {pod}: app.main.rootfs: {rootfs}{inner} is a symbolic "
-                   "link, which podmgr does not follow in an app's rootfs (name the directory "
-                   "itself)", f"app.main.rootfs: {link}")
+    assert_start_refused(paths_bed, pod, f"pod {pod}: app.main.rootfs: {rootfs}{inner} is a "
+                         "symbolic link, which podmgr does not follow in an app's rootfs (name "
+                         "the directory itself)", f"app.main.rootfs: {link}")
 
 
 @pytest.mark.integration
@@ -245,9 +230,10 @@ def test_a_linked_environment_file_fails_the_start(paths_bed: Bed, pod: str, fil
                                                    link: str) -> None:
     install(paths_bed, pod, pod_with(ROOTFS, file))
     inner = "" if link == file else f": {link}"
-    assert_refused(paths_bed, pod, f"pod {pod}: app.main.environment_files[0]: {file}{inner} "
-                   "is a symbolic link, which podmgr does not follow in an app's environment "
-                   "files (name the file itself)", f"app.main.environment_files[0]: {link}")
+    assert_start_refused(paths_bed, pod, f"pod {pod}: app.main.environment_files[0]: "
+                         f"{file}{inner} is a symbolic link, which podmgr does not follow in "
+                         "an app's environment files (name the file itself)",
+                         f"app.main.environment_files[0]: {link}")
 
 
 @pytest.mark.integration

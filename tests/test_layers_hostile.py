@@ -97,21 +97,6 @@ def sparse_tar(apparent: int, regions: list[tuple[int, bytes]]) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.fixture
-def layer_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """An empty layer directory inside a sandbox whose other contents must not change."""
-    (tmp_path / "outside").mkdir()
-    (tmp_path / "outside" / "victim").write_text("untouched")
-    layer = tmp_path / "sandbox" / "layer"
-    layer.mkdir(parents=True)
-    fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY)
-    yield layer, fd
-    os.close(fd)
-    assert (tmp_path / "outside" / "victim").read_text() == "untouched"
-    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["victim"]
-    assert sorted(p.name for p in (tmp_path / "sandbox").iterdir()) == ["layer"]
-
-
 LONG = "n" * 300
 # Each: the tar stream, and what the one-line error must say (with the entry's name).
 HOSTILE: dict[str, tuple[bytes, str]] = {

@@ -11,7 +11,6 @@ import os
 import stat
 import subprocess
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import imagebuild as ib
@@ -21,21 +20,6 @@ from podmgr import unpack
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="unpacking sets owners and makes whiteouts: needs root")
-
-
-@pytest.fixture
-def layer_dir(tmp_path: Path) -> Iterator[tuple[Path, int]]:
-    """An empty layer directory inside a sandbox whose other contents must not change."""
-    (tmp_path / "outside").mkdir()
-    (tmp_path / "outside" / "victim").write_text("untouched")
-    layer = tmp_path / "sandbox" / "layer"
-    layer.mkdir(parents=True)
-    fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY)
-    yield layer, fd
-    os.close(fd)
-    assert (tmp_path / "outside" / "victim").read_text() == "untouched"
-    assert sorted(p.name for p in (tmp_path / "outside").iterdir()) == ["victim"]
-    assert sorted(p.name for p in (tmp_path / "sandbox").iterdir()) == ["layer"]
 
 
 def run(entries: list[ib.Entry], fd: int, limits: unpack.Limits | None = None) -> unpack.Stats:
