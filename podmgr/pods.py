@@ -30,17 +30,24 @@ def find(name: str) -> Path:
 
 
 def _last_words(props: dict[str, object]) -> str:
-    """The last line the unit's latest run logged, which is prepare's error if it failed."""
+    """Why the unit's latest run failed, as its processes logged it: prepare's error if
+    it failed (busctl, which asks the service to prepare, reports it as "Call failed:
+    ..."), else the run's last line.  Blocking: called in a thread."""
     invocation = props.get("InvocationID")
     if not isinstance(invocation, bytes) or not invocation:
         return ""
-    try:
-        lines = process.run(["journalctl", "--no-pager", "--output=cat", "--lines=1",
-                             f"_SYSTEMD_INVOCATION_ID={invocation.hex()}"]).splitlines()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
-    # busctl, which asks the service to prepare, reports failures as "Call failed: ...".
-    return f": {lines[-1].removeprefix('Call failed: ')}" if lines else ""
+    # journald reads the run's output asynchronously: on a loaded machine the failed job
+    # can end before prepare's error is stored, so ask again for up to a second.
+    for _ in range(20):
+        try:
+            lines = process.run(["journalctl", "--no-pager", "--output=cat", "--lines=50",
+                                 f"_SYSTEMD_INVOCATION_ID={invocation.hex()}"]).splitlines()
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+        if failed := [line for line in lines if line.startswith("Call failed: ")]:
+            return f": {failed[-1].removeprefix('Call failed: ')}"
+        time.sleep(0.05)
+    return f": {lines[-1]}" if lines else ""
 
 
 # systemd's active states of a unit that has, or may soon have, processes.

@@ -15,7 +15,7 @@ def assert_start_refused(bed: Bed, pod: str, message: str, warning: str) -> None
     assert f"warning: {warning} is a symbolic link" in validated.stderr
     failed = bed.run("podmgr", "start", pod, check=False)
     assert failed.returncode == 1
-    assert message in failed.stderr
+    assert message in failed.stderr, failed.stderr
     assert failed.stderr.count("\n") == 1
     status = bed.run("systemctl", "status", "--no-pager", "--lines=5", f"pod@{pod}.service",
                      check=False).stdout
