@@ -10,18 +10,18 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from busfakes import RecordingAuthority, implementation
 from dbus_next.constants import NameFlag, RequestNameReply
 
 from podmgr.bus import api
 from podmgr.bus.client import Client, ServiceError
 from podmgr.bus.connection import Bus
-from podmgr.bus.dispatch import Call, Dispatcher
+from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import PodmgrError
 
 pytestmark = pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="needs dbus-daemon")
@@ -53,29 +53,21 @@ def bus_address(tmp_path: Path) -> Iterator[str]:
         daemon.wait(timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left running: {left}"
-
-
-class Service:
-    """A Dispatcher on its own connection, owning org.podmgr1 (or queued for it)."""
+class Service(implementation(api.MANAGER)):  # type: ignore[misc]
+    """A Dispatcher on its own connection, owning org.podmgr1 (or queued for it), with
+    the table's Manager methods bound to recording stand-ins (busfakes)."""
 
     def __init__(self, address: str) -> None:
+        super().__init__()
         self.address = address
         self.calls: list[str] = []
         self.vanish_on: set[str] = set()  # methods during which the service "is killed"
+        self.answers.update({"ImportImage": (1, api.transfer_path(1)),  # never ends
+                             "PullImage": (1, api.transfer_path(1)), "ListImages": []})
 
     async def start(self, queue: bool = False) -> Service:
         self.bus = await Bus(self.address).connect()
-
-        async def allow(*args: Any) -> None:
-            pass
-
-        self.dispatcher = Dispatcher(self.bus, allow)
+        self.dispatcher = Dispatcher(self.bus, RecordingAuthority())
         self.dispatcher.export(api.MANAGER_PATH, api.MANAGER, self)
         flags = NameFlag.NONE if queue else NameFlag.DO_NOT_QUEUE
         reply = await self.bus.request_name(api.BUS_NAME, flags)
@@ -86,21 +78,11 @@ class Service:
         self.bus.disconnect()  # type: ignore[no-untyped-call]
         self.dispatcher.work.shutdown()
 
-    def __getattr__(self, handler: str) -> Any:
-        method = next(m for m in api.MANAGER.methods if m.handler == handler)
-
-        async def run(call: Call, *values: object) -> Any:
-            self.calls.append(method.name)
-            if method.name in self.vanish_on:
-                self.bus.disconnect()  # type: ignore[no-untyped-call]
-                await asyncio.sleep(3600)  # never answers, as a killed process
-            if method.name in ("ImportImage", "PullImage"):
-                return 1, api.transfer_path(1)  # a transfer that never ends by itself
-            if method.name == "ListImages":
-                return []
-            return None
-
-        return run
+    async def before(self, method: api.Method) -> None:
+        self.calls.append(method.name)
+        if method.name in self.vanish_on:
+            self.bus.disconnect()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(3600)  # never answers, as a killed process
 
 
 def run(coroutine: Any) -> Any:
