@@ -116,6 +116,14 @@ class Dispatcher:
         self.tasks: set[asyncio.Task[None]] = set()
         bus.add_message_handler(self.handle)
 
+    async def close(self) -> None:
+        """Cancel what still runs (a call whose caller went away with the connection,
+        background work) and stop the work queues: nothing is left behind."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.work.shutdown()
+
     async def authorize(self, sender: str, action: str, details: dict[str, str],
                         interactive: bool = True) -> None:
         """Return if polkit allows it; AccessDenied otherwise (polkit.check)."""

@@ -228,7 +228,7 @@ async def serve() -> int:
     while busy():
         await asyncio.sleep(0.05)
     bus.disconnect()  # type: ignore[no-untyped-call]
-    dispatcher.work.shutdown()
+    await dispatcher.close()
     return 0
 
 
