@@ -70,11 +70,18 @@ def test_an_entry_without_code_is_refused() -> None:
     binding.bind(Inheriting, api.TRANSFER)  # inherited marks count
 
 
-def test_code_for_no_entry_is_refused_where_it_is_marked() -> None:
+def test_code_for_no_entry_is_refused() -> None:
+    class Extra(Transfer):
+        @implements(api.TRANSFER, "Pause")
+        async def pause(self, call: Call) -> None:
+            pass
+
     with pytest.raises(BindingError) as refused:
-        implements(api.MANAGER, "StartPods")
-    assert str(refused.value) == ("org.podmgr1.Manager has no method or property "
-                                  "'StartPods' (api.py lists what it has)")
+        binding.bind(Extra, api.TRANSFER)
+    assert str(refused.value) == (
+        "test_code_for_no_entry_is_refused.<locals>.Extra.pause implements "
+        "org.podmgr1.Transfer.Pause, which the table does not have (api.py lists what it "
+        "has)")
 
 
 def test_two_implementations_of_one_entry_are_refused() -> None:

@@ -44,10 +44,8 @@ def members(interface: api.Interface) -> dict[str, api.Method | api.Property]:
 
 def implements(interface: api.Interface, member: str) -> Callable[[F], F]:
     """Mark a method as the implementation of ``interface``'s method or property
-    ``member``; a name the table does not have is refused when the class is defined."""
-    if member not in members(interface):
-        raise BindingError(f"{interface.name} has no method or property {member!r} "
-                           "(api.py lists what it has)")
+    ``member``.  A name the table does not have is refused when the class is bound (at
+    start-up, where the service reports it in one line), not here at import."""
 
     def mark(function: F) -> F:
         setattr(function, _MARK, (interface.name, member))
@@ -141,6 +139,10 @@ def bind(cls: type, interface: api.Interface, complete: bool = True) -> Binding:
     table = members(interface)
     attributes = _marked(cls, interface)
     for member, attribute in attributes.items():
+        if member not in table:
+            raise BindingError(f"{cls.__qualname__}.{attribute} implements "
+                               f"{interface.name}.{member}, which the table does not have "
+                               "(api.py lists what it has)")
         _check_parameters(cls, attribute, table[member], interface)
     deferred: dict[str, Deferred] = {}
     for part in getattr(cls, "DEFERRED", ()):
