@@ -23,7 +23,7 @@ from dbus_next._private.unmarshaller import Unmarshaller
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
-from dbus_next.signature import Variant
+from dbus_next.signature import SignatureTree, Variant
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -267,6 +267,41 @@ def test_every_entry_of_the_table_is_implemented_once() -> None:
     assert sorted(implemented) == sorted(
         [(i.name, m.name) for i in api.INTERFACES for m in i.methods] +
         [(i.name, p.name) for i in api.INTERFACES for p in i.properties])
+
+
+_SIMPLE: dict[str, object] = {"s": str, "o": str, "u": int, "t": int, "i": int, "b": bool,
+                              "d": float, "ay": bytes}
+
+
+def python_type(signature: str) -> object:
+    """The annotation a handler returns a complete D-Bus type as: a struct is a list
+    (dbus-next marshals lists), of one type or of ``object``."""
+    if signature in _SIMPLE:
+        return _SIMPLE[signature]
+    if signature.startswith("a{"):
+        key, value = SignatureTree(signature[2:-1]).types
+        return dict[python_type(key.signature), python_type(value.signature)]  # type: ignore[misc]
+    if signature.startswith("a"):
+        return list[python_type(signature[1:])]  # type: ignore[misc]
+    [tree] = SignatureTree(signature).types
+    members = {python_type(child.signature) for child in tree.children}
+    return list[members.pop() if len(members) == 1 else object]  # type: ignore[misc]
+
+
+def test_handlers_return_the_tables_types() -> None:
+    for interface, entry, owner, attribute in _implementations():
+        function = getattr(owner, attribute)
+        hints = inspect.get_annotations(function, eval_str=True,
+                                        globals=vars(inspect.getmodule(owner)))
+        method = interface.method_index.get(entry)
+        if method is None:
+            [prop] = [p for p in interface.properties if p.name == entry]
+            expected = python_type(prop.signature)
+        else:
+            outs = [python_type(a.signature) for a in method.out_args]
+            expected = None if not outs else outs[0] if len(outs) == 1 else \
+                tuple.__class_getitem__(tuple(outs))
+        assert hints["return"] == expected, (interface.name, entry)
 
 
 def test_handlers_take_typed_arguments() -> None:
