@@ -10,10 +10,16 @@ this file (setup.cfg's pythonpath says so too): test modules import ``from bed i
 
 from __future__ import annotations
 
+import asyncio
+import asyncio.runners
+import contextlib
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bed import SYSTEMD, Bed, sweep_stale_beds
@@ -27,6 +33,62 @@ if os.environ.get("CI") == "true":
     settings.load_profile("ci")
 
 CHECKOUT = Path(__file__).resolve().parent.parent
+LEAK_GRACE = 2.0  # seconds a thread or child may take to end after its test
+
+
+def _children() -> set[int]:
+    """The pids of this process's children (of every thread), zombies included."""
+    pids: set[int] = set()
+    for children in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):  # thread ended
+            pids.update(int(pid) for pid in children.read_text().split())
+    return pids
+
+
+def _describe(pid: int) -> str:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return f"pid {pid}"
+    zombie = ", a zombie: nobody waited for it" if state == "Z" else ""
+    return f"pid {pid} ({cmdline.decode(errors='replace') or '?'}{zombie})"
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Fail a test that leaves threads, child processes or asyncio tasks behind.
+
+    What a module- or session-scoped fixture (a bed, shared by a module's tests) starts
+    is not the test's: pytest sets up wider-scoped fixtures before this function-scoped
+    one and tears them down after it, so their threads and processes are in the "before"
+    snapshot and still there after; a function-scoped fixture's are set up after this one
+    and gone before it looks.  Tasks are those still pending when a test's asyncio.run()
+    returns (asyncio.run cancels them, which would hide the leak)."""
+    threads = set(threading.enumerate())
+    children = _children()
+    tasks: list[str] = []
+    cancel_all = asyncio.runners._cancel_all_tasks  # type: ignore[attr-defined]
+
+    def cancel_pending(loop: asyncio.AbstractEventLoop) -> Any:
+        tasks.extend(repr(task) for task in asyncio.all_tasks(loop) if not task.done())
+        return cancel_all(loop)
+
+    monkeypatch.setattr(asyncio.runners, "_cancel_all_tasks", cancel_pending)
+    yield
+    deadline = time.monotonic() + LEAK_GRACE
+    while True:
+        new_threads = [t for t in threading.enumerate() if t not in threads and t.is_alive()]
+        new_children = sorted(_children() - children)
+        if not (new_threads or new_children) or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    leaks = [f"thread {t.name!r} ({t.__class__.__name__}, target "
+             f"{getattr(t, '_target', None)!r})" for t in new_threads]
+    leaks += [f"child process {_describe(pid)}" for pid in new_children]
+    leaks += [f"asyncio task left pending: {task}" for task in tasks]
+    if leaks:
+        pytest.fail("the test leaked " + "; ".join(leaks), pytrace=False)
 
 
 def _missing_prerequisite() -> str | None:

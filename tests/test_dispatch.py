@@ -15,20 +15,20 @@ import inspect
 import re
 import textwrap
 import threading
-from collections.abc import Iterator
 from typing import Any, cast
 
 import pytest
+from busfakes import REFUSED, FakeBus, Recorder, RecordingAuthority, fake
 from dbus_next._private.unmarshaller import Unmarshaller
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
-from dbus_next.signature import Variant
+from dbus_next.signature import SignatureTree, Variant
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from podmgr import errors, names, oci, signing, store, trust, unpack  # noqa: F401 (their errors)
-from podmgr.bus import api, arguments, dispatch, imagemethods, service, transfers
+from podmgr.bus import api, arguments, binding, dispatch, service
 from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import AccessDenied, Busy, NoSuchPod, PodmgrError
 from podmgr.reference import Reference
@@ -53,84 +53,6 @@ STANDARD_ERRORS = {f"org.freedesktop.DBus.Error.{name}" for name in (
 
 def _codes(cls: type[PodmgrError]) -> set[str]:
     return {cls.code}.union(*(_codes(sub) for sub in cls.__subclasses__()))
-
-
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    """Fail a test that leaves threads behind (the work queue must be shut down)."""
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left running: {left}"
-
-
-class FakeBus:
-    """What the dispatcher uses of a connection: a message handler and send()."""
-
-    def __init__(self) -> None:
-        self.handlers: list[Any] = []
-        self.sent: list[Message] = []
-
-    def add_message_handler(self, handler: Any) -> None:
-        self.handlers.append(handler)
-
-    def send(self, message: Message) -> None:
-        self.sent.append(message)
-
-
-def sample(signature: str) -> Any:
-    """A value of a complete D-Bus signature, for handlers to return."""
-    code = signature[0]
-    simple = {"s": "x", "o": "/x", "u": 1, "t": 1, "b": True, "d": 0.5, "y": 1, "i": -1}
-    if code in simple:
-        return simple[code]
-    if code == "v":
-        return Variant("s", "x")
-    if signature.startswith("a{"):
-        return {}
-    if code == "a":
-        return []
-    if code == "(":
-        from dbus_next.signature import SignatureTree  # noqa: PLC0415
-
-        [tree] = SignatureTree(signature).types
-        return [sample(child.signature) for child in tree.children]
-    raise AssertionError(signature)
-
-
-class Implementation:
-    """Stands in for Manager, a Pod and a Transfer: records what handlers receive and
-    answers as the test says (a value of the right type, or an exception)."""
-
-    def __init__(self, interface: api.Interface, outcome: BaseException | None) -> None:
-        self.interface = interface
-        self.outcome = outcome
-        self.ran: list[tuple[api.Method, tuple[object, ...]]] = []
-
-    def __getattr__(self, handler: str) -> Any:
-        for method in self.interface.methods:
-            if method.handler == handler:
-                return self._handler(method)
-        for prop in self.interface.properties:
-            if prop.handler == handler:
-                return self._property(prop)
-        raise AttributeError(handler)
-
-    def _handler(self, method: api.Method) -> Any:
-        async def run(call: dispatch.Call, *values: object) -> Any:
-            self.ran.append((method, values))
-            if self.outcome is not None:
-                raise self.outcome
-            out = [sample(a.signature) for a in method.out_args]
-            return out[0] if len(out) == 1 else tuple(out)
-        return run
-
-    def _property(self, prop: api.Property) -> Any:
-        def get() -> Any:
-            if self.outcome is not None:
-                raise self.outcome
-            return sample(prop.signature)
-        return get
 
 
 OUTCOMES = [None, NoSuchPod("no pod 'x'\n(create one)"), PodmgrError("line one\nline two"),
@@ -228,21 +150,14 @@ def wire(message: Message) -> Message:
 
 
 async def dispatch_one(message: Message, outcome: BaseException | None, allow: bool
-                       ) -> tuple[list[Message], dict[str, Implementation],
+                       ) -> tuple[list[Message], dict[str, Recorder],
                                   list[tuple[str, str, dict[str, str]]]]:
-    asked: list[tuple[str, str, dict[str, str]]] = []
-
-    async def authorize(sender: str, action: str, details: dict[str, str],
-                        interactive: bool = True) -> None:
-        asked.append((sender, action, details))
-        if not allow:
-            raise AccessDenied(f"{action} is not allowed for this caller")
-
+    authority = RecordingAuthority() if allow else RecordingAuthority(REFUSED)
     bus = FakeBus()
-    dispatcher = dispatch.Dispatcher(cast(MessageBus, bus), authorize)
-    objects = {"/org/podmgr1": Implementation(api.MANAGER, outcome),
-               "/org/podmgr1/pod/alpha": Implementation(api.POD, outcome),
-               "/org/podmgr1/transfer/_1": Implementation(api.TRANSFER, outcome)}
+    dispatcher = dispatch.Dispatcher(cast(MessageBus, bus), authority)
+    objects = {"/org/podmgr1": fake(api.MANAGER, outcome),
+               "/org/podmgr1/pod/alpha": fake(api.POD, outcome),
+               "/org/podmgr1/transfer/_1": fake(api.TRANSFER, outcome)}
     for (path, implementation), interface in zip(objects.items(), api.INTERFACES,
                                                  strict=True):
         dispatcher.export(path, interface, implementation)
@@ -253,7 +168,7 @@ async def dispatch_one(message: Message, outcome: BaseException | None, allow: b
             await asyncio.gather(*dispatcher.tasks)
     finally:
         dispatcher.work.shutdown()
-    return bus.sent, objects, asked
+    return bus.sent, objects, [(q.sender, q.action, q.details) for q in authority.asked]
 
 
 KNOWN = {api.ERROR_PREFIX + code for code in _codes(PodmgrError)} | STANDARD_ERRORS
@@ -334,23 +249,78 @@ def test_polkit_details_carry_the_checked_names() -> None:
         "verb": "import", "source": "oci:/srv/x", "image": "docker.io/library/busybox:latest"})]
 
 
+def _implementations() -> list[tuple[api.Interface, str, type, str]]:
+    """(interface, entry, class, attribute) for every entry the service binds, the
+    deferred image methods loaded."""
+    found: list[tuple[api.Interface, str, type, str]] = []
+    for interface, cls in service.SERVED:
+        bound = binding.bind(cls, interface)
+        found += [(interface, e, cls, a) for e, a in bound.attributes.items()]
+        for part in set(bound.deferred.values()):
+            part_class, part_binding = part.load()
+            found += [(interface, e, part_class, a) for e, a in part_binding.attributes.items()]
+    return found
+
+
+def test_every_entry_of_the_table_is_implemented_once() -> None:
+    implemented = [(interface.name, entry) for interface, entry, _, _ in _implementations()]
+    assert sorted(implemented) == sorted(
+        [(i.name, m.name) for i in api.INTERFACES for m in i.methods] +
+        [(i.name, p.name) for i in api.INTERFACES for p in i.properties])
+
+
+_SIMPLE: dict[str, object] = {"s": str, "o": str, "u": int, "t": int, "i": int, "b": bool,
+                              "d": float, "ay": bytes}
+
+
+def python_type(signature: str) -> object:
+    """The annotation a handler returns a complete D-Bus type as: a struct is a list
+    (dbus-next marshals lists), of one type or of ``object``."""
+    if signature in _SIMPLE:
+        return _SIMPLE[signature]
+    if signature.startswith("a{"):
+        key, value = SignatureTree(signature[2:-1]).types
+        return dict[python_type(key.signature), python_type(value.signature)]  # type: ignore[misc]
+    if signature.startswith("a"):
+        return list[python_type(signature[1:])]  # type: ignore[misc]
+    [tree] = SignatureTree(signature).types
+    members = {python_type(child.signature) for child in tree.children}
+    return list[members.pop() if len(members) == 1 else object]  # type: ignore[misc]
+
+
+def test_handlers_return_the_tables_types() -> None:
+    for interface, entry, owner, attribute in _implementations():
+        function = getattr(owner, attribute)
+        hints = inspect.get_annotations(function, eval_str=True,
+                                        globals=vars(inspect.getmodule(owner)))
+        method = interface.method_index.get(entry)
+        if method is None:
+            [prop] = [p for p in interface.properties if p.name == entry]
+            expected = python_type(prop.signature)
+        else:
+            outs = [python_type(a.signature) for a in method.out_args]
+            expected = None if not outs else outs[0] if len(outs) == 1 else \
+                tuple.__class_getitem__(tuple(outs))
+        assert hints["return"] == expected, (interface.name, entry)
+
+
 def test_handlers_take_typed_arguments() -> None:
     """Each handler of the service is bound to its table entry, with the typed values the
     edge produces as its parameters: none can take a raw name."""
-    implementations = {api.MANAGER: (service.Manager, imagemethods.ImageMethods),
-                       api.TRANSFER: (transfers.Transfer,)}
-    for interface, classes in implementations.items():
-        for method in interface.methods:
-            owner = next((c for c in classes if hasattr(c, method.handler)), None)
-            assert owner is not None, f"no handler for {method.name}"
-            function = getattr(owner, method.handler)
-            assert inspect.iscoroutinefunction(function), method.name
-            hints = inspect.get_annotations(function, eval_str=True,
-                                            globals=vars(inspect.getmodule(owner)))
-            parameters = list(inspect.signature(function).parameters)[2:]  # self, call
-            assert parameters == [a.name for a in method.in_args], method.name
-            for arg in method.in_args:
-                assert hints[arg.name] == TYPES[arg.kind], (method.name, arg.name)
+    for interface, entry, owner, attribute in _implementations():
+        function = getattr(owner, attribute)
+        hints = inspect.get_annotations(function, eval_str=True,
+                                        globals=vars(inspect.getmodule(owner)))
+        method = interface.method_index.get(entry)
+        if method is None:  # a property: no arguments
+            assert list(inspect.signature(function).parameters) == ["self"], entry
+            continue
+        assert inspect.iscoroutinefunction(function), method.name
+        parameters = list(inspect.signature(function).parameters)[2:]  # self, call
+        assert parameters == [a.name for a in method.in_args], method.name
+        assert hints["call"] is dispatch.Call, method.name
+        for arg in method.in_args:
+            assert hints[arg.name] == TYPES[arg.kind], (method.name, arg.name)
 
 
 def test_every_argument_has_a_kind_with_a_limit() -> None:
@@ -400,17 +370,22 @@ def test_service_imports_stay_lean() -> None:
     code = textwrap.dedent("""
         import asyncio, sys
         from dbus_next.message import Message
-        from podmgr.bus import api, service
+        from podmgr.bus import api, binding, polkit, service
         from podmgr.bus.dispatch import Dispatcher
         from podmgr.names import PodName
 
         class Bus:
             def add_message_handler(self, handler): pass
 
+        class Allow:
+            async def check_authorization(self, *args):
+                return polkit.Result(True, False, {})
+
         async def main():
-            async def allow(*args): pass
-            dispatcher = Dispatcher(Bus(), allow)
+            binding.check(service.SERVED)  # as the service starts
+            dispatcher = Dispatcher(Bus(), Allow())
             manager = service.Manager.__new__(service.Manager)  # authorizing needs no state
+            dispatcher.export(api.MANAGER_PATH, api.MANAGER, manager)
             call = Message(path="/org/podmgr1", member="StartPod", sender=":1.1")
             await dispatcher._authorize(call, api.MANAGER.method_index["StartPod"], manager,
                                         [PodName("web")])

@@ -2,26 +2,29 @@
 """The dispatcher and the client on a private dbus-daemon: real marshalling, real name
 ownership, fast and without a bed.  The service side here is the real Dispatcher serving
 the API table with stand-in handlers; what is tested is the bus layer between them: the
-client notices a service that goes away, a read is sent again after NoReply, and a call
-that changes something never is."""
+client notices a service that goes away, a read is sent again after NoReply, a call
+that changes something never is, and polkit is asked (a stand-in polkitd here, the real
+one in the bed's tests) about the caller the bus names."""
 
 from __future__ import annotations
 
 import asyncio
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dbus_next.constants import NameFlag, RequestNameReply
+from busfakes import RecordingAuthority, implementation
+from dbus_next.constants import MessageType, NameFlag, RequestNameReply
+from dbus_next.message import Message
+from dbus_next.signature import Variant
 
-from podmgr.bus import api
+from podmgr.bus import api, polkit
 from podmgr.bus.client import Client, ServiceError
 from podmgr.bus.connection import Bus
-from podmgr.bus.dispatch import Call, Dispatcher
+from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import PodmgrError
 
 pytestmark = pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="needs dbus-daemon")
@@ -53,54 +56,37 @@ def bus_address(tmp_path: Path) -> Iterator[str]:
         daemon.wait(timeout=10)
 
 
-@pytest.fixture(autouse=True)
-def no_leaks() -> Iterator[None]:
-    before = set(threading.enumerate())
-    yield
-    left = [t for t in threading.enumerate() if t not in before and t.is_alive()]
-    assert not left, f"threads left running: {left}"
-
-
-class Service:
-    """A Dispatcher on its own connection, owning org.podmgr1 (or queued for it)."""
+class Service(implementation(api.MANAGER)):  # type: ignore[misc]
+    """A Dispatcher on its own connection, owning org.podmgr1 (or queued for it), with
+    the table's Manager methods bound to recording stand-ins (busfakes)."""
 
     def __init__(self, address: str) -> None:
+        super().__init__()
         self.address = address
         self.calls: list[str] = []
         self.vanish_on: set[str] = set()  # methods during which the service "is killed"
+        self.answers.update({"ImportImage": (1, api.transfer_path(1)),  # never ends
+                             "PullImage": (1, api.transfer_path(1)), "ListImages": []})
 
-    async def start(self, queue: bool = False) -> Service:
+    async def start(self, queue: bool = False, polkitd: bool = False) -> Service:
+        """``polkitd``: ask polkit on the bus (BusAuthority), else allow everything."""
         self.bus = await Bus(self.address).connect()
-
-        async def allow(*args: Any) -> None:
-            pass
-
-        self.dispatcher = Dispatcher(self.bus, allow)
+        self.dispatcher = Dispatcher(self.bus, None if polkitd else RecordingAuthority())
         self.dispatcher.export(api.MANAGER_PATH, api.MANAGER, self)
         flags = NameFlag.NONE if queue else NameFlag.DO_NOT_QUEUE
         reply = await self.bus.request_name(api.BUS_NAME, flags)
         assert reply in (RequestNameReply.PRIMARY_OWNER, RequestNameReply.IN_QUEUE)
         return self
 
-    def stop(self) -> None:
+    async def stop(self) -> None:
         self.bus.disconnect()  # type: ignore[no-untyped-call]
-        self.dispatcher.work.shutdown()
+        await self.dispatcher.close()  # a vanished handler's call, too
 
-    def __getattr__(self, handler: str) -> Any:
-        method = next(m for m in api.MANAGER.methods if m.handler == handler)
-
-        async def run(call: Call, *values: object) -> Any:
-            self.calls.append(method.name)
-            if method.name in self.vanish_on:
-                self.bus.disconnect()  # type: ignore[no-untyped-call]
-                await asyncio.sleep(3600)  # never answers, as a killed process
-            if method.name in ("ImportImage", "PullImage"):
-                return 1, api.transfer_path(1)  # a transfer that never ends by itself
-            if method.name == "ListImages":
-                return []
-            return None
-
-        return run
+    async def before(self, method: api.Method) -> None:
+        self.calls.append(method.name)
+        if method.name in self.vanish_on:
+            self.bus.disconnect()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(3600)  # never answers, as a killed process
 
 
 def run(coroutine: Any) -> Any:
@@ -121,7 +107,7 @@ def test_a_transfer_ends_when_the_service_goes_away(bus_address: str) -> None:
                     await follow
                 return str(failed.value)
         finally:
-            service.stop()
+            await service.stop()
 
     assert run(main()) == ("org.podmgr1 stopped during the transfer (see journalctl -u "
                            "podmgr1); podmgr image list shows what was stored")
@@ -139,8 +125,8 @@ def test_a_read_is_sent_again_to_the_next_service(bus_address: str) -> None:
                 images = await client.call("ListImages")
             return images, first.calls, second.calls
         finally:
-            first.stop()
-            second.stop()
+            await first.stop()
+            await second.stop()
 
     images, first_calls, second_calls = run(main())
     assert images == []
@@ -159,8 +145,8 @@ def test_a_change_is_never_sent_twice(bus_address: str) -> None:
                     await client.call("StartPod", "web")
             return failed.value.bus_error, second.calls
         finally:
-            first.stop()
-            second.stop()
+            await first.stop()
+            await second.stop()
 
     bus_error, second_calls = run(main())
     assert bus_error == "org.freedesktop.DBus.Error.NoReply"
@@ -177,9 +163,77 @@ def test_bad_names_are_refused_on_the_wire(bus_address: str) -> None:
                     await client.call("ReleasePod", "../../../home/alice")
             return failed.value.code, str(failed.value), service.calls
         finally:
-            service.stop()
+            await service.stop()
 
     code, message, calls = run(main())
     assert code == "InvalidName"
     assert message.startswith("'../../../home/alice' is not a valid pod name")
     assert calls == []
+
+
+class Polkitd:
+    """Answers CheckAuthorization on the bus as polkitd does, as told: a result, or an
+    error; keeps what it was asked (the message body, as polkitd reads it)."""
+
+    def __init__(self, answer: polkit.Result | None) -> None:
+        self.answer = answer  # None: an error reply
+        self.asked: list[list[Any]] = []
+
+    async def start(self, address: str) -> Polkitd:
+        self.bus = await Bus(address).connect()
+        self.bus.add_message_handler(self.handle)
+        await self.bus.request_name(polkit.AUTHORITY, NameFlag.DO_NOT_QUEUE)
+        return self
+
+    def handle(self, message: Message) -> Message | None:
+        if message.message_type is not MessageType.METHOD_CALL or \
+                message.member != "CheckAuthorization":
+            return None
+        assert (message.path, message.interface, message.signature) == (
+            polkit.AUTHORITY_PATH, f"{polkit.AUTHORITY}.Authority", "(sa{sv})sa{ss}us")
+        self.asked.append(message.body)
+        if self.answer is None:
+            return Message.new_error(message, "org.freedesktop.PolicyKit1.Error.Failed",
+                                     "the authority broke")
+        return Message.new_method_return(message, "(bba{ss})", [[
+            self.answer.authorized, self.answer.challenge, self.answer.details]])
+
+
+@pytest.mark.parametrize(("answer", "outcome"), [
+    (polkit.Result(True, False, {}), None),
+    (polkit.Result(False, False, {}), "org.podmgr1.manage-pods is not allowed"),
+    (polkit.Result(False, True, {}), "org.podmgr1.manage-pods needs authentication"),
+    (None, "cannot ask polkit about org.podmgr1.manage-pods: the authority broke"),
+], ids=["authorized", "not-authorized", "challenge", "error"])
+def test_polkit_is_asked_about_the_caller_on_the_bus(bus_address: str,
+                                                     answer: polkit.Result | None,
+                                                     outcome: str | None) -> None:
+    """The real BusAuthority: the subject is the caller's unique name as dbus-daemon
+    stamped it, with the details, interactively; polkit's answer decides."""
+    async def main() -> tuple[str | None, list[str], list[list[Any]], str]:
+        polkitd = await Polkitd(answer).start(bus_address)
+        service = await Service(bus_address).start(polkitd=True)
+        try:
+            async with Client(bus_address) as client:
+                assert client.bus is not None
+                caller = str(client.bus.unique_name)
+                try:
+                    await client.call("StartPod", "web")
+                    refused = None
+                except ServiceError as error:
+                    refused = f"{error.code}: {error}"
+            return refused, service.calls, polkitd.asked, caller
+        finally:
+            await service.stop()
+            polkitd.bus.disconnect()  # type: ignore[no-untyped-call]
+
+    refused, calls, asked, caller = run(main())
+    assert asked == [[["system-bus-name", {"name": Variant("s", caller)}],
+                      api.MANAGE_PODS, {"verb": "start", "pod": "web"},
+                      polkit.ALLOW_USER_INTERACTION, ""]]
+    if outcome is None:
+        assert (refused, calls) == (None, ["StartPod"])
+    else:
+        assert refused is not None
+        assert refused.startswith(f"AccessDenied: {outcome}"), refused
+        assert calls == []

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The org.podmgr1 D-Bus API as one table: interfaces, methods, properties, signals.
 
-The table drives dispatching (dispatch.py), introspection (with doc annotations, so
+The table drives dispatching (dispatch.py; each entry is bound to the code implementing
+it by binding.py, checked when the service starts), introspection (with doc annotations, so
 `busctl introspect` documents the API), the man page org.podmgr1(5) and the client.
 A method's ``action`` is the polkit action a caller needs; methods without one read.
 The dispatcher enforces both the action and each argument's KIND (its grammar and size
@@ -90,21 +91,12 @@ class Method:
     def out_signature(self) -> str:
         return "".join(a.signature for a in self.out_args)
 
-    @property
-    def handler(self) -> str:
-        """The Python method implementing it: StartPod -> start_pod."""
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
-
 
 @dataclass(frozen=True)
 class Property:
     name: str
     signature: str
     doc: str
-
-    @property
-    def handler(self) -> str:
-        return re.sub(r"(?<!^)(?=[A-Z])", "_", self.name).lower()
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ the service needs what dbus-next's ServiceInterface does not give: the sender of
 call (for polkit), typed handlers, doc annotations in the introspection data, and error
 replies that are not re-raised afterwards.  The table drives all of it: arguments are
 converted to typed values at the edge (arguments.py), the method's polkit action is
-checked here, never by handlers, and every exception becomes a one-line error reply.
+checked here, never by handlers, each method and property runs the code bound to it
+(binding.py), and every exception becomes a one-line error reply.
 Implements the standard Introspectable, Properties (read-only) and Peer interfaces for
 every exported object.
 """
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -27,6 +28,7 @@ from dbus_next.signature import Variant
 
 from podmgr import names
 from podmgr.bus import api, arguments, polkit
+from podmgr.bus.binding import Exported
 from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import PodmgrError
 
@@ -58,9 +60,6 @@ STANDARD = """\
  </interface>
 """
 DOC = "org.gtk.GDBus.DocString"
-
-
-Authorizer = Callable[[str, str, dict[str, str], bool], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -102,28 +101,33 @@ def error_reply(message: Message, error: BaseException) -> Message:
     return Message.new_error(message, api.ERROR_PREFIX + "Failed", text)
 
 
-def _polkit(bus: MessageBus) -> Authorizer:
-    async def authorize(sender: str, action: str, details: dict[str, str],
-                        interactive: bool = True) -> None:
-        await polkit.check(bus, sender, action, details, interactive)
-
-    return authorize
-
-
 class Dispatcher:
     """Calls from the table: each argument converted at the edge (arguments.py), the
     method's polkit action checked, then the handler called with the typed values."""
 
-    def __init__(self, bus: MessageBus, authorize: Authorizer | None = None) -> None:
+    def __init__(self, bus: MessageBus, authority: polkit.Authority | None = None) -> None:
         arguments.check_table()
         self.bus = bus
-        self.authorize = authorize or _polkit(bus)
+        self.authority = authority or polkit.BusAuthority(bus)
         self.work = Work()
-        self.objects: dict[str, dict[str, tuple[api.Interface, object]]] = {}
+        self.objects: dict[str, dict[str, Exported]] = {}
         self.in_flight = 0
         self.last_activity = asyncio.get_running_loop().time()
         self.tasks: set[asyncio.Task[None]] = set()
         bus.add_message_handler(self.handle)
+
+    async def close(self) -> None:
+        """Cancel what still runs (a call whose caller went away with the connection,
+        background work) and stop the work queues: nothing is left behind."""
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        self.work.shutdown()
+
+    async def authorize(self, sender: str, action: str, details: dict[str, str],
+                        interactive: bool = True) -> None:
+        """Return if polkit allows it; AccessDenied otherwise (polkit.check)."""
+        await polkit.check(self.authority, sender, action, details, interactive)
 
     def spawn(self, work: Awaitable[None]) -> None:
         """Run ``work`` in the background; a failure is logged, never lost."""
@@ -138,7 +142,10 @@ class Dispatcher:
         task.add_done_callback(self.tasks.discard)
 
     def export(self, path: str, interface: api.Interface, implementation: object) -> None:
-        self.objects.setdefault(path, {})[interface.name] = (interface, implementation)
+        """Serve ``interface`` at ``path`` with the code ``implementation``'s class binds
+        to its entries (BindingError if it does not implement each exactly once)."""
+        self.objects.setdefault(path, {})[interface.name] = Exported.of(interface,
+                                                                        implementation)
 
     def unexport(self, path: str) -> None:
         self.objects.pop(path, None)
@@ -169,26 +176,27 @@ class Dispatcher:
         else:
             self._call(message, entry)
 
-    def _call(self, message: Message, entry: dict[str, tuple[api.Interface, object]]) -> None:
-        found = [(i, impl) for i, impl in entry.values() if message.member in i.method_index
-                 and message.interface in (None, i.name)]
+    def _call(self, message: Message, entry: dict[str, Exported]) -> None:
+        found = [e for e in entry.values() if message.member in e.interface.method_index
+                 and message.interface in (None, e.interface.name)]
         if not found:
             raise BusError("org.freedesktop.DBus.Error.UnknownMethod",
                            f"no method {message.interface}.{message.member}")
-        interface, implementation = found[0]
-        method = interface.method_index[str(message.member)]
+        exported = found[0]
+        method = exported.interface.method_index[str(message.member)]
         if message.signature != method.in_signature:
             raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
                            f"{method.name} takes ({method.in_signature}), not "
                            f"({message.signature})")
         values = arguments.convert_all(method, message.body)  # the edge: before anything
         task = asyncio.get_running_loop().create_task(
-            self._run(message, method, implementation, values))
+            self._run(message, method, exported, values))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
     async def _authorize(self, message: Message, method: api.Method, implementation: object,
                          values: list[object]) -> None:
+        """polkit asked for the method's action, with the checked values as details."""
         if method.action is None:
             return
         details = {"verb": method.verb}
@@ -196,22 +204,21 @@ class Dispatcher:
             detail = api.KINDS[arg.kind].detail
             if detail and value is not None and str(value) and detail not in details:
                 details[detail] = str(value)
-        # Looked up on the class: Manager loads its image methods on a miss (__getattr__),
-        # which a pod start should not pay for.
+        # An object whose calls concern more than their arguments (a Transfer: its source)
+        # says so; looked up on the class, so that nothing is loaded or computed otherwise.
         hook = getattr(type(implementation), "authorization_details", None)
         if hook is not None:
             details.update(hook(implementation))
         await self.authorize(str(message.sender), method.action, details, True)
 
-    async def _run(self, message: Message, method: api.Method, implementation: object,
+    async def _run(self, message: Message, method: api.Method, exported: Exported,
                    values: list[object]) -> None:
         self.in_flight += 1
         try:
             # This task's own context: its work goes to the queue of its kind (work.py).
             PRIVILEGED.set(method.action is not None)
-            await self._authorize(message, method, implementation, values)
-            handler: Callable[..., Awaitable[Any]] = getattr(implementation, method.handler)
-            result = await handler(Call(message), *values)
+            await self._authorize(message, method, exported.implementation, values)
+            result = await exported.member(method.name)(Call(message), *values)
             if len(method.out_args) == 0:
                 body = []
             elif len(method.out_args) == 1:
@@ -226,8 +233,7 @@ class Dispatcher:
             self.last_activity = asyncio.get_running_loop().time()
         self.bus.send(reply)
 
-    def _properties(self, message: Message,
-                    entry: dict[str, tuple[api.Interface, object]]) -> None:
+    def _properties(self, message: Message, entry: dict[str, Exported]) -> None:
         member, body = message.member, message.body
         expected = {"Get": "ss", "GetAll": "s", "Set": "ssv"}.get(str(member))
         if expected is None:
@@ -242,13 +248,13 @@ class Dispatcher:
         if body[0] not in entry:
             raise BusError("org.freedesktop.DBus.Error.UnknownInterface",
                            f"no interface {names.shown(body[0])} here")
-        interface, implementation = entry[body[0]]
+        exported = entry[body[0]]
+        interface = exported.interface
         wanted = [p for p in interface.properties if member == "GetAll" or p.name == body[1]]
         if not wanted:
             raise BusError("org.freedesktop.DBus.Error.UnknownProperty",
                            f"no property {names.shown(body[1])} in {interface.name}")
-        values = {p.name: Variant(p.signature, getattr(implementation, p.handler)())
-                  for p in wanted}
+        values = {p.name: Variant(p.signature, exported.member(p.name)()) for p in wanted}
         if member == "GetAll":
             self.bus.send(Message.new_method_return(message, "a{sv}", [values]))
         else:
@@ -261,11 +267,10 @@ class Dispatcher:
 
     def properties_changed(self, path: str, interface: api.Interface,
                            names: list[str]) -> None:
-        entry = self.objects.get(path, {}).get(interface.name)
-        if entry is None:
+        exported = self.objects.get(path, {}).get(interface.name)
+        if exported is None:
             return
-        _, implementation = entry
-        changed = {p.name: Variant(p.signature, getattr(implementation, p.handler)())
+        changed = {p.name: Variant(p.signature, exported.member(p.name)())
                    for p in interface.properties if p.name in names}
         self.bus.send(Message.new_signal(path, PROPERTIES, "PropertiesChanged", "sa{sv}as",
                                          [interface.name, changed, []]))
@@ -274,8 +279,8 @@ class Dispatcher:
         parts = ['<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection '
                  '1.0//EN"\n "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">',
                  "<node>", STANDARD]
-        for interface, _ in self.objects.get(path, {}).values():
-            parts.append(_interface_xml(interface))
+        for exported in self.objects.get(path, {}).values():
+            parts.append(_interface_xml(exported.interface))
         prefix = path.rstrip("/") + "/"
         children = sorted({p[len(prefix):].split("/")[0] for p in self.objects
                            if p.startswith(prefix)})

@@ -1,29 +1,35 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The image and trust methods of org.podmgr1.Manager (service.Manager loads this module
-on their first call).  The dispatcher has checked each argument (a Reference, a
-Fingerprint) and the caller's polkit action before a method here runs; store and gpg work
-runs in its work queue."""
+"""The image and trust methods of org.podmgr1.Manager, loaded on their first call
+(service.IMAGES defers them to ImageMethods here).  The dispatcher has checked each
+argument (a Reference, a Fingerprint) and the caller's polkit action before a method here
+runs; store and gpg work runs in its work queue."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from podmgr import images, oci, podnet, prepare
+from podmgr.bus import api
 from podmgr.bus.arguments import Fingerprint
-from podmgr.bus.dispatch import Call, Dispatcher
-from podmgr.bus.transfers import Transfers
+from podmgr.bus.binding import implements
+from podmgr.bus.dispatch import Call
 from podmgr.reference import Reference
 from podmgr.store import Store
 from podmgr.transports.base import check_absolute
 from podmgr.trust import ROOT, TrustStore
 
+if TYPE_CHECKING:
+    from podmgr.bus.service import Manager
+
 
 class ImageMethods:
-    def __init__(self, dispatcher: Dispatcher, transfers: Transfers) -> None:
-        self.dispatcher = dispatcher
-        self.transfers = transfers
+    def __init__(self, manager: Manager) -> None:
+        self.dispatcher = manager.dispatcher
+        self.transfers = manager.transfers
 
+    @implements(api.MANAGER, "ListImages")
     async def list_images(self, call: Call) -> list[list[object]]:
         return await self.dispatcher.work.run(self._list_images)
 
@@ -32,6 +38,7 @@ class ImageMethods:
         return [[r.name, r.manifest, ",".join(r.signed_by), r.insecure, r.size, r.stored]
                 for r in Store().all_images()]
 
+    @implements(api.MANAGER, "InspectImage")
     async def inspect_image(self, call: Call, name: Reference) -> str:
         return await self.dispatcher.work.run(self._inspect, name)
 
@@ -59,17 +66,21 @@ class ImageMethods:
                        for layer, diff_id in zip(parsed.layers, record.layers, strict=True)],
         })
 
+    @implements(api.MANAGER, "PullImage")
     async def pull_image(self, call: Call, ref: Reference) -> tuple[int, str]:
         return self.transfers.start(f"docker://{ref}", "")
 
+    @implements(api.MANAGER, "ImportImage")
     async def import_image(self, call: Call, source: str,
                            name: Reference | None) -> tuple[int, str]:
         check_absolute(source)  # the service runs in /: it cannot know the caller's cwd
         return self.transfers.start(source, str(name) if name else "")
 
+    @implements(api.MANAGER, "RemoveImage")
     async def remove_image(self, call: Call, name: Reference) -> None:
         await self.dispatcher.work.run(images.remove, Store(), str(name))
 
+    @implements(api.MANAGER, "GarbageCollect")
     async def garbage_collect(self, call: Call) -> tuple[int, int, list[str]]:
         return await self.dispatcher.work.run(self._collect)
 
@@ -82,16 +93,20 @@ class ImageMethods:
 
     # Trust
 
+    @implements(api.MANAGER, "ListTrustedKeys")
     async def list_trusted_keys(self, call: Call) -> list[list[str]]:
         return [[k.fingerprint, k.prefix] for k in TrustStore().all_keys()]
 
+    @implements(api.MANAGER, "TrustKey")
     async def trust_key(self, call: Call, prefix: str, armored: bytes) -> str:
         info = await self.dispatcher.work.run(TrustStore().add, prefix or ROOT, armored)
         return info.fingerprint
 
+    @implements(api.MANAGER, "UntrustKey")
     async def untrust_key(self, call: Call, fingerprint: Fingerprint) -> None:
         await self.dispatcher.work.run(TrustStore().remove, fingerprint)
 
+    @implements(api.MANAGER, "UntrustKeyForPrefix")
     async def untrust_key_for_prefix(self, call: Call, prefix: str,
                                      fingerprint: Fingerprint) -> None:
         await self.dispatcher.work.run(TrustStore().remove, fingerprint, prefix)

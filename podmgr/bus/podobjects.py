@@ -23,6 +23,7 @@ from dbus_next.message import Message
 
 from podmgr import lookup, names, podnet
 from podmgr.bus import api
+from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import ManifestError
 from podmgr.schema import NetworkMode
@@ -61,18 +62,22 @@ class PodObject:
     def forget_manifest(self) -> None:
         self._parsed, self._read = None, False
 
+    @implements(api.POD, "Name")
     def name(self) -> str:
         return self.pod
 
+    @implements(api.POD, "State")
     def state(self) -> str:
         unit = names.pod_unit(self.pod)
         if unit not in self.pods.generated and self._manifest() is None:
             return "invalid"
         return self.pods.unit_states.get(unit, "inactive")
 
+    @implements(api.POD, "Unit")
     def unit(self) -> str:
         return names.pod_unit(self.pod)
 
+    @implements(api.POD, "Apps")
     def apps(self) -> list[list[str]]:
         parsed = self._manifest()
         if parsed is None:
@@ -81,19 +86,23 @@ class PodObject:
                  self.pods.unit_states.get(names.app_unit(self.pod, app), "inactive")]
                 for app in parsed.apps]
 
+    @implements(api.POD, "Images")
     def images(self) -> list[str]:
         parsed = self._manifest()
         return sorted({a.image for a in parsed.apps.values() if a.image}) if parsed else []
 
+    @implements(api.POD, "Addresses")
     def addresses(self) -> list[str]:
         parsed = self._manifest()
         if self.state() != "active" or parsed is None or parsed.network.kind is NetworkMode.HOST:
             return []  # the host's network is the host's
         return [address for _, address in podnet.addresses(self.pod)] + ["127.0.0.1", "::1"]
 
+    @implements(api.POD, "ManifestPath")
     def manifest_path(self) -> str:
         return self.path
 
+    @implements(api.POD, "Annotations")
     def annotations(self) -> dict[str, str]:
         parsed = self._manifest()
         return dict(parsed.pod.annotations) if parsed else {}

@@ -18,16 +18,16 @@ import contextlib
 import logging
 import signal
 import sys
-from typing import Any
 
 from dbus_next.constants import NameFlag, RequestNameReply
 
 from podmgr import config, lookup, names, paths, podnet, pods, prepare
-from podmgr.bus import api
+from podmgr.bus import api, binding
+from podmgr.bus.binding import Deferred, implements
 from podmgr.bus.connection import Bus
 from podmgr.bus.dispatch import Call, Dispatcher
-from podmgr.bus.podobjects import Pods
-from podmgr.bus.transfers import Transfers
+from podmgr.bus.podobjects import PodObject, Pods
+from podmgr.bus.transfers import Transfer, Transfers
 from podmgr.errors import AccessDenied, Exists, ManifestError, PodmgrError, SystemdError
 from podmgr.names import NetworkName, PodName
 from podmgr.store import Store, atomic_write
@@ -37,9 +37,18 @@ log = logging.getLogger("podmgr1")
 
 ADMIN_PODS = paths.MANIFEST_DIRS[0]
 
+# The image and trust methods, from a module loaded on their first call: the service
+# starts on demand, mostly to prepare or list pods, and loading what images need (gpg,
+# TLS, tar, compression) would make every start slower.
+IMAGES = Deferred(api.MANAGER, "podmgr.bus.imagemethods", "ImageMethods", (
+    "ListImages", "InspectImage", "PullImage", "ImportImage", "RemoveImage",
+    "GarbageCollect", "ListTrustedKeys", "TrustKey", "UntrustKey", "UntrustKeyForPrefix"))
+
 
 class Manager:
-    """org.podmgr1.Manager: each method as api.MANAGER lists it."""
+    """org.podmgr1.Manager: the pod and network methods of api.MANAGER; IMAGES the rest."""
+
+    DEFERRED = (IMAGES,)
 
     def __init__(self, dispatcher: Dispatcher, systemd: Systemd, pod_objects: Pods,
                  transfers: Transfers) -> None:
@@ -51,10 +60,12 @@ class Manager:
 
     # Pods
 
+    @implements(api.MANAGER, "ListPods")
     async def list_pods(self, call: Call) -> list[list[str]]:
         return [[name, pod.state(), api.pod_path(name)]
                 for name, pod in sorted(self.pods.objects.items())]
 
+    @implements(api.MANAGER, "GetPod")
     async def get_pod(self, call: Call, name: PodName) -> str:
         pods.find(name)
         if name not in self.pods.objects:
@@ -67,15 +78,19 @@ class Manager:
         if failed:
             raise SystemdError(f"pod {name}: {'; '.join(failed)}")
 
+    @implements(api.MANAGER, "StartPod")
     async def start_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "start", name)
 
+    @implements(api.MANAGER, "StopPod")
     async def stop_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "stop", name)
 
+    @implements(api.MANAGER, "RestartPod")
     async def restart_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "restart", name)
 
+    @implements(api.MANAGER, "ValidateManifest")
     async def validate_manifest(self, call: Call, toml: str) -> list[list[str]]:
         # Resolving reads the image store and the rootfs's /etc/passwd as root: that would
         # tell anyone what files root can read.  So only a caller who may manage pods
@@ -102,6 +117,7 @@ class Manager:
         if resolving:
             resolve.resolve(parsed, Store())
 
+    @implements(api.MANAGER, "CreatePod")
     async def create_pod(self, call: Call, name: PodName, toml: str) -> str:
         if name in lookup.find_manifests():
             raise Exists(f"there is a pod {name!r} already (UpdatePod changes it, or choose "
@@ -109,6 +125,7 @@ class Manager:
         await self._write(name, toml)
         return api.pod_path(name)
 
+    @implements(api.MANAGER, "UpdatePod")
     async def update_pod(self, call: Call, name: PodName, toml: str) -> None:
         pods.find(name)
         await self._write(name, toml)
@@ -119,6 +136,7 @@ class Manager:
         atomic_write(ADMIN_PODS / f"{name}.toml", toml.encode())
         await self._reload()
 
+    @implements(api.MANAGER, "RemovePod")
     async def remove_pod(self, call: Call, name: PodName) -> None:
         path = pods.find(name)
         await pods.run_job(self.systemd, "stop", name)
@@ -135,6 +153,7 @@ class Manager:
                                 "Reload")
         await self.pods.rescan()
 
+    @implements(api.MANAGER, "PreparePod")
     async def prepare_pod(self, call: Call, name: PodName) -> None:
         service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
         plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
@@ -145,6 +164,7 @@ class Manager:
             # directory for a moment (mounts.py), which must not race another prepare.
             prepare.prepare(prepare.load_plan(name, plan_path))
 
+    @implements(api.MANAGER, "ReleasePod")
     async def release_pod(self, call: Call, name: PodName) -> None:
         # Removing what the apps wrote can take a while: in the work queue, with the pod's
         # lock held, so that a prepare of the same pod waits for it.  (release uses
@@ -157,6 +177,7 @@ class Manager:
     def _pod_lock(self, name: PodName) -> asyncio.Lock:
         return self._pod_locks.setdefault(name, asyncio.Lock())
 
+    @implements(api.MANAGER, "ListNetworks")
     async def list_networks(self, call: Call) -> list[list[object]]:
         from podmgr import networks  # noqa: PLC0415 -- network calls only
 
@@ -164,21 +185,18 @@ class Manager:
                  podnet.pods_on(n.name)]
                 for n in sorted(networks.load_all().values(), key=lambda n: n.name)]
 
+    @implements(api.MANAGER, "RemoveNetwork")
     async def remove_network(self, call: Call, name: NetworkName) -> None:
         await self.dispatcher.work.run(podnet.remove_network, name)
 
-    def __getattr__(self, name: str) -> Any:
-        """The image and trust methods, from a module loaded on their first call: the
-        service starts on demand, mostly to prepare or list pods, and loading what
-        images need (gpg, TLS, tar, compression) would make every start slower."""
-        from podmgr.bus.imagemethods import ImageMethods  # noqa: PLC0415
 
-        if "_images" not in self.__dict__:
-            self.__dict__["_images"] = ImageMethods(self.dispatcher, self.transfers)
-        return getattr(self.__dict__["_images"], name)
+SERVED = ((api.MANAGER, Manager), (api.POD, PodObject), (api.TRANSFER, Transfer))
 
 
 async def serve() -> int:
+    # Before anything else: a table entry without its code (or code for none) stops the
+    # service here, not at some caller's first call of it.
+    binding.check(SERVED)
     idle_timeout = config.load().service.idle_timeout / 10**6
     bus = await Bus().connect()
     dispatcher = Dispatcher(bus)
@@ -210,7 +228,7 @@ async def serve() -> int:
     while busy():
         await asyncio.sleep(0.05)
     bus.disconnect()  # type: ignore[no-untyped-call]
-    dispatcher.work.shutdown()
+    await dispatcher.close()
     return 0
 
 
@@ -220,6 +238,9 @@ def main() -> int:
         return asyncio.run(serve())
     except (OSError, PodmgrError) as error:
         log.error("podmgr1: %s", error)
+        return 1
+    except binding.BindingError as error:  # a broken build: say what, not where
+        log.error("podmgr1: the API table and its code disagree: %s", error)
         return 1
 
 

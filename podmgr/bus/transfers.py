@@ -15,6 +15,7 @@ import threading
 
 from podmgr import config
 from podmgr.bus import api
+from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.errors import PodmgrError
 from podmgr.store import Store
@@ -37,12 +38,15 @@ class Transfer:
         self.canceled = threading.Event()
         self._last_report = 0.0
 
+    @implements(api.TRANSFER, "Id")
     def id(self) -> int:
         return self.number
 
+    @implements(api.TRANSFER, "Source")
     def source(self) -> str:
         return self.source_ref
 
+    @implements(api.TRANSFER, "Progress")
     def progress(self) -> float:
         return self.done
 
@@ -50,6 +54,7 @@ class Transfer:
         """polkit details besides the verb (the dispatcher asks before Cancel runs)."""
         return {"image": self.source_ref}
 
+    @implements(api.TRANSFER, "Cancel")
     async def cancel(self, call: Call) -> None:
         self.canceled.set()
 
