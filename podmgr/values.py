@@ -347,8 +347,9 @@ class Executable(ValueType[str]):
             # writing it gives the program its own path.
             raise BadValue(f"{shown(raw)} contains '$', which systemd would expand in the "
                            "program's argv[0] (rename the program or run it through a symlink)")
-        if raw.endswith("/"):
-            raise BadValue(f"{shown(raw)} ends in '/', so it names a directory ({hint})")
+        if raw.endswith("/") or posixpath.basename(raw) in (".", ".."):
+            raise BadValue(f"{shown(raw)} ends in '/', '.' or '..', so it names a directory "
+                           f"({hint})")
         check_path_length(raw)
         return raw
 

@@ -299,6 +299,8 @@ def test_what_systemd_takes_at_the_edge(value_type: ValueType[object], raw: obje
     pytest.param("/bin/tr\tue", "a control character", id="tab"),
     pytest.param("/bin/tr\x85ue", "a control character", id="c1"),
     pytest.param("/bin/", "ends in '/'", id="directory"),
+    pytest.param("/bin/..", "so it names a directory", id="dot-dot"),
+    pytest.param("/.", "so it names a directory", id="dot"),
     pytest.param("/" + "x" * 256, "has a name of 256 bytes", id="long-name"),
     pytest.param("/opt/$HOME/run", "contains '$'", id="dollar"),
 ])
