@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import docs
+from podmgr.cli import docs
 
 ROOT = Path(__file__).parent.parent
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
-from podmgr import images, oci, podnet, prepare
 from podmgr.bus.arguments import Fingerprint
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.transfers import Transfers
-from podmgr.reference import Reference
-from podmgr.store import Store
-from podmgr.transports.base import check_absolute
-from podmgr.trust import ROOT, TrustStore
+from podmgr.image import oci, pull
+from podmgr.image.reference import Reference
+from podmgr.image.store import Store
+from podmgr.image.transports.base import check_absolute
+from podmgr.image.trust import ROOT, TrustStore
+from podmgr.network import joining
+from podmgr.runtime import prepare
 
 
 class ImageMethods:
@@ -68,14 +70,14 @@ class ImageMethods:
         return self.transfers.start(source, str(name) if name else "")
 
     async def remove_image(self, call: Call, name: Reference) -> None:
-        await self.dispatcher.work.run(images.remove, Store(), str(name))
+        await self.dispatcher.work.run(pull.remove, Store(), str(name))
 
     async def garbage_collect(self, call: Call) -> tuple[int, int, list[str]]:
         return await self.dispatcher.work.run(self._collect)
 
     @staticmethod
     def _collect() -> tuple[int, int, list[str]]:
-        repaired = podnet.collect()
+        repaired = joining.collect()
         store = Store()
         with store.locked(exclusive=True):
             return (*store.collect(prepare.layers_in_use()), repaired)
