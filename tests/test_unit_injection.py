@@ -27,7 +27,7 @@ from test_verify_corpus import verify
 from podmgr.errors import ManifestError
 from podmgr.generator import resolve, units
 from podmgr.generator.resolve import AppProblem
-from podmgr.generator.rootfs import ImageSource
+from podmgr.generator.rootfs import StoredImageSource
 from podmgr.generator.unitfile import UnitFile, UnsafeValue, command_line, quote
 from podmgr.image import oci
 from podmgr.image.digest import Digest
@@ -54,11 +54,11 @@ def config_bytes(run: dict[str, object]) -> bytes:
                        "rootfs": {"type": "layers", "diff_ids": []}}).encode()
 
 
-def image_source(run: dict[str, object]) -> ImageSource:
+def image_source(run: dict[str, object]) -> StoredImageSource:
     config = config_bytes(run)
     record = ImageRecord(IMAGE, Digest.of(b"manifest"), Digest.of(config), (), 0, "test", (),
                          "", True, "2026-01-01T00:00:00Z")
-    return ImageSource(record, oci.parse_config(config), [])
+    return StoredImageSource(record, oci.parse_config(config), [])
 
 
 def image_app(tmp_path: Path, extra: str = "") -> model.App:
@@ -75,7 +75,7 @@ def image_app(tmp_path: Path, extra: str = "") -> model.App:
 def test_a_value_is_refused_or_read_back_as_one_setting(value: str) -> None:
     unit = UnitFile(["comment"])
     try:
-        unit.set("Service", "Description", value)
+        unit.add("Service", "Description", value)
     except UnsafeValue:
         return
     assert not CONTROL_CHARACTERS.search(value)
@@ -89,7 +89,7 @@ def test_sections_keys_and_comments_are_refused_or_kept(section: str, key: str,
                                                         comment: str) -> None:
     try:
         unit = UnitFile([comment])
-        unit.set(section, key, "x")
+        unit.add(section, key, "x")
     except UnsafeValue:
         return
     found = systemd_syntax.settings(unit.render())
@@ -101,11 +101,11 @@ def test_sections_keys_and_comments_are_refused_or_kept(section: str, key: str,
                                    "a\x7fb", "ends in \\", " padded", "\ud800", "a\uffffb"])
 def test_the_writer_refuses_what_would_change_the_lines(value: str) -> None:
     with pytest.raises(UnsafeValue):
-        UnitFile().set("Service", "WorkingDirectory", value)
+        UnitFile().add("Service", "WorkingDirectory", value)
     with pytest.raises(UnsafeValue):
-        UnitFile().set(value, "Description", "x")
+        UnitFile().add(value, "Description", "x")
     with pytest.raises(UnsafeValue):
-        UnitFile().set("Service", value, "x")
+        UnitFile().add("Service", value, "x")
 
 
 @pytest.mark.parametrize("comment", ["a\rb", "a\0b", "a\nb", "a\x85b", "a\u2028b", "\ud800",
@@ -119,7 +119,7 @@ def test_a_comment_stays_one_line(comment: str) -> None:
 @given(st.text().filter(is_text))
 def test_quote_gives_back_the_value_as_one_word(value: str) -> None:
     unit = UnitFile()
-    unit.set("Service", "Environment", quote(f"A={value}"))
+    unit.add("Service", "Environment", quote(f"A={value}"))
     [setting] = systemd_syntax.settings(unit.render())
     [(_, word)] = systemd_syntax.words(setting.value)
     assert systemd_syntax.unspecify(word) == f"A={value}"
@@ -132,7 +132,7 @@ def test_command_line_gives_back_argv(args: list[str]) -> None:
     try:
         line = command_line(argv)
         unit = UnitFile()
-        unit.set("Service", "ExecStart", line)
+        unit.add("Service", "ExecStart", line)
     except UnsafeValue:
         assert not all(is_text(arg) for arg in args)
         return
@@ -317,7 +317,7 @@ RUN = st.fixed_dictionaries({}, optional={
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n"
 
 
-class PasswdImage(ImageSource):
+class PasswdImage(StoredImageSource):
     """An image whose only file is /etc/passwd (and /etc/group)."""
 
     def read_file(self, path: str) -> bytes | None:

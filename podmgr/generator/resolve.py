@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from podmgr.errors import ManifestError, PodmgrError, Problem
 from podmgr.generator import users
-from podmgr.generator.rootfs import BadConfig, ImageSource, Source, source_of
+from podmgr.generator.rootfs import BadConfig, Source, StoredImageSource, source_of
 from podmgr.generator.unitfile import LONG_LINE_MAX, command_line, fits_line, quote
 from podmgr.generator.users import Credentials
 from podmgr.image.store import NoSuchImage, Store
@@ -104,7 +104,7 @@ def resolve_app(app: App, source: Source) -> ResolvedApp:
     except OSError as error:
         raise AppProblem("rootfs" if app.rootfs else "image",
                           f"cannot read {source.describe()}: {error.strerror}") from None
-    image = source if isinstance(source, ImageSource) else None
+    image = source if isinstance(source, StoredImageSource) else None
     return ResolvedApp(
         app.name, tuple(source.lowerdirs()), tuple(command), tuple(environment),
         app.working_directory or defaults.working_directory or "/", creds,

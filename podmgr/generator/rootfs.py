@@ -56,7 +56,7 @@ def _typed(field: str, value_type: values.ValueType[T], raw: object) -> T:
         raise BadConfig(field + error.subpath, str(error)) from None
 
 
-def image_defaults(config: oci.Config) -> Defaults:
+def image_defaults(config: oci.ImageConfig) -> Defaults:
     """The run settings of an image config, converted at the edge with the manifest's own
     value types; raises BadConfig naming the first field that does not fit."""
     text = values.String()
@@ -132,9 +132,9 @@ class DirectorySource:
 
 
 @dataclass(frozen=True)
-class ImageSource:
+class StoredImageSource:
     record: ImageRecord
-    config: oci.Config
+    config: oci.ImageConfig
     layers: list[str] = field(default_factory=list)  # bottom-most first
 
     def describe(self) -> str:
@@ -163,7 +163,7 @@ def source_of(app: App, store: Store) -> Source:
     assert app.image is not None
     record = store.image(app.image)
     config = oci.parse_config(store.read_blob(record.config))
-    return ImageSource(record, config, [str(store.layer_path(d)) for d in record.layers])
+    return StoredImageSource(record, config, [str(store.layer_path(d)) for d in record.layers])
 
 
 class _Absent:

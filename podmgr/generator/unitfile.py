@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Unit files as data: sections of (key, value) pairs, rendered once.
 
-The writer cannot make a line that systemd reads differently from what was set: ``set``
+The writer cannot make a line that systemd reads differently from what was added: ``add``
 refuses (raises UnsafeValue) a section, key, value or comment with any control character
 (systemd ends a line at ``\\n``, ``\\r`` and NUL; the rest of C0, DEL, C1 and the Unicode line
 separators are refused too, as nothing podmgr writes needs them raw), a value ending in a
@@ -117,7 +117,7 @@ class UnitFile:
         for line in self.comment:
             _check_text("a comment", line)
 
-    def set(self, section: str, key: str, value: str | int | bool | None) -> None:
+    def add(self, section: str, key: str, value: str | int | bool | None) -> None:
         """Add ``key=value`` to ``section``; None adds nothing, so optional settings stay out."""
         if value is None:
             return
@@ -140,19 +140,19 @@ class UnitFile:
                               "bytes)")
         self.sections.setdefault(section, []).append((key, text))
 
-    def set_words(self, section: str, key: str, words: Iterable[str]) -> None:
+    def add_words(self, section: str, key: str, words: Iterable[str]) -> None:
         """``key=`` with a list of words (Wants=, After=), on as many lines as it takes: such
         settings add up, and one line holds at most LONG_LINE_MAX bytes."""
         line: list[str] = []
         size = 0
         for word in words:
             if line and size + 1 + len(word) > LONG_LINE_MAX // 2:
-                self.set(section, key, " ".join(line))
+                self.add(section, key, " ".join(line))
                 line, size = [], 0
             line.append(word)
             size += len(word) + 1
         if line:
-            self.set(section, key, " ".join(line))
+            self.add(section, key, " ".join(line))
 
     def render(self) -> str:
         lines = [f"# {line}" if line else "#" for line in self.comment]

@@ -86,11 +86,11 @@ def render(manifest: Manifest, apps: dict[str, ResolvedApp],
 def _pod_drop_in(manifest: Manifest, plan_path: str) -> UnitFile:
     unit = UnitFile(_header(manifest))
     pod = manifest.name
-    unit.set("Unit", "SourcePath", _source_path(manifest))
-    unit.set_words("Unit", "Wants", (names.app_unit(pod, app) for app in manifest.apps))
-    unit.set("Service", "Slice", names.pod_slice(pod))
-    unit.set("Service", "Environment", quote(f"PODMGR_PLAN={plan_path}"))
-    unit.set("Service", "LogExtraFields", f"PODMGR_POD={pod}")
+    unit.add("Unit", "SourcePath", _source_path(manifest))
+    unit.add_words("Unit", "Wants", (names.app_unit(pod, app) for app in manifest.apps))
+    unit.add("Service", "Slice", names.pod_slice(pod))
+    unit.add("Service", "Environment", quote(f"PODMGR_PLAN={plan_path}"))
+    unit.add("Service", "LogExtraFields", f"PODMGR_POD={pod}")
     return unit
 
 
@@ -112,10 +112,10 @@ def _source_path(manifest: Manifest) -> str | None:
 
 def _slice(manifest: Manifest) -> UnitFile:
     unit = UnitFile(_header(manifest))
-    unit.set("Unit", "Description", f"Slice of pod {manifest.name}")
-    unit.set("Unit", "Documentation", "man:podmgr.toml(5)")
-    unit.set("Unit", "SourcePath", _source_path(manifest))
-    unit.set("Unit", "Before", "slices.target")
+    unit.add("Unit", "Description", f"Slice of pod {manifest.name}")
+    unit.add("Unit", "Documentation", "man:podmgr.toml(5)")
+    unit.add("Unit", "SourcePath", _source_path(manifest))
+    unit.add("Unit", "Before", "slices.target")
     _resources(unit, "Slice", manifest.pod.resources)
     return unit
 
@@ -124,41 +124,41 @@ def _resources(unit: UnitFile, section: str, resources: Resources) -> None:
     def size(value: int | None) -> str | None:
         return None if value is None else format_size(value)
 
-    unit.set(section, "MemoryMax", size(resources.memory_max))
-    unit.set(section, "MemoryHigh", size(resources.memory_high))
-    unit.set(section, "CPUWeight", resources.cpu_weight)
-    unit.set(section, "CPUQuota", None if resources.cpu_quota is None
+    unit.add(section, "MemoryMax", size(resources.memory_max))
+    unit.add(section, "MemoryHigh", size(resources.memory_high))
+    unit.add(section, "CPUWeight", resources.cpu_weight)
+    unit.add(section, "CPUQuota", None if resources.cpu_quota is None
              else f"{resources.cpu_quota}%")
-    unit.set(section, "TasksMax", resources.tasks_max)
-    unit.set(section, "IOWeight", resources.io_weight)
+    unit.add(section, "TasksMax", resources.tasks_max)
+    unit.add(section, "IOWeight", resources.io_weight)
 
 
 def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
               runtime: paths.PodRuntime) -> UnitFile:
     pod = manifest.name
     unit = UnitFile(_header(manifest))
-    unit.set("Unit", "Description", f"App {app.name} of pod {pod}")
-    unit.set("Unit", "Documentation", "man:podmgr.toml(5)")
-    unit.set("Unit", "SourcePath", _source_path(manifest))
+    unit.add("Unit", "Description", f"App {app.name} of pod {pod}")
+    unit.add("Unit", "Documentation", "man:podmgr.toml(5)")
+    unit.add("Unit", "SourcePath", _source_path(manifest))
     # BindsTo: the app never runs without its prepared pod, and stops and restarts with it.
     # The pod only Wants= its apps, so one failing app leaves the others alone.
-    unit.set("Unit", "BindsTo", names.pod_unit(pod))
+    unit.add("Unit", "BindsTo", names.pod_unit(pod))
     after = [names.pod_unit(pod), *(names.app_unit(pod, other) for other in app.after)]
-    unit.set_words("Unit", "After", after)
+    unit.add_words("Unit", "After", after)
     # Its root is mounted by the pod's prepare: an app added to the manifest of a running
     # pod has none until the pod restarts, and systemd's status then says so.
-    unit.set("Unit", "AssertPathIsMountPoint",
+    unit.add("Unit", "AssertPathIsMountPoint",
              escape_specifiers(str(runtime.rootfs(app.name))))
 
     service = "Service"
-    unit.set(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
-    unit.set(service, "Slice", names.pod_slice(pod))
-    unit.set(service, "ExecStart", command_line(resolved.exec))
-    unit.set(service, "Restart", manifest.restart_of(app).value)
-    unit.set(service, "TimeoutStopSec", format_duration(manifest.pod.stop_timeout))
-    unit.set(service, "SyslogIdentifier", app.name)
-    unit.set(service, "LogExtraFields", f"PODMGR_POD={pod}")
-    unit.set(service, "LogExtraFields", f"PODMGR_APP={app.name}")
+    unit.add(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
+    unit.add(service, "Slice", names.pod_slice(pod))
+    unit.add(service, "ExecStart", command_line(resolved.exec))
+    unit.add(service, "Restart", manifest.restart_of(app).value)
+    unit.add(service, "TimeoutStopSec", format_duration(manifest.pod.stop_timeout))
+    unit.add(service, "SyslogIdentifier", app.name)
+    unit.add(service, "LogExtraFields", f"PODMGR_POD={pod}")
+    unit.add(service, "LogExtraFields", f"PODMGR_APP={app.name}")
 
     _sandbox(unit, manifest, app, runtime)
     _credentials(unit, app, resolved, runtime)
@@ -169,23 +169,23 @@ def _app_unit(manifest: Manifest, app: App, resolved: ResolvedApp,
 def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRuntime) -> None:
     """Root file system, namespaces, mounts and isolators of one app."""
     service = "Service"
-    unit.set(service, "RootDirectory", escape_specifiers(str(runtime.rootfs(app.name))))
-    unit.set(service, "MountAPIVFS", True)
+    unit.add(service, "RootDirectory", escape_specifiers(str(runtime.rootfs(app.name))))
+    unit.add(service, "MountAPIVFS", True)
     if manifest.network.kind is not NetworkMode.HOST:
-        unit.set(service, "NetworkNamespacePath", str(runtime.netns))
-    unit.set(service, "IPCNamespacePath", str(runtime.ipcns))
+        unit.add(service, "NetworkNamespacePath", str(runtime.netns))
+    unit.add(service, "IPCNamespacePath", str(runtime.ipcns))
     etc = " ".join(f"{runtime.etc / name}:/etc/{name}" for name in paths.POD_ETC_FILES)
-    unit.set(service, "BindReadOnlyPaths", etc)
+    unit.add(service, "BindReadOnlyPaths", etc)
     if app.ready is Ready.NOTIFY:
         # With RootDirectory= the app cannot see systemd's notification socket otherwise.
-        unit.set(service, "BindPaths", "/run/systemd/notify")
+        unit.add(service, "BindPaths", "/run/systemd/notify")
     if app.read_only:
-        unit.set(service, "TemporaryFileSystem", " ".join(READ_ONLY_TMPFS))
+        unit.add(service, "TemporaryFileSystem", " ".join(READ_ONLY_TMPFS))
     for mount in app.mounts:
         volume = manifest.volumes[mount.volume]
         key = "BindReadOnlyPaths" if mount.read_only or volume.read_only else "BindPaths"
         source = _volume_source(manifest.name, volume, runtime)
-        unit.set(service, key, f"{source}:{escape_specifiers(mount.path)}")
+        unit.add(service, key, f"{source}:{escape_specifiers(mount.path)}")
 
     # What a container runtime gives by default: a minimal /dev, read-only kernel
     # tunables (/proc/sys needs no capability, only root), no module loading or cgroup
@@ -194,18 +194,18 @@ def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRun
     # about a fifth of an app's start (seccomp filters built at every exec).
     for key in ("PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules",
                 "ProtectControlGroups"):
-        unit.set(service, key, True)
+        unit.add(service, key, True)
     retained = app.capabilities_retain
     bounding = [c for c in (DEFAULT_CAPABILITIES if retained is None else retained)
                 if c not in app.capabilities_remove]
     # An empty CapabilityBoundingSet= is the empty set.
-    unit.set(service, "CapabilityBoundingSet", " ".join(sorted(bounding)))
-    unit.set(service, "NoNewPrivileges", app.no_new_privileges or None)
-    unit.set(service, "PrivateUsers", app.private_users or None)
+    unit.add(service, "CapabilityBoundingSet", " ".join(sorted(bounding)))
+    unit.add(service, "NoNewPrivileges", app.no_new_privileges or None)
+    unit.add(service, "PrivateUsers", app.private_users or None)
     allowed = [e for e in app.system_call_filter if not e.startswith("~")]
     denied = [e.removeprefix("~") for e in app.system_call_filter if e.startswith("~")]
-    unit.set(service, "SystemCallFilter", " ".join(allowed) or None)
-    unit.set(service, "SystemCallFilter", "~" + " ".join(denied) if denied else None)
+    unit.add(service, "SystemCallFilter", " ".join(allowed) or None)
+    unit.add(service, "SystemCallFilter", "~" + " ".join(denied) if denied else None)
 
 
 def _volume_source(pod: str, volume: Volume, runtime: paths.PodRuntime) -> str:
@@ -220,16 +220,16 @@ def _credentials(unit: UnitFile, app: App, resolved: ResolvedApp,
                  runtime: paths.PodRuntime) -> None:
     service = "Service"
     creds = resolved.creds
-    unit.set(service, "User", creds.uid)
-    unit.set(service, "Group", creds.gid)
-    unit.set(service, "WorkingDirectory", escape_specifiers(resolved.working_directory))
+    unit.add(service, "User", creds.uid)
+    unit.add(service, "Group", creds.gid)
+    unit.add(service, "WorkingDirectory", escape_specifiers(resolved.working_directory))
     # systemd would take these from the host's user database; the rootfs's are right.
     if creds.name:
-        unit.set(service, "Environment", quote(f"USER={creds.name}"))
-        unit.set(service, "Environment", quote(f"LOGNAME={creds.name}"))
+        unit.add(service, "Environment", quote(f"USER={creds.name}"))
+        unit.add(service, "Environment", quote(f"LOGNAME={creds.name}"))
     if creds.home:
-        unit.set(service, "Environment", quote(f"HOME={creds.home}"))
+        unit.add(service, "Environment", quote(f"HOME={creds.home}"))
     for name, value in resolved.environment:
-        unit.set(service, "Environment", quote(f"{name}={value}"))
+        unit.add(service, "Environment", quote(f"{name}={value}"))
     for index, _ in enumerate(app.environment_files):  # as prepare checked and copied them
-        unit.set(service, "EnvironmentFile", str(runtime.environment_file(app.name, index)))
+        unit.add(service, "EnvironmentFile", str(runtime.environment_file(app.name, index)))

@@ -68,20 +68,20 @@ class Descriptor:
 
 
 @dataclass(frozen=True)
-class Manifest:
+class ImageManifest:
     media_type: str
     config: Descriptor
     layers: tuple[Descriptor, ...]
 
 
 @dataclass(frozen=True)
-class Index:
+class ImageIndex:
     media_type: str
     manifests: tuple[Descriptor, ...]
 
 
 @dataclass(frozen=True)
-class Config:
+class ImageConfig:
     """The parts of an image config podmgr uses."""
 
     platform: Platform
@@ -156,13 +156,13 @@ def media_type_of(data: bytes, hint: str = "") -> str:
     return str(kind)
 
 
-def parse_manifest(data: bytes, hint: str = "") -> Manifest:
+def parse_manifest(data: bytes, hint: str = "") -> ImageManifest:
     kind = media_type_of(data, hint)
     if kind in INDEXES:
         raise BadImage("manifest: expected an image manifest, got an index")
     obj = _json(data, "manifest")
     layers = _get(obj, "layers", list, "manifest")
-    parsed = Manifest(kind, _descriptor(obj.get("config"), "manifest config"),
+    parsed = ImageManifest(kind, _descriptor(obj.get("config"), "manifest config"),
                       tuple(_descriptor(layer, "manifest layer") for layer in layers))
     if parsed.config.media_type not in (OCI_CONFIG, DOCKER_CONFIG):
         raise BadImage(f"manifest: config media type {parsed.config.media_type!r} is not an "
@@ -174,14 +174,14 @@ def parse_manifest(data: bytes, hint: str = "") -> Manifest:
     return parsed
 
 
-def parse_index(data: bytes, hint: str = "") -> Index:
+def parse_index(data: bytes, hint: str = "") -> ImageIndex:
     kind = media_type_of(data, hint)
     obj = _json(data, "index")
     entries = _get(obj, "manifests", list, "index")
-    return Index(kind, tuple(_descriptor(entry, "index entry") for entry in entries))
+    return ImageIndex(kind, tuple(_descriptor(entry, "index entry") for entry in entries))
 
 
-def choose(index: Index, want: Platform | None = None) -> Descriptor:
+def choose(index: ImageIndex, want: Platform | None = None) -> Descriptor:
     """The index entry for ``want`` (default: this host), as a container engine picks it."""
     want = want or host_platform()
     candidates = [d for d in index.manifests if d.media_type in MANIFESTS]
@@ -195,7 +195,7 @@ def choose(index: Index, want: Platform | None = None) -> Descriptor:
     raise BadImage(f"index: no image for {want} (it has: {have})")
 
 
-def parse_config(data: bytes) -> Config:
+def parse_config(data: bytes) -> ImageConfig:
     """The parts of an image config podmgr uses, each of the type the spec gives it; what
     they say is checked where it is used (rootfs.image_defaults())."""
     try:
@@ -225,7 +225,7 @@ def parse_config(data: bytes) -> Config:
             raise BadImage(f"image config: config.{key} is not a string")
         return value
 
-    return Config(Platform(str(obj.get("os", "")), str(obj.get("architecture", "")),
+    return ImageConfig(Platform(str(obj.get("os", "")), str(obj.get("architecture", "")),
                            str(obj.get("variant", ""))),
                   diff_ids, string("User"), strings("Entrypoint"), strings("Cmd"),
                   strings("Env"), string("WorkingDir"))

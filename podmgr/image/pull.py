@@ -159,7 +159,7 @@ def fetch(source_ref: str, name: str | None, store: Store, config: Config,
 
 
 def _store_image(source: ImageSource, verdict: Verdict, manifest_bytes: bytes,
-                 manifest: oci.Manifest, store: Store, config: Config,
+                 manifest: oci.ImageManifest, store: Store, config: Config,
                  progress: Progress | None) -> ImageRecord:
     config_bytes = _read_small_blob(source, manifest.config)
     image_config = oci.parse_config(config_bytes)

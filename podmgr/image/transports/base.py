@@ -61,6 +61,10 @@ def absolute(source: str, cwd: str) -> str:
 
 
 class ImageSource(Protocol):
+    """An image opened where a pull or import reads it (containers/image's name for it):
+    its raw manifests, blobs and signatures, none of them trusted.  An app's image in the
+    store is a rootfs.StoredImageSource."""
+
     rereadable: bool  # blobs can be read twice cheaply (local files)
 
     def describe(self) -> str:

@@ -73,7 +73,7 @@ class LayoutSource:
     def describe(self) -> str:
         return self.description
 
-    def _index(self) -> oci.Index:
+    def _index(self) -> oci.ImageIndex:
         return oci.parse_index(read(self.files, "index.json"), oci.OCI_INDEX)
 
     def entry(self) -> Descriptor:
