@@ -15,7 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
-from podmgr import config, names
+from podmgr import config, errors, names
 from podmgr.bus import api
 from podmgr.cli import command
 from podmgr.manifest import schema
@@ -268,12 +268,7 @@ org.podmgr1.manage-pods (pods and their networks), org.podmgr1.manage-images or
 org.podmgr1.manage-trust, with the details verb, pod, network, image, source, prefix or
 fingerprint for rules; the service asks before the method runs, after checking every
 argument against what its method says it is. Reads need no authorization.
-Errors are org.podmgr1.Error.CODE with a one-line message: NoSuchPod, ManifestInvalid,
-Exists, JobFailed, PrepareFailed, NoSuchImage, SignatureRejected, DigestMismatch,
-UnsafeLayer, BadLayer, StoreFailed, SandboxFailed, BadImage, BadReference, SourceError,
-TrustError, AccessDenied, InvalidName (an argument that does not match its grammar or is
-over its size limit; each method says what its arguments are), Busy (too much work
-queued: try again), Failed.
+Errors are org.podmgr1.Error.CODE with a one-line message; ERRORS lists the codes.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and
@@ -306,6 +301,10 @@ def api_page() -> str:
         for signal in interface.signals:
             args = ", ".join(f"{a.signature} {a.name}" for a in signal.args)
             out += [".TP", f"\\fB{signal.name}\\fR({_roff(args)})", _roff(signal.doc)]
+    out.append(".SH ERRORS")
+    for code, meaning in errors.CODES.items():
+        sentence = meaning[0].upper() + meaning[1:] + "."
+        out += [".TP", f"\\fBorg.podmgr1.Error.{code}\\fR", _roff(sentence)]
     examples = [_roff(line) for line in API_EXAMPLES.splitlines()]
     out += [".SH EXAMPLES", ".nf", *examples, ".fi",
             ".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBbusctl\\fR(1), \\fBpolkit\\fR(8)"]
