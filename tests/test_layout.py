@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -152,3 +155,19 @@ def test_readme_maps_the_folders_in_order() -> None:
     text = (ROOT / "README.md").read_text()
     rows = re.findall(r"^\| `podmgr/([a-z]+)/` \|", text, re.MULTILINE)
     assert tuple(rows) == ORDER
+
+
+LEAN = textwrap.dedent("""
+    import sys
+    import podmgr.network.definitions, podmgr.network.firewall, podmgr.runtime.prepare
+    print(sorted(m for m in sys.modules if m.startswith(("podmgr.manifest", "podmgr.image",
+                                                         "podmgr.generator", "dbus"))))
+""")
+
+
+def test_a_pod_start_loads_no_parser_images_or_dbus() -> None:
+    """Every pod start prepares it, and a bridged one loads the network modules too: none
+    of that may load the manifest parser, the image machinery or D-Bus."""
+    loaded = subprocess.run([sys.executable, "-c", LEAN], cwd=ROOT, capture_output=True,
+                            text=True, check=True, env={"PYTHONPATH": str(ROOT)}).stdout
+    assert loaded == "[]\n"

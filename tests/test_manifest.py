@@ -636,7 +636,7 @@ def test_defaults_apply_when_keys_and_tables_are_absent(tmp_path: Path) -> None:
 
 def test_a_bridged_pod_joins_the_default_network(tmp_path: Path) -> None:
     pod = model.load(write(tmp_path, '[network]\nmode = "bridge"\n' + APP))
-    assert pod.network.joined == (model.DEFAULT_NETWORK,)
+    assert pod.network.joined == (names.DEFAULT_NETWORK,)
 
 
 def test_an_image_app_needs_no_command(tmp_path: Path) -> None:

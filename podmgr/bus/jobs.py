@@ -8,7 +8,6 @@ here.
 from __future__ import annotations
 
 import asyncio
-import json
 import subprocess
 import time
 
@@ -136,7 +135,7 @@ def _prepared_without(name: str, unit: str) -> bool:
     """Whether pod ``name`` runs as prepared for a manifest that lacked the app of
     ``unit``: an app added since has no root file system until the pod restarts."""
     try:
-        plan = json.loads(paths.PodRuntime(name).plan.read_text())
+        plan = paths.PodRuntime(name).read_plan()
     except (OSError, ValueError):
         return False
     return unit not in {names.app_unit(name, app["name"]) for app in plan["apps"]}

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from podmgr.config import Config
-from podmgr.errors import PodmgrError
 from podmgr.image import layerstream, oci, reference, signing, unpack
 from podmgr.image.digest import Digest, DigestMismatch, Readable, VerifyingReader
 from podmgr.image.oci import Descriptor
@@ -245,17 +244,3 @@ def _unpack_layer(blob: Callable[[], BinaryIO], layer: Descriptor, diff_id: Dige
 def remove(store: Store, name: str) -> None:
     with store.locked(exclusive=True):
         store.remove_image(str(reference.parse(name)))
-
-
-def check_present(store: Store, name: str, digest: str) -> ImageRecord:
-    """The stored image ``name``, if its manifest is still ``digest`` and intact."""
-    record = store.image(name)
-    if record.manifest != digest:
-        raise PodmgrError(f"image {name} is now {record.manifest}, not the {digest} the units "
-                          "were generated for (run systemctl daemon-reload)")
-    store.read_blob(record.manifest)  # verifies its digest
-    for diff_id in record.layers:
-        if not store.layer_path(diff_id).is_dir():
-            raise PodmgrError(f"image {name}: layer {diff_id} is missing from the store (pull "
-                              "the image again)")
-    return record

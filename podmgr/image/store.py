@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import time
@@ -33,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from podmgr import paths
+from podmgr import locks, paths
 from podmgr.errors import PodmgrError
 from podmgr.image import dirtree
 from podmgr.image.digest import Digest, DigestMismatch
@@ -140,8 +139,7 @@ class Store:
     def locked(self, exclusive: bool = False) -> Iterator[Store]:
         """Hold the store lock: shared to add or read, exclusive to remove."""
         self._setup()
-        with (self.root / "lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        with locks.flocked(self.root / "lock", exclusive):
             yield self
 
     # Blobs: small metadata (manifests, configs), verified on every read.
@@ -180,8 +178,7 @@ class Store:
         layer is already stored.  It takes the layer's final name only if the body
         finishes without an exception."""
         final = self.layer_path(diff_id)
-        with (self.layers / f".{diff_id.hex}.lock").open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locks.flocked(self.layers / f".{diff_id.hex}.lock"):
             if final.is_dir():
                 yield None
                 return

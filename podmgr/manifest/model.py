@@ -21,8 +21,6 @@ from podmgr.manifest import schema
 from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
 from podmgr.values import BadValue, Executable, Port, toml_key
 
-DEFAULT_NETWORK = "podmgr"
-
 
 @dataclass(frozen=True)
 class Resources:
@@ -62,7 +60,8 @@ class Network:
         if self.kind is not NetworkMode.BRIDGE:
             return ()
         named = () if isinstance(self.mode, NetworkMode) else (self.mode,)
-        return named + tuple(n for n in self.networks if n not in named) or (DEFAULT_NETWORK,)
+        joined = named + tuple(n for n in self.networks if n not in named)
+        return joined or (names.DEFAULT_NETWORK,)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from pathlib import Path
 
 from podmgr import names, tables
 from podmgr.errors import ManifestError, PodmgrError, Problem
-from podmgr.manifest.model import DEFAULT_NETWORK
 from podmgr.tables import Key, Section
 from podmgr.values import Address, Boolean, String, Subnet
 
@@ -62,7 +61,7 @@ class Definition:
 
 
 def _default_bridge(name: str) -> str:
-    if name == DEFAULT_NETWORK:
+    if name == names.DEFAULT_NETWORK:
         return DEFAULT_BRIDGE
     if len("pm-" + name) <= IFNAMSIZ:
         return "pm-" + name
@@ -96,7 +95,7 @@ def load(name: str, directory: Path | None = None) -> Definition:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        if name == DEFAULT_NETWORK:
+        if name == names.DEFAULT_NETWORK:
             return parse(name, f'subnet = "{DEFAULT_SUBNET}"\n', None)
         raise PodmgrError(f"network {name} is not defined (create {path} with at least "
                           'subnet = "10.88.0.0/16")') from None
@@ -112,7 +111,7 @@ def load_all(directory: Path | None = None) -> dict[str, Definition]:
     directory = directory or NETWORKS_DIR
     found = sorted(p.stem for p in directory.glob("*.toml")
                    if names.is_valid_name(p.stem)) if directory.is_dir() else []
-    every = {name: load(name, directory) for name in {DEFAULT_NETWORK, *found}}
+    every = {name: load(name, directory) for name in {names.DEFAULT_NETWORK, *found}}
     # The built-in network first: a clash with it is blamed on the file that clashes.
     ordered = sorted(every.values(), key=lambda d: (d.path is not None, d.name))
     for index, first in enumerate(ordered):

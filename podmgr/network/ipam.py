@@ -14,13 +14,12 @@ reclaims stale leases it meets, and ``podmgr gc`` all of them.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from podmgr import paths
+from podmgr import locks, paths
 from podmgr.errors import PrepareError
 
 LEASES_DIR = paths.STATE_DIR / "networks"
@@ -32,12 +31,8 @@ Prepared = Callable[[str], bool]  # is this pod prepared (its release has not ru
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locks.flocked(directory / LOCK):
         yield
-    finally:
-        os.close(fd)
 
 
 def leases(network: str, base: Path = LEASES_DIR) -> dict[ipaddress.IPv4Address, str]:

@@ -13,16 +13,13 @@ service and a release run on its own (pod@.service's fallback) never interleave.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
 import logging
-import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from podmgr import paths
+from podmgr import locks, paths
 from podmgr.errors import PodmgrError, PrepareError
 from podmgr.network import etcfiles, ipam, links
 
@@ -39,12 +36,8 @@ LOCK = paths.RUN_DIR / "network.lock"
 @contextlib.contextmanager
 def locked() -> Iterator[None]:
     LOCK.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with locks.flocked(LOCK):
         yield
-    finally:
-        os.close(fd)
 
 
 def prepared(pod: str) -> bool:
@@ -54,9 +47,9 @@ def prepared(pod: str) -> bool:
 
 def _plans() -> dict[str, Plan]:
     plans = {}
-    for plan_file in paths.RUNTIME_PODS_DIR.glob(f"*/{paths.PLAN}"):
+    for pod in paths.prepared_pods():
         with contextlib.suppress(OSError, ValueError):
-            plans[plan_file.parent.name] = json.loads(plan_file.read_text())
+            plans[pod.pod] = pod.read_plan()
     return plans
 
 
@@ -151,7 +144,7 @@ def _refresh_hosts(changed: set[str] | None = None, without: str = "") -> None:
 def addresses(pod: str) -> list[tuple[str, str]]:
     """(network, address) of the pod's leases, its first network first."""
     try:
-        plan: Plan = json.loads(paths.PodRuntime(pod).plan.read_text())
+        plan: Plan = paths.PodRuntime(pod).read_plan()
         order = plan["network"]["networks"]
     except (OSError, ValueError):
         order = []

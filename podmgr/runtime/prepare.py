@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Prepare a pod before its apps start, and release it after they stop.
 
-pod@NAME.service runs ``podmgr-pod prepare NAME`` as its start and ``podmgr-pod release
-NAME`` after it stops (also after a failed start).  Prepare follows the plan the
-generator wrote (plan.py); everything it makes lives under /run/podmgr/pods/NAME/:
+pod@NAME.service asks org.podmgr1 to PreparePod as its start and to ReleasePod after it
+stops (also after a failed start); the service runs prepare() and release() here.
+``podmgr-pod prepare|release NAME`` (main() below) does the same without the service:
+pod@.service releases through it when the service cannot be reached.  Prepare follows
+the plan the generator wrote (generator/plan.py); everything it makes lives under
+/run/podmgr/pods/NAME/:
 
     ns/net, ns/ipc            the pod's namespaces, pinned (net unless network.mode = host)
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
@@ -20,7 +23,8 @@ A bridged pod also joins its networks (network/joining.py): leases, veths, publi
 Release unmounts everything below that directory — whatever prepare got to, even after
 a crash or a kill -9 — and removes it; releasing a released pod does nothing.
 
-This runs as a new process on every pod start, so it imports only what it needs.
+Every pod start goes through here, so it imports only what it needs: nothing of the
+manifest parser, the image machinery or D-Bus (tests/test_layout.py checks it).
 """
 
 from __future__ import annotations
@@ -136,8 +140,8 @@ def running_apps(name: str, cgroup_root: Path | None = None) -> list[str]:
 def layers_in_use(runtime: Path = paths.RUNTIME_PODS_DIR) -> set[str]:
     """Names of the layer directories prepared pods run on: gc keeps them."""
     used: set[str] = set()
-    for plan_file in runtime.glob(f"*/{paths.PLAN}"):
-        for app in json.loads(plan_file.read_text())["apps"]:
+    for pod in paths.prepared_pods(runtime):
+        for app in pod.read_plan()["apps"]:
             used.update(Path(lower).name for lower in app["lowerdirs"])
     return used
 

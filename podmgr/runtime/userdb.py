@@ -15,7 +15,6 @@ stop at the same time.
 
 from __future__ import annotations
 
-import fcntl
 import grp
 import json
 import os
@@ -24,7 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from podmgr import paths
+from podmgr import locks, paths
 from podmgr.errors import PrepareError
 
 USERDB_DIR = Path("/run/userdb")
@@ -38,8 +37,7 @@ GROUP = "group"
 @contextmanager
 def _locked() -> Iterator[None]:
     LOCK.parent.mkdir(parents=True, exist_ok=True)
-    with LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with locks.flocked(LOCK):
         yield
 
 
