@@ -27,7 +27,7 @@ ORDER = (
     "manifest",   # the key table of manifests, parsing them, finding them
     "generator",  # manifests to units and the prepare plan
     "network",    # network definitions, joining them, links, leases, nftables
-    "runtime",    # podmgr-pod prepare/release: mounts, namespaces, user records
+    "runtime",    # a pod's prepare and release: mounts, namespaces, user records
     "bus",        # everything that speaks D-Bus: org.podmgr1, its client, systemd1
     "cli",        # the podmgr command and the man pages
 )

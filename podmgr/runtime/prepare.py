@@ -409,7 +409,8 @@ def load_plan(name: str, path: str | None) -> Plan:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``podmgr-pod prepare|release NAME``, run by pod@NAME.service."""
+    """``podmgr-pod prepare|release NAME``: what the service does, without it
+    (pod@NAME.service releases through this when the service cannot be reached)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2 or args[0] not in ("prepare", "release"):
         print("usage: podmgr-pod prepare|release NAME", file=sys.stderr)
