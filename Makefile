@@ -37,9 +37,9 @@ CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-
 	libc6-dev skopeo docker-registry apache2-utils openssl zstd
 
 # entry point = module whose main() it runs
-ENTRY_POINTS = $(BINDIR)/podmgr=cli \
-	$(GENERATORDIR)/podmgr-generator=generator \
-	$(LIBEXECDIR)/podmgr-pod=prepare \
+ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
+	$(GENERATORDIR)/podmgr-generator=generator.generator \
+	$(LIBEXECDIR)/podmgr-pod=runtime.prepare \
 	$(LIBEXECDIR)/podmgr1=bus.service
 
 .PHONY: all deps install demo demo-here check lint typecheck test docs bench
@@ -53,10 +53,9 @@ deps:
 		$(CHECK_DEBS)
 
 install:
-	install -d $(DESTDIR)$(PYTHONDIR)/podmgr/transports $(DESTDIR)$(PYTHONDIR)/podmgr/bus
-	install -m 644 podmgr/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/
-	install -m 644 podmgr/transports/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/transports/
-	install -m 644 podmgr/bus/*.py $(DESTDIR)$(PYTHONDIR)/podmgr/bus/
+	@set -e; for file in $$(find podmgr -name '*.py' | sort); do \
+		install -D -m 644 $$file $(DESTDIR)$(PYTHONDIR)/$$file; \
+	done
 	$(PYTHON) -m compileall -q -d $(PYTHONDIR)/podmgr $(DESTDIR)$(PYTHONDIR)/podmgr
 	@set -e; for entry in $(ENTRY_POINTS); do \
 		path=$${entry%=*}; module=$${entry#*=}; \
@@ -110,7 +109,7 @@ test: $(VENV)/bin/pytest
 	$(VENV)/bin/pytest
 
 docs:
-	$(PYTHON) -m podmgr.docs docs examples
+	$(PYTHON) -m podmgr.cli.docs docs examples
 
 # podman is the second baseline of the start benchmark.
 bench: deps

@@ -34,7 +34,7 @@ import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from podmgr import layerstream, oci, unpack  # after the path above
+from podmgr.image import layerstream, oci, unpack  # after the path above
 
 LAYER_BYTES = 56 << 20  # four of them: 224 MB
 MEDIA = {"": "application/vnd.oci.image.layer.v1.tar",

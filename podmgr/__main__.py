@@ -3,6 +3,6 @@
 
 import sys
 
-from podmgr.cli import main
+from podmgr.cli.command import main
 
 sys.exit(main())

@@ -29,15 +29,11 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from podmgr import reference, tables
+from podmgr import tables
 from podmgr.errors import ManifestError, PodmgrError, Problem
 from podmgr.tables import Key, Section
 from podmgr.values import Boolean, Duration, Integer, ListOf, Size, String
-
-if TYPE_CHECKING:
-    from podmgr.unpack import Limits
 
 CONFIG = Path("/etc/podmgr/podmgr.toml")
 AUTH = Path("/etc/podmgr/auth.json")
@@ -109,16 +105,6 @@ class Config:
     registries: dict[str, Registry]
     service: Service = Service(30 * 10**6)
     auth_file: Path = AUTH
-
-    def insecure_allowed(self, name: str) -> bool:
-        return any(reference.matches_prefix(name, prefix) for prefix in self.images.insecure)
-
-    def limits(self) -> Limits:
-        from podmgr.unpack import Limits  # noqa: PLC0415 -- tarfile, for imports only
-
-        policy = self.images
-        return Limits(policy.max_layer_entries, policy.max_layer_size, policy.allow_devices,
-                      policy.strip_setuid, policy.max_layer_ratio)
 
     # transports.base.SourceContext
 

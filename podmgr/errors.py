@@ -8,11 +8,45 @@ service maps ``code`` to ``org.podmgr1.Error.<code>``.  The message names the ob
 
 from __future__ import annotations
 
+# Every code an error carries, and what it means: org.podmgr1(5) lists them from here
+# (cli/docs.py), and a class whose code is not here fails as it is defined.
+CODES = {
+    "NoSuchPod": "no pod of that name has a manifest",
+    "ManifestInvalid": "a manifest that cannot be used; the message names every problem",
+    "Exists": "the name is taken",
+    "JobFailed": "a systemd job or call failed",
+    "PrepareFailed": "setting up or releasing a pod's rootfs, volumes or namespaces failed",
+    "NoSuchImage": "no image of that name is stored",
+    "SignatureRejected": "no signature the trust store accepts for the image's name, or gpg "
+                         "could not check one",
+    "DigestMismatch": "a manifest, config or layer is not what its digest says",
+    "UnsafeLayer": "a layer entry that would reach outside the layer",
+    "BadLayer": "a layer podmgr cannot unpack: malformed, or beyond a limit of podmgr.toml(5)",
+    "StoreFailed": "the store's file system refused to hold something (full, read-only, "
+                   "overlayfs)",
+    "SandboxFailed": "the confined process could not be set up, or died without saying why",
+    "BadImage": "an image manifest, index or config that is malformed or too big",
+    "BadReference": "an image reference that does not parse",
+    "SourceError": "the image source cannot be opened or read",
+    "TrustError": "a trusted key that cannot be added, found or removed",
+    "AccessDenied": "polkit did not authorize the caller (or could not be asked)",
+    "InvalidName": "an argument that does not match its grammar or is over its size limit; "
+                   "each method says what its arguments are",
+    "Busy": "too much work queued: try again",
+    "Failed": "anything else",
+}
+
 
 class PodmgrError(Exception):
-    """Base class.  ``code`` is stable; the message is for people."""
+    """Base class.  ``code`` is stable (one of CODES); the message is for people."""
 
     code = "Failed"
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.code not in CODES:
+            raise TypeError(f"{cls.__qualname__}: error code {cls.code!r} is not in "
+                            "podmgr.errors.CODES (add it there, with what it means)")
 
 
 class NoSuchPod(PodmgrError):

@@ -28,6 +28,8 @@ POD_TEMPLATE = "pod@.service"
 # override.conf comes later and wins.
 DROP_IN = "10-podmgr.conf"
 PARENT_SLICE = "pod.slice"
+# The network a bridged pod joins when its manifest names none; it needs no definition.
+DEFAULT_NETWORK = "podmgr"
 
 
 # systemd's UNIT_NAME_MAX counts the terminating NUL.

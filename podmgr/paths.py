@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Where podmgr keeps things (DESIGN.md, "Names and paths")."""
+"""Where podmgr keeps things: the manifest directories, the runtime and state
+directories, the image store and the files of a prepared pod."""
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 # Manifest directories, highest priority first: a manifest in an earlier directory masks
 # one of the same name in a later one, as systemd does for unit files.
@@ -33,11 +36,18 @@ class PodRuntime:
     """The paths of one prepared pod under /run/podmgr/pods/POD/."""
 
     def __init__(self, pod: str, base: Path = RUNTIME_PODS_DIR) -> None:
+        self.pod = pod
         self.dir = base / pod
         self.netns = self.dir / "ns" / "net"
         self.ipcns = self.dir / "ns" / "ipc"
         self.etc = self.dir / "etc"
         self.plan = self.dir / PLAN  # written by prepare: the pod is prepared while it exists
+
+    def read_plan(self) -> Any:
+        """The plan the pod was prepared with, as prepare wrote it (generator/plan.py's
+        Plan; typed by the caller, as this module is below the generator).  Raises
+        OSError when the pod is not prepared, ValueError when the file is not JSON."""
+        return json.loads(self.plan.read_text())
 
     def app_dir(self, app: str) -> Path:
         return self.dir / "apps" / app
@@ -52,6 +62,11 @@ class PodRuntime:
     def volume(self, volume: str) -> Path:
         """A tmpfs volume, or a host volume's source as prepare checked and bound it."""
         return self.dir / "volumes" / volume
+
+
+def prepared_pods(base: Path = RUNTIME_PODS_DIR) -> list[PodRuntime]:
+    """The runtime of each prepared pod: each one with a plan."""
+    return [PodRuntime(plan.parent.name, base) for plan in sorted(base.glob(f"*/{PLAN}"))]
 
 
 def empty_volume(pod: str, volume: str, base: Path = VOLUMES_DIR) -> Path:

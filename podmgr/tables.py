@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Tables of keys (Key, Section), and parsing TOML tables by them into frozen dataclasses.
 
-Shared by pod manifests (manifest.py) and podmgr.toml (config.py).  Every problem is
+Shared by pod manifests (manifest/model.py) and podmgr.toml (config.py).  Every problem is
 collected with its key path; unknown keys are errors, with a suggestion where one fits.
 """
 

@@ -15,8 +15,6 @@ import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from podmgr import reference
-from podmgr.errors import PodmgrError
 from podmgr.limits import (
     CONTROL_CHARACTERS,
     DURATION_MAX,
@@ -392,20 +390,6 @@ class UserRef(ValueType[str | int]):
             return raw
         raise BadValue(f"{shown(raw)} is not a {self.doc} (use a number or a name like "
                        '"www-data")')
-
-
-class ImageName(ValueType[str]):
-    """An image reference, normalized (busybox -> docker.io/library/busybox:latest)."""
-
-    doc = "image name"
-
-    def parse(self, raw: object) -> str:
-        self.expect(raw, str, '"registry.example.org/app:1.0"')
-        assert isinstance(raw, str)
-        try:
-            return str(reference.parse(raw))
-        except PodmgrError as error:
-            raise BadValue(str(error)) from None
 
 
 class Address(ValueType[str]):

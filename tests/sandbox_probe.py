@@ -11,7 +11,7 @@ import socket
 import stat
 from collections.abc import Callable
 
-from podmgr.sandbox import Context
+from podmgr.image.sandbox import Context
 
 
 def _attempt(action: Callable[[], object]) -> str:

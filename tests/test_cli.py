@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import cli, networks
 from podmgr.bus import client
+from podmgr.cli import command
+from podmgr.network import definitions
 
 APP = '[app.main]\nrootfs = "/srv/rootfs"\nexec = ["/bin/true"]\n'
 
@@ -18,7 +19,7 @@ def network_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = tmp_path / "networks"
     directory.mkdir()
     (directory / "backend.toml").write_text('subnet = "10.88.0.0/24"\n')
-    monkeypatch.setattr(networks, "NETWORKS_DIR", directory)
+    monkeypatch.setattr(definitions, "NETWORKS_DIR", directory)
     return directory
 
 
@@ -26,7 +27,7 @@ def validate(tmp_path: Path, text: str, capsys: pytest.CaptureFixture[str]
              ) -> tuple[int, str, str]:
     path = tmp_path / "web.toml"
     path.write_text(text)
-    code = cli.main(["validate", str(path)])
+    code = command.main(["validate", str(path)])
     out, err = capsys.readouterr()
     return code, out, err.replace(str(path), "web.toml")
 
@@ -83,7 +84,7 @@ def test_bad_names_are_usage_errors_before_the_bus(argv: list[str],
         raise AssertionError("the bus was called")
 
     monkeypatch.setattr(client.Client, "__aenter__", no_bus)
-    assert cli.main(argv) == 2
+    assert command.main(argv) == 2
     out, err = capsys.readouterr()
     assert out == ""
     assert err.startswith("podmgr: ")

@@ -27,12 +27,13 @@ from dbus_next.signature import SignatureTree, Variant
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from podmgr import errors, names, oci, signing, store, trust, unpack  # noqa: F401 (their errors)
+from podmgr import errors, names
 from podmgr.bus import api, arguments, binding, dispatch, service
 from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import AccessDenied, Busy, NoSuchPod, PodmgrError
-from podmgr.reference import Reference
-from podmgr.transports import base  # noqa: F401 (its error)
+from podmgr.image import oci, signing, store, trust, unpack  # noqa: F401 (their errors)
+from podmgr.image.reference import Reference
+from podmgr.image.transports import base  # noqa: F401 (its error)
 
 # What each kind of argument becomes before a handler sees it.
 TYPES: dict[str, object] = {
@@ -392,7 +393,7 @@ def test_service_imports_stay_lean() -> None:
             dispatcher.work.shutdown()
 
         asyncio.run(main())
-        print("podmgr.bus.imagemethods" in sys.modules, "podmgr.images" in sys.modules)
+        print("podmgr.bus.imagemethods" in sys.modules, "podmgr.image.pull" in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import etcfiles
+from podmgr.network import etcfiles
 
 LOCALHOST = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 

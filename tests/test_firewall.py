@@ -27,14 +27,14 @@ PYTHON = "/usr/bin/python3"
 # The child's helpers.  Steps fill ``out``, which the child prints as JSON.
 PRELUDE = '''
 import json, subprocess
-from podmgr import firewall, networks
+from podmgr.network import definitions, firewall
 from podmgr.errors import PrepareError
 from podmgr.values import PortSpec
 
 out = {}
 
 def net(name, text='subnet = "10.88.0.0/16"\\n'):
-    return networks.parse(name, text, None)
+    return definitions.parse(name, text, None)
 
 def ports(*texts):
     return [PortSpec().parse(text) for text in texts]

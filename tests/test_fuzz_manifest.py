@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_units import Rootfs
 
-from podmgr import manifest, resolve, schema, units
 from podmgr.errors import ManifestError
+from podmgr.generator import resolve, units
+from podmgr.generator.resolve import AppProblem
 from podmgr.limits import CONTROL_CHARACTERS
-from podmgr.resolve import AppProblem
+from podmgr.manifest import model, schema
 from podmgr.tables import Section
 
 PATH = Path("/etc/podmgr/pods/fuzz.toml")
@@ -66,10 +67,10 @@ STRUCTURED = table_of(schema.MANIFEST)
 TOMLISH = st.text(alphabet=string.printable + "[]{}=\"'#\\\u00e9\0\x85\u2028", max_size=300)
 
 
-def check(text: str) -> manifest.Manifest | None:
+def check(text: str) -> model.Manifest | None:
     """Parse ``text``: a Manifest, or None after checking that every problem is one line."""
     try:
-        return manifest.parse(text, PATH)
+        return model.parse(text, PATH)
     except ManifestError as error:
         problems = error.problems
     assert problems
@@ -111,7 +112,7 @@ APP_KEYS = {
 ONCE = {"ExecStart", "User", "Group", "WorkingDirectory", "RootDirectory", "Type"}
 
 
-def check_units(parsed: manifest.Manifest) -> None:
+def check_units(parsed: model.Manifest) -> None:
     """Render ``parsed`` (rootfs apps from a rootfs with a passwd; image apps cannot be in a
     store here) and read every unit back as systemd does."""
     apps = {}

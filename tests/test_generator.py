@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import generator, lookup, units
 from podmgr.errors import ManifestError, Problem
+from podmgr.generator import generator, units
+from podmgr.manifest import lookup
 
 
 @pytest.fixture

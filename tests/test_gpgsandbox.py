@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from signing_keys import Key, Keyring
 
-from podmgr import gpgsandbox
+from podmgr.image import gpgsandbox
 
 ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                reason="the mount namespace needs root")
@@ -105,7 +105,7 @@ def test_without_privileges_gpg_still_gets_no_new_privileges(
     """A user's `podmgr trust add` reads the key before asking: no mount namespace then,
     but NoNewPrivileges and a throwaway home."""
     _, key = signer
-    script = ("import sys; from podmgr import gpgsandbox; "
+    script = ("import sys; from podmgr.image import gpgsandbox; "
               "r = gpgsandbox.run([sys.stdin.buffer.read()], [], list_keys=True); "
               "print(r.confinement['mount_namespace'], r.confinement['no_new_privs'], "
               "r.keys[0].fingerprint)")

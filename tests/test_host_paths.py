@@ -17,8 +17,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from refusals import assert_start_refused
 
-from podmgr import generator, manifest, mounts, schema, tables
+from podmgr import hostpaths, tables
 from podmgr.errors import ManifestError
+from podmgr.generator import generator
+from podmgr.manifest import model, schema
 from podmgr.values import AbsolutePath, ListOf
 
 ROOTFS = "/var/lib/machines/podmgr-busybox"
@@ -65,8 +67,8 @@ def test_validate_warns_of_a_link_in_every_host_path(tmp_path: Path, key: str,
     (tmp_path / "link").symlink_to(tmp_path / "real" / "below" if where == "last"
                                    else tmp_path / "real")
     path = f"{tmp_path}/link" if where == "last" else f"{tmp_path}/link/below"
-    pod = manifest.parse(HOST_PATHS[key](path), Path("/etc/podmgr/pods/web.toml"))
-    warned = [w for w in manifest.warnings(pod) if w.where == WARNED_AT[key]]
+    pod = model.parse(HOST_PATHS[key](path), Path("/etc/podmgr/pods/web.toml"))
+    warned = [w for w in model.warnings(pod) if w.where == WARNED_AT[key]]
     assert len(warned) == 1
     assert warned[0].message.startswith(f"{tmp_path}/link is a symbolic link: the pod will "
                                         "not start, as podmgr does not follow links in ")
@@ -75,8 +77,8 @@ def test_validate_warns_of_a_link_in_every_host_path(tmp_path: Path, key: str,
 def test_a_plain_host_path_is_not_warned_of(tmp_path: Path) -> None:
     (tmp_path / "dir").mkdir()
     for text_with in HOST_PATHS.values():
-        pod = manifest.parse(text_with(f"{tmp_path}/dir"), Path("/etc/podmgr/pods/w.toml"))
-        assert manifest.warnings(pod) == []
+        pod = model.parse(text_with(f"{tmp_path}/dir"), Path("/etc/podmgr/pods/w.toml"))
+        assert model.warnings(pod) == []
 
 
 def test_a_file_opens_literally(tmp_path: Path) -> None:
@@ -84,17 +86,17 @@ def test_a_file_opens_literally(tmp_path: Path) -> None:
     (tmp_path / "dir" / "file").write_text("A=1\n")
     (tmp_path / "to-file").symlink_to(tmp_path / "dir" / "file")
     (tmp_path / "to-dir").symlink_to(tmp_path / "dir")
-    fd = mounts.open_literally(str(tmp_path / "dir" / "file"), directory=False)
+    fd = hostpaths.open_literally(str(tmp_path / "dir" / "file"), directory=False)
     try:
         assert os.fstat(fd).st_ino == os.stat(tmp_path / "dir" / "file").st_ino
     finally:
         os.close(fd)
     for linked in ("to-file", "to-dir/file"):
-        with pytest.raises(mounts.LinkInPath) as refused:
-            mounts.open_literally(str(tmp_path / linked), directory=False)
+        with pytest.raises(hostpaths.LinkInPath) as refused:
+            hostpaths.open_literally(str(tmp_path / linked), directory=False)
         assert refused.value.link == str(tmp_path / linked.split("/")[0])
-    with pytest.raises(mounts.LinkInPath):
-        mounts.open_literally(str(tmp_path / "to-dir"), directory=True)
+    with pytest.raises(hostpaths.LinkInPath):
+        hostpaths.open_literally(str(tmp_path / "to-dir"), directory=True)
 
 
 # A path of up to four directories or links to one, then a file or a link to one.
@@ -124,11 +126,11 @@ def test_a_file_opens_only_when_no_component_is_a_link(components: list[tuple[st
                 path.symlink_to(f"{tmp}/real.env")
         links = [str(p) for p in reversed([path, *path.parents]) if p.is_symlink()]
         if links:
-            with pytest.raises(mounts.LinkInPath) as refused:
-                mounts.open_literally(str(path), directory=False)
-            assert refused.value.link == links[0] == mounts.first_link(str(path))
+            with pytest.raises(hostpaths.LinkInPath) as refused:
+                hostpaths.open_literally(str(path), directory=False)
+            assert refused.value.link == links[0] == hostpaths.first_link(str(path))
             return
-        fd = mounts.open_literally(str(path), directory=False)
+        fd = hostpaths.open_literally(str(path), directory=False)
         try:
             assert os.fstat(fd).st_ino == os.lstat(path).st_ino
         finally:
@@ -142,14 +144,14 @@ def test_users_are_not_looked_up_through_a_linked_rootfs(tmp_path: Path) -> None
     (tmp_path / "real" / "etc" / "passwd").write_text("web:x:33:33::/srv:/bin/sh\n")
     (tmp_path / "via").symlink_to(tmp_path / "real")
     text = f'[app.main]\nrootfs = "{tmp_path}/via"\nexec = ["/bin/true"]\nuser = "web"\n'
-    pod = manifest.parse(text, Path("/etc/podmgr/pods/web.toml"))
+    pod = model.parse(text, Path("/etc/podmgr/pods/web.toml"))
     with pytest.raises(ManifestError) as refused:
         generator.outputs_of(pod)
     assert [str(p) for p in refused.value.problems] == [
         f"app.main.rootfs: cannot read {tmp_path}/via: {tmp_path}/via is a symbolic link, "
         "which podmgr does not follow in an app's rootfs (name the directory itself)"]
     # The directory itself is read as before.
-    plain = manifest.parse(text.replace("/via", "/real"), Path("/etc/podmgr/pods/web.toml"))
+    plain = model.parse(text.replace("/via", "/real"), Path("/etc/podmgr/pods/web.toml"))
     assert "User=33\n" in "".join(getattr(o, "text", "") for o in generator.outputs_of(plain))
 
 

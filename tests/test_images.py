@@ -21,11 +21,12 @@ import imagebuild as ib
 import pytest
 from signing_keys import Key, Keyring
 
-from podmgr import config, images, oci, signing
-from podmgr.digest import DigestMismatch
+from podmgr import config
 from podmgr.errors import PodmgrError
-from podmgr.store import NoSuchImage, Store
-from podmgr.trust import TrustStore
+from podmgr.image import oci, pull, signing
+from podmgr.image.digest import DigestMismatch
+from podmgr.image.store import NoSuchImage, Store
+from podmgr.image.trust import TrustStore
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="unpacking sets owners and makes whiteouts: needs root")
@@ -92,7 +93,7 @@ def test_every_compression_of_an_oci_layout(tmp_path: Path, env: tuple[Store, Tr
     layers: set[str] = set()
     for compression in ("", "gzip", "zstd"):
         source = layout(tmp_path / f"layout-{compression or 'none'}", small_image(compression))
-        record = images.fetch(source, f"{PREFIX}/{compression or 'none'}:1", store, cfg, trust)
+        record = pull.fetch(source, f"{PREFIX}/{compression or 'none'}:1", store, cfg, trust)
         assert record.insecure
         layers.update(record.layers)
         assert (store.layer_path(record.layers[1]) / "etc/version").read_bytes() == b"api"
@@ -111,16 +112,16 @@ def test_formats_and_default_names(tmp_path: Path, keyring: Keyring,
     subprocess.run(["skopeo", "copy", "--quiet", source, f"oci-archive:{tmp_path}/oci.tar"],
                    check=True)
     ib.write_archive(tmp_path / "plain.tar", tmp_path / "layout")
-    docker = images.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
+    docker = pull.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
     assert docker.name == "example.org/saved/app:2"  # the archive's tag
-    oci_archive = images.fetch(f"oci-archive:{tmp_path}/oci.tar", "example.org/a/b", store,
+    oci_archive = pull.fetch(f"oci-archive:{tmp_path}/oci.tar", "example.org/a/b", store,
                                cfg, trust)
     assert oci_archive.name == "example.org/a/b:latest"
-    ours = images.fetch(f"oci-archive:{tmp_path}/plain.tar:1.4", "example.org/c/d:1", store,
+    ours = pull.fetch(f"oci-archive:{tmp_path}/plain.tar:1.4", "example.org/c/d:1", store,
                         cfg, trust)
     assert ours.layers == oci_archive.layers == docker.layers
     with pytest.raises(PodmgrError, match="no name for the image"):
-        images.fetch(f"oci:{tmp_path}/layout:1.4", None, store, cfg, trust)
+        pull.fetch(f"oci:{tmp_path}/layout:1.4", None, store, cfg, trust)
 
 
 def test_a_docker_25_archive(tmp_path: Path,
@@ -140,7 +141,7 @@ def test_a_docker_25_archive(tmp_path: Path,
         "RepoTags": ["example.org/d25/app:1"],
         "Layers": ["blobs/sha256/" + layer["digest"][7:] for layer in manifest["layers"]]}]))
     ib.write_archive(tmp_path / "saved.tar", tmp_path / "layout")
-    record = images.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
+    record = pull.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
     assert record.name == "example.org/d25/app:1"
     assert record.source == f"docker-archive:{tmp_path}/saved.tar"
 
@@ -164,7 +165,7 @@ def test_an_index_gives_this_hosts_image(tmp_path: Path,
         "schemaVersion": 2, "manifests": [{"mediaType": oci.OCI_INDEX, "digest": digest,
                                            "size": len(nested), "annotations": {
                                                "org.opencontainers.image.ref.name": "multi"}}]}))
-    record = images.fetch(f"oci:{tmp_path}/images:multi", "example.org/multi/app", store, cfg,
+    record = pull.fetch(f"oci:{tmp_path}/images:multi", "example.org/multi/app", store, cfg,
                           trust)
     assert (store.layer_path(record.layers[1]) / "etc/version").read_bytes() == b"amd64"
 
@@ -183,7 +184,7 @@ def test_a_signed_image_is_stored(tmp_path: Path, keyring: Keyring, keys: dict[s
     store, trust, cfg = env
     trust_release(trust, keys)
     source = signed_dir(tmp_path, keyring, keys["release"])
-    record = images.fetch(f"dir:{source}", None, store, cfg, trust)
+    record = pull.fetch(f"dir:{source}", None, store, cfg, trust)
     assert record.name == NAME  # the identity the signature names
     assert record.signed_by == (keys["release"].fingerprint,)
     assert not record.insecure
@@ -272,7 +273,7 @@ def test_refusals(case: str, tmp_path: Path, keyring: Keyring, keys: dict[str, K
     spoil(source, keyring, keys)
     before = snapshot(store)
     with pytest.raises(signing.SignatureRejected, match=re.escape(message)):
-        images.fetch(f"dir:{source}", NAME, store, cfg, trust)
+        pull.fetch(f"dir:{source}", NAME, store, cfg, trust)
     assert snapshot(store) == before  # nothing stored, nothing unpacked
     if skopeo_refuses:
         verify = subprocess.run(
@@ -291,7 +292,7 @@ def test_a_revoked_key_is_refused(tmp_path: Path, keyring: Keyring, keys: dict[s
     revoked.parent.mkdir(parents=True)
     revoked.write_bytes(keyring.revoke(keys["revoked"]).armored)
     with pytest.raises(signing.SignatureRejected, match="revoked"):
-        images.fetch(f"dir:{source}", NAME, store, cfg, trust)
+        pull.fetch(f"dir:{source}", NAME, store, cfg, trust)
     assert not store.record_path(NAME).exists()
 
 
@@ -307,7 +308,7 @@ def test_a_tampered_layer_is_refused_before_unpacking(
     data[-10] ^= 0xFF
     blob.write_bytes(bytes(data))
     with pytest.raises(DigestMismatch, match="tampered"):
-        images.fetch(f"dir:{source}", NAME, store, cfg, trust)
+        pull.fetch(f"dir:{source}", NAME, store, cfg, trust)
     assert not any(store.layers.iterdir()) or \
         all(p.name.endswith(".lock") for p in store.layers.iterdir())
     with pytest.raises(NoSuchImage):
@@ -322,12 +323,12 @@ def test_detached_archive_signatures(tmp_path: Path, keyring: Keyring, keys: dic
     archive = tmp_path / "api.tar"
     ib.write_archive(archive, tmp_path / "layout")
     keyring.sign_detached(keys["release"], archive)
-    record = images.fetch(f"oci-archive:{archive}:1.4", NAME, store, cfg, trust)
+    record = pull.fetch(f"oci-archive:{archive}:1.4", NAME, store, cfg, trust)
     assert record.signed_by == (keys["release"].fingerprint,)
     with archive.open("ab") as file:
         file.write(b"\0" * 1024)  # tampered after signing
     with pytest.raises(signing.SignatureRejected, match="tampered"):
-        images.fetch(f"oci-archive:{archive}:1.4", f"{PREFIX}/again:1", store, cfg, trust)
+        pull.fetch(f"oci-archive:{archive}:1.4", f"{PREFIX}/again:1", store, cfg, trust)
 
 
 def test_trust_store_masking_and_prefixes(tmp_path: Path, keys: dict[str, Key]) -> None:
@@ -364,16 +365,16 @@ def test_remove_and_gc_keep_shared_layers(tmp_path: Path,
     store, trust, _ = env
     cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False),
                         {})
-    one = images.fetch(layout(tmp_path / "one", small_image(marker=b"one")), "example.org/x/one",
+    one = pull.fetch(layout(tmp_path / "one", small_image(marker=b"one")), "example.org/x/one",
                        store, cfg, trust)
-    two = images.fetch(layout(tmp_path / "two", small_image(marker=b"two")), "example.org/x/two",
+    two = pull.fetch(layout(tmp_path / "two", small_image(marker=b"two")), "example.org/x/two",
                        store, cfg, trust)
     assert one.layers[0] == two.layers[0]  # the shared base
-    images.remove(store, "example.org/x/one")
+    pull.remove(store, "example.org/x/one")
     with store.locked(exclusive=True):
         assert store.collect(set()) == (1, 2)  # one's top layer, its manifest and config
     assert store.layer_path(two.layers[0]).is_dir()
-    images.remove(store, "example.org/x/two")
+    pull.remove(store, "example.org/x/two")
     with store.locked(exclusive=True):
         # A prepared pod still uses two's top layer: kept.
         assert store.collect({two.layers[1].hex}) == (1, 2)
@@ -384,11 +385,12 @@ IMPORT = """
 import sys
 sys.path.insert(0, {tests!r})
 from pathlib import Path
-from podmgr import config, images
-from podmgr.store import Store
-from podmgr.trust import TrustStore
+from podmgr import config
+from podmgr.image import pull
+from podmgr.image.store import Store
+from podmgr.image.trust import TrustStore
 cfg = config.Config(config.ImagePolicy(("example.org",), 10**6, 1 << 34, False, False), {{}})
-images.fetch(sys.argv[1], sys.argv[2], Store(Path(sys.argv[3])), cfg,
+pull.fetch(sys.argv[1], sys.argv[2], Store(Path(sys.argv[3])), cfg,
              TrustStore(Path(sys.argv[3]) / "k", Path(sys.argv[3]) / "v"))
 """
 

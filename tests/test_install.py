@@ -28,8 +28,8 @@ def test_make_install_honours_destdir(tmp_path: Path) -> None:
     for path in ["usr/lib/systemd/system/pod@.service", "usr/lib/systemd/system/pod.slice",
                  "usr/share/man/man1/podmgr.1", "usr/share/man/man5/podmgr.toml.5",
                  "etc/podmgr/pods", "usr/lib/podmgr/pods",
-                 f"{site.lstrip('/')}/podmgr/cli.py",
-                 f"{site.lstrip('/')}/podmgr/transports/registry.py"]:
+                 f"{site.lstrip('/')}/podmgr/cli/command.py",
+                 f"{site.lstrip('/')}/podmgr/image/transports/registry.py"]:
         assert (tmp_path / path).exists(), path
     installed = subprocess.run(
         [str(tmp_path / "usr/bin/podmgr"), "validate", str(ROOT / "examples/annotated.toml")],

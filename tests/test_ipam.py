@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import ipam
 from podmgr.errors import PrepareError
+from podmgr.network import ipam
 
 IP = ipaddress.IPv4Address
 SUBNET = ipaddress.IPv4Network("10.88.0.0/24")

@@ -22,8 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from podmgr import dirtree, layerstream, unpack
 from podmgr.errors import PodmgrError
+from podmgr.image import dirtree, layerstream, unpack
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="unpacking sets owners and makes whiteouts: needs root")
@@ -239,7 +239,7 @@ SHAPES = textwrap.dedent("""
     import io, os, resource, sys, tarfile
     sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
     import imagebuild as ib
-    from podmgr import unpack
+    from podmgr.image import unpack
     entries = [ib.directory(f"wide/d{i // 100}/e{i}") for i in range(20_000)]
     deep = "/".join(["n"] * 5000)
     entries += [ib.directory("/".join(["n"] * k)) for k in range(1, 5001)]
@@ -417,7 +417,7 @@ def test_the_confined_unpacker_sends_typed_errors_and_opaque_directories_back(
 GZIP_BOMB = textwrap.dedent("""
     import io, resource, sys, zlib
     sys.path[:0] = [sys.argv[1]]
-    from podmgr import layerstream
+    from podmgr.image import layerstream
     squeeze = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
     zeros = bytes(1 << 20)
     bomb = b"".join(squeeze.compress(zeros) for _ in range(256)) + squeeze.flush()

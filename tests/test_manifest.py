@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from podmgr import manifest, names, schema
+from podmgr import names
 from podmgr.errors import ManifestError
-from podmgr.manifest import App, Install, Mount, Network, PodSettings, Resources, Volume
-from podmgr.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest import model, schema
+from podmgr.manifest.model import App, Install, Mount, Network, PodSettings, Resources, Volume
+from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
 from podmgr.tables import Section
 from podmgr.values import Port
 
@@ -37,7 +38,7 @@ def write(directory: Path, text: str, name: str = "pod") -> Path:
 
 def error_of(path: Path) -> ManifestError:
     with pytest.raises(ManifestError) as caught:
-        manifest.load(path)
+        model.load(path)
     return caught.value
 
 
@@ -458,7 +459,7 @@ def test_ordering_cycles_are_refused(tmp_path: Path, after: dict[str, list[str]]
 def test_an_order_without_cycles_is_fine(tmp_path: Path) -> None:
     text = "".join(f'[app.{name}]\nrootfs = "/x"\nexec = ["/x"]\nafter = {others!r}\n'
                    for name, others in {"a": ["b", "c"], "b": ["c"], "c": []}.items())
-    assert list(manifest.load(write(tmp_path, text)).apps) == ["a", "b", "c"]
+    assert list(model.load(write(tmp_path, text)).apps) == ["a", "b", "c"]
 
 
 FULL = """\
@@ -569,7 +570,7 @@ def test_the_full_manifest_sets_every_key() -> None:
 
 def test_a_manifest_with_every_key(tmp_path: Path) -> None:
     path = write(tmp_path, FULL, "shop")
-    pod = manifest.load(path)
+    pod = model.load(path)
     assert (pod.name, pod.path, pod.version, pod.hostname) == ("shop", str(path), 1,
                                                                 "shop-host")
     assert pod.pod == PodSettings(
@@ -614,7 +615,7 @@ def test_a_manifest_with_every_key(tmp_path: Path) -> None:
 def test_defaults_apply_when_keys_and_tables_are_absent(tmp_path: Path) -> None:
     path = write(tmp_path, '[volume.v]\ntype = "tmpfs"\n' + APP
                  + '[[app.main.mount]]\nvolume = "v"\npath = "/v"\n', "min")
-    pod = manifest.load(path)
+    pod = model.load(path)
     unlimited = Resources(None, None, None, None, None, None)
     assert (pod.version, pod.hostname) == (1, "min")
     assert pod.pod == PodSettings(hostname=None, annotations={}, restart=Restart.NO,
@@ -634,12 +635,12 @@ def test_defaults_apply_when_keys_and_tables_are_absent(tmp_path: Path) -> None:
 
 
 def test_a_bridged_pod_joins_the_default_network(tmp_path: Path) -> None:
-    pod = manifest.load(write(tmp_path, '[network]\nmode = "bridge"\n' + APP))
-    assert pod.network.joined == (manifest.DEFAULT_NETWORK,)
+    pod = model.load(write(tmp_path, '[network]\nmode = "bridge"\n' + APP))
+    assert pod.network.joined == (names.DEFAULT_NETWORK,)
 
 
 def test_an_image_app_needs_no_command(tmp_path: Path) -> None:
-    pod = manifest.load(write(tmp_path, '[app.web]\nimage = "busybox"\n'))
+    pod = model.load(write(tmp_path, '[app.web]\nimage = "busybox"\n'))
     assert pod.apps["web"].image == "docker.io/library/busybox:latest"
     assert pod.apps["web"].exec is None
 
@@ -647,12 +648,12 @@ def test_an_image_app_needs_no_command(tmp_path: Path) -> None:
 def test_apps_keep_the_order_of_the_file(tmp_path: Path) -> None:
     text = "".join(f'[app.{name}]\nrootfs = "/x"\nexec = ["/x"]\n'
                    for name in ("zeta", "alpha", "mid"))
-    assert list(manifest.load(write(tmp_path, text)).apps) == ["zeta", "alpha", "mid"]
+    assert list(model.load(write(tmp_path, text)).apps) == ["zeta", "alpha", "mid"]
 
 
 @pytest.mark.parametrize("example", ["annotated", "demo", "shop"])
 def test_the_examples_parse(example: str) -> None:
-    pod = manifest.load(EXAMPLES / f"{example}.toml")
+    pod = model.load(EXAMPLES / f"{example}.toml")
     assert pod.name == example
     assert pod.apps
 
@@ -680,13 +681,13 @@ def _all_sections() -> dict[str, Section]:
 @pytest.mark.parametrize("section", [s for name, s in _all_sections().items() if name],
                          ids=lambda section: section.name)
 def test_the_key_table_and_the_dataclasses_agree(section: Section) -> None:
-    cls = manifest._CLASSES[section.attribute]
+    cls = model._CLASSES[section.attribute]
     fields = {f.name for f in dataclasses.fields(cls)} - {"name"}
     assert fields == {k.name for k in section.keys} | {s.attribute for s in section.subsections}
 
 
 def test_the_manifest_dataclass_agrees_with_the_top_of_the_key_table() -> None:
-    fields = {f.name for f in dataclasses.fields(manifest.Manifest)} - {"name", "path"}
+    fields = {f.name for f in dataclasses.fields(model.Manifest)} - {"name", "path"}
     top = schema.MANIFEST
     assert fields == {k.name for k in top.keys} | {s.attribute for s in top.subsections}
 
@@ -697,8 +698,8 @@ def test_the_manifest_dataclass_agrees_with_the_top_of_the_key_table() -> None:
     ('mode = "bridge"\nports = ["8080:80"]', False),
 ], ids=["host-with-ports", "host", "bridge-with-ports"])
 def test_ports_on_the_hosts_network_are_a_warning(network: str, warned: bool) -> None:
-    pod = manifest.parse(f"[network]\n{network}\n" + APP, Path("web.toml"))
-    warnings = [str(w) for w in manifest.warnings(pod)]
+    pod = model.parse(f"[network]\n{network}\n" + APP, Path("web.toml"))
+    warnings = [str(w) for w in model.warnings(pod)]
     assert warnings == (['network.ports: ignored with mode = "host": the apps listen on the '
                          'host\'s addresses themselves (remove it, or set mode = "bridge")']
                         if warned else [])
@@ -713,13 +714,13 @@ def test_ports_on_the_hosts_network_are_a_warning(network: str, warned: bool) ->
     ('mode = "host"', ()),
 ], ids=["bridge", "bridge-networks", "named", "named-first", "private", "host"])
 def test_the_networks_a_pod_joins(network: str, joined: tuple[str, ...]) -> None:
-    pod = manifest.parse(f"[network]\n{network}\n" + APP, Path("web.toml"))
+    pod = model.parse(f"[network]\n{network}\n" + APP, Path("web.toml"))
     assert pod.network.joined == joined
 
 
 def test_a_mode_that_is_no_mode_nor_network_name() -> None:
     with pytest.raises(ManifestError) as caught:
-        manifest.parse('[network]\nmode = "Bridge"\n' + APP, Path("web.toml"))
+        model.parse('[network]\nmode = "Bridge"\n' + APP, Path("web.toml"))
     assert str(caught.value) == ('web.toml: network.mode: \'Bridge\' is not valid (use one of '
                                  '"private", "host", "bridge" or a network name)')
 
@@ -727,7 +728,7 @@ def test_a_mode_that_is_no_mode_nor_network_name() -> None:
 def test_the_longest_slice_name_is_fine(tmp_path: Path) -> None:
     # 4 + 1 + 60 * 4 + 2 + 6 = 253 characters.
     path = write(tmp_path, APP, "a" + "-" * 60 + "bc")
-    assert len(names.pod_slice(manifest.load(path).name)) == 253
+    assert len(names.pod_slice(model.load(path).name)) == 253
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -807,7 +808,7 @@ def test_a_long_chain_of_apps_is_no_recursion(tmp_path: Path) -> None:
     # Each app after the one before: the cycle check must not recurse once per app.
     apps = "".join(f'[app.a{i}]\nrootfs = "/r"\nexec = ["/bin/true"]\n'
                    + (f'after = ["a{i - 1}"]\n' if i else "") for i in range(3000))
-    assert len(manifest.load(write(tmp_path, apps)).apps) == 3000
+    assert len(model.load(write(tmp_path, apps)).apps) == 3000
     looped = apps.replace('[app.a0]\nrootfs = "/r"\n',
                           '[app.a0]\nrootfs = "/r"\nafter = ["a2999"]\n')
     [problem] = error_of(write(tmp_path, looped)).problems

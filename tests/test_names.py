@@ -11,9 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podmgr import names, reference
+from podmgr import names
 from podmgr.bus import api, arguments
 from podmgr.errors import InvalidName, PodmgrError
+from podmgr.image import reference
 
 HOSTILE = ["", ".", "..", "../x", "a/b", "/etc/passwd", "a" * 64, "a" * 100_000, "pöd",
            "\uff41", "a\nb", "a\rb", "a\u2028b", "A", "-a", "_a", "a b", "a\tb", "a:b",
@@ -122,7 +123,7 @@ def test_shown_keeps_messages_on_one_line() -> None:
 @pytest.mark.parametrize("name", ["../../../home/alice", "", "a" * 64, "pöd"])
 def test_podmgr_pod_refuses_what_is_not_a_pod_name(name: str,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    from podmgr import prepare  # noqa: PLC0415
+    from podmgr.runtime import prepare  # noqa: PLC0415
 
     assert prepare.main(["release", name]) == 2
     err = capsys.readouterr().err

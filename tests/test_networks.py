@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import networks
 from podmgr.errors import ManifestError, PodmgrError
+from podmgr.network import definitions
 
 SUBNET = 'subnet = "10.88.0.0/16"\n'
 
@@ -24,8 +24,8 @@ def write(directory: Path, name: str, text: str) -> Path:
 
 def test_defaults() -> None:
     path = Path("/etc/podmgr/networks/backend.toml")
-    definition = networks.parse("backend", SUBNET, path)
-    assert definition == networks.Definition(
+    definition = definitions.parse("backend", SUBNET, path)
+    assert definition == definitions.Definition(
         name="backend", subnet=ipaddress.IPv4Network("10.88.0.0/16"),
         gateway=ipaddress.IPv4Address("10.88.0.1"), bridge="pm-backend",
         masquerade=True, isolate=False, path=path)
@@ -33,7 +33,7 @@ def test_defaults() -> None:
 
 
 def test_every_key() -> None:
-    definition = networks.parse("backend", SUBNET + 'gateway = "10.88.255.254"\n'
+    definition = definitions.parse("backend", SUBNET + 'gateway = "10.88.255.254"\n'
                                 'bridge = "br-back"\nmasquerade = false\nisolate = true\n', None)
     assert definition.gateway == ipaddress.IPv4Address("10.88.255.254")
     assert definition.bridge == "br-back"
@@ -41,7 +41,7 @@ def test_every_key() -> None:
 
 
 def test_default_network_bridge_is_podmgr0() -> None:
-    assert networks.parse("podmgr", SUBNET, None).bridge == "podmgr0"
+    assert definitions.parse("podmgr", SUBNET, None).bridge == "podmgr0"
 
 
 @pytest.mark.parametrize(("name", "bridge"), [
@@ -49,21 +49,21 @@ def test_default_network_bridge_is_podmgr0() -> None:
     pytest.param("twelve-chars", "pm-twelve-chars", id="exactly-15"),
 ])
 def test_bridge_is_pm_name_while_it_fits(name: str, bridge: str) -> None:
-    assert networks.parse(name, SUBNET, None).bridge == bridge
+    assert definitions.parse(name, SUBNET, None).bridge == bridge
 
 
 def test_long_name_gives_short_stable_distinct_bridge() -> None:
     """Names that differ only after the first 12 characters still get distinct bridges:
     cutting the name short would give both the same one."""
-    first = networks.parse("backend-east-1", SUBNET, None).bridge
-    second = networks.parse("backend-east-2", SUBNET, None).bridge
-    assert len(first) <= networks.IFNAMSIZ
-    assert len(second) <= networks.IFNAMSIZ
+    first = definitions.parse("backend-east-1", SUBNET, None).bridge
+    second = definitions.parse("backend-east-2", SUBNET, None).bridge
+    assert len(first) <= definitions.IFNAMSIZ
+    assert len(second) <= definitions.IFNAMSIZ
     assert first.startswith("pm-")
     assert first != second
-    assert networks.parse("backend-east-1", SUBNET, None).bridge == first
-    longest = networks.parse("n" * 63, SUBNET, None).bridge
-    assert len(longest) <= networks.IFNAMSIZ
+    assert definitions.parse("backend-east-1", SUBNET, None).bridge == first
+    longest = definitions.parse("n" * 63, SUBNET, None).bridge
+    assert len(longest) <= definitions.IFNAMSIZ
 
 
 FILE = "/etc/podmgr/networks/net.toml"
@@ -109,21 +109,21 @@ FILE = "/etc/podmgr/networks/net.toml"
 ])
 def test_error(text: str, message: str) -> None:
     with pytest.raises(ManifestError) as caught:
-        networks.parse("net", text, Path(FILE))
+        definitions.parse("net", text, Path(FILE))
     assert "\n" not in str(caught.value)
     assert str(caught.value).startswith(f"{FILE}: {message}")
 
 
 def test_subnet_of_wrong_type() -> None:
     with pytest.raises(ManifestError) as caught:
-        networks.parse("net", "subnet = 10\n", Path(FILE))
+        definitions.parse("net", "subnet = 10\n", Path(FILE))
     assert str(caught.value) == (f'{FILE}: subnet: expected an IPv4 subnet like '
                                  '"10.87.0.0/16", got an integer')
 
 
 def test_every_problem_is_reported_on_its_own_line() -> None:
     with pytest.raises(ManifestError) as caught:
-        networks.parse("net", "colour = 1\nmasquerade = 1\n", Path(FILE))
+        definitions.parse("net", "colour = 1\nmasquerade = 1\n", Path(FILE))
     assert str(caught.value).splitlines() == [
         f"{FILE}: colour: unknown key (see podmgr.toml(5) for the keys of this table)",
         f"{FILE}: masquerade: expected a boolean like true, got an integer",
@@ -133,7 +133,7 @@ def test_every_problem_is_reported_on_its_own_line() -> None:
 
 def test_load_reads_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "backend", 'subnet = "10.90.0.0/24"\n')
-    definition = networks.load("backend", tmp_path)
+    definition = definitions.load("backend", tmp_path)
     assert definition.subnet == ipaddress.IPv4Network("10.90.0.0/24")
     assert definition.path == path
 
@@ -141,13 +141,13 @@ def test_load_reads_the_file(tmp_path: Path) -> None:
 def test_load_errors_name_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "backend", "")
     with pytest.raises(ManifestError) as caught:
-        networks.load("backend", tmp_path)
+        definitions.load("backend", tmp_path)
     assert str(caught.value) == f'{path}: subnet: missing (add: subnet = "10.88.0.0/16")'
 
 
 def test_load_undefined_says_how_to_define_it(tmp_path: Path) -> None:
     with pytest.raises(PodmgrError) as caught:
-        networks.load("backend", tmp_path)
+        definitions.load("backend", tmp_path)
     assert str(caught.value) == (f"network backend is not defined (create "
                                  f'{tmp_path}/backend.toml with at least subnet = '
                                  '"10.88.0.0/16")')
@@ -156,7 +156,7 @@ def test_load_undefined_says_how_to_define_it(tmp_path: Path) -> None:
 def test_load_default_undefined_says_where_to_create_it() -> None:
     """Without an argument, the file to create is under /etc/podmgr/networks."""
     with pytest.raises(PodmgrError) as caught:
-        networks.load("surely-not-defined-by-anyone-here")
+        definitions.load("surely-not-defined-by-anyone-here")
     assert "create /etc/podmgr/networks/surely-not-defined-by-anyone-here.toml" in str(
         caught.value)
 
@@ -165,13 +165,13 @@ def test_load_of_unreadable_file_names_it(tmp_path: Path) -> None:
     path = tmp_path / "backend.toml"
     path.write_bytes(b'subnet = "10.90.0.0/24" # \xff\n')
     with pytest.raises(ManifestError) as caught:
-        networks.load("backend", tmp_path)
+        definitions.load("backend", tmp_path)
     assert str(caught.value).startswith(f"{path}: ")
 
 
 def test_built_in_default_network(tmp_path: Path) -> None:
-    definition = networks.load("podmgr", tmp_path)
-    assert definition == networks.Definition(
+    definition = definitions.load("podmgr", tmp_path)
+    assert definition == definitions.Definition(
         name="podmgr", subnet=ipaddress.IPv4Network("10.87.0.0/16"),
         gateway=ipaddress.IPv4Address("10.87.0.1"), bridge="podmgr0",
         masquerade=True, isolate=False, path=None)
@@ -180,7 +180,7 @@ def test_built_in_default_network(tmp_path: Path) -> None:
 
 def test_file_replaces_built_in_default_network(tmp_path: Path) -> None:
     path = write(tmp_path, "podmgr", 'subnet = "192.168.50.0/24"\nisolate = true\n')
-    definition = networks.load("podmgr", tmp_path)
+    definition = definitions.load("podmgr", tmp_path)
     assert definition.subnet == ipaddress.IPv4Network("192.168.50.0/24")
     assert definition.bridge == "podmgr0"
     assert definition.isolate
@@ -190,7 +190,7 @@ def test_file_replaces_built_in_default_network(tmp_path: Path) -> None:
 @pytest.mark.parametrize("exists", [True, False], ids=["empty-directory", "no-directory"])
 def test_load_all_without_files_is_the_default_network(tmp_path: Path, exists: bool) -> None:
     directory = tmp_path if exists else tmp_path / "missing"
-    assert networks.load_all(directory) == {"podmgr": networks.load("podmgr", tmp_path)}
+    assert definitions.load_all(directory) == {"podmgr": definitions.load("podmgr", tmp_path)}
 
 
 def test_load_all(tmp_path: Path) -> None:
@@ -198,7 +198,7 @@ def test_load_all(tmp_path: Path) -> None:
     write(tmp_path, "podmgr", 'subnet = "10.91.0.0/24"\n')
     write(tmp_path, "Not A Name", 'subnet = "10.87.0.0/16"\n')  # not a network: ignored
     (tmp_path / "notes.txt").write_text("not a network")
-    every = networks.load_all(tmp_path)
+    every = definitions.load_all(tmp_path)
     assert sorted(every) == ["backend", "podmgr"]
     assert every["podmgr"].subnet == ipaddress.IPv4Network("10.91.0.0/24")
 
@@ -206,7 +206,7 @@ def test_load_all(tmp_path: Path) -> None:
 def test_load_all_passes_errors_on(tmp_path: Path) -> None:
     path = write(tmp_path, "backend", "colour = 1\n" + SUBNET)
     with pytest.raises(ManifestError) as caught:
-        networks.load_all(tmp_path)
+        definitions.load_all(tmp_path)
     assert str(caught.value).startswith(f"{path}: colour: unknown key")
 
 
@@ -230,14 +230,14 @@ def test_load_all_refuses_clashes(tmp_path: Path, first: str, second: str,
     write(tmp_path, "a", first)
     path = write(tmp_path, "b", second)
     with pytest.raises(PodmgrError) as caught:
-        networks.load_all(tmp_path)
+        definitions.load_all(tmp_path)
     assert str(caught.value) == message.format(b=path)
 
 
 def test_load_all_accepts_adjacent_subnets(tmp_path: Path) -> None:
     write(tmp_path, "a", 'subnet = "10.90.0.0/25"\n')
     write(tmp_path, "b", 'subnet = "10.90.0.128/25"\n')
-    assert sorted(networks.load_all(tmp_path)) == ["a", "b", "podmgr"]
+    assert sorted(definitions.load_all(tmp_path)) == ["a", "b", "podmgr"]
 
 
 @pytest.mark.parametrize("text", [
@@ -247,5 +247,5 @@ def test_load_all_accepts_adjacent_subnets(tmp_path: Path) -> None:
 def test_clash_with_built_in_network_blames_the_file(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, "a", text)
     with pytest.raises(PodmgrError) as caught:
-        networks.load_all(tmp_path)
+        definitions.load_all(tmp_path)
     assert str(caught.value).startswith(f"{path}: ")

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from signing_keys import Key, Keyring
 
-from podmgr import gpgsandbox, reference, signing
-from podmgr.digest import Digest
-from podmgr.trust import TrustedKey
+from podmgr.image import gpgsandbox, reference, signing
+from podmgr.image.digest import Digest
+from podmgr.image.trust import TrustedKey
 
 HEX = "0123456789abcdef" * 4
 TABLE = [

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podmgr import names, prepare
+from podmgr import names
 from podmgr.errors import PrepareError
+from podmgr.runtime import prepare
 
 NAMES = st.from_regex(names.NAME_PATTERN, fullmatch=True)
 

@@ -20,9 +20,10 @@ import imagebuild as ib
 import pytest
 from bed import Bed
 
-from podmgr import config, images, sandbox
-from podmgr.store import Store
-from podmgr.trust import TrustStore
+from podmgr import config
+from podmgr.image import pull, sandbox
+from podmgr.image.store import Store
+from podmgr.image.trust import TrustStore
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="the store is root's: needs root")
@@ -86,7 +87,7 @@ def test_setuid_bits_and_file_capabilities_in_images_are_kept(tmp_path: Path) ->
     ib.write_layout(tmp_path / "layout", {"1": setuid_image()})
     store = Store(tmp_path / "store")
     policy = config.ImagePolicy(("example.org",), 10**6, 1 << 30, False, False)
-    record = images.fetch(f"oci:{tmp_path}/layout:1", "example.org/t/app:1", store,
+    record = pull.fetch(f"oci:{tmp_path}/layout:1", "example.org/t/app:1", store,
                           config.Config(policy, {}), TrustStore(tmp_path / "k", tmp_path / "v"))
     layer = store.layer_path(record.layers[0])
     assert stat.S_IMODE((layer / "bin" / "tool").stat().st_mode) == 0o4755
@@ -138,10 +139,11 @@ IMPORT = textwrap.dedent("""
     import json, os, subprocess, sys
     sys.path[:0] = [sys.argv[1], sys.argv[1] + "/tests"]
     from pathlib import Path
-    from podmgr import config, images
+    from podmgr import config
     from podmgr.errors import PodmgrError
-    from podmgr.store import Store
-    from podmgr.trust import TrustStore
+    from podmgr.image import pull
+    from podmgr.image.store import Store
+    from podmgr.image.trust import TrustStore
     kind, source, work = sys.argv[2], sys.argv[3], Path(sys.argv[4])
     store = work / "store"
     store.mkdir()
@@ -154,7 +156,7 @@ IMPORT = textwrap.dedent("""
                         f"upperdir={work}/upper,workdir={work}/work", str(store)], check=True)
     policy = config.ImagePolicy(("example.org",), 10**6, 1 << 34, False, False)
     try:
-        images.fetch(source, "example.org/t/app:1", Store(store), config.Config(policy, {}),
+        pull.fetch(source, "example.org/t/app:1", Store(store), config.Config(policy, {}),
                      TrustStore(work / "k", work / "v"))
         outcome = {"stored": True}
     except PodmgrError as error:

@@ -15,11 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from podmgr import config, images
-from podmgr.store import ImageRecord, Store
-from podmgr.transports import TRANSPORTS, base, open_source
-from podmgr.transports.base import SourceError
-from podmgr.trust import TrustStore
+from podmgr import config
+from podmgr.image import pull
+from podmgr.image.sources import TRANSPORTS, open_source
+from podmgr.image.store import ImageRecord, Store
+from podmgr.image.transports import base
+from podmgr.image.transports.base import SourceError
+from podmgr.image.trust import TrustStore
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="importing unpacks layers with owners: needs root")
@@ -57,21 +59,21 @@ def test_oci_references_with_a_colon_as_skopeo_writes_them(tmp_path: Path, store
     skopeo(f"oci:{tmp_path}/layout:1", f"oci-archive:{tmp_path}/named.tar:example.test/app:2")
     for source in (f"oci:{tmp_path}/named:example.test/app:2",
                    f"oci-archive:{tmp_path}/named.tar:example.test/app:2"):
-        record = images.fetch(source, None, store, CONFIG, trust)
+        record = pull.fetch(source, None, store, CONFIG, trust)
         assert record.name == "example.test/app:2"  # the reference name skopeo wrote
         assert version(store, record) == b"one"
 
 
 def test_oci_index_numbers(tmp_path: Path, store: Store, trust: TrustStore) -> None:
     ib.write_layout(tmp_path / "layout", {"a": image(b"a"), "b": image(b"b")})
-    record = images.fetch(f"oci:{tmp_path}/layout:@1", "example.org/x/b:1", store, CONFIG,
+    record = pull.fetch(f"oci:{tmp_path}/layout:@1", "example.org/x/b:1", store, CONFIG,
                           trust)
     assert version(store, record) == b"b"
     with pytest.raises(SourceError, match=r"has 2 images, so no @2 \(they are @0 to @1\)"):
-        images.fetch(f"oci:{tmp_path}/layout:@2", "example.org/x/c:1", store, CONFIG, trust)
+        pull.fetch(f"oci:{tmp_path}/layout:@2", "example.org/x/c:1", store, CONFIG, trust)
     with pytest.raises(SourceError, match=r"holds 2 images; name one with :REF or :@N "
                                           r"\(names: a, b\)"):
-        images.fetch(f"oci:{tmp_path}/layout", "example.org/x/c:1", store, CONFIG, trust)
+        pull.fetch(f"oci:{tmp_path}/layout", "example.org/x/c:1", store, CONFIG, trust)
 
 
 @pytest.fixture
@@ -87,25 +89,25 @@ def multi_archive(tmp_path: Path) -> Path:
 
 def test_a_multi_image_docker_archive(multi_archive: Path, store: Store,
                                       trust: TrustStore) -> None:
-    by_name = images.fetch(f"docker-archive:{multi_archive}:example.org/b/app:b1", None,
+    by_name = pull.fetch(f"docker-archive:{multi_archive}:example.org/b/app:b1", None,
                            store, CONFIG, trust)
     assert by_name.name == "example.org/b/app:b1"
     assert version(store, by_name) == b"b"
-    by_number = images.fetch(f"docker-archive:{multi_archive}:@0", None, store, CONFIG, trust)
+    by_number = pull.fetch(f"docker-archive:{multi_archive}:@0", None, store, CONFIG, trust)
     assert by_number.name == "example.org/a/app:a1"
     assert version(store, by_number) == b"a"
     listing = "@0: example.org/a/app:a1; @1: example.org/b/app:b1"
     with pytest.raises(SourceError, match=re.escape(
             f"holds 2 images; pick one with :NAME:TAG or :@N ({listing})")):
-        images.fetch(f"docker-archive:{multi_archive}", None, store, CONFIG, trust)
+        pull.fetch(f"docker-archive:{multi_archive}", None, store, CONFIG, trust)
     with pytest.raises(SourceError, match=re.escape(
             f"no image is tagged example.org/c/app:latest ({listing})")):
-        images.fetch(f"docker-archive:{multi_archive}:example.org/c/app", None, store, CONFIG,
+        pull.fetch(f"docker-archive:{multi_archive}:example.org/c/app", None, store, CONFIG,
                      trust)
     with pytest.raises(SourceError, match=re.escape(f"holds 2 images, so no @2 ({listing})")):
-        images.fetch(f"docker-archive:{multi_archive}:@2", None, store, CONFIG, trust)
+        pull.fetch(f"docker-archive:{multi_archive}:@2", None, store, CONFIG, trust)
     with pytest.raises(SourceError, match="is not an index"):
-        images.fetch(f"docker-archive:{multi_archive}:@x", None, store, CONFIG, trust)
+        pull.fetch(f"docker-archive:{multi_archive}:@x", None, store, CONFIG, trust)
 
 
 def test_skopeo_reads_the_multi_image_archive_alike(multi_archive: Path,
@@ -115,7 +117,7 @@ def test_skopeo_reads_the_multi_image_archive_alike(multi_archive: Path,
         target = tmp_path / f"out{marker.decode()}"
         skopeo(f"docker-archive:{multi_archive}{selector}", f"oci:{target}:x")
         store = Store(tmp_path / f"store{marker.decode()}")
-        record = images.fetch(f"oci:{target}:x", "example.org/z/z:1", store, CONFIG,
+        record = pull.fetch(f"oci:{target}:x", "example.org/z/z:1", store, CONFIG,
                               TrustStore(tmp_path / "k", tmp_path / "v"))
         assert version(store, record) == marker
     failed = subprocess.run(["skopeo", "copy", "--quiet", f"docker-archive:{multi_archive}",

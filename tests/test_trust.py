@@ -23,11 +23,12 @@ import imagebuild as ib
 import pytest
 from signing_keys import Key, Keyring
 
-from podmgr import config, images, reference, signing
-from podmgr.digest import DigestMismatch
+from podmgr import config
 from podmgr.errors import PodmgrError
-from podmgr.store import Store
-from podmgr.trust import ROOT, TrustError, TrustStore
+from podmgr.image import pull, reference, signing
+from podmgr.image.digest import DigestMismatch
+from podmgr.image.store import Store
+from podmgr.image.trust import ROOT, TrustError, TrustStore
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="importing unpacks layers with owners: needs root")
@@ -283,14 +284,14 @@ def test_verdicts_agree_with_skopeo(case: str, tmp_path: Path, world: World) -> 
         "type": "exactReference", "dockerReference": NAME}))
     agrees = case not in SKOPEO_DIFFERS
     if expected is None:
-        record = images.fetch(f"dir:{source}", NAME, store, cfg, trust)
+        record = pull.fetch(f"dir:{source}", NAME, store, cfg, trust)
         assert record.name == NAME
         assert skopeo == agrees, "podmgr accepts what skopeo refuses"
         return
     message = expected.format(**{name: key.fingerprint for name, key in world.keys.items()})
     before = snapshot(store)
     with pytest.raises(PodmgrError, match=re.escape(message)) as refused:
-        images.fetch(f"dir:{source}", NAME, store, cfg, trust)
+        pull.fetch(f"dir:{source}", NAME, store, cfg, trust)
     assert "\n" not in str(refused.value)
     assert str(refused.value).startswith(NAME) or case == "tampered-manifest"
     assert snapshot(store) == before  # nothing stored, nothing unpacked
@@ -303,7 +304,7 @@ def test_a_digest_name_takes_a_signature_for_any_tag(tmp_path: Path, world: Worl
     trust = trust_store(tmp_path, world)
     cfg = config.Config(config.ImagePolicy((), 1_000_000, 1 << 30, False, False), {})
     pinned = f"registry.example.org/shop/api@{world.digest}"
-    record = images.fetch(f"dir:{source}", pinned, Store(tmp_path / "store"), cfg, trust)
+    record = pull.fetch(f"dir:{source}", pinned, Store(tmp_path / "store"), cfg, trust)
     assert record.name == pinned
     assert skopeo_accepts(source, policy(tmp_path, world, {
         "type": "exactRepository", "dockerRepository": "registry.example.org/shop/api"}))
@@ -316,7 +317,7 @@ def test_an_identity_without_a_tag_is_not_latest(tmp_path: Path, world: World) -
     trust = trust_store(tmp_path, world)
     cfg = config.Config(config.ImagePolicy((), 1_000_000, 1 << 30, False, False), {})
     with pytest.raises(signing.SignatureRejected, match="has no tag or digest"):
-        images.fetch(f"dir:{source}", "registry.example.org/shop/api", Store(tmp_path / "s"),
+        pull.fetch(f"dir:{source}", "registry.example.org/shop/api", Store(tmp_path / "s"),
                      cfg, trust)
     assert not skopeo_accepts(source, policy(tmp_path, world, {
         "type": "exactReference", "dockerReference": latest}))
@@ -345,24 +346,24 @@ def test_a_pinned_digest_must_be_the_manifests(tmp_path: Path, world: World) -> 
     wrong = "sha256:" + "0" * 64
     with pytest.raises(DigestMismatch, match=re.escape(
             f"has digest {world.digest}, not the {wrong} the name pins")):
-        images.fetch(f"dir:{source}", f"registry.example.org/shop/api@{wrong}", store, cfg,
+        pull.fetch(f"dir:{source}", f"registry.example.org/shop/api@{wrong}", store, cfg,
                      trust)
     assert snapshot(store) == {}
     # Unsigned but allowed: the pin is checked all the same.
     insecure = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False,
                                                 False), {})
     with pytest.raises(DigestMismatch, match="the name pins"):
-        images.fetch(f"dir:{world.prototype}", f"example.org/x@{wrong}", store, insecure,
+        pull.fetch(f"dir:{world.prototype}", f"example.org/x@{wrong}", store, insecure,
                      trust)
     assert snapshot(store) == {}
-    record = images.fetch(f"dir:{world.prototype}", f"example.org/x@{world.digest}", store,
+    record = pull.fetch(f"dir:{world.prototype}", f"example.org/x@{world.digest}", store,
                           insecure, trust)
     assert record.manifest == world.digest
     # A name the signature gives pins what it says too.
     pinned = make_case(world, tmp_path / "by-identity", [
         skopeo_sign("release", f"registry.example.org/shop/api@{wrong}")])
     with pytest.raises(DigestMismatch, match="the name pins"):
-        images.fetch(f"dir:{pinned}", None, Store(tmp_path / "store2"), cfg, trust)
+        pull.fetch(f"dir:{pinned}", None, Store(tmp_path / "store2"), cfg, trust)
 
 
 def test_a_pinned_digest_may_name_the_index(tmp_path: Path) -> None:
@@ -374,7 +375,7 @@ def test_a_pinned_digest_may_name_the_index(tmp_path: Path) -> None:
     trust = TrustStore(tmp_path / "k", tmp_path / "v")
     cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False,
                                            False), {})
-    record = images.fetch(f"oci:{tmp_path}/multi:1", f"example.org/m@{index}",
+    record = pull.fetch(f"oci:{tmp_path}/multi:1", f"example.org/m@{index}",
                           Store(tmp_path / "store"), cfg, trust)
     assert record.name == f"example.org/m@{index}"
 
@@ -391,7 +392,7 @@ def test_a_signed_manifest_list_from_skopeo_copy_all(tmp_path: Path, world: Worl
     assert list((tmp_path / "signed").glob("*.signature-1"))
     trust = trust_store(tmp_path, world)
     cfg = config.Config(config.ImagePolicy((), 1_000_000, 1 << 30, False, False), {})
-    record = images.fetch(f"dir:{tmp_path}/signed", NAME, Store(tmp_path / "store"), cfg,
+    record = pull.fetch(f"dir:{tmp_path}/signed", NAME, Store(tmp_path / "store"), cfg,
                           trust)
     assert record.signed_by == (world.keys["release"].fingerprint,)
     # Without the instances' signatures the list's own does not sign the instance (as
@@ -399,7 +400,7 @@ def test_a_signed_manifest_list_from_skopeo_copy_all(tmp_path: Path, world: Worl
     for signature in (tmp_path / "signed").glob("*.signature-1"):
         signature.unlink()
     with pytest.raises(signing.SignatureRejected, match="unsigned"):
-        images.fetch(f"dir:{tmp_path}/signed", NAME, Store(tmp_path / "store2"), cfg, trust)
+        pull.fetch(f"dir:{tmp_path}/signed", NAME, Store(tmp_path / "store2"), cfg, trust)
 
 
 # The trust store
@@ -466,6 +467,6 @@ def test_insecure_prefixes_read_as_trust_prefixes() -> None:
     prefix does; a prefix that is none matches nothing."""
     cfg = config.Config(config.ImagePolicy(("testing/scratch", "Bad/Prefix"), 1_000_000,
                                            1 << 30, False, False), {})
-    assert cfg.insecure_allowed(reference.parse("testing/scratch/app:1").name)
-    assert not cfg.insecure_allowed(reference.parse("testing/other:1").name)
-    assert not cfg.insecure_allowed("docker.io/bad/prefix")
+    assert pull.insecure_allowed(cfg, reference.parse("testing/scratch/app:1").name)
+    assert not pull.insecure_allowed(cfg, reference.parse("testing/other:1").name)
+    assert not pull.insecure_allowed(cfg, "docker.io/bad/prefix")

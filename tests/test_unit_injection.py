@@ -24,14 +24,16 @@ from test_fuzz_manifest import APP_KEYS
 from test_units import Rootfs
 from test_verify_corpus import verify
 
-from podmgr import manifest, oci, resolve, units
-from podmgr.digest import Digest
 from podmgr.errors import ManifestError
+from podmgr.generator import resolve, units
+from podmgr.generator.resolve import AppProblem
+from podmgr.generator.rootfs import StoredImageSource
+from podmgr.generator.unitfile import UnitFile, UnsafeValue, command_line, quote
+from podmgr.image import oci
+from podmgr.image.digest import Digest
+from podmgr.image.store import ImageRecord, Store
 from podmgr.limits import CONTROL_CHARACTERS, is_text
-from podmgr.resolve import AppProblem
-from podmgr.rootfs import ImageSource
-from podmgr.store import ImageRecord, Store
-from podmgr.unitfile import UnitFile, UnsafeValue, command_line, quote
+from podmgr.manifest import model
 
 IMAGE = "example.test/x:latest"
 ANALYZE = shutil.which("systemd-analyze")
@@ -52,17 +54,17 @@ def config_bytes(run: dict[str, object]) -> bytes:
                        "rootfs": {"type": "layers", "diff_ids": []}}).encode()
 
 
-def image_source(run: dict[str, object]) -> ImageSource:
+def image_source(run: dict[str, object]) -> StoredImageSource:
     config = config_bytes(run)
     record = ImageRecord(IMAGE, Digest.of(b"manifest"), Digest.of(config), (), 0, "test", (),
                          "", True, "2026-01-01T00:00:00Z")
-    return ImageSource(record, oci.parse_config(config), [])
+    return StoredImageSource(record, oci.parse_config(config), [])
 
 
-def image_app(tmp_path: Path, extra: str = "") -> manifest.App:
+def image_app(tmp_path: Path, extra: str = "") -> model.App:
     path = tmp_path / "web.toml"
     path.write_text(f'[app.web]\nimage = "{IMAGE}"\n{extra}')
-    return manifest.load(path).apps["web"]
+    return model.load(path).apps["web"]
 
 
 # The writer.
@@ -73,7 +75,7 @@ def image_app(tmp_path: Path, extra: str = "") -> manifest.App:
 def test_a_value_is_refused_or_read_back_as_one_setting(value: str) -> None:
     unit = UnitFile(["comment"])
     try:
-        unit.set("Service", "Description", value)
+        unit.add("Service", "Description", value)
     except UnsafeValue:
         return
     assert not CONTROL_CHARACTERS.search(value)
@@ -87,7 +89,7 @@ def test_sections_keys_and_comments_are_refused_or_kept(section: str, key: str,
                                                         comment: str) -> None:
     try:
         unit = UnitFile([comment])
-        unit.set(section, key, "x")
+        unit.add(section, key, "x")
     except UnsafeValue:
         return
     found = systemd_syntax.settings(unit.render())
@@ -99,11 +101,11 @@ def test_sections_keys_and_comments_are_refused_or_kept(section: str, key: str,
                                    "a\x7fb", "ends in \\", " padded", "\ud800", "a\uffffb"])
 def test_the_writer_refuses_what_would_change_the_lines(value: str) -> None:
     with pytest.raises(UnsafeValue):
-        UnitFile().set("Service", "WorkingDirectory", value)
+        UnitFile().add("Service", "WorkingDirectory", value)
     with pytest.raises(UnsafeValue):
-        UnitFile().set(value, "Description", "x")
+        UnitFile().add(value, "Description", "x")
     with pytest.raises(UnsafeValue):
-        UnitFile().set("Service", value, "x")
+        UnitFile().add("Service", value, "x")
 
 
 @pytest.mark.parametrize("comment", ["a\rb", "a\0b", "a\nb", "a\x85b", "a\u2028b", "\ud800",
@@ -117,7 +119,7 @@ def test_a_comment_stays_one_line(comment: str) -> None:
 @given(st.text().filter(is_text))
 def test_quote_gives_back_the_value_as_one_word(value: str) -> None:
     unit = UnitFile()
-    unit.set("Service", "Environment", quote(f"A={value}"))
+    unit.add("Service", "Environment", quote(f"A={value}"))
     [setting] = systemd_syntax.settings(unit.render())
     [(_, word)] = systemd_syntax.words(setting.value)
     assert systemd_syntax.unspecify(word) == f"A={value}"
@@ -130,7 +132,7 @@ def test_command_line_gives_back_argv(args: list[str]) -> None:
     try:
         line = command_line(argv)
         unit = UnitFile()
-        unit.set("Service", "ExecStart", line)
+        unit.add("Service", "ExecStart", line)
     except UnsafeValue:
         assert not all(is_text(arg) for arg in args)
         return
@@ -251,7 +253,7 @@ def test_control_characters_in_arguments_and_environment_are_escaped(tmp_path: P
                               "WorkingDir": "/srv", "User": "1000:1000"}
     app = image_app(tmp_path)
     resolved = resolve.resolve_app(app, image_source(run))
-    pod = manifest.load(tmp_path / "web.toml")
+    pod = model.load(tmp_path / "web.toml")
     [unit] = [o for o in units.render(pod, {"web": resolved})
               if isinstance(o, units.GeneratedFile) and o.path.startswith("podapp@")]
     found = systemd_syntax.settings(unit.text)
@@ -278,7 +280,7 @@ def test_validate_names_the_manifest_key_and_the_config_field(tmp_path: Path) ->
     write_image(store, {"Cmd": ["/bin/true"], "WorkingDir": INJECTION})
     image_app(tmp_path)
     with pytest.raises(ManifestError) as error:
-        resolve.resolve(manifest.load(tmp_path / "web.toml"), store)
+        resolve.resolve(model.load(tmp_path / "web.toml"), store)
     assert str(error.value) == (
         f"{tmp_path}/web.toml: app.web.image: image {IMAGE} config WorkingDir "
         "\"/\\r[Service]\\rExecStartPre=+/...wned'\" contains white space, a control "
@@ -315,7 +317,7 @@ RUN = st.fixed_dictionaries({}, optional={
 PASSWD = b"root:x:0:0:root:/root:/bin/sh\nwww-data:x:33:33::/var/www:/bin/false\n"
 
 
-class PasswdImage(ImageSource):
+class PasswdImage(StoredImageSource):
     """An image whose only file is /etc/passwd (and /etc/group)."""
 
     def read_file(self, path: str) -> bytes | None:
@@ -342,7 +344,7 @@ def test_any_image_config_is_refused_or_reaches_the_unit_and_loads(
                          "2026-01-01T00:00:00Z")
     path = tmp_path / "web.toml"
     path.write_text(f'[app.web]\nimage = "{IMAGE}"\n')
-    pod = manifest.load(path)
+    pod = model.load(path)
     problem: AppProblem | None = None
     try:
         resolved = resolve.resolve_app(pod.apps["web"], PasswdImage(record, config, []))
@@ -384,7 +386,7 @@ def test_any_image_config_is_refused_or_reaches_the_unit_and_loads(
 ])
 def test_the_manifest_path_never_adds_a_line(path: str, source_path: str | None) -> None:
     # `podmgr render PATH` takes any path; the generator's are always plain.
-    pod = manifest.parse('[app.a]\nrootfs = "/r"\nexec = ["/bin/true"]\n', Path(path))
+    pod = model.parse('[app.a]\nrootfs = "/r"\nexec = ["/bin/true"]\n', Path(path))
     apps = {"a": resolve.resolve_app(pod.apps["a"], Rootfs("/r"))}
     for output in units.render(pod, apps):
         if isinstance(output, units.GeneratedFile) and not output.path.endswith(".json"):

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import cli, manifest, names, resolve, units
-from podmgr.rootfs import Defaults
-from podmgr.unitfile import command_line, quote
+from podmgr import names
+from podmgr.cli import command
+from podmgr.generator import resolve, units
+from podmgr.generator.rootfs import Defaults
+from podmgr.generator.unitfile import command_line, quote
+from podmgr.manifest import model
 
 ROOT = Path(__file__).parent.parent
 GOLDEN = Path(__file__).parent / "golden"
@@ -54,10 +57,10 @@ class Rootfs:
 
 def render_text(source: Path, pod: str) -> str:
     """What `podmgr render` prints, for a manifest installed as /etc/podmgr/pods/POD.toml."""
-    parsed = manifest.parse(source.read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
+    parsed = model.parse(source.read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
     apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
             for app in parsed.apps.values()}
-    return cli.format_outputs(units.render(parsed, apps))
+    return command.format_outputs(units.render(parsed, apps))
 
 
 @pytest.mark.parametrize("pod", CASES)

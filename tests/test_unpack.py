@@ -16,7 +16,7 @@ from pathlib import Path
 import imagebuild as ib
 import pytest
 
-from podmgr import unpack
+from podmgr.image import unpack
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
                                 reason="unpacking sets owners and makes whiteouts: needs root")

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from podmgr import manifest, resolve, users
 from podmgr.errors import ManifestError
-from podmgr.rootfs import Defaults, DirectorySource
-from podmgr.store import Store
-from podmgr.users import Credentials, UnknownName
+from podmgr.generator import resolve, users
+from podmgr.generator.rootfs import Defaults, DirectorySource
+from podmgr.generator.users import Credentials, UnknownName
+from podmgr.image.store import Store
+from podmgr.manifest import model
 
 PASSWD = b"""\
 # a comment, and a line too short to be an entry
@@ -148,7 +149,7 @@ def test_a_symlinked_etc_is_not_followed_either(tmp_path: Path) -> None:
 def resolved(tmp_path: Path, rootfs: Path, user: str) -> resolve.ResolvedApp:
     path = tmp_path / "pod.toml"
     path.write_text(f'[app.main]\nrootfs = "{rootfs}"\nexec = ["/bin/true"]\nuser = "{user}"\n')
-    return resolve.resolve(manifest.load(path), Store(tmp_path / "store"))["main"]
+    return resolve.resolve(model.load(path), Store(tmp_path / "store"))["main"]
 
 
 def test_an_app_runs_as_its_rootfs_user(tmp_path: Path) -> None:

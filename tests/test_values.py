@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from podmgr.schema import Restart
+from podmgr.manifest import schema
+from podmgr.manifest.schema import Restart
 from podmgr.values import (
     AbsolutePath,
     Address,
@@ -18,7 +19,6 @@ from podmgr.values import (
     Choice,
     Duration,
     Executable,
-    ImageName,
     Integer,
     ListOf,
     MapOf,
@@ -143,7 +143,7 @@ ACCEPTED: list[Any] = [
     pytest.param(Capability(), "CAP_SYS_ADMIN", "CAP_SYS_ADMIN", id="capability"),
     pytest.param(SyscallFilter(), "~@privileged", "~@privileged", id="syscall-denied-group"),
     pytest.param(SyscallFilter(), "mkdir", "mkdir", id="syscall-name"),
-    pytest.param(ImageName(), "busybox", "docker.io/library/busybox:latest", id="image"),
+    pytest.param(schema.ImageName(), "busybox", "docker.io/library/busybox:latest", id="image"),
     pytest.param(Address(), "::0001", "::1", id="address-v6"),
     pytest.param(PortSpec(), "8080:80", Port("", 8080, 80, "tcp"), id="port-default-tcp"),
     pytest.param(PortSpec(), "127.0.0.1:53:53/udp", Port("127.0.0.1", 53, 53, "udp"),

@@ -23,9 +23,11 @@ from hypothesis import strategies as st
 from test_fuzz_manifest import RAW, check, check_units
 from test_units import CASES, Rootfs
 
-from podmgr import generator, manifest, names, resolve, units
+from podmgr import names
+from podmgr.generator import generator, resolve, units
 from podmgr.limits import DURATION_MAX, PERCENT_MAX, SIZE_MAX, is_text
-from podmgr.schema import TASKS_MAX, Ready, Restart
+from podmgr.manifest import model
+from podmgr.manifest.schema import TASKS_MAX, Ready, Restart
 from podmgr.syscalls import SYSCALL_NAMES
 from podmgr.values import CAPABILITIES, SYSCALL_GROUPS, format_duration, format_size
 
@@ -172,7 +174,7 @@ def verify(tmp_path: Path, outputs: list[units.Output], pod: str,
 def test_systemd_loads_what_validate_accepts(tmp_path: Path, table: dict[str, Any],
                                              pod: str) -> None:
     text = tomlwrite.document(table)
-    parsed = manifest.parse(text, Path(f"/etc/podmgr/pods/{pod}.toml"))
+    parsed = model.parse(text, Path(f"/etc/podmgr/pods/{pod}.toml"))
     apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
             for app in parsed.apps.values()}
     outputs = units.render(parsed, apps)
@@ -182,7 +184,7 @@ def test_systemd_loads_what_validate_accepts(tmp_path: Path, table: dict[str, An
 
 @pytest.mark.parametrize("pod", CASES)
 def test_systemd_loads_the_golden_units(tmp_path: Path, pod: str) -> None:
-    parsed = manifest.parse(CASES[pod].read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
+    parsed = model.parse(CASES[pod].read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
     apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
             for app in parsed.apps.values()}
     verify(tmp_path, units.render(parsed, apps), pod, apps)
@@ -197,7 +199,7 @@ def test_systemd_loads_the_golden_units(tmp_path: Path, pod: str) -> None:
 def test_the_harness_sees_what_systemd_refuses(tmp_path: Path, setting: str,
                                                complaint: str) -> None:
     # The verify above would catch each finding: systemd-analyze says so, on stderr.
-    parsed = manifest.parse(CASES["demo"].read_text(), Path("/etc/podmgr/pods/demo.toml"))
+    parsed = model.parse(CASES["demo"].read_text(), Path("/etc/podmgr/pods/demo.toml"))
     apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
             for app in parsed.apps.values()}
     outputs = [units.GeneratedFile(o.path, o.text + f"[Service]\n{setting}\n")

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from refusals import assert_start_refused
 
-from podmgr import manifest, mounts
+from podmgr import hostpaths
+from podmgr.manifest import model
 
 ROOTFS = "/var/lib/machines/podmgr-busybox"
 CHECKOUT = str(Path(__file__).resolve().parent.parent)
@@ -22,7 +23,7 @@ CHECKOUT = str(Path(__file__).resolve().parent.parent)
 
 def test_a_directory_opens_as_itself(tmp_path: Path) -> None:
     (tmp_path / "a" / "b").mkdir(parents=True)
-    fd = mounts.open_directory_literally(str(tmp_path / "a" / "b"))
+    fd = hostpaths.open_directory_literally(str(tmp_path / "a" / "b"))
     try:
         assert os.fstat(fd).st_ino == os.stat(tmp_path / "a" / "b").st_ino
     finally:
@@ -34,18 +35,18 @@ def test_a_link_in_any_component_is_refused(tmp_path: Path, where: str) -> None:
     (tmp_path / "real" / "data").mkdir(parents=True)
     (tmp_path / "link").symlink_to(tmp_path / "real" if where == "middle" else "/")
     path = str(tmp_path / "link" / "data") if where == "middle" else str(tmp_path / "link")
-    with pytest.raises(mounts.LinkInPath) as refused:
-        mounts.open_directory_literally(path)
+    with pytest.raises(hostpaths.LinkInPath) as refused:
+        hostpaths.open_directory_literally(path)
     assert refused.value.link == str(tmp_path / "link")
-    assert mounts.first_link(path) == str(tmp_path / "link")
+    assert hostpaths.first_link(path) == str(tmp_path / "link")
 
 
 def test_what_is_not_a_directory_says_its_path(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(NotADirectoryError, match="file"):
-        mounts.open_directory_literally(str(tmp_path / "file" / "below"))
+        hostpaths.open_directory_literally(str(tmp_path / "file" / "below"))
     with pytest.raises(FileNotFoundError, match="missing"):
-        mounts.open_directory_literally(str(tmp_path / "missing"))
+        hostpaths.open_directory_literally(str(tmp_path / "missing"))
 
 
 # A path of up to four components under a scratch dir, each a directory or a link to
@@ -70,21 +71,21 @@ def test_opened_only_when_no_component_is_a_link(components: list[tuple[str, str
             path = target
         links = [str(p) for p in reversed([path, *path.parents]) if p.is_symlink()]
         if links:
-            with pytest.raises(mounts.LinkInPath) as refused:
-                mounts.open_directory_literally(str(path))
-            assert refused.value.link == links[0] == mounts.first_link(str(path))
+            with pytest.raises(hostpaths.LinkInPath) as refused:
+                hostpaths.open_directory_literally(str(path))
+            assert refused.value.link == links[0] == hostpaths.first_link(str(path))
             return
-        fd = mounts.open_directory_literally(str(path))
+        fd = hostpaths.open_directory_literally(str(path))
         try:
             assert os.fstat(fd).st_ino == os.lstat(path).st_ino
-            assert mounts.first_link(str(path)) is None
+            assert hostpaths.first_link(str(path)) is None
         finally:
             os.close(fd)
 
 
 def test_validate_warns_of_a_linked_source(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/")
-    pod = manifest.parse(textwrap.dedent(f"""
+    pod = model.parse(textwrap.dedent(f"""
         [volume.data]
         type = "host"
         source = "{tmp_path}/link/srv"
@@ -93,7 +94,7 @@ def test_validate_warns_of_a_linked_source(tmp_path: Path) -> None:
         rootfs = "/srv/rootfs"
         exec = ["/bin/true"]
     """), Path("/etc/podmgr/pods/web.toml"))
-    assert [str(w) for w in manifest.warnings(pod)] == [
+    assert [str(w) for w in model.warnings(pod)] == [
         f"volume.data.source: {tmp_path}/link is a symbolic link: the pod will not start, as "
         "podmgr does not follow links in a host volume's source (name the directory itself)"]
 

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
-from podmgr import names, reference
+from podmgr import names
 from podmgr.bus import api
 from podmgr.errors import InvalidName
+from podmgr.image import reference
 
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 # A trust prefix: a registry host or a repository path, then repository path components

@@ -10,15 +10,17 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
-from podmgr import images, oci, podnet, prepare
 from podmgr.bus import api
 from podmgr.bus.arguments import Fingerprint
 from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Call
-from podmgr.reference import Reference
-from podmgr.store import Store
-from podmgr.transports.base import check_absolute
-from podmgr.trust import ROOT, TrustStore
+from podmgr.image import oci, pull
+from podmgr.image.reference import Reference
+from podmgr.image.store import Store
+from podmgr.image.transports.base import check_absolute
+from podmgr.image.trust import ROOT, TrustStore
+from podmgr.network import joining
+from podmgr.runtime import prepare
 
 if TYPE_CHECKING:
     from podmgr.bus.service import Manager
@@ -78,7 +80,7 @@ class ImageMethods:
 
     @implements(api.MANAGER, "RemoveImage")
     async def remove_image(self, call: Call, name: Reference) -> None:
-        await self.dispatcher.work.run(images.remove, Store(), str(name))
+        await self.dispatcher.work.run(pull.remove, Store(), str(name))
 
     @implements(api.MANAGER, "GarbageCollect")
     async def garbage_collect(self, call: Call) -> tuple[int, int, list[str]]:
@@ -86,7 +88,7 @@ class ImageMethods:
 
     @staticmethod
     def _collect() -> tuple[int, int, list[str]]:
-        repaired = podnet.collect()
+        repaired = joining.collect()
         store = Store()
         with store.locked(exclusive=True):
             return (*store.collect(prepare.layers_in_use()), repaired)

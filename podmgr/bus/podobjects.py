@@ -21,16 +21,18 @@ from typing import TYPE_CHECKING
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
-from podmgr import lookup, names, podnet
+from podmgr import names
 from podmgr.bus import api
 from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Dispatcher
 from podmgr.errors import ManifestError
-from podmgr.schema import NetworkMode
+from podmgr.manifest import lookup
+from podmgr.manifest.schema import NetworkMode
+from podmgr.network import joining
 
 if TYPE_CHECKING:
-    from podmgr.manifest import Manifest
-from podmgr.systemd import SYSTEMD, UNIT, Systemd
+    from podmgr.manifest.model import Manifest
+from podmgr.bus.systemd import SYSTEMD, UNIT, Systemd
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +52,11 @@ class PodObject:
 
     def _manifest(self) -> Manifest | None:
         if not self._read:
-            from podmgr import manifest  # noqa: PLC0415 -- parsed only on demand, see above
+            from podmgr.manifest import model  # noqa: PLC0415 -- parsed only on demand, see above
 
             self._read = True
             try:
-                self._parsed = manifest.load(Path(self.path))
+                self._parsed = model.load(Path(self.path))
             except ManifestError:
                 self._parsed = None
         return self._parsed
@@ -96,7 +98,7 @@ class PodObject:
         parsed = self._manifest()
         if self.state() != "active" or parsed is None or parsed.network.kind is NetworkMode.HOST:
             return []  # the host's network is the host's
-        return [address for _, address in podnet.addresses(self.pod)] + ["127.0.0.1", "::1"]
+        return [address for _, address in joining.addresses(self.pod)] + ["127.0.0.1", "::1"]
 
     @implements(api.POD, "ManifestPath")
     def manifest_path(self) -> str:

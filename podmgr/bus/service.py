@@ -21,17 +21,20 @@ import sys
 
 from dbus_next.constants import NameFlag, RequestNameReply
 
-from podmgr import config, lookup, names, paths, podnet, pods, prepare
-from podmgr.bus import api, binding
+from podmgr import config, names, paths
+from podmgr.bus import api, binding, jobs
 from podmgr.bus.binding import Deferred, implements
 from podmgr.bus.connection import Bus
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.podobjects import PodObject, Pods
+from podmgr.bus.systemd import SERVICE, Systemd
 from podmgr.bus.transfers import Transfer, Transfers
 from podmgr.errors import AccessDenied, Exists, ManifestError, PodmgrError, SystemdError
+from podmgr.image.store import Store, atomic_write
+from podmgr.manifest import lookup
 from podmgr.names import NetworkName, PodName
-from podmgr.store import Store, atomic_write
-from podmgr.systemd import SERVICE, Systemd
+from podmgr.network import joining
+from podmgr.runtime import prepare
 
 log = logging.getLogger("podmgr1")
 
@@ -67,13 +70,13 @@ class Manager:
 
     @implements(api.MANAGER, "GetPod")
     async def get_pod(self, call: Call, name: PodName) -> str:
-        pods.find(name)
+        lookup.find_pod(name)
         if name not in self.pods.objects:
             await self.pods.rescan()
         return api.pod_path(name)
 
     async def _job(self, call: Call, verb: str, name: PodName) -> None:
-        failed = await pods.run_job(self.systemd, verb, name)
+        failed = await jobs.run_job(self.systemd, verb, name)
         await self.pods.refresh(name)
         if failed:
             raise SystemdError(f"pod {name}: {'; '.join(failed)}")
@@ -111,9 +114,10 @@ class Manager:
     def _check(toml: str, name: PodName, resolving: bool = True) -> None:
         """Everything the generator would check of NAME.toml with this text (run in the
         work queue: parsing a big manifest takes a while)."""
-        from podmgr import manifest, resolve  # noqa: PLC0415 -- loaded when first needed
+        from podmgr.generator import resolve  # noqa: PLC0415 -- loaded when first needed
+        from podmgr.manifest import model  # noqa: PLC0415
 
-        parsed = manifest.parse(toml, ADMIN_PODS / f"{name}.toml")
+        parsed = model.parse(toml, ADMIN_PODS / f"{name}.toml")
         if resolving:
             resolve.resolve(parsed, Store())
 
@@ -127,7 +131,7 @@ class Manager:
 
     @implements(api.MANAGER, "UpdatePod")
     async def update_pod(self, call: Call, name: PodName, toml: str) -> None:
-        pods.find(name)
+        lookup.find_pod(name)
         await self._write(name, toml)
 
     async def _write(self, name: PodName, toml: str) -> None:
@@ -138,8 +142,8 @@ class Manager:
 
     @implements(api.MANAGER, "RemovePod")
     async def remove_pod(self, call: Call, name: PodName) -> None:
-        path = pods.find(name)
-        await pods.run_job(self.systemd, "stop", name)
+        path = lookup.find_pod(name)
+        await jobs.run_job(self.systemd, "stop", name)
         if path.parent == ADMIN_PODS:
             path.unlink()
         for lower in paths.MANIFEST_DIRS[1:]:
@@ -159,9 +163,10 @@ class Manager:
         plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
                           if e.startswith("PODMGR_PLAN=")), None)
         async with self._pod_lock(name):
-            await pods.stop_apps(self.systemd, name)  # left over from an earlier manifest
+            await jobs.stop_apps(self.systemd, name)  # left over from an earlier manifest
             # Blocking, and in this thread on purpose: prepare changes the working
-            # directory for a moment (mounts.py), which must not race another prepare.
+            # directory for a moment (to mount the overlay), which must not race another
+            # prepare.
             prepare.prepare(prepare.load_plan(name, plan_path))
 
     @implements(api.MANAGER, "ReleasePod")
@@ -171,7 +176,7 @@ class Manager:
         # absolute paths and directory fds only, so prepare's working directory cannot
         # mislead it.)
         async with self._pod_lock(name):
-            await pods.stop_apps(self.systemd, name)  # those a daemon-reload unbound (pods.py)
+            await jobs.stop_apps(self.systemd, name)  # those a daemon-reload unbound (jobs.py)
             await self.dispatcher.work.run(prepare.release, name)
 
     def _pod_lock(self, name: PodName) -> asyncio.Lock:
@@ -179,15 +184,15 @@ class Manager:
 
     @implements(api.MANAGER, "ListNetworks")
     async def list_networks(self, call: Call) -> list[list[object]]:
-        from podmgr import networks  # noqa: PLC0415 -- network calls only
+        from podmgr.network import definitions  # noqa: PLC0415 -- network calls only
 
         return [[n.name, str(n.subnet), n.bridge, n.masquerade, n.isolate,
-                 podnet.pods_on(n.name)]
-                for n in sorted(networks.load_all().values(), key=lambda n: n.name)]
+                 joining.pods_on(n.name)]
+                for n in sorted(definitions.load_all().values(), key=lambda n: n.name)]
 
     @implements(api.MANAGER, "RemoveNetwork")
     async def remove_network(self, call: Call, name: NetworkName) -> None:
-        await self.dispatcher.work.run(podnet.remove_network, name)
+        await self.dispatcher.work.run(joining.remove_network, name)
 
 
 SERVED = ((api.MANAGER, Manager), (api.POD, PodObject), (api.TRANSFER, Transfer))

@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Pulls and imports in progress, as org.podmgr1.Transfer objects (as import1 has them).
 
-The work runs in a thread (images.fetch blocks on the network and the disk); progress
+The work runs in a thread (pull.fetch blocks on the network and the disk); progress
 comes back to the event loop, which sets the Progress property and emits
 PropertiesChanged at most ten times a second.  Cancel makes the next progress report
 raise, which unwinds the fetch: nothing half-done is kept.
@@ -18,8 +18,8 @@ from podmgr.bus import api
 from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.errors import PodmgrError
-from podmgr.store import Store
-from podmgr.trust import TrustStore
+from podmgr.image.store import Store
+from podmgr.image.trust import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -92,13 +92,13 @@ class Transfers:
         return transfer.number, path
 
     async def _run(self, transfer: Transfer) -> None:
-        from podmgr import images  # noqa: PLC0415 -- the service starts without it
+        from podmgr.image import pull  # noqa: PLC0415 -- the service starts without it
 
         loop = asyncio.get_running_loop()
         path = api.transfer_path(transfer.number)
         try:
             record = await asyncio.to_thread(
-                images.fetch, transfer.source_ref, transfer.name or None, Store(),
+                pull.fetch, transfer.source_ref, transfer.name or None, Store(),
                 config.load(), TrustStore(),
                 lambda done, total: transfer.report(loop, done, total))
             signer = f"signed by {', '.join(record.signed_by)}" if record.signed_by else \
