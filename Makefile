@@ -3,8 +3,8 @@
 # make deps      install the Debian packages podmgr needs at run time (and for the demo)
 # make install   install for /usr/bin/python3; honours DESTDIR, as distributions build
 # make demo      run the example pod (in a throwaway systemd when PID 1 is not systemd)
-# make check     install what the checks need, then lint, type check, unit and
-#                integration tests
+# make check     install what the checks need, then lint and format check (ruff), type
+#                check, unit and integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
 #                images, the D-Bus service and pod networking (bench/)
@@ -101,6 +101,7 @@ check: deps $(VENV)/bin/pytest lint typecheck test
 
 lint: $(VENV)/bin/pytest
 	$(VENV)/bin/ruff check podmgr tests bench
+	$(VENV)/bin/ruff format --check podmgr tests bench
 
 typecheck: $(VENV)/bin/pytest
 	$(VENV)/bin/mypy

@@ -27,16 +27,23 @@ sys.path.insert(0, str(CHECKOUT / "tests"))
 from bed import Bed  # noqa: E402 -- found through the path set above
 
 PODMGR = ["busctl", "call", "org.podmgr1", "/org/podmgr1", "org.podmgr1.Manager"]
-SYSTEMD = ["busctl", "call", "org.freedesktop.systemd1", "/org/freedesktop/systemd1",
-           "org.freedesktop.systemd1.Manager"]
+SYSTEMD = [
+    "busctl",
+    "call",
+    "org.freedesktop.systemd1",
+    "/org/freedesktop/systemd1",
+    "org.freedesktop.systemd1.Manager",
+]
 IDLE = 2
 
 
 def timed(bed: Bed, *argv: str) -> float:
     """Milliseconds for ``argv`` inside the bed, timed there (no nsenter in the figure)."""
-    script = ("import subprocess, sys, time; t = time.perf_counter(); "
-              "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
-              "print((time.perf_counter() - t) * 1000)")
+    script = (
+        "import subprocess, sys, time; t = time.perf_counter(); "
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
+        "print((time.perf_counter() - t) * 1000)"
+    )
     return float(bed.run("/usr/bin/python3", "-c", script, *argv).stdout)
 
 
@@ -54,8 +61,12 @@ def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
     with Bed("dbus", CHECKOUT) as bed:
         bed.install_project()
-        bed.run("sh", "-c", "cat > /etc/podmgr/podmgr.toml",
-                input=f'[service]\nidle_timeout = "{IDLE}s"\n')
+        bed.run(
+            "sh",
+            "-c",
+            "cat > /etc/podmgr/podmgr.toml",
+            input=f'[service]\nidle_timeout = "{IDLE}s"\n',
+        )
         cold, systemd_calls = [], []
         for _ in range(rounds):
             bed.run("systemctl", "stop", "podmgr1.service")
@@ -63,12 +74,19 @@ def main() -> int:
             systemd_calls.append(timed(bed, *SYSTEMD, "ListUnits"))
         first = statistics.median(cold)
         print(f"first call, activation included   median {first:7.1f} ms  (target <= 150 ms)")
-        print(f"a call to running systemd         median {statistics.median(systemd_calls):7.1f}"
-              " ms  (busctl itself)")
+        print(
+            f"a call to running systemd         median {statistics.median(systemd_calls):7.1f}"
+            " ms  (busctl itself)"
+        )
 
         manifest = '[app.main]\nrootfs = "/srv"\nexec = ["/bin/true"]\n'
-        bed.run("sh", "-c", "mkdir -p /run/podmgr/pods && for i in $(seq -w 0 999); do "
-                "printf '%s' \"$0\" > /run/podmgr/pods/scale$i.toml; done", manifest)
+        bed.run(
+            "sh",
+            "-c",
+            "mkdir -p /run/podmgr/pods && for i in $(seq -w 0 999); do "
+            "printf '%s' \"$0\" > /run/podmgr/pods/scale$i.toml; done",
+            manifest,
+        )
         bed.run("systemctl", "daemon-reload", timeout=300)
         bed.run(*PODMGR, "ListPods")  # the service reads the new pods
         pods, units = [], []
@@ -79,17 +97,20 @@ def main() -> int:
         loaded = bed.run(*SYSTEMD, "ListUnits").stdout.split()[1]
         ratio = statistics.median(pods) / statistics.median(units)
         print(f"ListPods, {count} pods               median {statistics.median(pods):7.1f} ms")
-        print(f"ListUnits, {loaded} units              median "
-              f"{statistics.median(units):7.1f} ms")
+        print(f"ListUnits, {loaded} units              median {statistics.median(units):7.1f} ms")
         print(f"ListPods / ListUnits              {ratio:7.2f}x  (target <= 2x)")
 
         pid = bed.run("pgrep", "-f", "/usr/lib/podmgr/podmgr1").stdout.split()[0]
-        rss = next(int(line.split()[1]) for line in
-                   bed.run("cat", f"/proc/{pid}/status").stdout.splitlines()
-                   if line.startswith("VmRSS:"))
+        rss = next(
+            int(line.split()[1])
+            for line in bed.run("cat", f"/proc/{pid}/status").stdout.splitlines()
+            if line.startswith("VmRSS:")
+        )
         print(f"RSS while active, {count} pods        {rss / 1024:7.1f} MB  (target <= 35 MB)")
-        print(f"exits when idle, after            {wait_idle(bed):7.1f} s  "
-              f"(idle_timeout {IDLE} s; then no process)")
+        print(
+            f"exits when idle, after            {wait_idle(bed):7.1f} s  "
+            f"(idle_timeout {IDLE} s; then no process)"
+        )
     return 0
 
 

@@ -37,9 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from podmgr.image import layerstream, oci, unpack  # after the path above
 
 LAYER_BYTES = 56 << 20  # four of them: 224 MB
-MEDIA = {"": "application/vnd.oci.image.layer.v1.tar",
-         "gz": "application/vnd.oci.image.layer.v1.tar+gzip",
-         "zst": "application/vnd.oci.image.layer.v1.tar+zstd"}
+MEDIA = {
+    "": "application/vnd.oci.image.layer.v1.tar",
+    "gz": "application/vnd.oci.image.layer.v1.tar+gzip",
+    "zst": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
 TAR_FLAGS = {"": [], "gz": ["-z"], "zst": ["--zstd"]}
 
 
@@ -59,8 +61,10 @@ def make_layer(seed: int) -> bytes:
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 archive.addfile(info)
             if index % 40 == 39:  # a large binary-like file: random runs between zeros
-                data = b"".join(rng.randbytes(rng.randint(64, 4096)) + bytes(rng.randint(64, 8192))
-                                for _ in range(rng.randint(300, 900)))
+                data = b"".join(
+                    rng.randbytes(rng.randint(64, 4096)) + bytes(rng.randint(64, 8192))
+                    for _ in range(rng.randint(300, 900))
+                )
             else:  # a small, text-like file
                 data = " ".join(rng.choices(words, k=rng.randint(100, 3000))).encode()
             info = tarfile.TarInfo(f"{directory}/file{index}")
@@ -84,8 +88,9 @@ def podmgr_unpack(layers: list[Path], suffix: str, work: Path) -> None:
         fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
         try:
             with layer.open("rb") as stream:
-                layerstream.unpack_blob_confined(stream, MEDIA[suffix], fd, unpack.Limits(),
-                                                 layer.name, layer.stat().st_size)
+                layerstream.unpack_blob_confined(
+                    stream, MEDIA[suffix], fd, unpack.Limits(), layer.name, layer.stat().st_size
+                )
         finally:
             os.close(fd)
 
@@ -94,12 +99,14 @@ def tar_unpack(layers: list[Path], suffix: str, work: Path) -> None:
     for number, layer in enumerate(layers):
         target = work / f"tar{number}"
         target.mkdir()
-        subprocess.run(["tar", "-x", *TAR_FLAGS[suffix], "-f", str(layer), "-C", str(target)],
-                       check=True)
+        subprocess.run(
+            ["tar", "-x", *TAR_FLAGS[suffix], "-f", str(layer), "-C", str(target)], check=True
+        )
 
 
-def run_once(measure: Callable[[list[Path], str, Path], None], layers: list[Path], suffix: str,
-             root: Path) -> float:
+def run_once(
+    measure: Callable[[list[Path], str, Path], None], layers: list[Path], suffix: str, root: Path
+) -> float:
     """Time one unpack of ``layers`` into a fresh directory, from clean page cache state."""
     work = Path(tempfile.mkdtemp(dir=root))
     os.sync()
@@ -117,25 +124,35 @@ def main() -> int:
         raw = [make_layer(seed) for seed in range(4)]
         layers: dict[str, list[Path]] = {suffix: [] for suffix in MEDIA}
         for number, data in enumerate(raw):
-            for suffix, compress in (("", lambda d: d), ("gz", lambda d: gzip.compress(d, 6)),
-                                     ("zst", zstandard.ZstdCompressor(level=3).compress)):
+            for suffix, compress in (
+                ("", lambda d: d),
+                ("gz", lambda d: gzip.compress(d, 6)),
+                ("zst", zstandard.ZstdCompressor(level=3).compress),
+            ):
                 path = root / f"layer{number}.tar{'.' + suffix if suffix else ''}"
                 path.write_bytes(compress(data))
                 layers[suffix].append(path)
         size = sum(len(d) for d in raw)
-        print(f"image: 4 layers, {size / 1e6:.0f} MB uncompressed, "
-              f"{sum(p.stat().st_size for p in layers['gz']) / 1e6:.0f} MB gzip, "
-              f"{sum(p.stat().st_size for p in layers['zst']) / 1e6:.0f} MB zstd")
-        for suffix, label, target in (("", "uncompressed", 2.0), ("gz", "gzip", 1.1),
-                                      ("zst", "zstd", 1.1)):
+        print(
+            f"image: 4 layers, {size / 1e6:.0f} MB uncompressed, "
+            f"{sum(p.stat().st_size for p in layers['gz']) / 1e6:.0f} MB gzip, "
+            f"{sum(p.stat().st_size for p in layers['zst']) / 1e6:.0f} MB zstd"
+        )
+        for suffix, label, target in (
+            ("", "uncompressed", 2.0),
+            ("gz", "gzip", 1.1),
+            ("zst", "zstd", 1.1),
+        ):
             ours: list[float] = []
             theirs: list[float] = []
             for _ in range(rounds):
                 for measure, times in ((podmgr_unpack, ours), (tar_unpack, theirs)):
                     times.append(run_once(measure, layers[suffix], suffix, root))
             podmgr, tar = statistics.median(ours), statistics.median(theirs)
-            print(f"{label:<13} podmgr {podmgr:6.2f} s   tar {tar:6.2f} s   "
-                  f"ratio {podmgr / tar:4.2f}x  (target <= {target}x)")
+            print(
+                f"{label:<13} podmgr {podmgr:6.2f} s   tar {tar:6.2f} s   "
+                f"ratio {podmgr / tar:4.2f}x  (target <= {target}x)"
+            )
     return 0
 
 

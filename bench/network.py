@@ -100,8 +100,12 @@ def main() -> int:
         bed.install_project()
         bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
         for name, text in PODS.items():
-            bed.run("sh", "-c", f"mkdir -p /etc/podmgr/pods && cat > /etc/podmgr/pods/{name}.toml",
-                    input=text)
+            bed.run(
+                "sh",
+                "-c",
+                f"mkdir -p /etc/podmgr/pods && cat > /etc/podmgr/pods/{name}.toml",
+                input=text,
+            )
         bed.run("systemctl", "daemon-reload")
         # One untimed round, so first-use costs (page cache, pyc, the bridge) are not counted.
         bed.run("/usr/bin/python3", "-c", START, "1")
@@ -109,23 +113,34 @@ def main() -> int:
         bridged, private = (statistics.median(times[p]) for p in ("bridged", "private"))
         print(f"pod start, bridge + 2 published ports     median {bridged:7.1f} ms")
         print(f"pod start, private network                median {private:7.1f} ms")
-        print(f"networking adds                                  {bridged - private:7.1f} ms  "
-              "(target <= 100 ms)")
+        print(
+            f"networking adds                                  {bridged - private:7.1f} ms  "
+            "(target <= 100 ms)"
+        )
 
         bed.run("systemctl", "start", *(f"pod@{pod}.service" for pod in SERVERS))
-        address = bed.run("sh", "-c", "grep -lx direct /var/lib/podmgr/networks/podmgr/*"
-                          ).stdout.strip().rsplit("/", 1)[1]
-        targets = {"localhost": ("127.0.0.1", 8081), "bridge": ("10.87.0.1", 8082),
-                   "direct": (address, 80)}
+        address = (
+            bed.run("sh", "-c", "grep -lx direct /var/lib/podmgr/networks/podmgr/*")
+            .stdout.strip()
+            .rsplit("/", 1)[1]
+        )
+        targets = {
+            "localhost": ("127.0.0.1", 8081),
+            "bridge": ("10.87.0.1", 8082),
+            "direct": (address, 80),
+        }
         bed.run("/usr/bin/python3", "-c", CONNECT, "1", "0.5", json.dumps(targets))
-        rates = json.loads(bed.run("/usr/bin/python3", "-c", CONNECT, "5", "2",
-                                   json.dumps(targets)).stdout)
+        rates = json.loads(
+            bed.run("/usr/bin/python3", "-c", CONNECT, "5", "2", json.dumps(targets)).stdout
+        )
         median = {target: statistics.median(rates[target]) for target in targets}
         for target, (host, port) in targets.items():
             print(f"connections to {f'{host}:{port}':<21}     median {median[target]:7.0f} /s")
         for target in ("localhost", "bridge"):
-            print(f"published port on {target:<9} / direct             "
-                  f"{median[target] / median['direct']:7.2f}x  (target >= 0.8x)")
+            print(
+                f"published port on {target:<9} / direct             "
+                f"{median[target] / median['direct']:7.2f}x  (target >= 0.8x)"
+            )
         bed.run("systemctl", "stop", *(f"pod@{pod}.service" for pod in SERVERS))
     return 0
 

@@ -54,21 +54,47 @@ def main() -> int:
         with Bed("pull", CHECKOUT) as bed:
             bed.install_project()
             bed.run(f"{CHECKOUT}/tests/registries.sh", "/tmp/registries", timeout=120)
-            bed.run("skopeo", "copy", "--quiet", "--dest-creds", "shop:secret",
-                    f"oci:{layout}:1", f"docker://{NAME}", timeout=600)
+            bed.run(
+                "skopeo",
+                "copy",
+                "--quiet",
+                "--dest-creds",
+                "shop:secret",
+                f"oci:{layout}:1",
+                f"docker://{NAME}",
+                timeout=600,
+            )
             token = base64.b64encode(b"shop:secret").decode()
-            bed.run("sh", "-c", "cat > /etc/podmgr/auth.json && chmod 600 /etc/podmgr/auth.json",
-                    input=json.dumps({"auths": {"127.0.0.1:5000": {"auth": token}}}))
-            bed.run("sh", "-c", "cat > /etc/podmgr/podmgr.toml",
-                    input='[images]\ninsecure = ["127.0.0.1:5000/bench"]\n')
+            bed.run(
+                "sh",
+                "-c",
+                "cat > /etc/podmgr/auth.json && chmod 600 /etc/podmgr/auth.json",
+                input=json.dumps({"auths": {"127.0.0.1:5000": {"auth": token}}}),
+            )
+            bed.run(
+                "sh",
+                "-c",
+                "cat > /etc/podmgr/podmgr.toml",
+                input='[images]\ninsecure = ["127.0.0.1:5000/bench"]\n',
+            )
             ours: list[float] = []
             theirs: list[float] = []
             for _ in range(rounds):
                 ours.append(timed(bed, "podmgr", "image", "pull", NAME))
                 bed.run("podmgr", "image", "rm", NAME)
                 bed.run("podmgr", "gc")
-                theirs.append(timed(bed, "skopeo", "copy", "--quiet", "--src-creds",
-                                    "shop:secret", f"docker://{NAME}", "oci:/tmp/copy:1"))
+                theirs.append(
+                    timed(
+                        bed,
+                        "skopeo",
+                        "copy",
+                        "--quiet",
+                        "--src-creds",
+                        "shop:secret",
+                        f"docker://{NAME}",
+                        "oci:/tmp/copy:1",
+                    )
+                )
                 bed.run("rm", "-rf", "/tmp/copy")
             podmgr, skopeo = statistics.median(ours), statistics.median(theirs)
             size = sum(p.stat().st_size for p in (layout / "blobs" / "sha256").iterdir())

@@ -131,8 +131,9 @@ GENERATOR = textwrap.dedent("""
 
 
 def manifest(apps: tuple[str, ...]) -> str:
-    return "".join(f'[app.{app}]\nrootfs = "{ROOTFS}"\nexec = ["/bin/sleep", "infinity"]\n\n'
-                   for app in apps)
+    return "".join(
+        f'[app.{app}]\nrootfs = "{ROOTFS}"\nexec = ["/bin/sleep", "infinity"]\n\n' for app in apps
+    )
 
 
 def main() -> int:
@@ -140,43 +141,61 @@ def main() -> int:
     with Bed("bench", CHECKOUT) as bed:
         bed.install_project()
         bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
-        bed.run("sh", "-c", "mkdir -p /etc/podmgr/pods && cat > /etc/podmgr/pods/bench.toml",
-                input=manifest(APPS))
+        bed.run(
+            "sh",
+            "-c",
+            "mkdir -p /etc/podmgr/pods && cat > /etc/podmgr/pods/bench.toml",
+            input=manifest(APPS),
+        )
         bed.run("systemctl", "daemon-reload")
-        bed.run("sh", "-c", "mkdir -p /run/floor && touch /run/floor/net /run/floor/ipc && "
-                "unshare --net=/run/floor/net --ipc=/run/floor/ipc true")
+        bed.run(
+            "sh",
+            "-c",
+            "mkdir -p /run/floor && touch /run/floor/net /run/floor/ipc && "
+            "unshare --net=/run/floor/net --ipc=/run/floor/ipc true",
+        )
         # One untimed round each, so first-use costs (page cache, pyc) are not counted.
         bed.run("/usr/bin/python3", "-c", MEASURE, "1", ",".join(APPS), ROOTFS)
-        times = json.loads(bed.run("/usr/bin/python3", "-c", MEASURE, str(rounds),
-                                   ",".join(APPS), ROOTFS).stdout)
+        times = json.loads(
+            bed.run("/usr/bin/python3", "-c", MEASURE, str(rounds), ",".join(APPS), ROOTFS).stdout
+        )
         pod, floor = statistics.median(times["pod"]), statistics.median(times["floor"])
         cold = statistics.median(times["cold"])
         print(f"pod start, {len(APPS)} apps, until all active   median {pod:7.1f} ms")
         print(f"floor: {len(APPS)} transient units (systemd-run)   median {floor:7.1f} ms")
         print(f"pod / floor                               {pod / floor:7.2f}x  (target <= 2x)")
         print(f"pod start, org.podmgr1 not running        median {cold:7.1f} ms")
-        print(f"  of the pod start: prepare (pod@.service) median "
-              f"{statistics.median(times['prepare']):5.1f} ms, then apps active after "
-              f"{statistics.median(times['apps']):5.1f} ms")
+        print(
+            f"  of the pod start: prepare (pod@.service) median "
+            f"{statistics.median(times['prepare']):5.1f} ms, then apps active after "
+            f"{statistics.median(times['apps']):5.1f} ms"
+        )
 
         if bed.run("sh", "-c", "command -v podman", check=False).returncode == 0:
-            podman = statistics.median(json.loads(
-                bed.run("/usr/bin/python3", "-c", PODMAN, str(rounds), ROOTFS).stdout))
-            print(f"podman pod start, 2 containers          median {podman:7.1f} ms "
-                  f"({podman / floor:.1f}x the floor)")
-            print(f"cold pod start / podman                   {cold / podman:7.2f}x  "
-                  "(target <= 0.5x)")
+            podman = statistics.median(
+                json.loads(bed.run("/usr/bin/python3", "-c", PODMAN, str(rounds), ROOTFS).stdout)
+            )
+            print(
+                f"podman pod start, 2 containers          median {podman:7.1f} ms "
+                f"({podman / floor:.1f}x the floor)"
+            )
+            print(
+                f"cold pod start / podman                   {cold / podman:7.2f}x  (target <= 0.5x)"
+            )
         else:
             print("podman: not installed, so not measured (apt-get install podman)")
 
         generator, baseline, units = bed.run(
-            "/usr/bin/python3", "-c", GENERATOR, "1000",
-            str(CHECKOUT / "examples" / "demo.toml")).stdout.split()
+            "/usr/bin/python3", "-c", GENERATOR, "1000", str(CHECKOUT / "examples" / "demo.toml")
+        ).stdout.split()
         assert int(units) == 2000, f"the generator wrote {units} app units, not 2000"
-        print(f"generator, 1000 manifests                 {float(generator):7.2f} s   "
-              "(target <= 1 s)")
-        print(f"tomllib alone over the same files         {float(baseline):7.2f} s   "
-              f"generator / tomllib {float(generator) / float(baseline):.1f}x")
+        print(
+            f"generator, 1000 manifests                 {float(generator):7.2f} s   (target <= 1 s)"
+        )
+        print(
+            f"tomllib alone over the same files         {float(baseline):7.2f} s   "
+            f"generator / tomllib {float(generator) / float(baseline):.1f}x"
+        )
     return 0
 
 

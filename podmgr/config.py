@@ -38,41 +38,95 @@ from podmgr.values import Boolean, Duration, Integer, ListOf, Size, String
 CONFIG = Path("/etc/podmgr/podmgr.toml")
 AUTH = Path("/etc/podmgr/auth.json")
 
-_PREFIX = String(r"[a-z0-9.:\[\]_-]+(/[a-z0-9._-]+)*", "write it like registry.example.org/shop",
-                 "image name prefix")
-_HOST = String(r"[A-Za-z0-9.-]+(:[0-9]+)?|\[[0-9a-fA-F:]+\](:[0-9]+)?",
-               "write it like registry.example.org or localhost:5000", "registry host")
+_PREFIX = String(
+    r"[a-z0-9.:\[\]_-]+(/[a-z0-9._-]+)*",
+    "write it like registry.example.org/shop",
+    "image name prefix",
+)
+_HOST = String(
+    r"[A-Za-z0-9.-]+(:[0-9]+)?|\[[0-9a-fA-F:]+\](:[0-9]+)?",
+    "write it like registry.example.org or localhost:5000",
+    "registry host",
+)
 
-IMAGES = Section("images", "images", "Image policy and unpack limits.", (
-    Key("insecure", ListOf(_PREFIX), "Image name prefixes that may be stored without a "
-        "trusted signature. podmgr image list marks such images INSECURE.", default=[],
-        example='["localhost:5000/scratch"]'),
-    Key("max_layer_entries", Integer(1, 2**31, "count"), "Most entries a layer may have.",
-        default=1_000_000),
-    Key("max_layer_size", Size(), "Most bytes of files a layer may unpack to (sparse files "
-        "count their full size).", default="64G"),
-    Key("max_layer_ratio", Integer(1, 10**6, "ratio"), "Most a layer may unpack to, as a "
-        "multiple of its compressed size (at least 1M): both its tar stream and its files' "
-        "apparent sizes count, so a small layer of sparse files or long zero runs cannot fill "
-        "the disk. gzip does not compress by more than about 1000:1; zstd layers of long zero "
-        "runs may need more.", default=2000),
-    Key("allow_devices", Boolean(), "Let layers create device nodes.", default=False),
-    Key("strip_setuid", Boolean(), "Drop setuid and setgid bits while unpacking.",
-        default=False),
-))
+IMAGES = Section(
+    "images",
+    "images",
+    "Image policy and unpack limits.",
+    (
+        Key(
+            "insecure",
+            ListOf(_PREFIX),
+            "Image name prefixes that may be stored without a "
+            "trusted signature. podmgr image list marks such images INSECURE.",
+            default=[],
+            example='["localhost:5000/scratch"]',
+        ),
+        Key(
+            "max_layer_entries",
+            Integer(1, 2**31, "count"),
+            "Most entries a layer may have.",
+            default=1_000_000,
+        ),
+        Key(
+            "max_layer_size",
+            Size(),
+            "Most bytes of files a layer may unpack to (sparse files count their full size).",
+            default="64G",
+        ),
+        Key(
+            "max_layer_ratio",
+            Integer(1, 10**6, "ratio"),
+            "Most a layer may unpack to, as a "
+            "multiple of its compressed size (at least 1M): both its tar stream and its files' "
+            "apparent sizes count, so a small layer of sparse files or long zero runs cannot fill "
+            "the disk. gzip does not compress by more than about 1000:1; zstd layers of long zero "
+            "runs may need more.",
+            default=2000,
+        ),
+        Key("allow_devices", Boolean(), "Let layers create device nodes.", default=False),
+        Key(
+            "strip_setuid", Boolean(), "Drop setuid and setgid bits while unpacking.", default=False
+        ),
+    ),
+)
 
-REGISTRY = Section("registry", "registries", "Per registry host.", (
-    Key("insecure", Boolean(), "Talk plain HTTP to this registry instead of HTTPS.",
-        default=False),
-    Key("lookaside", String(r"(https?|file)://\S+", "use an http(s):// or file:// URL", "URL"),
-        "Where signatures of this registry's images are: URL/REPO@sha256=HEX/signature-N.",
-        example='"https://sigs.example.org/"'),
-), named=True, name_type=_HOST)
+REGISTRY = Section(
+    "registry",
+    "registries",
+    "Per registry host.",
+    (
+        Key(
+            "insecure",
+            Boolean(),
+            "Talk plain HTTP to this registry instead of HTTPS.",
+            default=False,
+        ),
+        Key(
+            "lookaside",
+            String(r"(https?|file)://\S+", "use an http(s):// or file:// URL", "URL"),
+            "Where signatures of this registry's images are: URL/REPO@sha256=HEX/signature-N.",
+            example='"https://sigs.example.org/"',
+        ),
+    ),
+    named=True,
+    name_type=_HOST,
+)
 
-SERVICE = Section("service", "service", "The org.podmgr1 service, started on demand.", (
-    Key("idle_timeout", Duration(), "How long the service stays after its last call, "
-        "job or transfer before it exits (the next call starts it again).", default="30s"),
-))
+SERVICE = Section(
+    "service",
+    "service",
+    "The org.podmgr1 service, started on demand.",
+    (
+        Key(
+            "idle_timeout",
+            Duration(),
+            "How long the service stays after its last call, "
+            "job or transfer before it exits (the next call starts it again).",
+            default="30s",
+        ),
+    ),
+)
 
 TOP = Section("", "", "podmgr's configuration.", (), subsections=(IMAGES, REGISTRY, SERVICE))
 
@@ -129,8 +183,9 @@ def load(path: Path = CONFIG) -> Config:
         raw = {}
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(str(path), [tables.syntax_problem(error)]) from None
-    values = tables.Parser({"images": ImagePolicy, "registries": Registry, "service": Service},
-                           problems).section(TOP, raw, "")
+    values = tables.Parser(
+        {"images": ImagePolicy, "registries": Registry, "service": Service}, problems
+    ).section(TOP, raw, "")
     if problems:
         raise ManifestError(str(path), problems)
     return Config(**values)
@@ -143,14 +198,18 @@ def read_credentials(path: Path, host: str) -> tuple[str, str] | None:
     except FileNotFoundError:
         return None
     if info.st_uid != 0 or info.st_mode & 0o077:
-        raise PodmgrError(f"{path}: readable by others than root, so it is not used (chown "
-                          f"root {path} && chmod 600 {path})")
+        raise PodmgrError(
+            f"{path}: readable by others than root, so it is not used (chown "
+            f"root {path} && chmod 600 {path})"
+        )
     try:
         entry = json.loads(path.read_text()).get("auths", {}).get(host)
         if not entry:
             return None
         user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")
     except (ValueError, KeyError, AttributeError, TypeError, binascii.Error):
-        raise PodmgrError(f"{path}: not in the auth.json format ({{\"auths\": {{\"HOST\": "
-                          "{\"auth\": \"BASE64(user:password)\"}}}})") from None
+        raise PodmgrError(
+            f'{path}: not in the auth.json format ({{"auths": {{"HOST": '
+            '{"auth": "BASE64(user:password)"}}}})'
+        ) from None
     return user, password

@@ -18,12 +18,11 @@ CODES = {
     "PrepareFailed": "setting up or releasing a pod's rootfs, volumes or namespaces failed",
     "NoSuchImage": "no image of that name is stored",
     "SignatureRejected": "no signature the trust store accepts for the image's name, or gpg "
-                         "could not check one",
+    "could not check one",
     "DigestMismatch": "a manifest, config or layer is not what its digest says",
     "UnsafeLayer": "a layer entry that would reach outside the layer",
     "BadLayer": "a layer podmgr cannot unpack: malformed, or beyond a limit of podmgr.toml(5)",
-    "StoreFailed": "the store's file system refused to hold something (full, read-only, "
-                   "overlayfs)",
+    "StoreFailed": "the store's file system refused to hold something (full, read-only, overlayfs)",
     "SandboxFailed": "the confined process could not be set up, or died without saying why",
     "BadImage": "an image manifest, index or config that is malformed or too big",
     "BadReference": "an image reference that does not parse",
@@ -31,7 +30,7 @@ CODES = {
     "TrustError": "a trusted key that cannot be added, found or removed",
     "AccessDenied": "polkit did not authorize the caller (or could not be asked)",
     "InvalidName": "an argument that does not match its grammar or is over its size limit; "
-                   "each method says what its arguments are",
+    "each method says what its arguments are",
     "Busy": "too much work queued: try again",
     "Failed": "anything else",
 }
@@ -45,8 +44,10 @@ class PodmgrError(Exception):
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
         if cls.code not in CODES:
-            raise TypeError(f"{cls.__qualname__}: error code {cls.code!r} is not in "
-                            "podmgr.errors.CODES (add it there, with what it means)")
+            raise TypeError(
+                f"{cls.__qualname__}: error code {cls.code!r} is not in "
+                "podmgr.errors.CODES (add it there, with what it means)"
+            )
 
 
 class NoSuchPod(PodmgrError):
@@ -90,8 +91,10 @@ class Problem:
         return f"Problem({self.where!r}, {self.message!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Problem) and (self.where, self.message) == (other.where,
-                                                                              other.message)
+        return isinstance(other, Problem) and (self.where, self.message) == (
+            other.where,
+            other.message,
+        )
 
     def __hash__(self) -> int:
         return hash((self.where, self.message))

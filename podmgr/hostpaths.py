@@ -42,11 +42,13 @@ def open_literally(path: str, directory: bool) -> int:
             walked += "/" + part
             last = index == len(parts) - 1
             try:
-                next_fd = os.open(part, flags & ~os.O_DIRECTORY if last and not directory
-                                  else flags, dir_fd=fd)
+                next_fd = os.open(
+                    part, flags & ~os.O_DIRECTORY if last and not directory else flags, dir_fd=fd
+                )
             except OSError as error:
                 if error.errno in (errno.ENOTDIR, errno.ELOOP) and stat.S_ISLNK(
-                        os.lstat(part, dir_fd=fd).st_mode):
+                    os.lstat(part, dir_fd=fd).st_mode
+                ):
                     raise LinkInPath(walked) from None
                 raise type(error)(error.errno, error.strerror, walked) from None
             os.close(fd)

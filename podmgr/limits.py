@@ -34,8 +34,11 @@ def is_valid_id(number: int) -> bool:
 
 # Code points systemd's utf8_is_valid() refuses although they encode (unichar_is_valid()):
 # U+FDD0..U+FDEF and the last two of each plane.  A unit with one fails to load.
-NONCHARACTERS = re.compile("[\ufdd0-\ufdef" + "".join(
-    f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17)) + "]")
+NONCHARACTERS = re.compile(
+    "[\ufdd0-\ufdef"
+    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
+    + "]"
+)
 TEXT_HINT = "a NUL, a lone surrogate and noncharacters such as U+FFFE cannot be in a unit"
 
 

@@ -44,7 +44,8 @@ def is_valid_pod_name(name: str) -> bool:
     """A valid name whose units systemd can name: the slice's escaping makes each '-' four
     characters, so a long name full of them gives a slice name over UNIT_NAME_MAX."""
     return is_valid_name(name) and all(
-        len(unit) <= UNIT_NAME_MAX for unit in (pod_slice(name), pod_unit(name)))
+        len(unit) <= UNIT_NAME_MAX for unit in (pod_slice(name), pod_unit(name))
+    )
 
 
 def shown(text: str, limit: int = 40) -> str:
@@ -74,8 +75,10 @@ class CheckedName(str):
         if not text:
             raise InvalidName(f"the {cls.kind} name is empty ({NAME_HINT})")
         if len(text) <= 63 and is_valid_name(text) and not cls.valid(text):
-            raise InvalidName(f"{shown(text)}: the {cls.kind}'s unit names would be longer "
-                              f"than systemd allows (use a shorter name, or fewer '-')")
+            raise InvalidName(
+                f"{shown(text)}: the {cls.kind}'s unit names would be longer "
+                f"than systemd allows (use a shorter name, or fewer '-')"
+            )
         if len(text) > 63 or not cls.valid(text):
             raise InvalidName(f"{shown(text)} is not a valid {cls.kind} name ({NAME_HINT})")
         return super().__new__(cls, text)

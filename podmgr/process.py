@@ -16,15 +16,16 @@ from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
-ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "LANG": "C.UTF-8"}
+ENVIRONMENT = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+}
 
 
 def run(argv: Sequence[str]) -> str:
     """Run ``argv`` and return its output; raise CalledProcessError if it fails."""
     log.debug("+ %s", shlex.join(argv))
-    return subprocess.run(argv, env=ENVIRONMENT, capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(argv, env=ENVIRONMENT, capture_output=True, text=True, check=True).stdout
 
 
 def replace_with(argv: Sequence[str]) -> NoReturn:

@@ -65,8 +65,10 @@ def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
     if match := re.fullmatch(r"Cannot declare \((.*)\) twice", message):
         # The key is a tuple's repr: ('pod',) has a trailing comma, not an empty part.
         table = ".".join(part.strip(" '\"") for part in match[1].split(",") if part.strip())
-        return Problem(where, f"[{table}] is declared twice (names of tables must be unique: "
-                       "rename or merge one)")
+        return Problem(
+            where,
+            f"[{table}] is declared twice (names of tables must be unique: rename or merge one)",
+        )
     if message == "Cannot overwrite a value":
         return Problem(where, "this key is already set (set each key once)")
     return Problem(where, f"{message} (fix the TOML syntax here)")
@@ -92,8 +94,9 @@ class Parser:
         return _parse_section(self, section, raw, where)
 
 
-def _parse_section(parser: Parser, section: Section, raw: dict[str, Any], where: str
-                   ) -> dict[str, Any]:
+def _parse_section(
+    parser: Parser, section: Section, raw: dict[str, Any], where: str
+) -> dict[str, Any]:
     problems = parser.problems
     values: dict[str, Any] = {}
     for key, value in raw.items():
@@ -111,14 +114,16 @@ def _parse_section(parser: Parser, section: Section, raw: dict[str, Any], where:
         if spec.name in raw:
             continue
         if spec.required:
-            problems.append(Problem(_join(where, spec.name),
-                                    f"missing (add: {spec.name} = {spec.example})"))
+            problems.append(
+                Problem(_join(where, spec.name), f"missing (add: {spec.name} = {spec.example})")
+            )
         else:
             values[spec.name] = None if spec.default is None else spec.type.parse(spec.default)
     for sub in section.subsections:
         if sub.attribute not in values:
-            values[sub.attribute] = _parse_subsection(parser, sub, {} if not sub.array else [],
-                                                      _join(where, sub.name))
+            values[sub.attribute] = _parse_subsection(
+                parser, sub, {} if not sub.array else [], _join(where, sub.name)
+            )
     return values
 
 
@@ -144,16 +149,19 @@ def _parse_subsection(parser: Parser, section: Section, raw: object, where: str)
         if not isinstance(raw, list) or not all(isinstance(t, dict) for t in raw):
             problems.append(Problem(where, f"expected [[{where}]] tables, got {toml_type(raw)}"))
             return ()
-        return tuple(_build(parser, cls, section, table, f"{where}[{index}]")
-                     for index, table in enumerate(raw))
+        return tuple(
+            _build(parser, cls, section, table, f"{where}[{index}]")
+            for index, table in enumerate(raw)
+        )
     if not _is_table(raw, where, f"a [{where}] table", problems):
         raw = {}
     assert isinstance(raw, dict)
     return _build(parser, cls, section, raw, where)
 
 
-def _build(parser: Parser, cls: type, section: Section, raw: dict[str, Any], where: str,
-           **extra: str) -> Any:
+def _build(
+    parser: Parser, cls: type, section: Section, raw: dict[str, Any], where: str, **extra: str
+) -> Any:
     """The dataclass for one table, or None when its values had problems (already listed)."""
     before = len(parser.problems)
     values = _parse_section(parser, section, raw, where)

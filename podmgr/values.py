@@ -32,6 +32,7 @@ from podmgr.syscalls import SYSCALL_NAMES
 T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
 
+
 def toml_key(key: str) -> str:
     """A key as TOML writes it in a path: bare when it can be, else a quoted string with its
     control characters escaped, so that a key path is always one line."""
@@ -63,8 +64,14 @@ class BadValue(ValueError):
 
 def toml_type(raw: object) -> str:
     """The TOML name of a value's type, for messages."""
-    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-             list: "an array", dict: "a table"}
+    names = {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a float",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }
     return names.get(type(raw), "a date/time")
 
 
@@ -201,8 +208,9 @@ class Size(ValueType[int]):
         if value is not None and value <= 0:
             raise BadValue(f"{shown(raw)} must be positive (use 512M, 2G)")
         if value is None or value > SIZE_MAX:
-            raise BadValue(f"{shown(raw)} is more than systemd counts (use at most "
-                           f"{SIZE_MAX >> 40}T)")
+            raise BadValue(
+                f"{shown(raw)} is more than systemd counts (use at most {SIZE_MAX >> 40}T)"
+            )
         return value
 
 
@@ -223,8 +231,17 @@ def format_size(value: int) -> str:
     return str(value)
 
 
-_SPAN_UNITS = {"us": 1, "ms": 1000, "s": 10**6, "sec": 10**6, "m": 60 * 10**6,
-               "min": 60 * 10**6, "h": 3600 * 10**6, "hr": 3600 * 10**6, "d": 86400 * 10**6}
+_SPAN_UNITS = {
+    "us": 1,
+    "ms": 1000,
+    "s": 10**6,
+    "sec": 10**6,
+    "m": 60 * 10**6,
+    "min": 60 * 10**6,
+    "h": 3600 * 10**6,
+    "hr": 3600 * 10**6,
+    "d": 86400 * 10**6,
+}
 # A number without a unit is seconds, as systemd reads it.
 _SPAN_PART = re.compile(r"\s*([0-9]+)(?:\.([0-9]+))?\s*(us|ms|sec|s|min|m|hr|h|d)?")
 
@@ -238,8 +255,7 @@ class Duration(ValueType[int]):
         hint = "use 30s, 5min, 1h 30min, 500ms"
         if isinstance(raw, int) and not isinstance(raw, bool):
             if raw < 0:
-                raise BadValue(f"{raw} is negative (use seconds from 0 up, or a string like "
-                               '"30s")')
+                raise BadValue(f'{raw} is negative (use seconds from 0 up, or a string like "30s")')
             total: int | None = raw * 10**6 if raw <= DURATION_MAX else None
         elif isinstance(raw, str):
             total, pos = 0, 0
@@ -252,8 +268,10 @@ class Duration(ValueType[int]):
         else:
             raise BadValue(f'expected a duration like "30s", got {toml_type(raw)}')
         if total is None or total > DURATION_MAX:
-            raise BadValue(f"{shown(raw)} is longer than systemd counts (use at most "
-                           f"{DURATION_MAX // _SPAN_UNITS['d']}d)")
+            raise BadValue(
+                f"{shown(raw)} is longer than systemd counts (use at most "
+                f"{DURATION_MAX // _SPAN_UNITS['d']}d)"
+            )
         return total
 
 
@@ -264,8 +282,6 @@ def format_duration(usec: int) -> str:
     return f"{usec}us"
 
 
-
-
 class Percent(ValueType[int]):
     doc = "percentage"
 
@@ -274,8 +290,9 @@ class Percent(ValueType[int]):
         if isinstance(raw, str) and (match := re.fullmatch(r"([0-9]+)%", raw)):
             digits = match[1].lstrip("0")
             if digits and (len(digits) > len(str(PERCENT_MAX)) or int(digits) > PERCENT_MAX):
-                raise BadValue(f"{shown(raw)} is more than systemd takes (use at most "
-                               f"{PERCENT_MAX}%)")
+                raise BadValue(
+                    f"{shown(raw)} is more than systemd takes (use at most {PERCENT_MAX}%)"
+                )
             if digits:
                 return int(digits)
         raise BadValue(f"{shown(raw)} is not a percentage ({hint})")
@@ -285,11 +302,15 @@ def check_path_length(path: str) -> None:
     """Raise BadValue unless systemd takes ``path`` as a path (path_is_valid())."""
     size = len(path.encode())
     if size >= PATH_MAX:
-        raise BadValue(f"{shown(path)} is {size} bytes long (systemd takes paths of at most "
-                       f"{PATH_MAX - 1} bytes)")
+        raise BadValue(
+            f"{shown(path)} is {size} bytes long (systemd takes paths of at most "
+            f"{PATH_MAX - 1} bytes)"
+        )
     if (longest := max(len(part.encode()) for part in path.split("/"))) > NAME_MAX:
-        raise BadValue(f"{shown(path)} has a name of {longest} bytes (systemd takes at most "
-                       f"{NAME_MAX} bytes between slashes)")
+        raise BadValue(
+            f"{shown(path)} has a name of {longest} bytes (systemd takes at most "
+            f"{NAME_MAX} bytes between slashes)"
+        )
 
 
 class AbsolutePath(ValueType[str]):
@@ -309,11 +330,14 @@ class AbsolutePath(ValueType[str]):
         if not raw.startswith("/"):
             raise BadValue(f"{shown(raw)} is not an absolute path (start it with /)")
         if re.search(r"[\s:,\\\"']", raw) or CONTROL_CHARACTERS.search(raw):
-            raise BadValue(f"{shown(raw)} contains white space, a control character, a quote, "
-                           "':', ',' or '\\' (rename the path or use a symlink without them)")
+            raise BadValue(
+                f"{shown(raw)} contains white space, a control character, a quote, "
+                "':', ',' or '\\' (rename the path or use a symlink without them)"
+            )
         if not is_text(raw):
-            raise BadValue(f"{shown(raw)} holds a character systemd refuses (rename the path; "
-                           f"{TEXT_HINT})")
+            raise BadValue(
+                f"{shown(raw)} holds a character systemd refuses (rename the path; {TEXT_HINT})"
+            )
         if ".." in raw.split("/"):
             raise BadValue(f"{shown(raw)} contains '..' (write the path without it)")
         # normpath keeps a leading "//" (POSIX leaves its meaning open); on Linux it is "/",
@@ -337,17 +361,22 @@ class Executable(ValueType[str]):
         if not raw.startswith("/"):
             raise BadValue(f"{shown(raw)} is not an absolute path ({hint})")
         if re.search(r"[\\\"']", raw) or CONTROL_CHARACTERS.search(raw) or not is_text(raw):
-            raise BadValue(f"{shown(raw)} contains a quote, a backslash or a control "
-                           "character, which systemd refuses in a program's path (rename the "
-                           "program or run it through a symlink)")
+            raise BadValue(
+                f"{shown(raw)} contains a quote, a backslash or a control "
+                "character, which systemd refuses in a program's path (rename the "
+                "program or run it through a symlink)"
+            )
         if "$" in raw:
             # systemd runs the path as written but expands variables in argv[0]: no way of
             # writing it gives the program its own path.
-            raise BadValue(f"{shown(raw)} contains '$', which systemd would expand in the "
-                           "program's argv[0] (rename the program or run it through a symlink)")
+            raise BadValue(
+                f"{shown(raw)} contains '$', which systemd would expand in the "
+                "program's argv[0] (rename the program or run it through a symlink)"
+            )
         if raw.endswith("/") or posixpath.basename(raw) in (".", ".."):
-            raise BadValue(f"{shown(raw)} ends in '/', '.' or '..', so it names a directory "
-                           f"({hint})")
+            raise BadValue(
+                f"{shown(raw)} ends in '/', '.' or '..', so it names a directory ({hint})"
+            )
         check_path_length(raw)
         return raw
 
@@ -361,7 +390,7 @@ class Mode(ValueType[int]):
     def parse(self, raw: object) -> int:
         if isinstance(raw, str) and re.fullmatch(r"[0-7]?[0-7]{3}", raw):
             return int(raw, 8)
-        raise BadValue(f"{shown(raw)} is not an octal mode (write it as a string, e.g. \"0750\")")
+        raise BadValue(f'{shown(raw)} is not an octal mode (write it as a string, e.g. "0750")')
 
 
 # User and group names as podmgr looks them up in a rootfs: POSIX's portable names, as
@@ -388,8 +417,7 @@ class UserRef(ValueType[str | int]):
             raise BadValue(f"{shown(raw)} is out of range ({ID_HINT})")
         if isinstance(raw, str) and USER_NAME.fullmatch(raw):
             return raw
-        raise BadValue(f"{shown(raw)} is not a {self.doc} (use a number or a name like "
-                       '"www-data")')
+        raise BadValue(f'{shown(raw)} is not a {self.doc} (use a number or a name like "www-data")')
 
 
 class Address(ValueType[str]):
@@ -404,8 +432,7 @@ class Address(ValueType[str]):
         try:
             return str(ipaddress.ip_address(raw))
         except ValueError:
-            raise BadValue(f"{shown(raw)} is not an IP address (write it like "
-                           '"9.9.9.9")') from None
+            raise BadValue(f'{shown(raw)} is not an IP address (write it like "9.9.9.9")') from None
 
 
 @dataclass(frozen=True)
@@ -422,8 +449,10 @@ class Port:
         return f"{host}{self.host_port}:{self.pod_port}/{self.protocol}"
 
 
-_PORT = re.compile(r"(?:(?P<ip>[0-9.]+):)?(?P<host>\d{1,5}):(?P<pod>\d{1,5})"
-                   r"(?:/(?P<proto>tcp|udp))?")
+_PORT = re.compile(
+    r"(?:(?P<ip>[0-9.]+):)?(?P<host>\d{1,5}):(?P<pod>\d{1,5})"
+    r"(?:/(?P<proto>tcp|udp))?"
+)
 
 
 class PortSpec(ValueType[Port]):
@@ -444,8 +473,9 @@ class PortSpec(ValueType[Port]):
             try:
                 host_ip = str(ipaddress.IPv4Address(host_ip))
             except ValueError:
-                raise BadValue(f"{shown(raw)}: {host_ip!r} is not an IPv4 address "
-                               f"({hint})") from None
+                raise BadValue(
+                    f"{shown(raw)}: {host_ip!r} is not an IPv4 address ({hint})"
+                ) from None
         return Port(host_ip, ports[0], ports[1], match["proto"] or "tcp")
 
 
@@ -499,13 +529,16 @@ class MapOf(ValueType[dict[str, str]]):
             if not isinstance(value, str):
                 # As TOML writes it: true, not Python's True.
                 text = str(value).lower() if isinstance(value, bool) else _cut(str(value))
-                raise BadValue(f"expected a string, got {toml_type(value)} "
-                               f'(quote it: {name} = "{text}")', where)
+                raise BadValue(
+                    f'expected a string, got {toml_type(value)} (quote it: {name} = "{text}")',
+                    where,
+                )
             if "\0" in value:
                 raise BadValue("must not contain NUL characters", where)
             if not is_text(value):
-                raise BadValue(f"{shown(value)} holds a character systemd refuses "
-                               f"({TEXT_HINT})", where)
+                raise BadValue(
+                    f"{shown(value)} holds a character systemd refuses ({TEXT_HINT})", where
+                )
             out[name] = value
         return out
 
@@ -528,8 +561,10 @@ class Capability(ValueType[str]):
         assert isinstance(raw, str)
         name = raw.upper().removeprefix("CAP_")
         if name not in CAPABILITIES:
-            raise BadValue(f"{shown(raw)} is not a capability (see capabilities(7), "
-                           'e.g. "CAP_NET_BIND_SERVICE")')
+            raise BadValue(
+                f"{shown(raw)} is not a capability (see capabilities(7), "
+                'e.g. "CAP_NET_BIND_SERVICE")'
+            )
         return "CAP_" + name
 
 
@@ -552,12 +587,16 @@ class SyscallFilter(ValueType[str]):
         name = raw.removeprefix("~")
         if name.startswith("@"):
             if name[1:] not in SYSCALL_GROUPS:
-                raise BadValue(f"{shown(raw)} is not a system call group "
-                               "(see systemd-analyze syscall-filter, e.g. \"@system-service\")")
+                raise BadValue(
+                    f"{shown(raw)} is not a system call group "
+                    '(see systemd-analyze syscall-filter, e.g. "@system-service")'
+                )
         elif name not in SYSCALL_NAMES:
-            raise BadValue(f"{shown(raw)} is not a system call name systemd knows, nor an "
-                           "@group (see systemd-analyze syscall-filter; e.g. "
-                           '"@system-service", "~@privileged", "mkdir")')
+            raise BadValue(
+                f"{shown(raw)} is not a system call name systemd knows, nor an "
+                "@group (see systemd-analyze syscall-filter; e.g. "
+                '"@system-service", "~@privileged", "mkdir")'
+            )
         return raw
 
 
@@ -573,8 +612,9 @@ class Subnet(ValueType[ipaddress.IPv4Network]):
         try:
             subnet = ipaddress.IPv4Network(raw)
         except ValueError as error:
-            raise BadValue(f"{shown(raw)} is not an IPv4 subnet: {error} (write it like "
-                           '"10.87.0.0/16")') from None
+            raise BadValue(
+                f'{shown(raw)} is not an IPv4 subnet: {error} (write it like "10.87.0.0/16")'
+            ) from None
         if not 8 <= subnet.prefixlen <= 30:
             raise BadValue(f"{shown(raw)}: the prefix length must be 8..30")
         return subnet

@@ -49,38 +49,72 @@ _serial = itertools.count(1)
 # --all` in a bed; units that pull in nothing of the host's are left alone.
 MASKED = (
     # consoles, VTs and services of this machine (autovt@ is what logind starts on VTs)
-    "getty@.service", "serial-getty@.service", "console-getty.service",
-    "container-getty@.service", "autovt@.service", "getty-static.service",
+    "getty@.service",
+    "serial-getty@.service",
+    "console-getty.service",
+    "container-getty@.service",
+    "autovt@.service",
+    "getty-static.service",
     "systemd-vconsole-setup.service",
-    "postgresql.service", "postgresql@.service", "cron.service", "ssh.service",
-    "docker.service", "containerd.service",
+    "postgresql.service",
+    "postgresql@.service",
+    "cron.service",
+    "ssh.service",
+    "docker.service",
+    "containerd.service",
     # podman's units are enabled here: they would start the host's containers in the bed
-    "podman.service", "podman.socket", "podman-restart.service",
-    "podman-auto-update.service", "podman-auto-update.timer",
+    "podman.service",
+    "podman.socket",
+    "podman-restart.service",
+    "podman-auto-update.service",
+    "podman-auto-update.timer",
     # sysctl, binfmt_misc, kernel modules, pstore, TPM PCRs, the entropy pool and the
     # kernel's debug/config file systems are global, not per namespace
-    "systemd-sysctl.service", "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount",
-    "systemd-modules-load.service", "modprobe@.service", "systemd-pstore.service",
-    "systemd-pcrphase.service", "systemd-pcrphase-sysinit.service",
-    "systemd-random-seed.service", "sys-kernel-debug.mount", "sys-kernel-tracing.mount",
-    "sys-kernel-config.mount", "sys-fs-fuse-connections.mount", "dev-hugepages.mount",
+    "systemd-sysctl.service",
+    "systemd-binfmt.service",
+    "proc-sys-fs-binfmt_misc.automount",
+    "systemd-modules-load.service",
+    "modprobe@.service",
+    "systemd-pstore.service",
+    "systemd-pcrphase.service",
+    "systemd-pcrphase-sysinit.service",
+    "systemd-random-seed.service",
+    "sys-kernel-debug.mount",
+    "sys-kernel-tracing.mount",
+    "sys-kernel-config.mount",
+    "sys-fs-fuse-connections.mount",
+    "dev-hugepages.mount",
     # the journal would read the host's audit stream: noise
     "systemd-journald-audit.socket",
     # /dev is the host's: no udev, no static device nodes
-    "systemd-udevd.service", "systemd-udev-trigger.service", "systemd-udev-settle.service",
-    "systemd-udevd-control.socket", "systemd-udevd-kernel.socket",
-    "kmod-static-nodes.service", "systemd-tmpfiles-setup-dev.service",
+    "systemd-udevd.service",
+    "systemd-udev-trigger.service",
+    "systemd-udev-settle.service",
+    "systemd-udevd-control.socket",
+    "systemd-udevd-kernel.socket",
+    "kmod-static-nodes.service",
+    "systemd-tmpfiles-setup-dev.service",
     "systemd-tmpfiles-setup-dev-early.service",
     # block devices and file systems under the overlay are the host's: no fsck, trim,
     # scrub (LVM snapshots) or repartitioning, and nothing to remount
-    "systemd-remount-fs.service", "systemd-repart.service", "fstrim.service",
-    "fstrim.timer", "e2scrub_all.service", "e2scrub_all.timer", "e2scrub_reap.service",
+    "systemd-remount-fs.service",
+    "systemd-repart.service",
+    "fstrim.service",
+    "fstrim.timer",
+    "e2scrub_all.service",
+    "e2scrub_all.timer",
+    "e2scrub_reap.service",
     "e2scrub@.service",
     # the network is the bed's empty namespace; the clock is global
-    "networking.service", "systemd-networkd.service", "systemd-resolved.service",
+    "networking.service",
+    "systemd-networkd.service",
+    "systemd-resolved.service",
     "systemd-timesyncd.service",
     # periodic jobs: CPU and noise during tests, and the bed has no network for apt
-    "apt-daily.timer", "apt-daily-upgrade.timer", "dpkg-db-backup.timer", "man-db.timer",
+    "apt-daily.timer",
+    "apt-daily-upgrade.timer",
+    "dpkg-db-backup.timer",
+    "man-db.timer",
 )
 
 # Sets the bed up in its namespaces and execs systemd there; see its header.
@@ -114,8 +148,11 @@ def hierarchies() -> list[Hierarchy]:
         root, point = fields[3], Path(fields[4])
         if fstype not in ("cgroup", "cgroup2") or CGROUP_ROOT not in (point, point.parent):
             continue
-        options = ",".join(o for o in super_options.split(",")
-                           if o not in ("rw", "ro") and not o.startswith("release_agent"))
+        options = ",".join(
+            o
+            for o in super_options.split(",")
+            if o not in ("rw", "ro") and not o.startswith("release_agent")
+        )
         flags = {"xattr", "noprefix", "clone_children", "cpuset_v2_mode", "favordynmods"}
         key = frozenset() if fstype == "cgroup2" else frozenset(options.split(",")) - flags
         if key not in ours:
@@ -159,8 +196,10 @@ class BedCommandError(subprocess.CalledProcessError):
     """A command in a bed failed; the message carries its output."""
 
     def __str__(self) -> str:
-        return (f"in bed: {shlex.join(self.cmd)} exited {self.returncode}\n"
-                f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}")
+        return (
+            f"in bed: {shlex.join(self.cmd)} exited {self.returncode}\n"
+            f"--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+        )
 
 
 class Bed:
@@ -194,16 +233,42 @@ class Bed:
     def _boot(self, timeout: float) -> None:
         started = time.monotonic()
         found = hierarchies()
-        argv = ["unshare", "--mount", "--pid", "--fork", "--kill-child", "--cgroup", "--uts",
-                "--ipc", "--net", "/bin/sh", str(SETUP), self.name,
-                str(self.checkout), _cgroup_layout(found), " ".join(MASKED)]
+        argv = [
+            "unshare",
+            "--mount",
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--cgroup",
+            "--uts",
+            "--ipc",
+            "--net",
+            "/bin/sh",
+            str(SETUP),
+            self.name,
+            str(self.checkout),
+            _cgroup_layout(found),
+            " ".join(MASKED),
+        ]
         # setpriv --pdeathsig: the bed dies with the thread that made it, so a test run
         # that is killed leaves no bed; unshare --kill-child passes it on to PID 1 (seen
         # to work: SIGKILL from an ancestor namespace reaches the namespace's init).
         # The shell waits on stdin until it is in the bed's cgroups, then becomes unshare.
         self._unshare = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "KILL", "/bin/sh", "-c", 'read -r _ && exec "$@"', "bed",
-             *argv], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            [
+                "setpriv",
+                "--pdeathsig",
+                "KILL",
+                "/bin/sh",
+                "-c",
+                'read -r _ && exec "$@"',
+                "bed",
+                *argv,
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         for hierarchy in found:
             cgroup = hierarchy.bed(self.name)
             cgroup.mkdir()
@@ -227,8 +292,10 @@ class Bed:
         if self._unshare.poll() is None:
             return None
         assert self._unshare.stderr
-        return RuntimeError(f"bed {self.name} did not boot (exit {self._unshare.returncode}): "
-                            f"{self._unshare.stderr.read().decode().strip()}")
+        return RuntimeError(
+            f"bed {self.name} did not boot (exit {self._unshare.returncode}): "
+            f"{self._unshare.stderr.read().decode().strip()}"
+        )
 
     def _wait_for_child(self, deadline: float) -> int:
         assert self._unshare
@@ -259,8 +326,13 @@ class Bed:
     def _wait_for_boot(self, deadline: float) -> None:
         while True:
             # Until systemd has its bus this fails at once; then it waits for the boot.
-            state = self.run("systemctl", "is-system-running", "--wait", check=False,
-                             timeout=max(deadline - time.monotonic(), 1)).stdout.strip()
+            state = self.run(
+                "systemctl",
+                "is-system-running",
+                "--wait",
+                check=False,
+                timeout=max(deadline - time.monotonic(), 1),
+            ).stdout.strip()
             if state in ("running", "degraded"):
                 break
             if not _alive(self.pid):
@@ -272,13 +344,24 @@ class Bed:
             failed = self.run("systemctl", "--failed", "--no-legend", check=False).stdout
             log.warning("bed %s is degraded: %s", self.name, failed.strip())
 
-    def run(self, *argv: str, check: bool = True, input: str | None = None,
-            timeout: float = 120, env: dict[str, str] | None = None
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self,
+        *argv: str,
+        check: bool = True,
+        input: str | None = None,
+        timeout: float = 120,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` in the bed and capture its output (text)."""
         log.debug("bed %s: + %s", self.name, shlex.join(argv))
-        result = subprocess.run(self.command(*argv, env=env), input=input, capture_output=True,
-                                text=True, timeout=timeout, check=False)
+        result = subprocess.run(
+            self.command(*argv, env=env),
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and result.returncode != 0:
             raise BedCommandError(result.returncode, list(argv), result.stdout, result.stderr)
         return result
@@ -286,11 +369,24 @@ class Bed:
     def command(self, *argv: str, env: dict[str, str] | None = None) -> list[str]:
         """The host command line that runs ``argv`` in the bed, with a clean environment
         as a login there would have, not the caller's."""
-        clean = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-                 "LANG": "C.UTF-8", "HOME": "/root", "SYSTEMD_PAGER": "", "TERM": "dumb"}
+        clean = {
+            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG": "C.UTF-8",
+            "HOME": "/root",
+            "SYSTEMD_PAGER": "",
+            "TERM": "dumb",
+        }
         clean.update(env or {})
-        return ["nsenter", "-t", str(self.pid), "-a", "env", "-i",
-                *(f"{key}={value}" for key, value in clean.items()), *argv]
+        return [
+            "nsenter",
+            "-t",
+            str(self.pid),
+            "-a",
+            "env",
+            "-i",
+            *(f"{key}={value}" for key, value in clean.items()),
+            *argv,
+        ]
 
     def install_project(self) -> None:
         """make install the checkout into the bed, and have systemd read the units."""
@@ -325,8 +421,9 @@ def _remove_cgroups(cgroups: list[Path], timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     for top in cgroups:
         while top.exists():
-            nested = sorted((p for p in top.rglob("*") if p.is_dir()),
-                            key=lambda p: len(p.parts), reverse=True)
+            nested = sorted(
+                (p for p in top.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True
+            )
             for path in [*nested, top]:
                 with contextlib.suppress(OSError):
                     path.rmdir()

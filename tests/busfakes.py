@@ -36,8 +36,9 @@ class RecordingAuthority:
     unavailable: str | None = None
     asked: list[Question] = field(default_factory=list)
 
-    async def check_authorization(self, sender: str, action: str, details: dict[str, str],
-                                  flags: int) -> polkit.Result:
+    async def check_authorization(
+        self, sender: str, action: str, details: dict[str, str], flags: int
+    ) -> polkit.Result:
         self.asked.append(Question(sender, action, dict(details), flags))
         if self.unavailable is not None:
             raise polkit.Unavailable(self.unavailable)
@@ -115,14 +116,15 @@ def _handler(method: api.Method) -> Callable[..., Any]:
     # The table's parameters, as a real handler has them (binding checks them).
     plain = inspect.Parameter.POSITIONAL_OR_KEYWORD
     run.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(n, plain) for n in ("self", "call", *(a.name for a in
-                                                                 method.in_args))])
+        [inspect.Parameter(n, plain) for n in ("self", "call", *(a.name for a in method.in_args))]
+    )
     return run
 
 
 def _getter(prop: api.Property) -> Callable[[Recorder], Any]:
     def get(self: Recorder) -> Any:
         return self.answer(prop.name, prop.signature)
+
     return get
 
 
@@ -130,8 +132,7 @@ def implementation(interface: api.Interface) -> type[Recorder]:
     """A class implementing every entry of ``interface``, bound with @implements."""
     namespace: dict[str, Any] = {"interface": interface}
     for method in interface.methods:
-        namespace[f"method_{method.name}"] = implements(interface, method.name)(
-            _handler(method))
+        namespace[f"method_{method.name}"] = implements(interface, method.name)(_handler(method))
     for prop in interface.properties:
         namespace[f"property_{prop.name}"] = implements(interface, prop.name)(_getter(prop))
     return type(f"Fake{interface.name.rsplit('.', 1)[-1]}", (Recorder,), namespace)

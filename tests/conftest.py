@@ -83,8 +83,10 @@ def no_leaks(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         if not (new_threads or new_children) or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    leaks = [f"thread {t.name!r} ({t.__class__.__name__}, target "
-             f"{getattr(t, '_target', None)!r})" for t in new_threads]
+    leaks = [
+        f"thread {t.name!r} ({t.__class__.__name__}, target {getattr(t, '_target', None)!r})"
+        for t in new_threads
+    ]
     leaks += [f"child process {_describe(pid)}" for pid in new_children]
     leaks += [f"asyncio task left pending: {task}" for task in tasks]
     if leaks:

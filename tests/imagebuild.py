@@ -77,10 +77,14 @@ def sha256(data: bytes) -> str:
 
 COMPRESSIONS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
     "": ("application/vnd.oci.image.layer.v1.tar", lambda data: data),
-    "gzip": ("application/vnd.oci.image.layer.v1.tar+gzip",
-             lambda data: gzip.compress(data, mtime=0)),
-    "zstd": ("application/vnd.oci.image.layer.v1.tar+zstd",
-             lambda data: zstandard.ZstdCompressor().compress(data)),
+    "gzip": (
+        "application/vnd.oci.image.layer.v1.tar+gzip",
+        lambda data: gzip.compress(data, mtime=0),
+    ),
+    "zstd": (
+        "application/vnd.oci.image.layer.v1.tar+zstd",
+        lambda data: zstandard.ZstdCompressor().compress(data),
+    ),
 }
 
 
@@ -99,18 +103,30 @@ class Image:
         for layer in self.layers:
             data = compress(layer)
             blobs[sha256(data)] = data
-            layer_descriptors.append({"mediaType": media_type, "digest": sha256(data),
-                                      "size": len(data)})
-        config = json.dumps({
-            "architecture": self.architecture, "os": "linux", "config": self.config,
-            "rootfs": {"type": "layers", "diff_ids": [sha256(layer) for layer in self.layers]},
-        }).encode()
+            layer_descriptors.append(
+                {"mediaType": media_type, "digest": sha256(data), "size": len(data)}
+            )
+        config = json.dumps(
+            {
+                "architecture": self.architecture,
+                "os": "linux",
+                "config": self.config,
+                "rootfs": {"type": "layers", "diff_ids": [sha256(layer) for layer in self.layers]},
+            }
+        ).encode()
         blobs[sha256(config)] = config
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                       "digest": sha256(config), "size": len(config)},
-            "layers": layer_descriptors}).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "config": {
+                    "mediaType": "application/vnd.oci.image.config.v1+json",
+                    "digest": sha256(config),
+                    "size": len(config),
+                },
+                "layers": layer_descriptors,
+            }
+        ).encode()
         return blobs, manifest
 
 
@@ -125,9 +141,14 @@ def write_layout(path: Path, images: dict[str, Image]) -> dict[str, str]:
         for digest, data in blobs.items():
             (path / "blobs" / "sha256" / digest.split(":")[1]).write_bytes(data)
         digests[tag] = sha256(manifest)
-        entries.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                        "digest": sha256(manifest), "size": len(manifest),
-                        "annotations": {"org.opencontainers.image.ref.name": tag}})
+        entries.append(
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": sha256(manifest),
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        )
     (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": entries}))
     return digests
 
@@ -147,13 +168,29 @@ def write_multi_platform(path: Path, tag: str, images: dict[str, Image]) -> str:
     for entry, arch in zip(entries, images, strict=True):
         entry["platform"] = {"os": "linux", "architecture": arch}
         del entry["annotations"]
-    nested = json.dumps({"schemaVersion": 2,
-                         "mediaType": "application/vnd.oci.image.index.v1+json",
-                         "manifests": entries}).encode()
+    nested = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }
+    ).encode()
     (path / "blobs" / "sha256" / sha256(nested).split(":")[1]).write_bytes(nested)
-    (path / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(nested),
-        "size": len(nested), "annotations": {"org.opencontainers.image.ref.name": tag}}]}))
+    (path / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "digest": sha256(nested),
+                        "size": len(nested),
+                        "annotations": {"org.opencontainers.image.ref.name": tag},
+                    }
+                ],
+            }
+        )
+    )
     return sha256(nested)
 
 
@@ -173,8 +210,9 @@ def merge_docker_archives(path: Path, archives: list[Path]) -> None:
                         entries.extend(json.load(stream))
                     elif member.name not in seen and member.name != "repositories":
                         seen.add(member.name)
-                        merged.addfile(member, source.extractfile(member)
-                                       if member.isfile() else None)
+                        merged.addfile(
+                            member, source.extractfile(member) if member.isfile() else None
+                        )
         data = json.dumps(entries).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(data)

@@ -17,10 +17,15 @@ def assert_start_refused(bed: Bed, pod: str, message: str, warning: str) -> None
     assert failed.returncode == 1
     assert message in failed.stderr, failed.stderr
     assert failed.stderr.count("\n") == 1
-    status = bed.run("systemctl", "status", "--no-pager", "--lines=5", f"pod@{pod}.service",
-                     check=False).stdout
+    status = bed.run(
+        "systemctl", "status", "--no-pager", "--lines=5", f"pod@{pod}.service", check=False
+    ).stdout
     assert message in status
-    assert bed.run("systemctl", "show", "--value", "-p", "ActiveState",
-                   f"podapp@{pod}:main.service").stdout.strip() != "active"
+    assert (
+        bed.run(
+            "systemctl", "show", "--value", "-p", "ActiveState", f"podapp@{pod}:main.service"
+        ).stdout.strip()
+        != "active"
+    )
     assert bed.run("test", "-e", f"/run/podmgr/pods/{pod}", check=False).returncode == 1
     bed.run("systemctl", "reset-failed", f"pod@{pod}.service")

@@ -55,11 +55,11 @@ def probe(context: Context, victim: str, host_pid: int) -> dict[str, str]:
         "create a file at the root": _attempt(lambda: _write("/escaped")),
         "create a file through the target's ..": _attempt(lambda: _through_parent(fd)),
         "chroot elsewhere": _attempt(lambda: os.chroot("/target")),
-        "mount a tmpfs": _attempt(lambda: _libc_call("mount", b"x", b"/target", b"tmpfs",
-                                                     0, None)),
+        "mount a tmpfs": _attempt(lambda: _libc_call("mount", b"x", b"/target", b"tmpfs", 0, None)),
         "unmount the root": _attempt(lambda: _libc_call("umount2", b"/", 2)),
-        "make a block device": _attempt(lambda: os.mknod("disk", stat.S_IFBLK | 0o600,
-                                                         os.makedev(8, 0), dir_fd=fd)),
+        "make a block device": _attempt(
+            lambda: os.mknod("disk", stat.S_IFBLK | 0o600, os.makedev(8, 0), dir_fd=fd)
+        ),
         "signal a host process": _attempt(lambda: os.kill(host_pid, 0)),
         "reach the system bus": _attempt(lambda: _connect("/run/dbus/system_bus_socket")),
         # keyctl(KEYCTL_GET_KEYRING_ID, KEY_SPEC_USER_KEYRING): uid 0's keys (x86_64's 250)
@@ -67,7 +67,8 @@ def probe(context: Context, victim: str, host_pid: int) -> dict[str, str]:
         "make a new namespace": _attempt(lambda: _libc_call("unshare", 0x00020000)),
         "set a trusted xattr": _attempt(lambda: os.setxattr(fd, "trusted.x", b"y")),
         "write inside the target": _attempt(lambda: _write("inside", fd)),
-        "make a whiteout inside": _attempt(lambda: os.mknod("wh", stat.S_IFCHR,
-                                                            os.makedev(0, 0), dir_fd=fd)),
+        "make a whiteout inside": _attempt(
+            lambda: os.mknod("wh", stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
+        ),
         "chown inside": _attempt(lambda: os.chown("inside", 1234, 5678, dir_fd=fd)),
     }

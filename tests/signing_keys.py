@@ -37,18 +37,25 @@ class Keyring:
         self.env = {**os.environ, "GNUPGHOME": str(home)}
 
     def gpg(self, *args: str, input: bytes | None = None) -> bytes:
-        return subprocess.run(["gpg", "--batch", "--quiet", *args], env=self.env, input=input,
-                              capture_output=True, check=True).stdout
+        return subprocess.run(
+            ["gpg", "--batch", "--quiet", *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            check=True,
+        ).stdout
 
     def make(self, name: str, expired: bool = False, old: bool = False) -> Key:
         """A signing key; an expired one was made in 2020, valid for a day; an old one
         was made in 2020 and never expires."""
-        spec = KEY_SPEC.format(name=name, email=f"{name}@example.org",
-                               expire="1d" if expired else "0")
+        spec = KEY_SPEC.format(
+            name=name, email=f"{name}@example.org", expire="1d" if expired else "0"
+        )
         self.gpg(*self._past(expired or old), "--gen-key", input=spec.encode())
         listing = self.gpg("--with-colons", "--list-keys", f"{name}@example.org").decode()
-        fingerprint = next(line.split(":")[9] for line in listing.splitlines()
-                           if line.startswith("fpr:"))
+        fingerprint = next(
+            line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")
+        )
         return Key(name, fingerprint, self.gpg("--armor", "--export", fingerprint))
 
     @staticmethod
@@ -61,26 +68,52 @@ class Keyring:
         self.gpg("--import", input=revocation.replace(":-----", "-----").encode())
         return Key(key.name, key.fingerprint, self.gpg("--armor", "--export", key.fingerprint))
 
-    def sign_simple(self, key: Key, manifest_digest: str, identity: str,
-                    expired: bool = False, payload: bytes | None = None,
-                    expires: bool = False) -> bytes:
+    def sign_simple(
+        self,
+        key: Key,
+        manifest_digest: str,
+        identity: str,
+        expired: bool = False,
+        payload: bytes | None = None,
+        expires: bool = False,
+    ) -> bytes:
         """A containers simple-signing signature, as skopeo copy --sign-by makes; made in
         2020 if ``expired`` (the key's time), or valid only for a day then if ``expires``
         (a signature that has expired)."""
         if payload is None:
-            payload = json.dumps({
-                "critical": {"type": "atomic container signature",
-                             "image": {"docker-manifest-digest": manifest_digest},
-                             "identity": {"docker-reference": identity}},
-                "optional": {"creator": "podmgr tests"}}).encode()
+            payload = json.dumps(
+                {
+                    "critical": {
+                        "type": "atomic container signature",
+                        "image": {"docker-manifest-digest": manifest_digest},
+                        "identity": {"docker-reference": identity},
+                    },
+                    "optional": {"creator": "podmgr tests"},
+                }
+            ).encode()
         lifetime = ["--default-sig-expire", "1d"] if expires else []
-        return self.gpg(*self._past(expired or expires), *lifetime, "--local-user",
-                        key.fingerprint, "--sign", input=payload)
+        return self.gpg(
+            *self._past(expired or expires),
+            *lifetime,
+            "--local-user",
+            key.fingerprint,
+            "--sign",
+            input=payload,
+        )
 
     def add_signing_subkey(self, key: Key) -> Key:
         """Give ``key`` a signing subkey, which gpg (and skopeo) then sign with."""
-        self.gpg("--passphrase", "", "--pinentry-mode", "loopback", "--quick-add-key",
-                 key.fingerprint, "rsa2048", "sign", "0")
+        self.gpg(
+            "--passphrase",
+            "",
+            "--pinentry-mode",
+            "loopback",
+            "--quick-add-key",
+            key.fingerprint,
+            "rsa2048",
+            "sign",
+            "0",
+        )
         return Key(key.name, key.fingerprint, self.gpg("--armor", "--export", key.fingerprint))
 
     def export(self, keys: list[Key], path: Path) -> Path:
@@ -90,8 +123,16 @@ class Keyring:
 
     def sign_detached(self, key: Key, path: Path) -> Path:
         signature = path.with_name(path.name + ".asc")
-        self.gpg("--yes", "--local-user", key.fingerprint, "--armor", "--detach-sign",
-                 "--output", str(signature), str(path))
+        self.gpg(
+            "--yes",
+            "--local-user",
+            key.fingerprint,
+            "--armor",
+            "--detach-sign",
+            "--output",
+            str(signature),
+            str(path),
+        )
         return signature
 
     def close(self) -> None:

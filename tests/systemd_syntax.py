@@ -82,13 +82,27 @@ def settings(text: str) -> list[Setting]:
             section = line[1:-1] if line.endswith("]") else "<invalid section>"
             continue
         key, equals, value = line.partition("=")
-        found.append(Setting(number, section, key.strip(_WHITESPACE) if equals else "",
-                             value.strip(_WHITESPACE)))
+        found.append(
+            Setting(
+                number, section, key.strip(_WHITESPACE) if equals else "", value.strip(_WHITESPACE)
+            )
+        )
     return found
 
 
-_SIMPLE_ESCAPES = {"a": b"\a", "b": b"\b", "f": b"\f", "n": b"\n", "r": b"\r", "t": b"\t",
-                   "v": b"\v", "\\": b"\\", '"': b'"', "'": b"'", "s": b" "}
+_SIMPLE_ESCAPES = {
+    "a": b"\a",
+    "b": b"\b",
+    "f": b"\f",
+    "n": b"\n",
+    "r": b"\r",
+    "t": b"\t",
+    "v": b"\v",
+    "\\": b"\\",
+    '"': b'"',
+    "'": b"'",
+    "s": b" ",
+}
 
 
 class NotAWord(ValueError):
@@ -97,19 +111,19 @@ class NotAWord(ValueError):
 
 def _unescape(text: str, pos: int) -> tuple[bytes, int]:
     """cunescape_one() of the escape after the backslash at ``pos - 1``."""
-    char = text[pos:pos + 1]
+    char = text[pos : pos + 1]
     if char in _SIMPLE_ESCAPES:
         return _SIMPLE_ESCAPES[char], pos + 1
     for prefix, digits in (("x", 2), ("u", 4), ("U", 8)):
         if char == prefix:
-            code = text[pos + 1:pos + 1 + digits]
+            code = text[pos + 1 : pos + 1 + digits]
             if not re.fullmatch(f"[0-9a-fA-F]{{{digits}}}", code) or int(code, 16) == 0:
                 raise NotAWord(f"bad escape \\{prefix}{code}")
             value = int(code, 16)
             encoded = bytes([value]) if prefix == "x" else chr(value).encode()
             return encoded, pos + 1 + digits
-    if re.fullmatch("[0-7]{3}", text[pos:pos + 3]) and int(text[pos:pos + 3], 8):
-        return bytes([int(text[pos:pos + 3], 8)]), pos + 3
+    if re.fullmatch("[0-7]{3}", text[pos : pos + 3]) and int(text[pos : pos + 3], 8):
+        return bytes([int(text[pos : pos + 3], 8)]), pos + 3
     raise NotAWord(f"unknown escape \\{char}")
 
 
@@ -124,8 +138,11 @@ def words(value: str, command_line: bool = False) -> list[tuple[str, str]]:
             pos += 1
         if pos >= len(value):
             return found
-        if command_line and value[pos:pos + 2] == "\\;" and \
-                value[pos + 2:pos + 3] in ("", *_WHITESPACE):
+        if (
+            command_line
+            and value[pos : pos + 2] == "\\;"
+            and value[pos + 2 : pos + 3] in ("", *_WHITESPACE)
+        ):
             found.append(("\\;", ";"))
             pos += 2
             continue

@@ -46,17 +46,25 @@ def test_systemd_boots_with_bus_journal_and_polkit(fresh_bed: Bed) -> None:
     bed = fresh_bed
     assert bed.run("cat", "/proc/1/comm").stdout.strip() == "systemd"
     assert bed.run("systemctl", "is-system-running", check=False).stdout.strip() in (
-        "running", "degraded")
+        "running",
+        "degraded",
+    )
     status = bed.run("busctl", "status").stdout.splitlines()
     assert "BusAddress=unix:path=/run/dbus/system_bus_socket" in status
     assert "org.freedesktop.systemd1" in bed.run("busctl", "list", "--no-legend").stdout
     bed.run("systemd-cat", "-t", "bedtest", "echo", "hello from the bed")
     bed.run("journalctl", "--sync")
-    assert "hello from the bed" in bed.run("journalctl", "-t", "bedtest", "_TRANSPORT=stdout",
-                                           "--no-pager").stdout
+    assert (
+        "hello from the bed"
+        in bed.run("journalctl", "-t", "bedtest", "_TRANSPORT=stdout", "--no-pager").stdout
+    )
     # polkitd is D-Bus activated on the first call.
-    authority = bed.run("busctl", "introspect", "org.freedesktop.PolicyKit1",
-                        "/org/freedesktop/PolicyKit1/Authority").stdout
+    authority = bed.run(
+        "busctl",
+        "introspect",
+        "org.freedesktop.PolicyKit1",
+        "/org/freedesktop/PolicyKit1/Authority",
+    ).stdout
     assert "CheckAuthorization" in authority
     hostname = bed.run("hostname").stdout.strip()
     assert hostname == f"bed-{bed.name}" != socket.gethostname()
@@ -78,8 +86,10 @@ def test_nothing_reaches_the_host(beds_allowed: None) -> None:
     marker.write_text("host")
     mountinfo = Path("/proc/self/mountinfo").read_text()
     links = host("ip", "-o", "link")
-    sysctls = {key: Path("/proc/sys", key).read_text()
-               for key in ("fs/file-max", "kernel/pid_max", "net/ipv4/ip_forward")}
+    sysctls = {
+        key: Path("/proc/sys", key).read_text()
+        for key in ("fs/file-max", "kernel/pid_max", "net/ipv4/ip_forward")
+    }
     name = f"bedtest-{os.getpid()}"
     try:
         with Bed("isolation", CHECKOUT) as bed:
@@ -111,16 +121,19 @@ def oom_kills(bed: Bed, unit: str) -> int:
     """OOM kills in ``unit``'s cgroup, as the kernel counts them (in v1, only its own)."""
     cgroup = bed.run("systemctl", "show", "--value", "-p", "ControlGroup", unit).stdout.strip()
     assert cgroup, f"{unit} has no cgroup"
-    counters = bed.run("sh", "-c", f"cat /sys/fs/cgroup/memory{cgroup}/memory.oom_control "
-                       f"2>/dev/null || cat /sys/fs/cgroup{cgroup}/memory.events").stdout
+    counters = bed.run(
+        "sh",
+        "-c",
+        f"cat /sys/fs/cgroup/memory{cgroup}/memory.oom_control "
+        f"2>/dev/null || cat /sys/fs/cgroup{cgroup}/memory.events",
+    ).stdout
     return int(dict(line.split() for line in counters.splitlines())["oom_kill"])
 
 
 def test_cgroup_limits_are_enforced(fresh_bed: Bed) -> None:
     bed = fresh_bed
     hog = ("python3", "-c", "b = bytearray(200 * 1024 * 1024)")
-    bed.run("systemd-run", "--wait", "--unit=hog", "-p", "MemoryMax=20M", "--", *hog,
-            check=False)
+    bed.run("systemd-run", "--wait", "--unit=hog", "-p", "MemoryMax=20M", "--", *hog, check=False)
     show = bed.run("systemctl", "show", "-p", "Result,ExecMainStatus", "hog").stdout.split()
     # systemd reports oom-kill only when memory is on cgroup2; in hybrid mode it sees the
     # SIGKILL, and the kernel's count below tells that it was the OOM killer's.
@@ -129,16 +142,36 @@ def test_cgroup_limits_are_enforced(fresh_bed: Bed) -> None:
     else:
         assert "Result=oom-kill" in show
     # The unit outlives its hog here, so that its cgroup can be read.
-    bed.run("systemd-run", "--unit=outlives", "-p", "MemoryMax=20M", "-p", "OOMPolicy=continue",
-            "--", "sh", "-c", f"{shlex.join(hog)}; echo $? > /run/hog; exec sleep infinity")
+    bed.run(
+        "systemd-run",
+        "--unit=outlives",
+        "-p",
+        "MemoryMax=20M",
+        "-p",
+        "OOMPolicy=continue",
+        "--",
+        "sh",
+        "-c",
+        f"{shlex.join(hog)}; echo $? > /run/hog; exec sleep infinity",
+    )
     deadline = time.monotonic() + 15
     while bed.run("test", "-e", "/run/hog", check=False).returncode != 0:
         assert time.monotonic() < deadline, "the hog neither finished nor was killed"
         time.sleep(0.05)
     assert bed.run("cat", "/run/hog").stdout.strip() == "137"  # 128 + SIGKILL
     assert oom_kills(bed, "outlives") == 1, "the kernel OOM-killed nothing"
-    bed.run("systemd-run", "--wait", "--unit=forks", "-p", "TasksMax=3", "--",
-            "sh", "-c", "for i in 1 2 3 4 5 6; do sleep 10 & done; wait", check=False)
+    bed.run(
+        "systemd-run",
+        "--wait",
+        "--unit=forks",
+        "-p",
+        "TasksMax=3",
+        "--",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6; do sleep 10 & done; wait",
+        check=False,
+    )
     show = bed.run("systemctl", "show", "-p", "Result", "forks").stdout.split()
     assert show == ["Result=exit-code"], "TasksMax= did not stop the forks"
 
@@ -147,15 +180,25 @@ def test_two_beds_at_once_do_not_collide(beds_allowed: None) -> None:
     with Bed("one", CHECKOUT) as one, Bed("two", CHECKOUT) as two:
         assert one.pid != two.pid
         for bed in (one, two):
-            bed.run("systemd-run", "--unit=same-name", f"--description=in {bed.name}",
-                    "/bin/sleep", "infinity")
+            bed.run(
+                "systemd-run",
+                "--unit=same-name",
+                f"--description=in {bed.name}",
+                "/bin/sleep",
+                "infinity",
+            )
         for bed in (one, two):
-            assert bed.run("systemctl", "show", "--value", "-p", "Description",
-                           "same-name").stdout.strip() == f"in {bed.name}"
+            assert (
+                bed.run(
+                    "systemctl", "show", "--value", "-p", "Description", "same-name"
+                ).stdout.strip()
+                == f"in {bed.name}"
+            )
         one.run("systemctl", "stop", "same-name")
         assert two.run("systemctl", "is-active", "same-name").stdout.strip() == "active"
-        assert one.run("systemctl", "is-active", "same-name",
-                       check=False).stdout.strip() == "inactive"
+        assert (
+            one.run("systemctl", "is-active", "same-name", check=False).stdout.strip() == "inactive"
+        )
 
 
 def test_shutdown_leaves_no_process_or_cgroup(beds_allowed: None) -> None:
@@ -173,10 +216,23 @@ def test_shutdown_leaves_no_process_or_cgroup(beds_allowed: None) -> None:
 
 
 def test_cli_passes_output_and_exit_code_through(beds_allowed: None) -> None:
-    cli = subprocess.run([sys.executable, str(CHECKOUT / "tests" / "bed.py"), "--name", "cli",
-                          "--", "sh", "-c", "cat; hostname; exit 7"],
-                         input="from stdin\n", capture_output=True, text=True, timeout=120,
-                         check=False)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            str(CHECKOUT / "tests" / "bed.py"),
+            "--name",
+            "cli",
+            "--",
+            "sh",
+            "-c",
+            "cat; hostname; exit 7",
+        ],
+        input="from stdin\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert cli.returncode == 7, cli.stderr
     lines = cli.stdout.splitlines()
     assert lines[0] == "from stdin"
@@ -198,9 +254,14 @@ time.sleep(600)
 
 def test_a_killed_test_run_leaves_no_bed(beds_allowed: None) -> None:
     owner = subprocess.Popen(
-        [sys.executable, "-c", CRASHING.format(tests=str(CHECKOUT / "tests"),
-                                               checkout=str(CHECKOUT))],
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            CRASHING.format(tests=str(CHECKOUT / "tests"), checkout=str(CHECKOUT)),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert owner.stdout
     pid, name = owner.stdout.readline().split()
     cgroups = bed_cgroups(name)

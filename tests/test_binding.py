@@ -38,8 +38,12 @@ class Transfer:
 
 def test_a_complete_class_binds_each_entry_to_its_method() -> None:
     bound = binding.bind(Transfer, api.TRANSFER)
-    assert bound.attributes == {"Cancel": "cancel", "Id": "id", "Source": "source",
-                                "Progress": "progress"}
+    assert bound.attributes == {
+        "Cancel": "cancel",
+        "Id": "id",
+        "Source": "source",
+        "Progress": "progress",
+    }
     assert bound.deferred == {}
     assert Exported.of(api.TRANSFER, Transfer()).member("Id")() == 7
 
@@ -60,9 +64,11 @@ def test_an_entry_without_code_is_refused() -> None:
 
     with pytest.raises(BindingError) as refused:
         binding.bind(Incomplete, api.TRANSFER)
-    assert str(refused.value) == ("test_an_entry_without_code_is_refused.<locals>.Incomplete "
-                                  "does not implement org.podmgr1.Transfer.Id (mark its "
-                                  "implementation with @implements)")
+    assert str(refused.value) == (
+        "test_an_entry_without_code_is_refused.<locals>.Incomplete "
+        "does not implement org.podmgr1.Transfer.Id (mark its "
+        "implementation with @implements)"
+    )
 
     class Inheriting(Transfer):
         pass
@@ -81,7 +87,8 @@ def test_code_for_no_entry_is_refused() -> None:
     assert str(refused.value) == (
         "test_code_for_no_entry_is_refused.<locals>.Extra.pause implements "
         "org.podmgr1.Transfer.Pause, which the table does not have (api.py lists what it "
-        "has)")
+        "has)"
+    )
 
 
 def test_two_implementations_of_one_entry_are_refused() -> None:
@@ -94,8 +101,11 @@ def test_two_implementations_of_one_entry_are_refused() -> None:
         def other_number(self) -> int:
             return 2
 
-    with pytest.raises(BindingError, match=r"Twice.number and .other_number both implement "
-                                           r"org.podmgr1.Transfer.Id"):
+    with pytest.raises(
+        BindingError,
+        match=r"Twice.number and .other_number both implement "
+        r"org.podmgr1.Transfer.Id",
+    ):
         binding.bind(Twice, api.TRANSFER)
 
 
@@ -119,7 +129,8 @@ def test_parameters_must_be_the_tables() -> None:
     assert str(refused.value) == (
         "test_parameters_must_be_the_tables.<locals>.Wrong.cancel implements "
         "org.podmgr1.Transfer.Cancel: its parameters are (self, call, now), the table's "
-        "are (self, call)")
+        "are (self, call)"
+    )
 
 
 def test_a_method_must_be_async_and_a_property_must_take_nothing() -> None:
@@ -128,8 +139,11 @@ def test_a_method_must_be_async_and_a_property_must_take_nothing() -> None:
         def cancel(self, call: Call) -> None:  # type: ignore[override]
             pass
 
-    with pytest.raises(BindingError, match=r"Blocking\.cancel implements method "
-                                           r"org\.podmgr1\.Transfer\.Cancel: it must be async"):
+    with pytest.raises(
+        BindingError,
+        match=r"Blocking\.cancel implements method "
+        r"org\.podmgr1\.Transfer\.Cancel: it must be async",
+    ):
         binding.bind(Blocking, api.TRANSFER)
 
     class Asking(Transfer):
@@ -137,8 +151,11 @@ def test_a_method_must_be_async_and_a_property_must_take_nothing() -> None:
         def id(self, call: Call) -> int:  # type: ignore[override]
             return 1
 
-    with pytest.raises(BindingError, match=r"its parameters are \(self, call\), the "
-                                           r"table's are \(self\)"):
+    with pytest.raises(
+        BindingError,
+        match=r"its parameters are \(self, call\), the "
+        r"table's are \(self\)",
+    ):
         binding.bind(Asking, api.TRANSFER)
 
 
@@ -186,9 +203,11 @@ def test_a_deferred_class_must_implement_exactly_what_is_deferred_to_it() -> Non
     part = Deferred(api.TRANSFER, __name__, "Rest", ("Cancel", "Source"))
     with pytest.raises(BindingError) as refused:
         part.load()
-    assert str(refused.value) == (f"{__name__}.Rest implements ['Cancel', 'Progress', "
-                                  "'Source'] of org.podmgr1.Transfer, but ['Cancel', "
-                                  "'Source'] are deferred to it")
+    assert str(refused.value) == (
+        f"{__name__}.Rest implements ['Cancel', 'Progress', "
+        "'Source'] of org.podmgr1.Transfer, but ['Cancel', "
+        "'Source'] are deferred to it"
+    )
     with pytest.raises(BindingError, match=f"{__name__} has no class Other"):
         Deferred(api.TRANSFER, __name__, "Other", ("Cancel",)).load()
 
@@ -203,8 +222,11 @@ def test_deferring_to_a_missing_module_or_entry_is_refused_without_loading() -> 
     class Unknown:
         DEFERRED = (Deferred(api.TRANSFER, __name__, "Rest", (*TRANSFER_ENTRIES, "Pause")),)
 
-    with pytest.raises(BindingError, match=r"defers 'Pause' to .*, but org\.podmgr1\.Transfer "
-                                           r"has no such entry"):
+    with pytest.raises(
+        BindingError,
+        match=r"defers 'Pause' to .*, but org\.podmgr1\.Transfer "
+        r"has no such entry",
+    ):
         binding.bind(Unknown, api.TRANSFER)
 
     class Both(Transfer):
@@ -226,7 +248,8 @@ def test_the_service_binds_every_entry() -> None:
 
 
 def test_a_service_whose_code_disagrees_with_the_table_does_not_start(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     class Incomplete:
         pass
 
@@ -238,4 +261,5 @@ def test_a_service_whose_code_disagrees_with_the_table_does_not_start(
         "podmgr1: the API table and its code disagree: test_a_service_whose_code_disagrees_"
         "with_the_table_does_not_start.<locals>.Incomplete does not implement "
         + ", ".join(f"org.podmgr1.Transfer.{e}" for e in TRANSFER_ENTRIES)
-        + " (mark its implementation with @implements)")
+        + " (mark its implementation with @implements)"
+    )

@@ -32,13 +32,19 @@ exec = ["/bin/sleep", "infinity"]
 @pytest.fixture(scope="module")
 def bus_bed(bed: Bed) -> Bed:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
-    bed.run("sh", "-c", "cat > /etc/podmgr/podmgr.toml",
-            input=f'[service]\nidle_timeout = "{IDLE}s"\n')
+    bed.run(
+        "sh", "-c", "cat > /etc/podmgr/podmgr.toml", input=f'[service]\nidle_timeout = "{IDLE}s"\n'
+    )
     bed.run("groupadd", "--system", "podmgr")
     bed.run("useradd", "--create-home", "alice")  # not in the group
     bed.run("useradd", "--create-home", "--groups", "podmgr", "bob")
-    bed.run("install", "-m", "644", f"{CHECKOUT}/polkit/50-podmgr.rules",
-            "/etc/polkit-1/rules.d/50-podmgr.rules")
+    bed.run(
+        "install",
+        "-m",
+        "644",
+        f"{CHECKOUT}/polkit/50-podmgr.rules",
+        "/etc/polkit-1/rules.d/50-podmgr.rules",
+    )
     for name in ("alpha", "beta"):
         install(bed, name, POD)
     bed.run("systemctl", "daemon-reload")
@@ -58,9 +64,15 @@ def as_user(user: str | None, argv: list[str]) -> list[str]:
     return argv if user is None else ["runuser", "-u", user, "--", *argv]
 
 
-def busctl(bed: Bed, method: str, *args: str, user: str | None = None, check: bool = True,
-           path: str = "/org/podmgr1", interface: str = "org.podmgr1.Manager"
-           ) -> subprocess.CompletedProcess[str]:
+def busctl(
+    bed: Bed,
+    method: str,
+    *args: str,
+    user: str | None = None,
+    check: bool = True,
+    path: str = "/org/podmgr1",
+    interface: str = "org.podmgr1.Manager",
+) -> subprocess.CompletedProcess[str]:
     argv = ["busctl", "--json=short", "call", "org.podmgr1", path, interface, method, *args]
     return bed.run(*as_user(user, argv), check=check, timeout=120)
 
@@ -71,8 +83,9 @@ def reply(result: subprocess.CompletedProcess[str]) -> list[object]:
 
 
 def test_introspection_documents_the_api(bus_bed: Bed) -> None:
-    xml = bus_bed.run("busctl", "introspect", "--xml-interface", "org.podmgr1",
-                      "/org/podmgr1").stdout
+    xml = bus_bed.run(
+        "busctl", "introspect", "--xml-interface", "org.podmgr1", "/org/podmgr1"
+    ).stdout
     assert '<method name="StartPod">' in xml
     assert "Needs polkit action org.podmgr1.manage-pods." in xml
     assert '<signal name="TransferRemoved">' in xml
@@ -86,32 +99,53 @@ def test_reads_need_no_authorization(bus_bed: Bed) -> None:
     for user in (None, "alice", "bob"):
         [pods] = reply(busctl(bed, "ListPods", user=user))
         assert ["alpha", "inactive", "/org/podmgr1/pod/alpha"] in pods  # type: ignore[operator]
-        assert reply(busctl(bed, "GetPod", "s", "beta", user=user)) == \
-            ["/org/podmgr1/pod/beta"]
-        state = bed.run(*as_user(user, ["busctl", "get-property", "org.podmgr1",
-                                        "/org/podmgr1/pod/alpha", "org.podmgr1.Pod",
-                                        "State"])).stdout
+        assert reply(busctl(bed, "GetPod", "s", "beta", user=user)) == ["/org/podmgr1/pod/beta"]
+        state = bed.run(
+            *as_user(
+                user,
+                [
+                    "busctl",
+                    "get-property",
+                    "org.podmgr1",
+                    "/org/podmgr1/pod/alpha",
+                    "org.podmgr1.Pod",
+                    "State",
+                ],
+            )
+        ).stdout
         assert state == 's "inactive"\n'
         assert reply(busctl(bed, "ListTrustedKeys", user=user)) == [[]]
-        assert reply(busctl(bed, "ValidateManifest", "s", "[app.x]\nexec = 1\n",
-                            user=user)) == [[
-                                ["app.x.exec", 'expected an array of strings like [...], got '
-                                               "an integer"]]]
+        assert reply(busctl(bed, "ValidateManifest", "s", "[app.x]\nexec = 1\n", user=user)) == [
+            [["app.x.exec", "expected an array of strings like [...], got an integer"]]
+        ]
     # dbus-send, the other classic client.
-    sent = bed.run("dbus-send", "--system", "--print-reply", "--dest=org.podmgr1",
-                   "/org/podmgr1", "org.podmgr1.Manager.GetPod", "string:alpha").stdout
+    sent = bed.run(
+        "dbus-send",
+        "--system",
+        "--print-reply",
+        "--dest=org.podmgr1",
+        "/org/podmgr1",
+        "org.podmgr1.Manager.GetPod",
+        "string:alpha",
+    ).stdout
     assert 'object path "/org/podmgr1/pod/alpha"' in sent
 
 
 # Every method that changes something, with arguments that would work for an allowed
 # caller (a denied one must be refused before anything happens).
 MUTATING = [
-    ("StartPod", ["s", "alpha"]), ("StopPod", ["s", "alpha"]),
-    ("RestartPod", ["s", "alpha"]), ("CreatePod", ["ss", "gamma", POD]),
-    ("UpdatePod", ["ss", "beta", POD]), ("RemovePod", ["s", "beta"]),
-    ("PreparePod", ["s", "alpha"]), ("ReleasePod", ["s", "alpha"]),
-    ("PullImage", ["s", "127.0.0.1:1/none:1"]), ("ImportImage", ["ss", "oci:/nowhere", ""]),
-    ("RemoveImage", ["s", "example.org/none:1"]), ("GarbageCollect", []),
+    ("StartPod", ["s", "alpha"]),
+    ("StopPod", ["s", "alpha"]),
+    ("RestartPod", ["s", "alpha"]),
+    ("CreatePod", ["ss", "gamma", POD]),
+    ("UpdatePod", ["ss", "beta", POD]),
+    ("RemovePod", ["s", "beta"]),
+    ("PreparePod", ["s", "alpha"]),
+    ("ReleasePod", ["s", "alpha"]),
+    ("PullImage", ["s", "127.0.0.1:1/none:1"]),
+    ("ImportImage", ["ss", "oci:/nowhere", ""]),
+    ("RemoveImage", ["s", "example.org/none:1"]),
+    ("GarbageCollect", []),
     ("TrustKey", ["say", "example.org", "1", "0"]),
     ("UntrustKey", ["s", "0000000000000000000000000000000000000000"]),
     ("UntrustKeyForPrefix", ["ss", "example.org", "0000000000000000000000000000000000000000"]),
@@ -121,9 +155,12 @@ MUTATING = [
 
 # Every method that needs no action, with arguments it answers without an error.
 READS = [
-    ("ListPods", []), ("GetPod", ["s", "alpha"]),
-    ("ValidateManifest", ["s", POD]), ("ListImages", []),
-    ("ListNetworks", []), ("ListTrustedKeys", []),
+    ("ListPods", []),
+    ("GetPod", ["s", "alpha"]),
+    ("ValidateManifest", ["s", POD]),
+    ("ListImages", []),
+    ("ListNetworks", []),
+    ("ListTrustedKeys", []),
     ("InspectImage", ["s", "example.org/none:1"]),  # answered: no such image
 ]
 
@@ -150,8 +187,7 @@ def test_anyone_may_read(bus_bed: Bed, method: str, args: list[str]) -> None:
 
 
 @pytest.mark.parametrize(("method", "args"), MUTATING, ids=[m for m, _ in MUTATING])
-def test_a_user_outside_the_group_is_refused(bus_bed: Bed, method: str,
-                                             args: list[str]) -> None:
+def test_a_user_outside_the_group_is_refused(bus_bed: Bed, method: str, args: list[str]) -> None:
     result = busctl(bus_bed, method, *args, user="alice", check=False)
     assert result.returncode != 0
     assert "org.podmgr1.manage-" in result.stderr
@@ -167,10 +203,13 @@ def test_root_and_group_members_may_manage_pods(bus_bed: Bed) -> None:
         assert state == "active"
         busctl(bed, "StopPod", "s", "alpha", user=user)
     # The CLI is a client like the others: bob uses it without root.
-    listing = json.loads(bed.run("runuser", "-u", "bob", "--", "podmgr", "list",
-                                 "--json").stdout)
-    assert {"name": "alpha", "state": "inactive", "unit": "pod@alpha.service",
-            "object": "/org/podmgr1/pod/alpha"} in listing
+    listing = json.loads(bed.run("runuser", "-u", "bob", "--", "podmgr", "list", "--json").stdout)
+    assert {
+        "name": "alpha",
+        "state": "inactive",
+        "unit": "pod@alpha.service",
+        "object": "/org/podmgr1/pod/alpha",
+    } in listing
     bed.run("runuser", "-u", "bob", "--", "podmgr", "start", "beta")
     bed.run("runuser", "-u", "bob", "--", "podmgr", "stop", "beta")
     refused = bed.run("runuser", "-u", "alice", "--", "podmgr", "start", "beta", check=False)
@@ -181,13 +220,14 @@ def test_root_and_group_members_may_manage_pods(bus_bed: Bed) -> None:
 def test_manifests_are_created_checked_and_removed(bus_bed: Bed) -> None:
     bed = bus_bed
     # busctl monitor runs inside the bed: it ends by itself, after the calls below.
-    monitor = subprocess.Popen(bed.command("timeout", "8", "busctl", "--json=short", "monitor",
-                                           "org.podmgr1"),
-                               stdout=subprocess.PIPE, text=True)
+    monitor = subprocess.Popen(
+        bed.command("timeout", "8", "busctl", "--json=short", "monitor", "org.podmgr1"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(0.5)
-        invalid = busctl(bed, "CreatePod", "ss", "delta", "[app.main]\nexec = 'x'\n",
-                         check=False)
+        invalid = busctl(bed, "CreatePod", "ss", "delta", "[app.main]\nexec = 'x'\n", check=False)
         assert "ManifestInvalid" in invalid.stderr or "app.main.exec" in invalid.stderr
         assert bed.run("test", "-e", "/etc/podmgr/pods/delta.toml", check=False).returncode == 1
         assert reply(busctl(bed, "CreatePod", "ss", "delta", POD)) == ["/org/podmgr1/pod/delta"]
@@ -199,8 +239,10 @@ def test_manifests_are_created_checked_and_removed(bus_bed: Bed) -> None:
         assert bed.run("cat", "/etc/podmgr/pods/delta.toml").stdout == before
         busctl(bed, "StartPod", "s", "delta")
         busctl(bed, "RemovePod", "s", "delta")
-        assert bed.run("systemctl", "is-active", "pod@delta.service",
-                       check=False).stdout.strip() == "inactive"
+        assert (
+            bed.run("systemctl", "is-active", "pod@delta.service", check=False).stdout.strip()
+            == "inactive"
+        )
         assert bed.run("test", "-e", "/etc/podmgr/pods/delta.toml", check=False).returncode == 1
         time.sleep(0.5)
     finally:
@@ -209,8 +251,11 @@ def test_manifests_are_created_checked_and_removed(bus_bed: Bed) -> None:
     members = [s.get("member") for s in signals if s.get("type") == "signal"]
     assert "PodNew" in members
     assert "PodRemoved" in members
-    state_changes = [s for s in signals if s.get("member") == "PropertiesChanged"
-                     and s.get("path") == "/org/podmgr1/pod/delta"]
+    state_changes = [
+        s
+        for s in signals
+        if s.get("member") == "PropertiesChanged" and s.get("path") == "/org/podmgr1/pod/delta"
+    ]
     assert state_changes, "State changes of the pod were signalled"
 
 
@@ -233,13 +278,16 @@ def test_fifty_clients_at_once(bus_bed: Bed) -> None:
     """)
     result = bed.run("sh", "-c", script, "clients", *names, timeout=600)
     assert sorted(result.stdout.split("\n")) == sorted(
-        [""] + [f"ok {name}" for name in names for _ in range(2)]), result.stderr
+        [""] + [f"ok {name}" for name in names for _ in range(2)]
+    ), result.stderr
     # Every pod ended stopped, and the service says so.
     [pods] = reply(busctl(bed, "ListPods"))
     for name in names:
         assert [name, "inactive", f"/org/podmgr1/pod/{name}"] in pods  # type: ignore[operator]
-        assert bed.run("systemctl", "is-active", f"pod@{name}.service",
-                       check=False).stdout.strip() == "inactive"
+        assert (
+            bed.run("systemctl", "is-active", f"pod@{name}.service", check=False).stdout.strip()
+            == "inactive"
+        )
         bed.run("rm", f"/etc/podmgr/pods/{name}.toml")
     bed.run("systemctl", "daemon-reload")
 
@@ -249,9 +297,11 @@ def test_the_service_exits_when_idle_and_comes_back(bus_bed: Bed) -> None:
     busctl(bed, "ListPods")
     assert bed.run("systemctl", "is-active", "podmgr1.service").stdout.strip() == "active"
     deadline = time.monotonic() + IDLE + 10
-    while bed.run("systemctl", "is-active", "podmgr1.service",
-                  check=False).stdout.strip() != "inactive" or \
-            bed.run("pgrep", "-f", "/usr/lib/podmgr/podmgr1", check=False).returncode != 1:
+    while (
+        bed.run("systemctl", "is-active", "podmgr1.service", check=False).stdout.strip()
+        != "inactive"
+        or bed.run("pgrep", "-f", "/usr/lib/podmgr/podmgr1", check=False).returncode != 1
+    ):
         assert time.monotonic() < deadline, "the service stayed after its idle time"
         time.sleep(0.1)
     # Calls around the idle boundary never fail: they reach the old service or start a
@@ -276,22 +326,30 @@ ib.write_layout(Path("/tmp/big"), {{"1": ib.Image([ib.tar(files)], "gzip")}})
 def test_a_transfer_can_be_canceled_by_whom_may(bus_bed: Bed) -> None:
     bed = bus_bed
     bed.run("/usr/bin/python3", "-c", BIG_LAYOUT, timeout=300)
-    bed.run("sh", "-c", "cat >> /etc/podmgr/podmgr.toml",
-            input='[images]\ninsecure = ["example.org"]\n')
-    monitor = subprocess.Popen(bed.command("timeout", "12", "busctl", "--json=short",
-                                           "monitor", "org.podmgr1"),
-                               stdout=subprocess.PIPE, text=True)
+    bed.run(
+        "sh", "-c", "cat >> /etc/podmgr/podmgr.toml", input='[images]\ninsecure = ["example.org"]\n'
+    )
+    monitor = subprocess.Popen(
+        bed.command("timeout", "12", "busctl", "--json=short", "monitor", "org.podmgr1"),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(0.5)
-    number, path = reply(busctl(bed, "ImportImage", "ss", "oci:/tmp/big:1",
-                                "example.org/big/app:1"))
+    number, path = reply(
+        busctl(bed, "ImportImage", "ss", "oci:/tmp/big:1", "example.org/big/app:1")
+    )
     assert isinstance(path, str)
-    refused = busctl(bed, "Cancel", path=path, interface="org.podmgr1.Transfer", user="alice",
-                     check=False)
+    refused = busctl(
+        bed, "Cancel", path=path, interface="org.podmgr1.Transfer", user="alice", check=False
+    )
     assert "org.podmgr1.manage-images" in refused.stderr
     busctl(bed, "Cancel", path=path, interface="org.podmgr1.Transfer")
     out, _ = monitor.communicate(timeout=60)
-    removed = [json.loads(line)["payload"]["data"] for line in out.splitlines()
-               if '"member":"TransferRemoved"' in line]
+    removed = [
+        json.loads(line)["payload"]["data"]
+        for line in out.splitlines()
+        if '"member":"TransferRemoved"' in line
+    ]
     assert [number, path, "canceled"] in removed
     [images] = reply(busctl(bed, "ListImages"))
     assert isinstance(images, list)

@@ -31,8 +31,12 @@ def edge_bed(bed: Bed) -> Bed:
     bed.run("useradd", "--create-home", "alice")
     # As on a host where pods ran and networks are defined: ".." in a name resolves.
     bed.run("mkdir", "-p", "/run/podmgr/pods", "/etc/podmgr/networks")
-    bed.run("sh", "-c", "echo precious > /home/alice/file; mkdir -p /var/tmp/x.d; "
-            "printf 'subnet = \"10.99.0.0/24\"\\n' > /var/tmp/x.toml")
+    bed.run(
+        "sh",
+        "-c",
+        "echo precious > /home/alice/file; mkdir -p /var/tmp/x.d; "
+        "printf 'subnet = \"10.99.0.0/24\"\\n' > /var/tmp/x.toml",
+    )
     bed.run("sh", "-c", "cat > /etc/podmgr/pods/alpha.toml", input=POD)
     bed.run("systemctl", "daemon-reload")
     return bed
@@ -64,8 +68,9 @@ CALLER = textwrap.dedent("""
 """)
 
 
-def call_all(bed: Bed, calls: Sequence[Mapping[str, object]], user: str | None = None
-             ) -> list[dict[str, Any]]:
+def call_all(
+    bed: Bed, calls: Sequence[Mapping[str, object]], user: str | None = None
+) -> list[dict[str, Any]]:
     argv = ["/usr/bin/python3", "-c", CALLER]
     if user:
         argv = ["runuser", "-u", user, "--", *argv]
@@ -76,11 +81,31 @@ def call_all(bed: Bed, calls: Sequence[Mapping[str, object]], user: str | None =
 LONG = "a" * 100_000
 # Values that are not names, for each kind of argument slot.
 BAD = {
-    "pod": ["../../../home/alice", "a/../../b", "/etc/passwd", "", ".", "a" * 64, LONG,
-            "pöd", "\uff41", "a\nb", "a\u2028b", "Alpha"],
+    "pod": [
+        "../../../home/alice",
+        "a/../../b",
+        "/etc/passwd",
+        "",
+        ".",
+        "a" * 64,
+        LONG,
+        "pöd",
+        "\uff41",
+        "a\nb",
+        "a\u2028b",
+        "Alpha",
+    ],
     "network": ["../../../var/tmp/x", "", "a" * 64, LONG, "nét", "x\rb"],
-    "image": ["../../../home/alice", "/etc/passwd", "", "a" * 513, LONG, "bUsybox",
-              "café/x:1", "x:1\n2"],
+    "image": [
+        "../../../home/alice",
+        "/etc/passwd",
+        "",
+        "a" * 513,
+        LONG,
+        "bUsybox",
+        "café/x:1",
+        "x:1\n2",
+    ],
     "image-or-empty": ["../../../home/alice", "a" * 513, LONG, "ü"],
     "pull": ["../../../home/alice", "", LONG, "file:///etc/passwd", "ü"],
     "source": ["x" * 4201, LONG],
@@ -88,10 +113,18 @@ BAD = {
     "fingerprint": ["../../../home/alice", "", "0" * 39, "G" * 40, LONG, "ü" * 40],
 }
 # A value that passes, for the other slots of a call.
-GOOD = {"pod": "alpha", "network": "podmgr", "image": "example.org/none:1",
-        "image-or-empty": "", "pull": "127.0.0.1:1/none:1", "source": "oci:/nowhere",
-        "manifest": POD, "prefix": "example.org",
-        "fingerprint": "0" * 40, "armored": {"bytes": [1]}}
+GOOD = {
+    "pod": "alpha",
+    "network": "podmgr",
+    "image": "example.org/none:1",
+    "image-or-empty": "",
+    "pull": "127.0.0.1:1/none:1",
+    "source": "oci:/nowhere",
+    "manifest": POD,
+    "prefix": "example.org",
+    "fingerprint": "0" * 40,
+    "armored": {"bytes": [1]},
+}
 
 
 def bad_calls() -> list[dict[str, Any]]:
@@ -101,14 +134,25 @@ def bad_calls() -> list[dict[str, Any]]:
             for value in BAD.get(arg.kind, []):
                 body: list[object] = [GOOD[a.kind] for a in method.in_args]
                 body[slot] = value
-                calls.append({"member": method.name, "signature": method.in_signature,
-                              "body": body, "slot": arg.name})
+                calls.append(
+                    {
+                        "member": method.name,
+                        "signature": method.in_signature,
+                        "body": body,
+                        "slot": arg.name,
+                    }
+                )
     return calls
 
 
 def snapshot(bed: Bed) -> str:
-    return bed.run("sh", "-c", "find /home /var/tmp /etc/podmgr /var/lib/podmgr /run/podmgr "
-                   "-xdev -printf '%p %s %m\\n' 2>/dev/null | sort", check=False).stdout
+    return bed.run(
+        "sh",
+        "-c",
+        "find /home /var/tmp /etc/podmgr /var/lib/podmgr /run/podmgr "
+        "-xdev -printf '%p %s %m\\n' 2>/dev/null | sort",
+        check=False,
+    ).stdout
 
 
 def test_every_name_slot_of_every_method_is_checked(edge_bed: Bed) -> None:
@@ -121,16 +165,19 @@ def test_every_name_slot_of_every_method_is_checked(edge_bed: Bed) -> None:
     kinds = {a.kind for m in api.MANAGER.methods for a in m.in_args}
     assert kinds - {"manifest", "armored"} <= set(BAD)
     slots = {(c["member"], c["slot"]) for c in calls}
-    assert slots == {(m.name, a.name) for m in api.MANAGER.methods for a in m.in_args
-                     if a.kind in BAD}
+    assert slots == {
+        (m.name, a.name) for m in api.MANAGER.methods for a in m.in_args if a.kind in BAD
+    }
     call_all(bed, [{"member": "ListPods", "signature": "", "body": []}])  # started
     before = snapshot(bed)
     replies = call_all(bed, calls)
     assert len(replies) == len(calls)
     for call, got in zip(calls, replies, strict=True):
         shown = f"{call['member']}({str(call['body'])[:80]})"
-        assert got["error"] in ("org.podmgr1.Error.InvalidName",
-                                "org.podmgr1.Error.BadReference"), (shown, got)
+        assert got["error"] in (
+            "org.podmgr1.Error.InvalidName",
+            "org.podmgr1.Error.BadReference",
+        ), (shown, got)
         text = got["text"] or ""
         assert text, (shown, got)
         assert "\n" not in text, (shown, got)
@@ -141,19 +188,38 @@ def test_every_name_slot_of_every_method_is_checked(edge_bed: Bed) -> None:
 
 
 def test_wrongly_typed_standard_calls_are_one_line_errors(edge_bed: Bed) -> None:
-    replies = call_all(edge_bed, [
-        {"member": "Get", "interface": "org.freedesktop.DBus.Properties",
-         "path": "/org/podmgr1/pod/alpha", "signature": "ii", "body": [1, 2]},
-        {"member": "GetAll", "interface": "org.freedesktop.DBus.Properties",
-         "path": "/org/podmgr1/pod/alpha", "signature": "as", "body": [["x"]]},
-        {"member": "Get", "interface": "org.freedesktop.DBus.Properties",
-         "path": "/org/podmgr1/pod/alpha", "signature": "ss", "body": ["org.podmgr1.Pod",
-                                                                          LONG]},
-        {"member": "StartPod", "signature": "u", "body": [1]},
-    ])
+    replies = call_all(
+        edge_bed,
+        [
+            {
+                "member": "Get",
+                "interface": "org.freedesktop.DBus.Properties",
+                "path": "/org/podmgr1/pod/alpha",
+                "signature": "ii",
+                "body": [1, 2],
+            },
+            {
+                "member": "GetAll",
+                "interface": "org.freedesktop.DBus.Properties",
+                "path": "/org/podmgr1/pod/alpha",
+                "signature": "as",
+                "body": [["x"]],
+            },
+            {
+                "member": "Get",
+                "interface": "org.freedesktop.DBus.Properties",
+                "path": "/org/podmgr1/pod/alpha",
+                "signature": "ss",
+                "body": ["org.podmgr1.Pod", LONG],
+            },
+            {"member": "StartPod", "signature": "u", "body": [1]},
+        ],
+    )
     for got in replies:
-        assert got["error"] in ("org.freedesktop.DBus.Error.InvalidArgs",
-                                "org.freedesktop.DBus.Error.UnknownProperty"), got
+        assert got["error"] in (
+            "org.freedesktop.DBus.Error.InvalidArgs",
+            "org.freedesktop.DBus.Error.UnknownProperty",
+        ), got
         text = got["text"] or ""
         assert text, got
         assert "\n" not in text, got
@@ -166,14 +232,22 @@ USER_PROBE = '[app.main]\nrootfs = "{rootfs}"\nexec = ["/bin/sh"]\nuser = "{user
 
 def test_validate_tells_an_unprivileged_caller_nothing_root_can_read(edge_bed: Bed) -> None:
     bed = edge_bed
-    bed.run("sh", "-c", "chmod 700 /root && mkdir -p /root/x/etc /root/x/bin && "
-            "echo 'secretuser:x:4321:4321::/:/bin/sh' > /root/x/etc/passwd && "
-            "echo 'secretuser:x:4321:' > /root/x/etc/group && cp /bin/true /root/x/bin/sh")
-    probes = [("/root/x", "secretuser"), ("/root/x", "nosuchuser"),
-              ("/root/nothere", "secretuser")]
-    calls = [{"member": "ValidateManifest", "signature": "s",
-              "body": [USER_PROBE.format(rootfs=rootfs, user=user)]}
-             for rootfs, user in probes]
+    bed.run(
+        "sh",
+        "-c",
+        "chmod 700 /root && mkdir -p /root/x/etc /root/x/bin && "
+        "echo 'secretuser:x:4321:4321::/:/bin/sh' > /root/x/etc/passwd && "
+        "echo 'secretuser:x:4321:' > /root/x/etc/group && cp /bin/true /root/x/bin/sh",
+    )
+    probes = [("/root/x", "secretuser"), ("/root/x", "nosuchuser"), ("/root/nothere", "secretuser")]
+    calls = [
+        {
+            "member": "ValidateManifest",
+            "signature": "s",
+            "body": [USER_PROBE.format(rootfs=rootfs, user=user)],
+        }
+        for rootfs, user in probes
+    ]
     as_alice = call_all(bed, calls, user="alice")
     assert all(reply["error"] is None for reply in as_alice), as_alice
     # The same answer whatever the files under /root hold.
@@ -184,7 +258,7 @@ def test_validate_tells_an_unprivileged_caller_nothing_root_can_read(edge_bed: B
     assert len(as_root) > 1, as_root
 
 
-BIG = ('[app.main]\nrootfs = "/srv/x"\nexec = ["/bin/true"' + ', "aaa"' * 140_000 + ']\n')
+BIG = '[app.main]\nrootfs = "/srv/x"\nexec = ["/bin/true"' + ', "aaa"' * 140_000 + "]\n"
 
 
 def test_big_requests_do_not_hold_up_small_ones(edge_bed: Bed) -> None:
@@ -219,8 +293,9 @@ def test_big_requests_do_not_hold_up_small_ones(edge_bed: Bed) -> None:
 
         asyncio.run(main())
     """)
-    order = bed.run("runuser", "-u", "alice", "--", "/usr/bin/python3", "-c", script,
-                    input=BIG, timeout=300).stdout.split()
+    order = bed.run(
+        "runuser", "-u", "alice", "--", "/usr/bin/python3", "-c", script, input=BIG, timeout=300
+    ).stdout.split()
     assert order[0] == "small:METHOD_RETURN", order
     assert order.count("big:METHOD_RETURN") == 6, order
 
@@ -244,8 +319,17 @@ def test_over_the_limit_is_refused_before_parsing(edge_bed: Bed) -> None:
 
         asyncio.run(main())
     """)
-    out = edge_bed.run("runuser", "-u", "alice", "--", "/usr/bin/python3", "-c", script,
-                       input=huge * 26, timeout=120).stdout
+    out = edge_bed.run(
+        "runuser",
+        "-u",
+        "alice",
+        "--",
+        "/usr/bin/python3",
+        "-c",
+        script,
+        input=huge * 26,
+        timeout=120,
+    ).stdout
     assert out.startswith("org.podmgr1.Error.InvalidName the manifest is "), out
 
 
@@ -265,18 +349,36 @@ def test_clients_notice_the_service_killed_mid_transfer(edge_bed: Bed) -> None:
     and the next podmgr image list reaches a new service, trial after trial."""
     bed = edge_bed
     bed.run("/usr/bin/python3", "-c", BIG_LAYOUT, timeout=300)
-    bed.run("sh", "-c", "cat >> /etc/podmgr/podmgr.toml",
-            input='[images]\ninsecure = ["example.org"]\n')
+    bed.run(
+        "sh", "-c", "cat >> /etc/podmgr/podmgr.toml", input='[images]\ninsecure = ["example.org"]\n'
+    )
     for trial in range(6):
         importing = subprocess.Popen(
-            bed.command("podmgr", "image", "import", "oci:/tmp/big:1", "--name",
-                        f"example.org/big/app:{trial}"),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            bed.command(
+                "podmgr",
+                "image",
+                "import",
+                "oci:/tmp/big:1",
+                "--name",
+                f"example.org/big/app:{trial}",
+            ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
-        while not (pid := bed.run("systemctl", "show", "-P", "MainPID",
-                                  "podmgr1.service").stdout.strip()) or pid == "0" or \
-                bed.run("busctl", "--list", "tree", "org.podmgr1", check=False
-                        ).stdout.count("/org/podmgr1/transfer/") == 0:
+        while (
+            not (
+                pid := bed.run(
+                    "systemctl", "show", "-P", "MainPID", "podmgr1.service"
+                ).stdout.strip()
+            )
+            or pid == "0"
+            or bed.run("busctl", "--list", "tree", "org.podmgr1", check=False).stdout.count(
+                "/org/podmgr1/transfer/"
+            )
+            == 0
+        ):
             assert time.monotonic() < deadline, "the transfer never started"
             time.sleep(0.05)
         bed.run("kill", "-9", pid)
@@ -299,8 +401,16 @@ def test_a_transfer_that_fails_at_once_says_why(edge_bed: Bed) -> None:
     """TransferRemoved can come before the client has read the call's reply: the client
     still reports the transfer's own result."""
     for _ in range(3):
-        result = edge_bed.run("podmgr", "image", "import", "oci:/nowhere", "--name",
-                              "example.org/none:1", check=False, timeout=60)
+        result = edge_bed.run(
+            "podmgr",
+            "image",
+            "import",
+            "oci:/nowhere",
+            "--name",
+            "example.org/none:1",
+            check=False,
+            timeout=60,
+        )
         assert result.returncode == 1
         assert result.stderr.startswith("podmgr: "), result.stderr
         assert "stopped during the transfer" not in result.stderr

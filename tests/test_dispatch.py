@@ -37,34 +37,75 @@ from podmgr.image.transports import base  # noqa: F401 (its error)
 
 # What each kind of argument becomes before a handler sees it.
 TYPES: dict[str, object] = {
-    "pod": names.PodName, "app": names.AppName, "network": names.NetworkName,
-    "image": Reference, "image-or-empty": Reference | None, "pull": Reference,
-    "source": str, "manifest": str, "prefix": str, "fingerprint": arguments.Fingerprint,
+    "pod": names.PodName,
+    "app": names.AppName,
+    "network": names.NetworkName,
+    "image": Reference,
+    "image-or-empty": Reference | None,
+    "pull": Reference,
+    "source": str,
+    "manifest": str,
+    "prefix": str,
+    "fingerprint": arguments.Fingerprint,
     "armored": bytes,
 }
 # A value of each kind that passes the edge.
 GOOD: dict[str, object] = {
-    "pod": "alpha", "app": "main", "network": "podmgr", "image": "example.org/a:1",
-    "image-or-empty": "", "pull": "example.org/a:1", "source": "oci:/x", "manifest": "",
-    "prefix": "example.org", "fingerprint": "0" * 40, "armored": b"key"}
-STANDARD_ERRORS = {f"org.freedesktop.DBus.Error.{name}" for name in (
-    "UnknownMethod", "UnknownObject", "InvalidArgs", "UnknownInterface", "UnknownProperty",
-    "PropertyReadOnly")}
+    "pod": "alpha",
+    "app": "main",
+    "network": "podmgr",
+    "image": "example.org/a:1",
+    "image-or-empty": "",
+    "pull": "example.org/a:1",
+    "source": "oci:/x",
+    "manifest": "",
+    "prefix": "example.org",
+    "fingerprint": "0" * 40,
+    "armored": b"key",
+}
+STANDARD_ERRORS = {
+    f"org.freedesktop.DBus.Error.{name}"
+    for name in (
+        "UnknownMethod",
+        "UnknownObject",
+        "InvalidArgs",
+        "UnknownInterface",
+        "UnknownProperty",
+        "PropertyReadOnly",
+    )
+}
 
 
 def _codes(cls: type[PodmgrError]) -> set[str]:
     return {cls.code}.union(*(_codes(sub) for sub in cls.__subclasses__()))
 
 
-OUTCOMES = [None, NoSuchPod("no pod 'x'\n(create one)"), PodmgrError("line one\nline two"),
-            ValueError("secret internal detail /var/lib/podmgr"), KeyError("secret"),
-            RecursionError("secret"), OSError(28, "No space left on device", "/secret"),
-            AccessDenied("refused")]
+OUTCOMES = [
+    None,
+    NoSuchPod("no pod 'x'\n(create one)"),
+    PodmgrError("line one\nline two"),
+    ValueError("secret internal detail /var/lib/podmgr"),
+    KeyError("secret"),
+    RecursionError("secret"),
+    OSError(28, "No space left on device", "/secret"),
+    AccessDenied("refused"),
+]
 
-_text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"),
-                max_size=80)
-_names = st.sampled_from(["../../../home/alice", "", "alpha", "a" * 64, "pöd", "Alpha",
-                          "example.org/app:1", "0" * 40, "oci:/x", "docker://busybox"])
+_text = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"), max_size=80)
+_names = st.sampled_from(
+    [
+        "../../../home/alice",
+        "",
+        "alpha",
+        "a" * 64,
+        "pöd",
+        "Alpha",
+        "example.org/app:1",
+        "0" * 40,
+        "oci:/x",
+        "docker://busybox",
+    ]
+)
 _string = st.one_of(_names, _text, st.builds(lambda n: "a" * n, st.integers(0, 2 * api.MiB)))
 
 
@@ -85,15 +126,32 @@ def value_of(signature: str) -> st.SearchStrategy[Any]:
     return _VALUES[signature]
 
 
-SIGNATURES = sorted({m.in_signature for i in api.INTERFACES for m in i.methods} |
-                    {"ss", "s", "ssv", "u", "as", "ii", "a{ss}", "sv", "sss", "b", "ay"})
-_ELEMENTS = {"ss": ["s", "s"], "s": ["s"], "ssv": ["s", "s", "v"], "u": ["u"],
-             "as": ["as"], "ii": ["i", "i"], "a{ss}": ["a{ss}"], "sv": ["s", "v"],
-             "sss": ["s", "s", "s"], "b": ["b"], "ay": ["ay"], "": [], "say": ["s", "ay"]}
+SIGNATURES = sorted(
+    {m.in_signature for i in api.INTERFACES for m in i.methods}
+    | {"ss", "s", "ssv", "u", "as", "ii", "a{ss}", "sv", "sss", "b", "ay"}
+)
+_ELEMENTS = {
+    "ss": ["s", "s"],
+    "s": ["s"],
+    "ssv": ["s", "s", "v"],
+    "u": ["u"],
+    "as": ["as"],
+    "ii": ["i", "i"],
+    "a{ss}": ["a{ss}"],
+    "sv": ["s", "v"],
+    "sss": ["s", "s", "s"],
+    "b": ["b"],
+    "ay": ["ay"],
+    "": [],
+    "say": ["s", "ay"],
+}
 
 
-PATHS = {api.MANAGER: "/org/podmgr1", api.POD: "/org/podmgr1/pod/alpha",
-         api.TRANSFER: "/org/podmgr1/transfer/_1"}
+PATHS = {
+    api.MANAGER: "/org/podmgr1",
+    api.POD: "/org/podmgr1/pod/alpha",
+    api.TRANSFER: "/org/podmgr1/transfer/_1",
+}
 
 
 @st.composite
@@ -110,33 +168,65 @@ def calls(draw: st.DrawFn) -> Message:
     elif what in ("method", "properties"):
         member = draw(st.sampled_from(["Get", "GetAll", "Set", "Other"]))
         interface_name = dispatch.PROPERTIES
-        signature = draw(st.sampled_from(
-            [{"Get": "ss", "GetAll": "s", "Set": "ssv"}.get(member, "")] * 20 + SIGNATURES))
+        signature = draw(
+            st.sampled_from(
+                [{"Get": "ss", "GetAll": "s", "Set": "ssv"}.get(member, "")] * 20 + SIGNATURES
+            )
+        )
     else:
-        member = draw(st.sampled_from(["Introspect", "Nothing", "Get",
-                                       *[m.name for i in api.INTERFACES for m in i.methods]]))
-        interface_name = draw(st.sampled_from([
-            None, dispatch.PROPERTIES, dispatch.INTROSPECTABLE, "org.example.Other",
-            *[i.name for i in api.INTERFACES]]))
+        member = draw(
+            st.sampled_from(
+                [
+                    "Introspect",
+                    "Nothing",
+                    "Get",
+                    *[m.name for i in api.INTERFACES for m in i.methods],
+                ]
+            )
+        )
+        interface_name = draw(
+            st.sampled_from(
+                [
+                    None,
+                    dispatch.PROPERTIES,
+                    dispatch.INTROSPECTABLE,
+                    "org.example.Other",
+                    *[i.name for i in api.INTERFACES],
+                ]
+            )
+        )
         signature = draw(st.sampled_from(SIGNATURES))
         path = draw(st.sampled_from([*PATHS.values(), "/elsewhere", "/"]))
     body = [draw(value_of(element)) for element in _ELEMENTS[signature]]
-    if interface_name == dispatch.PROPERTIES and body and isinstance(body[0], str) and \
-            draw(st.booleans()):
+    if (
+        interface_name == dispatch.PROPERTIES
+        and body
+        and isinstance(body[0], str)
+        and draw(st.booleans())
+    ):
         body[0] = draw(st.sampled_from([i.name for i in api.INTERFACES]))
         if len(body) > 1 and isinstance(body[1], str):
-            body[1] = draw(st.sampled_from([p.name for i in api.INTERFACES
-                                            for p in i.properties] + ["X"]))
+            body[1] = draw(
+                st.sampled_from([p.name for i in api.INTERFACES for p in i.properties] + ["X"])
+            )
     if what == "method" and draw(st.booleans()) and interface.methods:
         # Good values in some slots, so that others are what fails (or nothing does).
         target = interface.method_index.get(member)
         if target and signature == target.in_signature:
-            body = [draw(st.sampled_from([GOOD[a.kind], value])) for a, value in
-                    zip(target.in_args, body, strict=True)]
-    return Message(destination=api.BUS_NAME, path=path,
-                   interface=interface_name,  # type: ignore[arg-type]  # None: any
-                   member=member, signature=signature, body=body, serial=7,
-                   sender=":1.42")
+            body = [
+                draw(st.sampled_from([GOOD[a.kind], value]))
+                for a, value in zip(target.in_args, body, strict=True)
+            ]
+    return Message(
+        destination=api.BUS_NAME,
+        path=path,
+        interface=interface_name,  # type: ignore[arg-type]  # None: any
+        member=member,
+        signature=signature,
+        body=body,
+        serial=7,
+        sender=":1.42",
+    )
 
 
 def wire(message: Message) -> Message:
@@ -150,17 +240,18 @@ def wire(message: Message) -> Message:
     return result
 
 
-async def dispatch_one(message: Message, outcome: BaseException | None, allow: bool
-                       ) -> tuple[list[Message], dict[str, Recorder],
-                                  list[tuple[str, str, dict[str, str]]]]:
+async def dispatch_one(
+    message: Message, outcome: BaseException | None, allow: bool
+) -> tuple[list[Message], dict[str, Recorder], list[tuple[str, str, dict[str, str]]]]:
     authority = RecordingAuthority() if allow else RecordingAuthority(REFUSED)
     bus = FakeBus()
     dispatcher = dispatch.Dispatcher(cast(MessageBus, bus), authority)
-    objects = {"/org/podmgr1": fake(api.MANAGER, outcome),
-               "/org/podmgr1/pod/alpha": fake(api.POD, outcome),
-               "/org/podmgr1/transfer/_1": fake(api.TRANSFER, outcome)}
-    for (path, implementation), interface in zip(objects.items(), api.INTERFACES,
-                                                 strict=True):
+    objects = {
+        "/org/podmgr1": fake(api.MANAGER, outcome),
+        "/org/podmgr1/pod/alpha": fake(api.POD, outcome),
+        "/org/podmgr1/transfer/_1": fake(api.TRANSFER, outcome),
+    }
+    for (path, implementation), interface in zip(objects.items(), api.INTERFACES, strict=True):
         dispatcher.export(path, interface, implementation)
     try:
         handled = dispatcher.handle(message)
@@ -175,11 +266,15 @@ async def dispatch_one(message: Message, outcome: BaseException | None, allow: b
 KNOWN = {api.ERROR_PREFIX + code for code in _codes(PodmgrError)} | STANDARD_ERRORS
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                  HealthCheck.data_too_large])
+@settings(
+    max_examples=600,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(calls(), st.sampled_from(OUTCOMES), st.booleans())
-def test_every_call_gets_one_proper_answer(message: Message, outcome: BaseException | None,
-                                           allow: bool) -> None:
+def test_every_call_gets_one_proper_answer(
+    message: Message, outcome: BaseException | None, allow: bool
+) -> None:
     try:
         message = wire(message)
     except Exception:  # not a message a bus would carry (dbus-next refuses to marshal it)
@@ -217,17 +312,26 @@ def test_every_call_gets_one_proper_answer(message: Message, outcome: BaseExcept
     assert "secret" not in text, text  # nothing of what a bug's exception says
 
 
-@pytest.mark.parametrize("method", [m for i in api.INTERFACES for m in i.methods],
-                         ids=lambda m: m.name)
+@pytest.mark.parametrize(
+    "method", [m for i in api.INTERFACES for m in i.methods], ids=lambda m: m.name
+)
 def test_authorization_comes_from_the_table(method: api.Method) -> None:
     """A caller polkit refuses is refused every method with an action before its handler
     runs; a method without one never asks polkit."""
     interface = next(i for i in api.INTERFACES if method in i.methods)
     path = {api.MANAGER: "/org/podmgr1", api.TRANSFER: "/org/podmgr1/transfer/_1"}[interface]
-    message = wire(Message(destination=api.BUS_NAME, path=path, interface=interface.name,
-                           member=method.name, signature=method.in_signature,
-                           body=[GOOD[a.kind] for a in method.in_args], serial=3,
-                           sender=":1.9"))
+    message = wire(
+        Message(
+            destination=api.BUS_NAME,
+            path=path,
+            interface=interface.name,
+            member=method.name,
+            signature=method.in_signature,
+            body=[GOOD[a.kind] for a in method.in_args],
+            serial=3,
+            sender=":1.9",
+        )
+    )
     [reply], objects, asked = asyncio.run(dispatch_one(message, None, allow=False))
     ran = [m.name for impl in objects.values() for m, _ in impl.ran]
     if method.action:
@@ -241,13 +345,26 @@ def test_authorization_comes_from_the_table(method: api.Method) -> None:
 
 
 def test_polkit_details_carry_the_checked_names() -> None:
-    message = wire(Message(destination=api.BUS_NAME, path="/org/podmgr1",
-                           interface=api.MANAGER.name, member="ImportImage",
-                           signature="ss", body=["oci:/srv/x", "busybox"], serial=3,
-                           sender=":1.9"))
+    message = wire(
+        Message(
+            destination=api.BUS_NAME,
+            path="/org/podmgr1",
+            interface=api.MANAGER.name,
+            member="ImportImage",
+            signature="ss",
+            body=["oci:/srv/x", "busybox"],
+            serial=3,
+            sender=":1.9",
+        )
+    )
     _, _, asked = asyncio.run(dispatch_one(message, None, allow=True))
-    assert asked == [(":1.9", api.MANAGE_IMAGES, {
-        "verb": "import", "source": "oci:/srv/x", "image": "docker.io/library/busybox:latest"})]
+    assert asked == [
+        (
+            ":1.9",
+            api.MANAGE_IMAGES,
+            {"verb": "import", "source": "oci:/srv/x", "image": "docker.io/library/busybox:latest"},
+        )
+    ]
 
 
 def _implementations() -> list[tuple[api.Interface, str, type, str]]:
@@ -266,12 +383,21 @@ def _implementations() -> list[tuple[api.Interface, str, type, str]]:
 def test_every_entry_of_the_table_is_implemented_once() -> None:
     implemented = [(interface.name, entry) for interface, entry, _, _ in _implementations()]
     assert sorted(implemented) == sorted(
-        [(i.name, m.name) for i in api.INTERFACES for m in i.methods] +
-        [(i.name, p.name) for i in api.INTERFACES for p in i.properties])
+        [(i.name, m.name) for i in api.INTERFACES for m in i.methods]
+        + [(i.name, p.name) for i in api.INTERFACES for p in i.properties]
+    )
 
 
-_SIMPLE: dict[str, object] = {"s": str, "o": str, "u": int, "t": int, "i": int, "b": bool,
-                              "d": float, "ay": bytes}
+_SIMPLE: dict[str, object] = {
+    "s": str,
+    "o": str,
+    "u": int,
+    "t": int,
+    "i": int,
+    "b": bool,
+    "d": float,
+    "ay": bytes,
+}
 
 
 def python_type(signature: str) -> object:
@@ -292,16 +418,22 @@ def python_type(signature: str) -> object:
 def test_handlers_return_the_tables_types() -> None:
     for interface, entry, owner, attribute in _implementations():
         function = getattr(owner, attribute)
-        hints = inspect.get_annotations(function, eval_str=True,
-                                        globals=vars(inspect.getmodule(owner)))
+        hints = inspect.get_annotations(
+            function, eval_str=True, globals=vars(inspect.getmodule(owner))
+        )
         method = interface.method_index.get(entry)
         if method is None:
             [prop] = [p for p in interface.properties if p.name == entry]
             expected = python_type(prop.signature)
         else:
             outs = [python_type(a.signature) for a in method.out_args]
-            expected = None if not outs else outs[0] if len(outs) == 1 else \
-                tuple.__class_getitem__(tuple(outs))
+            expected = (
+                None
+                if not outs
+                else outs[0]
+                if len(outs) == 1
+                else tuple.__class_getitem__(tuple(outs))
+            )
         assert hints["return"] == expected, (interface.name, entry)
 
 
@@ -310,8 +442,9 @@ def test_handlers_take_typed_arguments() -> None:
     edge produces as its parameters: none can take a raw name."""
     for interface, entry, owner, attribute in _implementations():
         function = getattr(owner, attribute)
-        hints = inspect.get_annotations(function, eval_str=True,
-                                        globals=vars(inspect.getmodule(owner)))
+        hints = inspect.get_annotations(
+            function, eval_str=True, globals=vars(inspect.getmodule(owner))
+        )
         method = interface.method_index.get(entry)
         if method is None:  # a property: no arguments
             assert list(inspect.signature(function).parameters) == ["self"], entry
@@ -395,8 +528,9 @@ def test_service_imports_stay_lean() -> None:
         asyncio.run(main())
         print("podmgr.bus.imagemethods" in sys.modules, "podmgr.image.pull" in sys.modules)
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out == "False False\n"
 
 

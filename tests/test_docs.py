@@ -17,12 +17,16 @@ from podmgr.cli import docs
 ROOT = Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize(("path", "render"), [
-    ("docs/podmgr.toml.5", docs.manifest_page),
-    ("docs/podmgr.1", docs.command_page),
-    ("docs/org.podmgr1.5", docs.api_page),
-    ("examples/annotated.toml", docs.example),
-], ids=["podmgr.toml.5", "podmgr.1", "org.podmgr1.5", "annotated.toml"])
+@pytest.mark.parametrize(
+    ("path", "render"),
+    [
+        ("docs/podmgr.toml.5", docs.manifest_page),
+        ("docs/podmgr.1", docs.command_page),
+        ("docs/org.podmgr1.5", docs.api_page),
+        ("examples/annotated.toml", docs.example),
+    ],
+    ids=["podmgr.toml.5", "podmgr.1", "org.podmgr1.5", "annotated.toml"],
+)
 def test_rendered_files_are_current(path: str, render: object) -> None:
     assert callable(render)
     assert (ROOT / path).read_text() == render(), f"{path} is stale: run make docs"
@@ -31,9 +35,13 @@ def test_rendered_files_are_current(path: str, render: object) -> None:
 @pytest.mark.skipif(not shutil.which("man"), reason="man-db is not installed")
 @pytest.mark.parametrize("page", ["podmgr.toml.5", "podmgr.1", "org.podmgr1.5"])
 def test_man_pages_render_without_warnings(page: str) -> None:
-    result = subprocess.run(["man", "--warnings", "-l", str(ROOT / "docs" / page)],
-                            capture_output=True, text=True, check=True,
-                            env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin"})
+    result = subprocess.run(
+        ["man", "--warnings", "-l", str(ROOT / "docs" / page)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin"},
+    )
     assert "PODMGR" in result.stdout
     assert result.stderr == ""
 

@@ -23,11 +23,14 @@ def test_hosts_of_a_pod_without_network() -> None:
 
 def test_hosts_with_own_address_peers_and_extra_entries() -> None:
     peers = [("10.87.0.4", "db"), ("10.87.0.2", "cache"), ("10.87.0.3", "queue")]
-    text = etcfiles.hosts("web", "10.87.0.5", peers,
-                          {"registry.lan": "192.0.2.10", "mirror": "192.0.2.11"})
-    assert text == LOCALHOST + ("10.87.0.5\tweb\n"
-                                "10.87.0.2\tcache\n10.87.0.3\tqueue\n10.87.0.4\tdb\n"
-                                "192.0.2.10\tregistry.lan\n192.0.2.11\tmirror\n")
+    text = etcfiles.hosts(
+        "web", "10.87.0.5", peers, {"registry.lan": "192.0.2.10", "mirror": "192.0.2.11"}
+    )
+    assert text == LOCALHOST + (
+        "10.87.0.5\tweb\n"
+        "10.87.0.2\tcache\n10.87.0.3\tqueue\n10.87.0.4\tdb\n"
+        "192.0.2.10\tregistry.lan\n192.0.2.11\tmirror\n"
+    )
 
 
 def test_hosts_does_not_depend_on_the_order_of_peers() -> None:
@@ -58,21 +61,24 @@ def test_dns_gives_only_those_nameservers(host: tuple[Path, Path]) -> None:
     resolv, _ = host
     resolv.write_text(PLAIN)
     assert etcfiles.resolv_conf(["9.9.9.9", "2620:fe::fe"], [], True) == (
-        "nameserver 9.9.9.9\nnameserver 2620:fe::fe\n")
+        "nameserver 9.9.9.9\nnameserver 2620:fe::fe\n"
+    )
 
 
 def test_dns_and_search(host: tuple[Path, Path]) -> None:
     resolv, _ = host
     resolv.write_text(PLAIN)
     assert etcfiles.resolv_conf(["9.9.9.9"], ["a.lan", "b.lan"], False) == (
-        "search a.lan b.lan\nnameserver 9.9.9.9\n")
+        "search a.lan b.lan\nnameserver 9.9.9.9\n"
+    )
 
 
 def test_search_only_keeps_the_hosts_nameservers(host: tuple[Path, Path]) -> None:
     resolv, _ = host
     resolv.write_text(PLAIN)
     assert etcfiles.resolv_conf([], ["a.lan"], False) == (
-        "search a.lan\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n")
+        "search a.lan\nnameserver 192.0.2.1\nnameserver 192.0.2.2\n"
+    )
 
 
 def test_bridged_pod_behind_stub_gets_resolveds_uplinks(host: tuple[Path, Path]) -> None:
@@ -83,16 +89,21 @@ def test_bridged_pod_behind_stub_gets_resolveds_uplinks(host: tuple[Path, Path])
 
 
 def test_bridged_pod_behind_stub_with_search_gets_uplink_nameservers(
-        host: tuple[Path, Path]) -> None:
+    host: tuple[Path, Path],
+) -> None:
     resolv, uplinks = host
     resolv.write_text(STUB)
     uplinks.write_text(UPLINKS)
     assert etcfiles.resolv_conf([], ["a.lan"], True) == (
-        "search a.lan\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n")
+        "search a.lan\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n"
+    )
 
 
-@pytest.mark.parametrize("stub", [STUB, "nameserver ::1\n", "nameserver 127.0.0.1\n"],
-                         ids=["resolved", "ipv6-loopback", "ipv4-loopback"])
+@pytest.mark.parametrize(
+    "stub",
+    [STUB, "nameserver ::1\n", "nameserver 127.0.0.1\n"],
+    ids=["resolved", "ipv6-loopback", "ipv4-loopback"],
+)
 def test_bridged_pod_behind_stub_without_resolved(host: tuple[Path, Path], stub: str) -> None:
     """No uplinks file (resolved is not running): the host's text, the best there is."""
     resolv, _ = host
@@ -107,8 +118,7 @@ def test_pod_on_host_network_keeps_the_stub(host: tuple[Path, Path]) -> None:
     assert etcfiles.resolv_conf([], [], False) == STUB
 
 
-def test_a_reachable_server_beside_the_stub_keeps_the_hosts_text(
-        host: tuple[Path, Path]) -> None:
+def test_a_reachable_server_beside_the_stub_keeps_the_hosts_text(host: tuple[Path, Path]) -> None:
     resolv, uplinks = host
     resolv.write_text("nameserver 127.0.0.53\nnameserver 192.0.2.1\n")
     uplinks.write_text(UPLINKS)

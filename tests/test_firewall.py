@@ -68,8 +68,9 @@ def _missing_prerequisite() -> str | None:
     for tool in ("unshare", "nft"):
         if not shutil.which(tool):
             return f"nftables tests need {tool}"
-    if subprocess.run([PYTHON, "-c", "import nftables"], capture_output=True,
-                      check=False).returncode:
+    if subprocess.run(
+        [PYTHON, "-c", "import nftables"], capture_output=True, check=False
+    ).returncode:
         return "nftables tests need python3-nftables"
     if subprocess.run(["unshare", "--net", "true"], capture_output=True, check=False).returncode:
         return "nftables tests need unshare --net (no CAP_SYS_ADMIN here?)"
@@ -88,9 +89,14 @@ def _netns_allowed() -> None:
 def in_netns(steps: str) -> dict[str, Any]:
     """Run ``steps`` after PRELUDE in a fresh network namespace; what they put in ``out``."""
     script = PRELUDE + textwrap.dedent(steps) + "\nprint(json.dumps(out))\n"
-    done = subprocess.run(["unshare", "--net", PYTHON, "-c", script],
-                          env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        ["unshare", "--net", PYTHON, "-c", script],
+        env={**os.environ, "PYTHONPATH": str(CHECKOUT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -98,9 +104,13 @@ def in_netns(steps: str) -> dict[str, Any]:
 
 def rules(listing: list[Item] | None, chain: str = "", comment: str = "") -> list[Rule]:
     """The rules of the listing, of ``chain`` and with ``comment`` when given."""
-    return [item["rule"] for item in listing or [] if "rule" in item
-            and chain in ("", item["rule"]["chain"])
-            and comment in ("", item["rule"].get("comment"))]
+    return [
+        item["rule"]
+        for item in listing or []
+        if "rule" in item
+        and chain in ("", item["rule"]["chain"])
+        and comment in ("", item["rule"].get("comment"))
+    ]
 
 
 def without_handles(found: list[Rule]) -> list[Rule]:
@@ -118,21 +128,28 @@ def bridges(listing: list[Item] | None) -> list[str]:
 
 def matched(rule: Rule, left: dict[str, Any]) -> list[Any]:
     """The right-hand sides of the rule's matches on ``left``."""
-    return [e["match"]["right"] for e in rule["expr"]
-            if "match" in e and e["match"]["left"] == left]
+    return [
+        e["match"]["right"] for e in rule["expr"] if "match" in e and e["match"]["left"] == left
+    ]
 
 
 def interfaces(rule: Rule) -> set[tuple[str, str, str]]:
     """The rule's matches on interface names: (iifname or oifname, operator, name)."""
-    return {(e["match"]["left"]["meta"]["key"], e["match"]["op"], e["match"]["right"])
-            for e in rule["expr"] if "match" in e
-            and e["match"]["left"] in ({"meta": {"key": "iifname"}},
-                                       {"meta": {"key": "oifname"}})}
+    return {
+        (e["match"]["left"]["meta"]["key"], e["match"]["op"], e["match"]["right"])
+        for e in rule["expr"]
+        if "match" in e
+        and e["match"]["left"] in ({"meta": {"key": "iifname"}}, {"meta": {"key": "oifname"}})
+    }
 
 
 def verdicts(rule: Rule) -> set[str]:
-    return {key for e in rule["expr"] for key in e
-            if key in ("masquerade", "drop", "dnat", "jump", "accept")}
+    return {
+        key
+        for e in rule["expr"]
+        for key in e
+        if key in ("masquerade", "drop", "dnat", "jump", "accept")
+    }
 
 
 SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
@@ -208,7 +225,9 @@ def test_publish() -> None:
     assert matched(udp, {"payload": {"protocol": "ip", "field": "daddr"}}) == ["127.0.0.1"]
     assert {"dnat": {"family": "ip", "addr": "10.88.0.2", "port": 53}} in udp["expr"]
     assert [(pod, Port(*port)) for pod, *port in out["published"]] == [
-        ("web", Port("", 8080, 80, "tcp")), ("web", Port("127.0.0.1", 5353, 53, "udp"))]
+        ("web", Port("", 8080, 80, "tcp")),
+        ("web", Port("127.0.0.1", 5353, 53, "udp")),
+    ]
 
 
 def test_published_without_table() -> None:
@@ -224,25 +243,29 @@ def clash(held: str, asked: list[str], message: str | None) -> pytest.ParameterS
     return pytest.param(held, asked, message, id=f"{held}-vs-{','.join(asked)}")
 
 
-TAKEN = ("pod b: network.ports: 8080/{} is already published by pod a (stop a or publish "
-         "another host port)")
+TAKEN = (
+    "pod b: network.ports: 8080/{} is already published by pod a (stop a or publish "
+    "another host port)"
+)
 
 
-@pytest.mark.parametrize(("held", "asked", "message"), [
-    clash("8080:80", ["8080:80"], TAKEN.format("tcp")),
-    clash("8080:80", ["8080:81"], TAKEN.format("tcp")),
-    clash("8080:80/udp", ["8080:80/udp"], TAKEN.format("udp")),
-    clash("8080:80", ["9090:90", "8080:80"], TAKEN.format("tcp")),  # nothing of b added
-    clash("127.0.0.1:8080:80", ["127.0.0.1:8080:80"], TAKEN.format("tcp")),
-    clash("8080:80", ["127.0.0.1:8080:80"], TAKEN.format("tcp")),
-    clash("127.0.0.1:8080:80", ["8080:80"], TAKEN.format("tcp")),
-    clash("127.0.0.1:8080:80", ["127.0.0.2:8080:80"], None),
-    clash("8080:80/tcp", ["8080:80/udp"], None),
-    clash("8080:80/udp", ["8080:80/tcp"], None),
-    clash("8080:80", ["8081:80"], None),
-])
-def test_publish_a_port_another_pod_holds(held: str, asked: list[str],
-                                          message: str | None) -> None:
+@pytest.mark.parametrize(
+    ("held", "asked", "message"),
+    [
+        clash("8080:80", ["8080:80"], TAKEN.format("tcp")),
+        clash("8080:80", ["8080:81"], TAKEN.format("tcp")),
+        clash("8080:80/udp", ["8080:80/udp"], TAKEN.format("udp")),
+        clash("8080:80", ["9090:90", "8080:80"], TAKEN.format("tcp")),  # nothing of b added
+        clash("127.0.0.1:8080:80", ["127.0.0.1:8080:80"], TAKEN.format("tcp")),
+        clash("8080:80", ["127.0.0.1:8080:80"], TAKEN.format("tcp")),
+        clash("127.0.0.1:8080:80", ["8080:80"], TAKEN.format("tcp")),
+        clash("127.0.0.1:8080:80", ["127.0.0.2:8080:80"], None),
+        clash("8080:80/tcp", ["8080:80/udp"], None),
+        clash("8080:80/udp", ["8080:80/tcp"], None),
+        clash("8080:80", ["8081:80"], None),
+    ],
+)
+def test_publish_a_port_another_pod_holds(held: str, asked: list[str], message: str | None) -> None:
     out = in_netns(f"""
         firewall.add_network(net("n"))
         firewall.publish("a", "10.88.0.2", ports({held!r}))
@@ -255,7 +278,9 @@ def test_publish_a_port_another_pod_holds(held: str, asked: list[str],
         assert without_handles(rules(out["after"])) == without_handles(rules(out["before"]))
     else:
         assert [r["comment"] for r in rules(out["after"], "publish")] == [
-            f"pod a {spelled(held)}", *(f"pod b {spelled(port)}" for port in asked)]
+            f"pod a {spelled(held)}",
+            *(f"pod b {spelled(port)}" for port in asked),
+        ]
 
 
 def test_withdraw_removes_only_that_pods_rules() -> None:

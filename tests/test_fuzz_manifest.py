@@ -28,22 +28,86 @@ from podmgr.tables import Section
 PATH = Path("/etc/podmgr/pods/fuzz.toml")
 
 # Strings that poke at each value type: separators, escapes, numbers of many digits.
-NASTY = st.sampled_from([
-    "", "/", "//", "/..", "/a/../b", "..", "-", "~", "%", "%i", "$HOME", ";", "\\", '"', "'",
-    "\n", "\r", "\0", "\x85", "\u2028", "\x7f", "\u00b2", "\u0663", "1" * 400, "9" * 5000,
-    "99999999T", "1.5G", "0.0001K", "1e3", "-1", "65535", "4294967295", "4294967294",
-    "0x10", "1_000", "30s", "1h 30min", "9" * 40 + "min", "21474837%", "50%", "0%",
-    "/bin/sh", "/bin/\"sh", "/" + "a" * 300, "/" + "a/" * 2100, "CAP_SYS_ADMIN", "@mount",
-    "~@privileged", "8080:80/tcp", "99999:1", "10.0.0.1", "::1", "multi-user.target",
-    "www-data", "root", "busybox", "registry.example.org/x:1", "x@sha256:" + "0" * 64,
-    "host", "bridge", "private", "tmpfs", "empty", "notify", "always", "0755", "1777",
-])
+NASTY = st.sampled_from(
+    [
+        "",
+        "/",
+        "//",
+        "/..",
+        "/a/../b",
+        "..",
+        "-",
+        "~",
+        "%",
+        "%i",
+        "$HOME",
+        ";",
+        "\\",
+        '"',
+        "'",
+        "\n",
+        "\r",
+        "\0",
+        "\x85",
+        "\u2028",
+        "\x7f",
+        "\u00b2",
+        "\u0663",
+        "1" * 400,
+        "9" * 5000,
+        "99999999T",
+        "1.5G",
+        "0.0001K",
+        "1e3",
+        "-1",
+        "65535",
+        "4294967295",
+        "4294967294",
+        "0x10",
+        "1_000",
+        "30s",
+        "1h 30min",
+        "9" * 40 + "min",
+        "21474837%",
+        "50%",
+        "0%",
+        "/bin/sh",
+        '/bin/"sh',
+        "/" + "a" * 300,
+        "/" + "a/" * 2100,
+        "CAP_SYS_ADMIN",
+        "@mount",
+        "~@privileged",
+        "8080:80/tcp",
+        "99999:1",
+        "10.0.0.1",
+        "::1",
+        "multi-user.target",
+        "www-data",
+        "root",
+        "busybox",
+        "registry.example.org/x:1",
+        "x@sha256:" + "0" * 64,
+        "host",
+        "bridge",
+        "private",
+        "tmpfs",
+        "empty",
+        "notify",
+        "always",
+        "0755",
+        "1777",
+    ]
+)
 TEXT = st.one_of(NASTY, st.text(max_size=8), st.lists(NASTY, max_size=3).map("".join))
-SCALAR = st.one_of(TEXT, st.booleans(), st.integers(-(2**70), 2**70),
-                   st.floats(allow_nan=True), st.dates())
+SCALAR = st.one_of(
+    TEXT, st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True), st.dates()
+)
 RAW: st.SearchStrategy[Any] = st.recursive(
-    SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                    st.dictionaries(TEXT, inner, max_size=3)), max_leaves=12)
+    SCALAR,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
+    max_leaves=12,
+)
 
 
 def table_of(section: Section) -> st.SearchStrategy[dict[str, Any]]:
@@ -90,7 +154,8 @@ def test_any_text_is_a_manifest_or_one_line_problems(text: str) -> None:
 @settings(max_examples=300, deadline=None)
 @given(STRUCTURED)
 def test_any_toml_shaped_like_a_manifest_is_a_manifest_or_one_line_problems(
-        table: dict[str, Any]) -> None:
+    table: dict[str, Any],
+) -> None:
     parsed = check(tomlwrite.document(table))
     if parsed is not None:
         check_units(parsed)
@@ -98,16 +163,49 @@ def test_any_toml_shaped_like_a_manifest_is_a_manifest_or_one_line_problems(
 
 # What the app units may hold: no key is there that podmgr does not write.
 APP_KEYS = {
-    "Unit": {"Description", "Documentation", "SourcePath", "BindsTo", "After",
-             "AssertPathIsMountPoint"},
-    "Service": {"Type", "Slice", "ExecStart", "Restart", "TimeoutStopSec", "SyslogIdentifier",
-                "LogExtraFields", "RootDirectory", "MountAPIVFS", "NetworkNamespacePath",
-                "IPCNamespacePath", "BindReadOnlyPaths", "BindPaths", "TemporaryFileSystem",
-                "PrivateDevices", "ProtectKernelTunables", "ProtectKernelModules",
-                "ProtectControlGroups", "CapabilityBoundingSet", "NoNewPrivileges",
-                "PrivateUsers", "SystemCallFilter", "User", "Group", "WorkingDirectory",
-                "Environment", "EnvironmentFile", "MemoryMax", "MemoryHigh", "CPUWeight",
-                "CPUQuota", "TasksMax", "IOWeight"},
+    "Unit": {
+        "Description",
+        "Documentation",
+        "SourcePath",
+        "BindsTo",
+        "After",
+        "AssertPathIsMountPoint",
+    },
+    "Service": {
+        "Type",
+        "Slice",
+        "ExecStart",
+        "Restart",
+        "TimeoutStopSec",
+        "SyslogIdentifier",
+        "LogExtraFields",
+        "RootDirectory",
+        "MountAPIVFS",
+        "NetworkNamespacePath",
+        "IPCNamespacePath",
+        "BindReadOnlyPaths",
+        "BindPaths",
+        "TemporaryFileSystem",
+        "PrivateDevices",
+        "ProtectKernelTunables",
+        "ProtectKernelModules",
+        "ProtectControlGroups",
+        "CapabilityBoundingSet",
+        "NoNewPrivileges",
+        "PrivateUsers",
+        "SystemCallFilter",
+        "User",
+        "Group",
+        "WorkingDirectory",
+        "Environment",
+        "EnvironmentFile",
+        "MemoryMax",
+        "MemoryHigh",
+        "CPUWeight",
+        "CPUQuota",
+        "TasksMax",
+        "IOWeight",
+    },
 }
 ONCE = {"ExecStart", "User", "Group", "WorkingDirectory", "RootDirectory", "Type"}
 
@@ -135,7 +233,11 @@ def check_units(parsed: model.Manifest) -> None:
                 assert len([s for s in found if s.key == key]) == 1, key
             [exec_start] = [s.value for s in found if s.key == "ExecStart"]
             assert systemd_syntax.command(exec_start) == list(resolved.exec)
-            environment = [systemd_syntax.unspecify(systemd_syntax.words(s.value)[0][1])
-                           for s in found if s.key == "Environment"]
-            assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] \
-                == [f"{k}={v}" for k, v in resolved.environment]
+            environment = [
+                systemd_syntax.unspecify(systemd_syntax.words(s.value)[0][1])
+                for s in found
+                if s.key == "Environment"
+            ]
+            assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] == [
+                f"{k}={v}" for k, v in resolved.environment
+            ]

@@ -45,18 +45,28 @@ def files_under(directory: Path) -> list[str]:
 
 def test_earlier_directories_win(dirs: list[Path]) -> None:
     etc, run, lib = dirs
-    for directory, name in ((lib, "web"), (run, "web"), (lib, "db"), (etc, "db"),
-                            (run, "cache"), (lib, "only-vendor")):
+    for directory, name in (
+        (lib, "web"),
+        (run, "web"),
+        (lib, "db"),
+        (etc, "db"),
+        (run, "cache"),
+        (lib, "only-vendor"),
+    ):
         write(directory, "x = 1\n", name)
     assert lookup.find_manifests(dirs) == {
-        "cache": run / "cache.toml", "db": etc / "db.toml", "only-vendor": lib / "only-vendor.toml",
-        "web": run / "web.toml"}
+        "cache": run / "cache.toml",
+        "db": etc / "db.toml",
+        "only-vendor": lib / "only-vendor.toml",
+        "web": run / "web.toml",
+    }
 
 
 @pytest.mark.parametrize("mask_dir", [0, 1], ids=["in-etc", "in-run"])
 @pytest.mark.parametrize("kind", ["empty-file", "dev-null-symlink"])
-def test_a_mask_in_a_higher_directory_hides_the_pod(dirs: list[Path], mask_dir: int,
-                                                    kind: str) -> None:
+def test_a_mask_in_a_higher_directory_hides_the_pod(
+    dirs: list[Path], mask_dir: int, kind: str
+) -> None:
     lib = dirs[2]
     write(lib, "x = 1\n", "web")
     write(lib, "x = 1\n", "kept")
@@ -86,14 +96,21 @@ def test_other_files_and_directories_are_ignored(dirs: list[Path]) -> None:
 
 
 def test_generate_writes_the_units_of_a_pod(dirs: list[Path], tmp_path: Path, app: str) -> None:
-    write(dirs[0], app + '[install]\nwanted_by = ["multi-user.target"]\n'
-          'required_by = ["pods.target"]\n', "good")
+    write(
+        dirs[0],
+        app + '[install]\nwanted_by = ["multi-user.target"]\nrequired_by = ["pods.target"]\n',
+        "good",
+    )
     out, log = tmp_path / "out", tmp_path / "kmsg"
     assert generator.generate(out, dirs, log) == 0
     assert files_under(out) == [
-        "multi-user.target.wants/pod@good.service", "pod-good.slice",
-        "pod@good.service.d/10-podmgr.conf", "pod@good.service.d/podmgr-plan.json",
-        "podapp@good:main.service", "pods.target.requires/pod@good.service"]
+        "multi-user.target.wants/pod@good.service",
+        "pod-good.slice",
+        "pod@good.service.d/10-podmgr.conf",
+        "pod@good.service.d/podmgr-plan.json",
+        "podapp@good:main.service",
+        "pods.target.requires/pod@good.service",
+    ]
     for link in ("multi-user.target.wants", "pods.target.requires"):
         assert os.readlink(out / link / "pod@good.service") == "../pod@.service"
     plan = json.loads((out / "pod@good.service.d/podmgr-plan.json").read_text())
@@ -105,8 +122,9 @@ def test_generate_writes_the_units_of_a_pod(dirs: list[Path], tmp_path: Path, ap
     assert not log.exists()
 
 
-def test_generate_skips_a_bad_pod_and_writes_the_others(dirs: list[Path], tmp_path: Path,
-                                                         app: str) -> None:
+def test_generate_skips_a_bad_pod_and_writes_the_others(
+    dirs: list[Path], tmp_path: Path, app: str
+) -> None:
     etc, _, lib = dirs
     write(etc, app, "good")
     write(lib, app.replace("main", "other"), "also-good")
@@ -120,7 +138,8 @@ def test_generate_skips_a_bad_pod_and_writes_the_others(dirs: list[Path], tmp_pa
     assert log.read_text().splitlines() == [
         f"<3>podmgr-generator: {bad}: app.main.exec: expected an array of strings like [...], "
         "got a string",
-        f"<3>podmgr-generator: {bad}: pod.hostnme: unknown key (did you mean hostname?)"]
+        f"<3>podmgr-generator: {bad}: pod.hostnme: unknown key (did you mean hostname?)",
+    ]
 
 
 def test_every_bad_pod_is_logged(dirs: list[Path], tmp_path: Path) -> None:
@@ -133,8 +152,9 @@ def test_every_bad_pod_is_logged(dirs: list[Path], tmp_path: Path) -> None:
     assert f"{second}: line 1, column 5" in logged
 
 
-def test_a_bug_in_one_pod_does_not_cost_the_others(dirs: list[Path], tmp_path: Path, app: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_bug_in_one_pod_does_not_cost_the_others(
+    dirs: list[Path], tmp_path: Path, app: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     a = write(dirs[0], app, "a")
     write(dirs[0], app, "b")
     real = generator.outputs_for
@@ -147,21 +167,25 @@ def test_a_bug_in_one_pod_does_not_cost_the_others(dirs: list[Path], tmp_path: P
     monkeypatch.setattr(generator, "outputs_for", broken)
     assert generator.generate(tmp_path / "out", dirs, tmp_path / "kmsg") == 1
     assert (tmp_path / "out" / "podapp@b:main.service").exists()
-    assert (tmp_path / "kmsg").read_text() == \
-        f"<3>podmgr-generator: {a}: internal error: RuntimeError('boom')\n"
+    assert (
+        tmp_path / "kmsg"
+    ).read_text() == f"<3>podmgr-generator: {a}: internal error: RuntimeError('boom')\n"
 
 
-@pytest.mark.parametrize("argv", [[], ["a", "b"], ["a", "b", "c", "d"]],
-                         ids=["none", "two", "four"])
-def test_main_wants_one_or_three_directories(argv: list[str],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    "argv", [[], ["a", "b"], ["a", "b", "c", "d"]], ids=["none", "two", "four"]
+)
+def test_main_wants_one_or_three_directories(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     assert generator.main(argv) == 2
-    assert capsys.readouterr().err == \
-        "usage: podmgr-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n"
+    assert capsys.readouterr().err == "usage: podmgr-generator NORMAL_DIR [EARLY_DIR LATE_DIR]\n"
 
 
 def test_the_log_falls_back_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     error = ManifestError("x.toml", [Problem("k", "why"), Problem("", "bad name")])
     generator.log_problems(error, tmp_path / "no" / "such" / "kmsg")
-    assert capsys.readouterr().err == \
-        "podmgr-generator: x.toml: k: why\npodmgr-generator: x.toml: bad name\n"
+    assert (
+        capsys.readouterr().err
+        == "podmgr-generator: x.toml: k: why\npodmgr-generator: x.toml: bad name\n"
+    )

@@ -18,8 +18,9 @@ from signing_keys import Key, Keyring
 
 from podmgr.image import gpgsandbox
 
-ROOT_ONLY = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
-                               reason="the mount namespace needs root")
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true", reason="the mount namespace needs root"
+)
 
 PROBE = """
 import json, os, sys
@@ -46,18 +47,24 @@ def signer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Keyring, 
 
 
 def confined(home: Path, argv: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(gpgsandbox.exec_argv(str(home), argv), capture_output=True,
-                          text=True, env=gpgsandbox.child_environment(), check=False)
+    return subprocess.run(
+        gpgsandbox.exec_argv(str(home), argv),
+        capture_output=True,
+        text=True,
+        env=gpgsandbox.child_environment(),
+        check=False,
+    )
 
 
 @ROOT_ONLY
-def test_what_runs_in_the_sandbox_has_no_privileges_and_one_writable_place(
-        tmp_path: Path) -> None:
+def test_what_runs_in_the_sandbox_has_no_privileges_and_one_writable_place(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     hidden = [str(path) for path in gpgsandbox.HIDDEN]
-    probe = confined(home, [sys.executable, "-c", PROBE, str(tmp_path / "outside"),
-                            str(home / "inside"), *hidden])
+    probe = confined(
+        home,
+        [sys.executable, "-c", PROBE, str(tmp_path / "outside"), str(home / "inside"), *hidden],
+    )
     assert probe.returncode == 0, probe.stderr
     seen = json.loads(probe.stdout)
     assert seen["no_new_privs"] == "1"
@@ -70,8 +77,9 @@ def test_what_runs_in_the_sandbox_has_no_privileges_and_one_writable_place(
 
 
 @ROOT_ONLY
-def test_gpg_itself_cannot_write_outside_its_home(tmp_path: Path,
-                                                  signer: tuple[Keyring, Key]) -> None:
+def test_gpg_itself_cannot_write_outside_its_home(
+    tmp_path: Path, signer: tuple[Keyring, Key]
+) -> None:
     _, key = signer
     (tmp_path / "key.asc").write_bytes(key.armored)
     home = tmp_path / "home"
@@ -95,24 +103,31 @@ def test_verification_runs_confined(signer: tuple[Keyring, Key]) -> None:
     assert reply.confinement["capability_bounding_set"] == "0000000000000000"
     assert not Path(reply.confinement["home"]).exists()  # removed after
     [outcome] = reply.outcomes
-    assert ("GOODSIG", f"{key.fingerprint[-16:]} sandbox <sandbox@example.org>") in \
-        outcome.statuses
+    assert ("GOODSIG", f"{key.fingerprint[-16:]} sandbox <sandbox@example.org>") in outcome.statuses
     assert b"example.org/a:1" in outcome.data
 
 
-def test_without_privileges_gpg_still_gets_no_new_privileges(
-        signer: tuple[Keyring, Key]) -> None:
+def test_without_privileges_gpg_still_gets_no_new_privileges(signer: tuple[Keyring, Key]) -> None:
     """A user's `podmgr trust add` reads the key before asking: no mount namespace then,
     but NoNewPrivileges and a throwaway home."""
     _, key = signer
-    script = ("import sys; from podmgr.image import gpgsandbox; "
-              "r = gpgsandbox.run([sys.stdin.buffer.read()], [], list_keys=True); "
-              "print(r.confinement['mount_namespace'], r.confinement['no_new_privs'], "
-              "r.keys[0].fingerprint)")
-    user = [] if os.geteuid() != 0 else ["setpriv", "--reuid=65534", "--regid=65534",
-                                         "--clear-groups", "--"]
-    done = subprocess.run([*user, sys.executable, "-c", script], input=key.armored,
-                          capture_output=True, check=False,
-                          env={**gpgsandbox.child_environment(), "HOME": "/nonexistent"})
+    script = (
+        "import sys; from podmgr.image import gpgsandbox; "
+        "r = gpgsandbox.run([sys.stdin.buffer.read()], [], list_keys=True); "
+        "print(r.confinement['mount_namespace'], r.confinement['no_new_privs'], "
+        "r.keys[0].fingerprint)"
+    )
+    user = (
+        []
+        if os.geteuid() != 0
+        else ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    )
+    done = subprocess.run(
+        [*user, sys.executable, "-c", script],
+        input=key.armored,
+        capture_output=True,
+        check=False,
+        env={**gpgsandbox.child_environment(), "HOME": "/nonexistent"},
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.decode().split() == ["no", "1", key.fingerprint]

@@ -29,14 +29,21 @@ CHECKOUT = str(Path(__file__).resolve().parent.parent)
 # Each absolute path key, by where it is resolved: on the host (so taken literally, with
 # the manifest that sets it to a path under a link), or inside the app's own root.
 HOST_PATHS: dict[str, Callable[[str], str]] = {
-    "volume.source": lambda path: f'[volume.v]\ntype = "host"\nsource = "{path}"\n'
-                                  f'[app.main]\nrootfs = "/srv/r"\nexec = ["/bin/true"]\n',
+    "volume.source": lambda path: (
+        f'[volume.v]\ntype = "host"\nsource = "{path}"\n'
+        f'[app.main]\nrootfs = "/srv/r"\nexec = ["/bin/true"]\n'
+    ),
     "app.rootfs": lambda path: f'[app.main]\nrootfs = "{path}"\nexec = ["/bin/true"]\n',
-    "app.environment_files": lambda path: '[app.main]\nrootfs = "/srv/r"\nexec = ["/bin/true"]'
-                                          f'\nenvironment_files = ["/srv/e", "{path}"]\n',
+    "app.environment_files": lambda path: (
+        '[app.main]\nrootfs = "/srv/r"\nexec = ["/bin/true"]'
+        f'\nenvironment_files = ["/srv/e", "{path}"]\n'
+    ),
 }
-WARNED_AT = {"volume.source": "volume.v.source", "app.rootfs": "app.main.rootfs",
-             "app.environment_files": "app.main.environment_files[1]"}
+WARNED_AT = {
+    "volume.source": "volume.v.source",
+    "app.rootfs": "app.main.rootfs",
+    "app.environment_files": "app.main.environment_files[1]",
+}
 INSIDE_THE_APP = {"mount.path", "app.working_directory"}
 
 
@@ -60,18 +67,20 @@ def test_every_path_key_is_known_to_be_taken_literally_or_inside_the_app() -> No
 
 @pytest.mark.parametrize("key", sorted(HOST_PATHS))
 @pytest.mark.parametrize("where", ["last", "middle"])
-def test_validate_warns_of_a_link_in_every_host_path(tmp_path: Path, key: str,
-                                                      where: str) -> None:
+def test_validate_warns_of_a_link_in_every_host_path(tmp_path: Path, key: str, where: str) -> None:
     (tmp_path / "real" / "below").mkdir(parents=True)
     (tmp_path / "real" / "below" / "file").write_text("")
-    (tmp_path / "link").symlink_to(tmp_path / "real" / "below" if where == "last"
-                                   else tmp_path / "real")
+    (tmp_path / "link").symlink_to(
+        tmp_path / "real" / "below" if where == "last" else tmp_path / "real"
+    )
     path = f"{tmp_path}/link" if where == "last" else f"{tmp_path}/link/below"
     pod = model.parse(HOST_PATHS[key](path), Path("/etc/podmgr/pods/web.toml"))
     warned = [w for w in model.warnings(pod) if w.where == WARNED_AT[key]]
     assert len(warned) == 1
-    assert warned[0].message.startswith(f"{tmp_path}/link is a symbolic link: the pod will "
-                                        "not start, as podmgr does not follow links in ")
+    assert warned[0].message.startswith(
+        f"{tmp_path}/link is a symbolic link: the pod will "
+        "not start, as podmgr does not follow links in "
+    )
 
 
 def test_a_plain_host_path_is_not_warned_of(tmp_path: Path) -> None:
@@ -100,13 +109,15 @@ def test_a_file_opens_literally(tmp_path: Path) -> None:
 
 
 # A path of up to four directories or links to one, then a file or a link to one.
-COMPONENTS = st.lists(st.tuples(st.sampled_from("ab"), st.sampled_from(["dir", "up", "root"])),
-                      max_size=4)
+COMPONENTS = st.lists(
+    st.tuples(st.sampled_from("ab"), st.sampled_from(["dir", "up", "root"])), max_size=4
+)
 
 
 @given(components=COMPONENTS, last=st.sampled_from(["file", "link"]))
-def test_a_file_opens_only_when_no_component_is_a_link(components: list[tuple[str, str]],
-                                                       last: str) -> None:
+def test_a_file_opens_only_when_no_component_is_a_link(
+    components: list[tuple[str, str]], last: str
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp)
         (path / "real.env").write_text("A=1\n")
@@ -149,7 +160,8 @@ def test_users_are_not_looked_up_through_a_linked_rootfs(tmp_path: Path) -> None
         generator.outputs_of(pod)
     assert [str(p) for p in refused.value.problems] == [
         f"app.main.rootfs: cannot read {tmp_path}/via: {tmp_path}/via is a symbolic link, "
-        "which podmgr does not follow in an app's rootfs (name the directory itself)"]
+        "which podmgr does not follow in an app's rootfs (name the directory itself)"
+    ]
     # The directory itself is read as before.
     plain = model.parse(text.replace("/via", "/real"), Path("/etc/podmgr/pods/web.toml"))
     assert "User=33\n" in "".join(getattr(o, "text", "") for o in generator.outputs_of(plain))
@@ -159,25 +171,32 @@ def pod_with(rootfs: str, env_file: str | None = None) -> str:
     # Numbers: the generator needs no file of the rootfs, so a linked one is found at start
     # (for names it is found by the generator: test_users_are_not_looked_up_...).
     env = f'environment_files = ["{env_file}"]\n' if env_file else ""
-    return textwrap.dedent(f"""
+    return (
+        textwrap.dedent(f"""
         [app.main]
         rootfs = "{rootfs}"
         exec = ["/bin/sleep", "infinity"]
         user = 0
         group = 0
-    """) + env
+    """)
+        + env
+    )
 
 
 @pytest.fixture(scope="module")
 def paths_bed(bed: Bed) -> Bed:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     bed.run("mkdir", "-p", "/etc/podmgr/pods", "/srv/roots", "/srv/env/real")
-    bed.run("sh", "-c", f"cp -a {ROOTFS} /srv/roots/checked && echo checked > "
-            f"/srv/roots/checked/marker && cp -a {ROOTFS} /srv/other && echo other > "
-            "/srv/other/marker && ln -s /srv/roots /srv/roots-via && "
-            "ln -s /srv/other /srv/roots/to-other && echo SECRET=host > /srv/secret.env && "
-            "echo PLAIN=yes > /srv/env/plain.env && echo REAL=yes > /srv/env/real/r.env && "
-            "ln -s /srv/secret.env /srv/env/to-secret.env && ln -s /srv/env/real /srv/env/via")
+    bed.run(
+        "sh",
+        "-c",
+        f"cp -a {ROOTFS} /srv/roots/checked && echo checked > "
+        f"/srv/roots/checked/marker && cp -a {ROOTFS} /srv/other && echo other > "
+        "/srv/other/marker && ln -s /srv/roots /srv/roots-via && "
+        "ln -s /srv/other /srv/roots/to-other && echo SECRET=host > /srv/secret.env && "
+        "echo PLAIN=yes > /srv/env/plain.env && echo REAL=yes > /srv/env/real/r.env && "
+        "ln -s /srv/secret.env /srv/env/to-secret.env && ln -s /srv/env/real /srv/env/via",
+    )
     return bed
 
 
@@ -187,22 +206,30 @@ def install(bed: Bed, name: str, text: str) -> None:
 
 
 def main_pid(bed: Bed, pod: str) -> str:
-    return bed.run("systemctl", "show", "--value", "-p", "MainPID",
-                   f"podapp@{pod}:main.service").stdout.strip()
+    return bed.run(
+        "systemctl", "show", "--value", "-p", "MainPID", f"podapp@{pod}:main.service"
+    ).stdout.strip()
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("pod", "rootfs", "link"), [
-    ("rootlink", "/srv/roots/to-other", "/srv/roots/to-other"),
-    ("rootmiddle", "/srv/roots-via/checked", "/srv/roots-via"),
-])
-def test_a_linked_rootfs_fails_the_start(paths_bed: Bed, pod: str, rootfs: str,
-                                         link: str) -> None:
+@pytest.mark.parametrize(
+    ("pod", "rootfs", "link"),
+    [
+        ("rootlink", "/srv/roots/to-other", "/srv/roots/to-other"),
+        ("rootmiddle", "/srv/roots-via/checked", "/srv/roots-via"),
+    ],
+)
+def test_a_linked_rootfs_fails_the_start(paths_bed: Bed, pod: str, rootfs: str, link: str) -> None:
     install(paths_bed, pod, pod_with(rootfs))
     inner = "" if link == rootfs else f": {link}"
-    assert_start_refused(paths_bed, pod, f"pod {pod}: app.main.rootfs: {rootfs}{inner} is a "
-                         "symbolic link, which podmgr does not follow in an app's rootfs (name "
-                         "the directory itself)", f"app.main.rootfs: {link}")
+    assert_start_refused(
+        paths_bed,
+        pod,
+        f"pod {pod}: app.main.rootfs: {rootfs}{inner} is a "
+        "symbolic link, which podmgr does not follow in an app's rootfs (name "
+        "the directory itself)",
+        f"app.main.rootfs: {link}",
+    )
 
 
 @pytest.mark.integration
@@ -213,8 +240,11 @@ def test_the_rootfs_is_the_directory_that_was_checked(paths_bed: Bed) -> None:
     assert bed.run("cat", f"/proc/{main_pid(bed, 'rooted')}/root/marker").stdout == "checked\n"
     # Swapped for a link once the pod runs: the app, restarted, still runs on what was
     # checked.
-    bed.run("sh", "-c", "mv /srv/roots/checked /srv/roots/checked.old && "
-            "ln -s /srv/other /srv/roots/checked")
+    bed.run(
+        "sh",
+        "-c",
+        "mv /srv/roots/checked /srv/roots/checked.old && ln -s /srv/other /srv/roots/checked",
+    )
     bed.run("systemctl", "restart", "podapp@rooted:main.service")
     assert bed.run("cat", f"/proc/{main_pid(bed, 'rooted')}/root/marker").stdout == "checked\n"
     bed.run("podmgr", "stop", "rooted")
@@ -224,18 +254,26 @@ def test_the_rootfs_is_the_directory_that_was_checked(paths_bed: Bed) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("pod", "file", "link"), [
-    ("envlink", "/srv/env/to-secret.env", "/srv/env/to-secret.env"),
-    ("envmiddle", "/srv/env/via/r.env", "/srv/env/via"),
-])
-def test_a_linked_environment_file_fails_the_start(paths_bed: Bed, pod: str, file: str,
-                                                   link: str) -> None:
+@pytest.mark.parametrize(
+    ("pod", "file", "link"),
+    [
+        ("envlink", "/srv/env/to-secret.env", "/srv/env/to-secret.env"),
+        ("envmiddle", "/srv/env/via/r.env", "/srv/env/via"),
+    ],
+)
+def test_a_linked_environment_file_fails_the_start(
+    paths_bed: Bed, pod: str, file: str, link: str
+) -> None:
     install(paths_bed, pod, pod_with(ROOTFS, file))
     inner = "" if link == file else f": {link}"
-    assert_start_refused(paths_bed, pod, f"pod {pod}: app.main.environment_files[0]: "
-                         f"{file}{inner} is a symbolic link, which podmgr does not follow in "
-                         "an app's environment files (name the file itself)",
-                         f"app.main.environment_files[0]: {link}")
+    assert_start_refused(
+        paths_bed,
+        pod,
+        f"pod {pod}: app.main.environment_files[0]: "
+        f"{file}{inner} is a symbolic link, which podmgr does not follow in "
+        "an app's environment files (name the file itself)",
+        f"app.main.environment_files[0]: {link}",
+    )
 
 
 @pytest.mark.integration
@@ -250,8 +288,11 @@ def test_an_environment_file_is_what_was_checked(paths_bed: Bed) -> None:
 
     assert "PLAIN=yes" in environ()
     # Swapped for a link once the pod runs: a restarted app still gets what was checked.
-    bed.run("sh", "-c", "mv /srv/env/plain.env /srv/env/plain.old && "
-            "ln -s /srv/secret.env /srv/env/plain.env")
+    bed.run(
+        "sh",
+        "-c",
+        "mv /srv/env/plain.env /srv/env/plain.old && ln -s /srv/secret.env /srv/env/plain.env",
+    )
     bed.run("systemctl", "restart", "podapp@envplain:main.service")
     assert "PLAIN=yes" in environ()
     assert "SECRET=host" not in environ()
@@ -260,21 +301,27 @@ def test_an_environment_file_is_what_was_checked(paths_bed: Bed) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("what", "make"), [
-    ("a FIFO", "mkfifo /srv/env/fifo.env"),
-    ("a directory", "mkdir /srv/env/dir.env"),
-    ("too large", "head -c 1048577 /dev/zero | tr '\\0' x > /srv/env/big.env"),
-])
-def test_an_environment_file_must_be_a_small_regular_file(paths_bed: Bed, what: str,
-                                                          make: str) -> None:
+@pytest.mark.parametrize(
+    ("what", "make"),
+    [
+        ("a FIFO", "mkfifo /srv/env/fifo.env"),
+        ("a directory", "mkdir /srv/env/dir.env"),
+        ("too large", "head -c 1048577 /dev/zero | tr '\\0' x > /srv/env/big.env"),
+    ],
+)
+def test_an_environment_file_must_be_a_small_regular_file(
+    paths_bed: Bed, what: str, make: str
+) -> None:
     bed = paths_bed
     file = make.rsplit(maxsplit=1)[-1]
     bed.run("sh", "-c", make)
     install(bed, "envodd", pod_with(ROOTFS, file))
     failed = bed.run("podmgr", "start", "envodd", check=False)
     assert failed.returncode == 1, what
-    assert (f"pod envodd: app.main.environment_files[0]: {file} is not a regular file of at "
-            "most 1M (name a file of VAR=value lines)") in failed.stderr
+    assert (
+        f"pod envodd: app.main.environment_files[0]: {file} is not a regular file of at "
+        "most 1M (name a file of VAR=value lines)"
+    ) in failed.stderr
     assert failed.stderr.count("\n") == 1
     bed.run("systemctl", "reset-failed", "pod@envodd.service")
     bed.run("rm", "-rf", file)
@@ -291,6 +338,10 @@ def test_a_plan_of_an_older_generator_still_prepares(paths_bed: Bed) -> None:
     assert "environment_files" not in bed.run("cat", "/tmp/old.json").stdout
     env = {"PODMGR_PLAN": "/tmp/old.json"}
     bed.run("/usr/lib/podmgr/podmgr-pod", "prepare", "oldplan", env=env)
-    assert bed.run("mountpoint", "-q", "/run/podmgr/pods/oldplan/apps/main/rootfs",
-                   check=False).returncode == 0
+    assert (
+        bed.run(
+            "mountpoint", "-q", "/run/podmgr/pods/oldplan/apps/main/rootfs", check=False
+        ).returncode
+        == 0
+    )
     bed.run("/usr/lib/podmgr/podmgr-pod", "release", "oldplan")

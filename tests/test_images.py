@@ -28,8 +28,10 @@ from podmgr.image.digest import DigestMismatch
 from podmgr.image.store import NoSuchImage, Store
 from podmgr.image.trust import TrustStore
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
-                                reason="unpacking sets owners and makes whiteouts: needs root")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true",
+    reason="unpacking sets owners and makes whiteouts: needs root",
+)
 
 NAME = "registry.example.org/shop/api:1.4"
 PREFIX = "registry.example.org/shop"
@@ -53,13 +55,22 @@ def keys(keyring: Keyring) -> dict[str, Key]:
 @pytest.fixture
 def env(tmp_path: Path) -> tuple[Store, TrustStore, config.Config]:
     policy = config.ImagePolicy((), 1_000_000, 1 << 30, False, False)
-    return (Store(tmp_path / "store"), TrustStore(tmp_path / "etc-keys", tmp_path / "lib-keys"),
-            config.Config(policy, {}))
+    return (
+        Store(tmp_path / "store"),
+        TrustStore(tmp_path / "etc-keys", tmp_path / "lib-keys"),
+        config.Config(policy, {}),
+    )
 
 
 def small_image(compression: str = "gzip", marker: bytes = b"api") -> ib.Image:
-    base = ib.tar([ib.directory("etc"), ib.file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
-                   ib.directory("bin"), ib.file("bin/api", b"#!/bin/sh\n", 0o755)])
+    base = ib.tar(
+        [
+            ib.directory("etc"),
+            ib.file("etc/passwd", b"root:x:0:0::/root:/bin/sh\n"),
+            ib.directory("bin"),
+            ib.file("bin/api", b"#!/bin/sh\n", 0o755),
+        ]
+    )
     top = ib.tar([ib.file("etc/version", marker)])
     return ib.Image([base, top], compression, {"Cmd": ["/bin/api"], "User": "0"})
 
@@ -73,21 +84,40 @@ def signed_dir(tmp_path: Path, keyring: Keyring, key: Key, identity: str = NAME)
     """A dir: layout signed by ``key`` with skopeo, as a publisher would make it."""
     source = layout(tmp_path / "layout")
     target = tmp_path / "signed"
-    subprocess.run(["skopeo", "copy", "--quiet", "--sign-by", key.fingerprint,
-                    "--sign-identity", identity, source, f"dir:{target}"],
-                   env=keyring.env, check=True)
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            "--sign-by",
+            key.fingerprint,
+            "--sign-identity",
+            identity,
+            source,
+            f"dir:{target}",
+        ],
+        env=keyring.env,
+        check=True,
+    )
     return target
 
 
 def snapshot(store: Store) -> dict[str, int]:
     """Every path in the store with its size: what "nothing changed" compares."""
-    return {str(p.relative_to(store.root)): p.lstat().st_size
-            for p in store.root.rglob("*") if "lock" not in p.name} \
-        if store.root.exists() else {}
+    return (
+        {
+            str(p.relative_to(store.root)): p.lstat().st_size
+            for p in store.root.rglob("*")
+            if "lock" not in p.name
+        }
+        if store.root.exists()
+        else {}
+    )
 
 
-def test_every_compression_of_an_oci_layout(tmp_path: Path, env: tuple[Store, TrustStore,
-                                                                       config.Config]) -> None:
+def test_every_compression_of_an_oci_layout(
+    tmp_path: Path, env: tuple[Store, TrustStore, config.Config]
+) -> None:
     store, trust, cfg = env
     cfg = config.Config(config.ImagePolicy((PREFIX,), 1_000_000, 1 << 30, False, False), {})
     layers: set[str] = set()
@@ -101,72 +131,102 @@ def test_every_compression_of_an_oci_layout(tmp_path: Path, env: tuple[Store, Tr
     assert len(list(store.layers.glob("[0-9a-f]*"))) == 2
 
 
-def test_formats_and_default_names(tmp_path: Path, keyring: Keyring,
-                                   env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_formats_and_default_names(
+    tmp_path: Path, keyring: Keyring, env: tuple[Store, TrustStore, config.Config]
+) -> None:
     store, trust, _ = env
-    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False),
-                        {})
+    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False), {})
     source = layout(tmp_path / "layout")
-    subprocess.run(["skopeo", "copy", "--quiet", source,
-                    f"docker-archive:{tmp_path}/saved.tar:example.org/saved/app:2"], check=True)
-    subprocess.run(["skopeo", "copy", "--quiet", source, f"oci-archive:{tmp_path}/oci.tar"],
-                   check=True)
+    subprocess.run(
+        [
+            "skopeo",
+            "copy",
+            "--quiet",
+            source,
+            f"docker-archive:{tmp_path}/saved.tar:example.org/saved/app:2",
+        ],
+        check=True,
+    )
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", source, f"oci-archive:{tmp_path}/oci.tar"], check=True
+    )
     ib.write_archive(tmp_path / "plain.tar", tmp_path / "layout")
     docker = pull.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
     assert docker.name == "example.org/saved/app:2"  # the archive's tag
-    oci_archive = pull.fetch(f"oci-archive:{tmp_path}/oci.tar", "example.org/a/b", store,
-                               cfg, trust)
+    oci_archive = pull.fetch(
+        f"oci-archive:{tmp_path}/oci.tar", "example.org/a/b", store, cfg, trust
+    )
     assert oci_archive.name == "example.org/a/b:latest"
-    ours = pull.fetch(f"oci-archive:{tmp_path}/plain.tar:1.4", "example.org/c/d:1", store,
-                        cfg, trust)
+    ours = pull.fetch(
+        f"oci-archive:{tmp_path}/plain.tar:1.4", "example.org/c/d:1", store, cfg, trust
+    )
     assert ours.layers == oci_archive.layers == docker.layers
     with pytest.raises(PodmgrError, match="no name for the image"):
         pull.fetch(f"oci:{tmp_path}/layout:1.4", None, store, cfg, trust)
 
 
-def test_a_docker_25_archive(tmp_path: Path,
-                             env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_a_docker_25_archive(tmp_path: Path, env: tuple[Store, TrustStore, config.Config]) -> None:
     """docker save >= 25 writes an OCI layout plus the old manifest.json."""
     store, trust, _ = env
-    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False),
-                        {})
+    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False), {})
     layout(tmp_path / "layout", small_image(compression=""))
     index = json.loads((tmp_path / "layout" / "index.json").read_text())
     index["manifests"][0]["annotations"]["io.containerd.image.name"] = "example.org/d25/app:1"
     (tmp_path / "layout" / "index.json").write_text(json.dumps(index))
-    manifest = json.loads((tmp_path / "layout" / "blobs" / "sha256" /
-                           index["manifests"][0]["digest"][7:]).read_text())
-    (tmp_path / "layout" / "manifest.json").write_text(json.dumps([{
-        "Config": "blobs/sha256/" + manifest["config"]["digest"][7:],
-        "RepoTags": ["example.org/d25/app:1"],
-        "Layers": ["blobs/sha256/" + layer["digest"][7:] for layer in manifest["layers"]]}]))
+    manifest = json.loads(
+        (tmp_path / "layout" / "blobs" / "sha256" / index["manifests"][0]["digest"][7:]).read_text()
+    )
+    (tmp_path / "layout" / "manifest.json").write_text(
+        json.dumps(
+            [
+                {
+                    "Config": "blobs/sha256/" + manifest["config"]["digest"][7:],
+                    "RepoTags": ["example.org/d25/app:1"],
+                    "Layers": [
+                        "blobs/sha256/" + layer["digest"][7:] for layer in manifest["layers"]
+                    ],
+                }
+            ]
+        )
+    )
     ib.write_archive(tmp_path / "saved.tar", tmp_path / "layout")
     record = pull.fetch(f"docker-archive:{tmp_path}/saved.tar", None, store, cfg, trust)
     assert record.name == "example.org/d25/app:1"
     assert record.source == f"docker-archive:{tmp_path}/saved.tar"
 
 
-def test_an_index_gives_this_hosts_image(tmp_path: Path,
-                                         env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_an_index_gives_this_hosts_image(
+    tmp_path: Path, env: tuple[Store, TrustStore, config.Config]
+) -> None:
     store, trust, _ = env
-    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False),
-                        {})
+    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False), {})
     arm = small_image(marker=b"arm64")
     arm.architecture = "arm64"
     ib.write_layout(tmp_path / "images", {"arm": arm, "amd": small_image(marker=b"amd64")})
     index = json.loads((tmp_path / "images" / "index.json").read_text())
     for entry, arch in zip(index["manifests"], ("arm64", "amd64"), strict=True):
         entry["platform"] = {"os": "linux", "architecture": arch}
-    nested = json.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX,
-                         "manifests": index["manifests"]}).encode()
+    nested = json.dumps(
+        {"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": index["manifests"]}
+    ).encode()
     digest = ib.sha256(nested)
     (tmp_path / "images" / "blobs" / "sha256" / digest[7:]).write_bytes(nested)
-    (tmp_path / "images" / "index.json").write_text(json.dumps({
-        "schemaVersion": 2, "manifests": [{"mediaType": oci.OCI_INDEX, "digest": digest,
-                                           "size": len(nested), "annotations": {
-                                               "org.opencontainers.image.ref.name": "multi"}}]}))
-    record = pull.fetch(f"oci:{tmp_path}/images:multi", "example.org/multi/app", store, cfg,
-                          trust)
+    (tmp_path / "images" / "index.json").write_text(
+        json.dumps(
+            {
+                "schemaVersion": 2,
+                "manifests": [
+                    {
+                        "mediaType": oci.OCI_INDEX,
+                        "digest": digest,
+                        "size": len(nested),
+                        "annotations": {"org.opencontainers.image.ref.name": "multi"},
+                    }
+                ],
+            }
+        )
+    )
+    record = pull.fetch(f"oci:{tmp_path}/images:multi", "example.org/multi/app", store, cfg, trust)
     assert (store.layer_path(record.layers[1]) / "etc/version").read_bytes() == b"amd64"
 
 
@@ -179,8 +239,12 @@ def trust_release(trust: TrustStore, keys: dict[str, Key], prefix: str = PREFIX)
     trust.add(prefix, keys["release"].armored)
 
 
-def test_a_signed_image_is_stored(tmp_path: Path, keyring: Keyring, keys: dict[str, Key],
-                                  env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_a_signed_image_is_stored(
+    tmp_path: Path,
+    keyring: Keyring,
+    keys: dict[str, Key],
+    env: tuple[Store, TrustStore, config.Config],
+) -> None:
     store, trust, cfg = env
     trust_release(trust, keys)
     source = signed_dir(tmp_path, keyring, keys["release"])
@@ -190,9 +254,19 @@ def test_a_signed_image_is_stored(tmp_path: Path, keyring: Keyring, keys: dict[s
     assert not record.insecure
     assert store.image(NAME) == record
     # skopeo agrees.
-    subprocess.run(["skopeo", "standalone-verify", f"{source}/manifest.json", NAME,
-                    keys["release"].fingerprint, f"{source}/signature-1"],
-                   env=keyring.env, check=True, capture_output=True)
+    subprocess.run(
+        [
+            "skopeo",
+            "standalone-verify",
+            f"{source}/manifest.json",
+            NAME,
+            keys["release"].fingerprint,
+            f"{source}/signature-1",
+        ],
+        env=keyring.env,
+        check=True,
+        capture_output=True,
+    )
 
 
 def replace_signature(source: Path, signature: bytes) -> None:
@@ -213,18 +287,22 @@ def spoil_unsigned(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None
 
 
 def spoil_stranger(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None:
-    replace_signature(source, keyring.sign_simple(keys["stranger"], manifest_digest(source),
-                                                  NAME))
+    replace_signature(source, keyring.sign_simple(keys["stranger"], manifest_digest(source), NAME))
 
 
 def spoil_expired(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None:
-    replace_signature(source, keyring.sign_simple(keys["expired"], manifest_digest(source),
-                                                  NAME, expired=True))
+    replace_signature(
+        source, keyring.sign_simple(keys["expired"], manifest_digest(source), NAME, expired=True)
+    )
 
 
 def spoil_identity(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None:
-    replace_signature(source, keyring.sign_simple(keys["release"], manifest_digest(source),
-                                                  "registry.example.org/shop/other:1.4"))
+    replace_signature(
+        source,
+        keyring.sign_simple(
+            keys["release"], manifest_digest(source), "registry.example.org/shop/other:1.4"
+        ),
+    )
 
 
 def spoil_manifest(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None:
@@ -241,19 +319,19 @@ def spoil_signature(source: Path, keyring: Keyring, keys: dict[str, Key]) -> Non
 
 def spoil_payload(source: Path, keyring: Keyring, keys: dict[str, Key]) -> None:
     digest = manifest_digest(source)
-    payload = (b'{"critical": {"type": "atomic container signature", "image": '
-               b'{"docker-manifest-digest": "' + digest.encode() + b'"}, "identity": '
-               b'{"docker-reference": "' + NAME.encode() + b'"}, "type": "x"}, "optional": {}}')
-    replace_signature(source, keyring.sign_simple(keys["release"], digest, NAME,
-                                                  payload=payload))
+    payload = (
+        b'{"critical": {"type": "atomic container signature", "image": '
+        b'{"docker-manifest-digest": "' + digest.encode() + b'"}, "identity": '
+        b'{"docker-reference": "' + NAME.encode() + b'"}, "type": "x"}, "optional": {}}'
+    )
+    replace_signature(source, keyring.sign_simple(keys["release"], digest, NAME, payload=payload))
 
 
 REFUSALS = {
     "unsigned": (spoil_unsigned, "unsigned (no signature found", False),
     "untrusted-key": (spoil_stranger, "which is not in the trust store for", True),
     "expired-key": (spoil_expired, "expired", True),
-    "wrong-identity": (spoil_identity, "wrong identity registry.example.org/shop/other:1.4",
-                       True),
+    "wrong-identity": (spoil_identity, "wrong identity registry.example.org/shop/other:1.4", True),
     "tampered-manifest": (spoil_manifest, "the image was changed after signing", True),
     "bad-signature": (spoil_signature, "signature", True),
     "duplicate-key-in-payload": (spoil_payload, "its payload has a key twice", False),
@@ -261,8 +339,13 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", REFUSALS)
-def test_refusals(case: str, tmp_path: Path, keyring: Keyring, keys: dict[str, Key],
-                  env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_refusals(
+    case: str,
+    tmp_path: Path,
+    keyring: Keyring,
+    keys: dict[str, Key],
+    env: tuple[Store, TrustStore, config.Config],
+) -> None:
     store, trust, cfg = env
     trust_release(trust, keys)
     # Trusted while it was valid (trust add refuses an expired key now).
@@ -277,14 +360,27 @@ def test_refusals(case: str, tmp_path: Path, keyring: Keyring, keys: dict[str, K
     assert snapshot(store) == before  # nothing stored, nothing unpacked
     if skopeo_refuses:
         verify = subprocess.run(
-            ["skopeo", "standalone-verify", f"{source}/manifest.json", NAME,
-             keys["release"].fingerprint, f"{source}/signature-1"],
-            env=keyring.env, capture_output=True, check=False)
+            [
+                "skopeo",
+                "standalone-verify",
+                f"{source}/manifest.json",
+                NAME,
+                keys["release"].fingerprint,
+                f"{source}/signature-1",
+            ],
+            env=keyring.env,
+            capture_output=True,
+            check=False,
+        )
         assert verify.returncode != 0
 
 
-def test_a_revoked_key_is_refused(tmp_path: Path, keyring: Keyring, keys: dict[str, Key],
-                                  env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_a_revoked_key_is_refused(
+    tmp_path: Path,
+    keyring: Keyring,
+    keys: dict[str, Key],
+    env: tuple[Store, TrustStore, config.Config],
+) -> None:
     store, trust, cfg = env
     source = signed_dir(tmp_path, keyring, keys["revoked"])
     # Trusted before it was revoked; the administrator then stored the revoked key.
@@ -297,8 +393,11 @@ def test_a_revoked_key_is_refused(tmp_path: Path, keyring: Keyring, keys: dict[s
 
 
 def test_a_tampered_layer_is_refused_before_unpacking(
-        tmp_path: Path, keyring: Keyring, keys: dict[str, Key],
-        env: tuple[Store, TrustStore, config.Config]) -> None:
+    tmp_path: Path,
+    keyring: Keyring,
+    keys: dict[str, Key],
+    env: tuple[Store, TrustStore, config.Config],
+) -> None:
     store, trust, cfg = env
     trust_release(trust, keys)
     source = signed_dir(tmp_path, keyring, keys["release"])
@@ -309,14 +408,19 @@ def test_a_tampered_layer_is_refused_before_unpacking(
     blob.write_bytes(bytes(data))
     with pytest.raises(DigestMismatch, match="tampered"):
         pull.fetch(f"dir:{source}", NAME, store, cfg, trust)
-    assert not any(store.layers.iterdir()) or \
-        all(p.name.endswith(".lock") for p in store.layers.iterdir())
+    assert not any(store.layers.iterdir()) or all(
+        p.name.endswith(".lock") for p in store.layers.iterdir()
+    )
     with pytest.raises(NoSuchImage):
         store.image(NAME)
 
 
-def test_detached_archive_signatures(tmp_path: Path, keyring: Keyring, keys: dict[str, Key],
-                                     env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_detached_archive_signatures(
+    tmp_path: Path,
+    keyring: Keyring,
+    keys: dict[str, Key],
+    env: tuple[Store, TrustStore, config.Config],
+) -> None:
     store, trust, cfg = env
     trust_release(trust, keys)
     layout(tmp_path / "layout")
@@ -335,22 +439,29 @@ def test_trust_store_masking_and_prefixes(tmp_path: Path, keys: dict[str, Key]) 
     trust = TrustStore(tmp_path / "etc", tmp_path / "lib")
     vendor = TrustStore(tmp_path / "lib", tmp_path / "none")
     vendor.add(PREFIX, keys["release"].armored)
-    assert [k.fingerprint for k in trust.keys_for("registry.example.org/shop/api")] == \
-        [keys["release"].fingerprint]
+    assert [k.fingerprint for k in trust.keys_for("registry.example.org/shop/api")] == [
+        keys["release"].fingerprint
+    ]
     assert trust.keys_for("registry.example.org/shopping/api") == []
     trust.remove(keys["release"].fingerprint)  # masks the vendor key with an empty file
     assert trust.keys_for("registry.example.org/shop/api") == []
     masking = tmp_path / "etc" / "prefix.d" / PREFIX / keys["release"].fingerprint
     assert masking.read_bytes() == b""
     trust.add("", keys["stranger"].armored)  # the root set: every name
-    assert [k.fingerprint for k in trust.keys_for("anything.example/x")] == \
-        [keys["stranger"].fingerprint]
+    assert [k.fingerprint for k in trust.keys_for("anything.example/x")] == [
+        keys["stranger"].fingerprint
+    ]
 
 
 def test_payloads_are_parsed_strictly() -> None:
-    good = {"critical": {"type": "atomic container signature",
-                         "image": {"docker-manifest-digest": "sha256:" + "a" * 64},
-                         "identity": {"docker-reference": NAME}}, "optional": {}}
+    good = {
+        "critical": {
+            "type": "atomic container signature",
+            "image": {"docker-manifest-digest": "sha256:" + "a" * 64},
+            "identity": {"docker-reference": NAME},
+        },
+        "optional": {},
+    }
     assert signing.parse_payload(json.dumps(good).encode()).docker_reference == NAME
     bad = json.loads(json.dumps(good))
     bad["critical"]["image"]["extra"] = "x"
@@ -360,15 +471,17 @@ def test_payloads_are_parsed_strictly() -> None:
         signing.parse_payload(json.dumps(good).replace("atomic container", "other").encode())
 
 
-def test_remove_and_gc_keep_shared_layers(tmp_path: Path,
-                                          env: tuple[Store, TrustStore, config.Config]) -> None:
+def test_remove_and_gc_keep_shared_layers(
+    tmp_path: Path, env: tuple[Store, TrustStore, config.Config]
+) -> None:
     store, trust, _ = env
-    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False),
-                        {})
-    one = pull.fetch(layout(tmp_path / "one", small_image(marker=b"one")), "example.org/x/one",
-                       store, cfg, trust)
-    two = pull.fetch(layout(tmp_path / "two", small_image(marker=b"two")), "example.org/x/two",
-                       store, cfg, trust)
+    cfg = config.Config(config.ImagePolicy(("example.org",), 1_000_000, 1 << 30, False, False), {})
+    one = pull.fetch(
+        layout(tmp_path / "one", small_image(marker=b"one")), "example.org/x/one", store, cfg, trust
+    )
+    two = pull.fetch(
+        layout(tmp_path / "two", small_image(marker=b"two")), "example.org/x/two", store, cfg, trust
+    )
     assert one.layers[0] == two.layers[0]  # the shared base
     pull.remove(store, "example.org/x/one")
     with store.locked(exclusive=True):
@@ -397,15 +510,18 @@ pull.fetch(sys.argv[1], sys.argv[2], Store(Path(sys.argv[3])), cfg,
 
 def importer(source: str, name: str, store: Path) -> subprocess.Popen[bytes]:
     script = IMPORT.format(tests=str(TESTS))
-    return subprocess.Popen([sys.executable, "-c", script, source, name, str(store)],
-                            env={**os.environ, "PYTHONPATH": str(TESTS.parent)})
+    return subprocess.Popen(
+        [sys.executable, "-c", script, source, name, str(store)],
+        env={**os.environ, "PYTHONPATH": str(TESTS.parent)},
+    )
 
 
 def big_image() -> ib.Image:
     noise = os.urandom(1 << 20)
     files = [ib.file(f"data/{i:03}", noise[i:] + noise[:i]) for i in range(64)]
-    return ib.Image([ib.tar([ib.directory("data"), *files]), ib.tar([ib.file("top", b"t")])],
-                    "gzip")
+    return ib.Image(
+        [ib.tar([ib.directory("data"), *files]), ib.tar([ib.file("top", b"t")])], "gzip"
+    )
 
 
 def test_kill_9_during_import_leaves_a_store_the_next_import_completes(tmp_path: Path) -> None:
@@ -430,8 +546,12 @@ def test_kill_9_during_import_leaves_a_store_the_next_import_completes(tmp_path:
 def test_concurrent_imports_share_layers(tmp_path: Path) -> None:
     base = big_image().layers[0]
     store = Store(tmp_path / "store")
-    sources = [layout(tmp_path / f"layout{i}", ib.Image([base, ib.tar([ib.file("top", b"%d" % i)])],
-                                                        "gzip")) for i in range(2)]
+    sources = [
+        layout(
+            tmp_path / f"layout{i}", ib.Image([base, ib.tar([ib.file("top", b"%d" % i)])], "gzip")
+        )
+        for i in range(2)
+    ]
     processes = [importer(s, f"example.org/c/app{i}", store.root) for i, s in enumerate(sources)]
     assert [p.wait() for p in processes] == [0, 0]
     records = [store.image(f"example.org/c/app{i}:latest") for i in range(2)]

@@ -36,16 +36,22 @@ def only(*pods: str) -> Callable[[str], bool]:
     return lambda pod: pod in pods
 
 
-def lease(base: Path, pod: str, prepared: Callable[[str], bool] = everyone,
-          network: str = "net", subnet: ipaddress.IPv4Network = SUBNET,
-          gateway: IP = GATEWAY) -> IP:
+def lease(
+    base: Path,
+    pod: str,
+    prepared: Callable[[str], bool] = everyone,
+    network: str = "net",
+    subnet: ipaddress.IPv4Network = SUBNET,
+    gateway: IP = GATEWAY,
+) -> IP:
     return ipam.lease(network, subnet, gateway, pod, prepared, base)
 
 
 def lease_files(base: Path, network: str = "net") -> dict[str, str]:
     """What is on disk: lease file name -> content, leaving out the lock."""
-    return {path.name: path.read_text() for path in (base / network).iterdir()
-            if path.name != ipam.LOCK}
+    return {
+        path.name: path.read_text() for path in (base / network).iterdir() if path.name != ipam.LOCK
+    }
 
 
 def test_first_lease_is_the_lowest_host_address_after_the_gateway(tmp_path: Path) -> None:
@@ -54,18 +60,29 @@ def test_first_lease_is_the_lowest_host_address_after_the_gateway(tmp_path: Path
 
 
 def test_leases_count_up(tmp_path: Path) -> None:
-    assert [lease(tmp_path, pod) for pod in "abc"] == [IP("10.88.0.2"), IP("10.88.0.3"),
-                                                       IP("10.88.0.4")]
-    assert ipam.leases("net", tmp_path) == {IP("10.88.0.2"): "a", IP("10.88.0.3"): "b",
-                                            IP("10.88.0.4"): "c"}
+    assert [lease(tmp_path, pod) for pod in "abc"] == [
+        IP("10.88.0.2"),
+        IP("10.88.0.3"),
+        IP("10.88.0.4"),
+    ]
+    assert ipam.leases("net", tmp_path) == {
+        IP("10.88.0.2"): "a",
+        IP("10.88.0.3"): "b",
+        IP("10.88.0.4"): "c",
+    }
 
 
 def test_gateway_network_and_broadcast_addresses_are_skipped(tmp_path: Path) -> None:
     subnet = ipaddress.IPv4Network("10.88.0.0/29")  # .0 network, .1 to .6 hosts, .7 broadcast
     gateway = IP("10.88.0.3")
     got = [lease(tmp_path, f"p{i}", subnet=subnet, gateway=gateway) for i in range(5)]
-    assert got == [IP("10.88.0.1"), IP("10.88.0.2"), IP("10.88.0.4"), IP("10.88.0.5"),
-                   IP("10.88.0.6")]
+    assert got == [
+        IP("10.88.0.1"),
+        IP("10.88.0.2"),
+        IP("10.88.0.4"),
+        IP("10.88.0.5"),
+        IP("10.88.0.6"),
+    ]
     with pytest.raises(PrepareError):
         lease(tmp_path, "p5", subnet=subnet, gateway=gateway)
 
@@ -117,8 +134,10 @@ def test_full_subnet(tmp_path: Path) -> None:
     assert lease(tmp_path, "a", subnet=subnet) == IP("10.88.0.2")
     with pytest.raises(PrepareError) as caught:
         lease(tmp_path, "b", subnet=subnet)
-    assert str(caught.value) == ("network net: every address of 10.88.0.0/30 is leased (stop "
-                                 "a pod on it, or give the network a larger subnet)")
+    assert str(caught.value) == (
+        "network net: every address of 10.88.0.0/30 is leased (stop "
+        "a pod on it, or give the network a larger subnet)"
+    )
     assert lease_files(tmp_path) == {"10.88.0.2": "a"}
     assert lease(tmp_path, "b", no_one, subnet=subnet) == IP("10.88.0.2")  # a was stale
 
@@ -126,8 +145,9 @@ def test_full_subnet(tmp_path: Path) -> None:
 def test_networks_are_separate(tmp_path: Path) -> None:
     other = ipaddress.IPv4Network("10.89.0.0/24")
     assert lease(tmp_path, "a") == IP("10.88.0.2")
-    assert lease(tmp_path, "a", network="other", subnet=other,
-                 gateway=IP("10.89.0.1")) == IP("10.89.0.2")
+    assert lease(tmp_path, "a", network="other", subnet=other, gateway=IP("10.89.0.1")) == IP(
+        "10.89.0.2"
+    )
     assert ipam.networks_with_leases(tmp_path) == ["net", "other"]
     assert ipam.held_by("a", tmp_path) == {"net": IP("10.88.0.2"), "other": IP("10.89.0.2")}
 
@@ -166,8 +186,7 @@ def test_reclaim_removes_stale_leases(tmp_path: Path) -> None:
     for pod in "abc":
         lease(tmp_path, pod)
     lease(tmp_path, "a", network="other", subnet=other, gateway=IP("10.89.0.1"))
-    assert sorted(ipam.reclaim(only("b"), tmp_path)) == [("net", "a"), ("net", "c"),
-                                                         ("other", "a")]
+    assert sorted(ipam.reclaim(only("b"), tmp_path)) == [("net", "a"), ("net", "c"), ("other", "a")]
     assert lease_files(tmp_path) == {"10.88.0.3": "b"}
     assert lease_files(tmp_path, "other") == {}
     assert ipam.reclaim(no_one, tmp_path) == [("net", "b")]
@@ -228,8 +247,7 @@ def test_concurrent_leases_are_distinct_and_whole(tmp_path: Path) -> None:
     seen = tmp_path / "seen"
     reader = fork.Process(target=_read_while_leasing, args=(tmp_path, done, seen))
     reader.start()
-    children = [fork.Process(target=_lease_in_child, args=(tmp_path, pod, start))
-                for pod in pods]
+    children = [fork.Process(target=_lease_in_child, args=(tmp_path, pod, start)) for pod in pods]
     for child in children:
         child.start()
     for child in children:

@@ -23,13 +23,13 @@ PACKAGE = ROOT / "podmgr"
 # above it in this table, nothing below it.  The README's map of the code has the same
 # rows in the same order.
 ORDER = (
-    "image",      # image names, the store, pulls, layers, trust and signatures
-    "manifest",   # the key table of manifests, parsing them, finding them
+    "image",  # image names, the store, pulls, layers, trust and signatures
+    "manifest",  # the key table of manifests, parsing them, finding them
     "generator",  # manifests to units and the prepare plan
-    "network",    # network definitions, joining them, links, leases, nftables
-    "runtime",    # a pod's prepare and release: mounts, namespaces, user records
-    "bus",        # everything that speaks D-Bus: org.podmgr1, its client, systemd1
-    "cli",        # the podmgr command and the man pages
+    "network",  # network definitions, joining them, links, leases, nftables
+    "runtime",  # a pod's prepare and release: mounts, namespaces, user records
+    "bus",  # everything that speaks D-Bus: org.podmgr1, its client, systemd1
+    "cli",  # the podmgr command and the man pages
 )
 BASE = "base"
 DBUS = ("dbus_next", "dbus_fast")
@@ -93,7 +93,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
 
     def visit(node: str, path: list[str]) -> list[str] | None:
         if node in path:
-            return [*path[path.index(node):], node]
+            return [*path[path.index(node) :], node]
         if node in done:
             return None
         for target in sorted(graph.get(node, ())):
@@ -127,7 +127,7 @@ def test_imports_point_downward(module: str) -> None:
     """A folder imports the base and the folders above it in ORDER; the base imports only
     the base."""
     folder = _folder(module)
-    allowed = {BASE, folder, *(ORDER[:ORDER.index(folder)] if folder != BASE else ())}
+    allowed = {BASE, folder, *(ORDER[: ORDER.index(folder)] if folder != BASE else ())}
     upward = sorted(i for i in IMPORTS[module] if _own(i) and _folder(i) not in allowed)
     assert not upward, f"{module} ({folder}) imports {upward}, which lie above it"
 
@@ -168,6 +168,12 @@ LEAN = textwrap.dedent("""
 def test_a_pod_start_loads_no_parser_images_or_dbus() -> None:
     """Every pod start prepares it, and a bridged one loads the network modules too: none
     of that may load the manifest parser, the image machinery or D-Bus."""
-    loaded = subprocess.run([sys.executable, "-c", LEAN], cwd=ROOT, capture_output=True,
-                            text=True, check=True, env={"PYTHONPATH": str(ROOT)}).stdout
+    loaded = subprocess.run(
+        [sys.executable, "-c", LEAN],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT)},
+    ).stdout
     assert loaded == "[]\n"

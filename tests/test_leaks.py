@@ -13,7 +13,7 @@ from pathlib import Path
 
 TESTS = Path(__file__).resolve().parent
 
-LEAKY = '''
+LEAKY = """
 import asyncio, subprocess, threading, time
 
 import pytest
@@ -64,31 +64,50 @@ def test_first_with_daemon(daemon):
 
 def test_second_with_daemon(daemon):
     assert daemon.poll() is None
-'''
+"""
 
 
 def test_each_kind_of_leak_fails_its_test_and_nothing_else(tmp_path: Path) -> None:
     (tmp_path / "test_leaky.py").write_text(LEAKY)
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider",
-         "-p", "conftest", "--rootdir", str(tmp_path), str(tmp_path / "test_leaky.py")],
-        check=False, capture_output=True, text=True, cwd=tmp_path, timeout=120,  # it fails
-        env={**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "1000"})  # whole lines
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-rA",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "conftest",
+            "--rootdir",
+            str(tmp_path),
+            str(tmp_path / "test_leaky.py"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,  # it fails
+        env={**os.environ, "PYTHONPATH": str(TESTS), "COLUMNS": "1000"},
+    )  # whole lines
     lines = result.stdout.splitlines()
-    outcome = {line.split()[1].split("::")[1]: line for line in lines
-               if line.startswith(("PASSED ", "ERROR "))}
+    outcome = {
+        line.split()[1].split("::")[1]: line
+        for line in lines
+        if line.startswith(("PASSED ", "ERROR "))
+    }
     for clean in ("test_clean", "test_first_with_daemon", "test_second_with_daemon"):
         assert outcome[clean].startswith("PASSED"), result.stdout
     expected = {
         "test_thread": "the test leaked thread 'sleeper' (Thread, target <built-in function "
-                       "sleep>)",
+        "sleep>)",
         "test_child": "the test leaked child process pid ",
         "test_zombie": "a zombie: nobody waited for it",
         "test_task": "the test leaked asyncio task left pending: <Task pending "
-                     "name='forgotten' coro=<sleep()",
+        "name='forgotten' coro=<sleep()",
     }
     for test, message in expected.items():
-        assert outcome[test].startswith(f"ERROR test_leaky.py::{test} - Failed:"), \
-            result.stdout
+        assert outcome[test].startswith(f"ERROR test_leaky.py::{test} - Failed:"), result.stdout
         assert message in outcome[test], outcome[test]
     assert "(sleep 4)" in outcome["test_child"]

@@ -16,9 +16,28 @@ from podmgr.bus import api, arguments
 from podmgr.errors import InvalidName, PodmgrError
 from podmgr.image import reference
 
-HOSTILE = ["", ".", "..", "../x", "a/b", "/etc/passwd", "a" * 64, "a" * 100_000, "pöd",
-           "\uff41", "a\nb", "a\rb", "a\u2028b", "A", "-a", "_a", "a b", "a\tb", "a:b",
-           "a\\x2db"]
+HOSTILE = [
+    "",
+    ".",
+    "..",
+    "../x",
+    "a/b",
+    "/etc/passwd",
+    "a" * 64,
+    "a" * 100_000,
+    "pöd",
+    "\uff41",
+    "a\nb",
+    "a\rb",
+    "a\u2028b",
+    "A",
+    "-a",
+    "_a",
+    "a b",
+    "a\tb",
+    "a:b",
+    "a\\x2db",
+]
 
 
 @pytest.mark.parametrize("cls", [names.PodName, names.AppName, names.NetworkName])
@@ -57,8 +76,11 @@ def test_a_pod_name_matches_the_grammar_or_is_refused(text: str) -> None:
         assert pod not in (".", "..")
 
 
-_any = st.one_of(st.text(max_size=80), st.text("abc./:@-_0123456789ABCDEF \n", max_size=80),
-                 st.builds(lambda n: "a" * n, st.integers(0, 600)))
+_any = st.one_of(
+    st.text(max_size=80),
+    st.text("abc./:@-_0123456789ABCDEF \n", max_size=80),
+    st.builds(lambda n: "a" * n, st.integers(0, 600)),
+)
 
 
 @pytest.mark.parametrize("kind", sorted(set(arguments.CONVERTERS) - {"armored"}))
@@ -110,8 +132,11 @@ def test_prefixes() -> None:
     for good in ("", "example.org", "example.org/shop", "localhost:5000/a", "testing/x"):
         assert arguments.convert("prefix", good) == good
     for bad in ("../..", "a/../b", "ü", "x y", "a/B"):
-        with pytest.raises(InvalidName, match=r"is not an image name prefix|is not a repository "
-                           r"path|is not a registry host"):
+        with pytest.raises(
+            InvalidName,
+            match=r"is not an image name prefix|is not a repository "
+            r"path|is not a registry host",
+        ):
             arguments.convert("prefix", bad)
 
 
@@ -121,8 +146,9 @@ def test_shown_keeps_messages_on_one_line() -> None:
 
 
 @pytest.mark.parametrize("name", ["../../../home/alice", "", "a" * 64, "pöd"])
-def test_podmgr_pod_refuses_what_is_not_a_pod_name(name: str,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_podmgr_pod_refuses_what_is_not_a_pod_name(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     from podmgr.runtime import prepare  # noqa: PLC0415
 
     assert prepare.main(["release", name]) == 2

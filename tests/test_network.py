@@ -17,8 +17,10 @@ from test_pods import CHECKOUT, ROOTFS, install, main_pid, reload, show, wait_fo
 
 pytestmark = pytest.mark.integration
 
-PAGE = ("mkdir -p /www; echo hello from $(cat /etc/hostname) > /www/index.html; "
-        "exec httpd -f -p 80 -h /www")
+PAGE = (
+    "mkdir -p /www; echo hello from $(cat /etc/hostname) > /www/index.html; "
+    "exec httpd -f -p 80 -h /www"
+)
 
 WEB = f"""
     [network]
@@ -66,12 +68,15 @@ def pod_with(network: str, command: str = "exec sleep infinity") -> str:
 @pytest.fixture(scope="module")
 def net_bed(bed: Bed) -> Bed:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
-    bed.run("gcc", "-static", "-O2", "-o", f"{ROOTFS}/bin/udp-echo",
-            f"{CHECKOUT}/tests/udp-echo.c")
+    bed.run("gcc", "-static", "-O2", "-o", f"{ROOTFS}/bin/udp-echo", f"{CHECKOUT}/tests/udp-echo.c")
     # busybox-static cannot look names up (its static glibc has no NSS): resolve with
     # glibc's getent, copied in with the libraries it links.
-    bed.run("sh", "-c", "for f in /usr/bin/getent $(ldd /usr/bin/getent | grep -o '/[^ ]*'); "
-            f"do mkdir -p {ROOTFS}$(dirname $f) && cp -L $f {ROOTFS}$f; done")
+    bed.run(
+        "sh",
+        "-c",
+        "for f in /usr/bin/getent $(ldd /usr/bin/getent | grep -o '/[^ ]*'); "
+        f"do mkdir -p {ROOTFS}$(dirname $f) && cp -L $f {ROOTFS}$f; done",
+    )
     return bed
 
 
@@ -81,8 +86,10 @@ def app_pid(bed: Bed, pod: str) -> int:
     pid = main_pid(bed, pod, "web" if pod == "web" else "main")
     inode = ["stat", "-L", "-c", "%d:%i"]
     pods_file = bed.run(*inode, f"/run/podmgr/pods/{pod}/etc/hosts").stdout
-    wait_for(lambda: bed.run(*inode, f"/proc/{pid}/root/etc/hosts").stdout == pods_file,
-             what=f"{pod}'s app to see the pod's /etc/hosts")
+    wait_for(
+        lambda: bed.run(*inode, f"/proc/{pid}/root/etc/hosts").stdout == pods_file,
+        what=f"{pod}'s app to see the pod's /etc/hosts",
+    )
     return pid
 
 
@@ -99,8 +106,9 @@ def clean(net_bed: Bed) -> Iterator[None]:
 def in_pod(bed: Bed, pod: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command as the pod's first app sees the world: its root, its network."""
     pid = app_pid(bed, pod)
-    return bed.run("nsenter", "-t", str(pid), "-m", "-n", "-u", "-r", "-w", "--", *argv,
-                   check=check)
+    return bed.run(
+        "nsenter", "-t", str(pid), "-m", "-n", "-u", "-r", "-w", "--", *argv, check=check
+    )
 
 
 def in_pod_net(bed: Bed, pod: str, *argv: str) -> str:
@@ -122,14 +130,28 @@ def resolve(bed: Bed, pod: str, name: str) -> str:
 
 def fetch(bed: Bed, pod: str, url: str) -> str:
     """An HTTP GET from the pod's network namespace."""
-    result = bed.run("nsenter", "-t", str(app_pid(bed, pod)), "-n", "--", "python3", "-c",
-                     HTTP_GET, url, check=False)
+    result = bed.run(
+        "nsenter",
+        "-t",
+        str(app_pid(bed, pod)),
+        "-n",
+        "--",
+        "python3",
+        "-c",
+        HTTP_GET,
+        url,
+        check=False,
+    )
     return result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr}"
 
 
 def leases(bed: Bed, network: str = "podmgr") -> dict[str, str]:
-    found = bed.run("sh", "-c", f"cd /var/lib/podmgr/networks/{network} 2>/dev/null && "
-                    "for f in *; do [ -f \"$f\" ] && echo \"$f $(cat \"$f\")\"; done; true")
+    found = bed.run(
+        "sh",
+        "-c",
+        f"cd /var/lib/podmgr/networks/{network} 2>/dev/null && "
+        'for f in *; do [ -f "$f" ] && echo "$f $(cat "$f")"; done; true',
+    )
     return dict(line.split() for line in found.stdout.splitlines())
 
 
@@ -173,8 +195,9 @@ def test_pods_talk_by_name_and_publish_ports(net_bed: Bed) -> None:
     assert re.search(rf"Addresses: {re.escape(addresses['web'])}\n", status), status
 
     # Published ports, from the host's localhost and from the bridge's address.
-    wait_for(lambda: not get(bed, "http://127.0.0.1:8080/").startswith("failed"),
-             what="web to serve")
+    wait_for(
+        lambda: not get(bed, "http://127.0.0.1:8080/").startswith("failed"), what="web to serve"
+    )
     assert get(bed, "http://127.0.0.1:8080/") == "hello from web\n"
     assert get(bed, "http://10.87.0.1:8080/") == "hello from web\n"
     assert bed.run("python3", "-c", UDP_ASK, "127.0.0.1", "5353").stdout == "echo ping\n"
@@ -221,13 +244,24 @@ print(socket.create_connection(("192.0.2.2", 9000), timeout=2).recv(64).decode()
 
 
 def test_another_host_reaches_published_ports_and_pods_reach_out(net_bed: Bed) -> None:
-    """"Another host": a network namespace joined to the bed by a veth, 192.0.2.0/24."""
+    """ "Another host": a network namespace joined to the bed by a veth, 192.0.2.0/24."""
     bed = net_bed
     outside = ["ip", "netns", "exec", "outside"]
     bed.run("ip", "netns", "add", "outside")
     try:
-        bed.run("ip", "link", "add", "to-outside", "type", "veth", "peer", "name", "eth0",
-                "netns", "outside")
+        bed.run(
+            "ip",
+            "link",
+            "add",
+            "to-outside",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            "outside",
+        )
         bed.run("ip", "addr", "add", "192.0.2.1/24", "dev", "to-outside")
         bed.run("ip", "link", "set", "to-outside", "up")
         bed.run(*outside, "ip", "addr", "add", "192.0.2.2/24", "dev", "eth0")
@@ -238,22 +272,33 @@ def test_another_host_reaches_published_ports_and_pods_reach_out(net_bed: Bed) -
         start(bed, "web", "db")
 
         # In through the host's address, DNAT in prerouting, forwarded to the pod.
-        wait_for(lambda: not get(bed, "http://127.0.0.1:8080/").startswith("failed"),
-                 what="web to serve")
+        wait_for(
+            lambda: not get(bed, "http://127.0.0.1:8080/").startswith("failed"), what="web to serve"
+        )
         page = bed.run(*outside, "python3", "-c", HTTP_GET, "http://192.0.2.1:8080/")
         assert page.stdout == "hello from web\n"
         # The pod's own address is not reachable from there: it has no route to it.
         web = next(address for address, pod in leases(bed).items() if pod == "web")
-        assert bed.run(*outside, "python3", "-c", HTTP_GET, f"http://{web}/",
-                       check=False).returncode != 0
+        assert (
+            bed.run(*outside, "python3", "-c", HTTP_GET, f"http://{web}/", check=False).returncode
+            != 0
+        )
 
         # Out from a pod, masqueraded: the other host sees the host's address.
-        bed.run("systemd-run", "--unit=outside-server", *outside, "python3", "-c",
-                WHO_CONNECTS)
+        bed.run("systemd-run", "--unit=outside-server", *outside, "python3", "-c", WHO_CONNECTS)
 
         def answer() -> str:
-            result = bed.run("nsenter", "-t", str(app_pid(bed, "db")), "-n", "--",
-                             "python3", "-c", WHO_AM_I, check=False)
+            result = bed.run(
+                "nsenter",
+                "-t",
+                str(app_pid(bed, "db")),
+                "-n",
+                "--",
+                "python3",
+                "-c",
+                WHO_AM_I,
+                check=False,
+            )
             return result.stdout.strip()
 
         wait_for(lambda: answer() == "192.0.2.1", what="the outside server to see the host")
@@ -282,8 +327,13 @@ def test_a_port_taken_is_refused_naming_its_pod(net_bed: Bed) -> None:
     assert_nothing_left(bed, "web", "clash")
 
     # A port a program of the host listens on is refused too, rather than taken from it.
-    bed.run("systemd-run", "--unit=listener", "python3", "-c",
-            "import socket, time; s = socket.create_server(('127.0.0.1', 8080)); time.sleep(600)")
+    bed.run(
+        "systemd-run",
+        "--unit=listener",
+        "python3",
+        "-c",
+        "import socket, time; s = socket.create_server(('127.0.0.1', 8080)); time.sleep(600)",
+    )
     wait_for(lambda: ":8080 " in bed.run("ss", "-ltnH").stdout, what="the listener")
     try:
         assert bed.run("systemctl", "start", "pod@web", check=False).returncode != 0
@@ -317,8 +367,10 @@ def test_named_networks_isolation_and_removal(net_bed: Bed) -> None:
 
     for pod, address in (("a", front["a"]), ("b", back["b"])):
         page = f"hello from {pod}"
-        wait_for(lambda url=f"http://{address}/", page=page: fetch(bed, "both", url) == page,
-                 what=f"{pod} to serve")
+        wait_for(
+            lambda url=f"http://{address}/", page=page: fetch(bed, "both", url) == page,
+            what=f"{pod} to serve",
+        )
 
     # A pod on both networks reaches either side, by name and address.
     links = in_pod_net(bed, "both", "ip", "-br", "addr")
@@ -363,14 +415,20 @@ def test_a_bridge_name_of_another_interface_is_neither_used_nor_removed(net_bed:
     bed.run("ip", "link", "add", "br-admin", "type", "bridge")
     try:
         bed.run("mkdir", "-p", "/etc/podmgr/networks")
-        bed.run("sh", "-c", "printf 'subnet = \"10.90.0.0/24\"\nbridge = \"br-admin\"\n' "
-                "> /etc/podmgr/networks/lan.toml")
+        bed.run(
+            "sh",
+            "-c",
+            'printf \'subnet = "10.90.0.0/24"\nbridge = "br-admin"\n\' '
+            "> /etc/podmgr/networks/lan.toml",
+        )
         install(bed, "x", pod_with('mode = "lan"'))
         reload(bed)
         assert bed.run("systemctl", "start", "pod@x", check=False).returncode != 0
         log = bed.run("journalctl", "--no-pager", "-o", "cat", "-u", "pod@x.service").stdout
-        assert ("/etc/podmgr/networks/lan.toml: bridge br-admin is an interface podmgr did "
-                "not make for this network") in log
+        assert (
+            "/etc/podmgr/networks/lan.toml: bridge br-admin is an interface podmgr did "
+            "not make for this network"
+        ) in log
         assert bed.run("ip", "-br", "addr", "show", "br-admin").stdout.split()[2:] == []
         assert_nothing_left(bed, "x")
         bed.run("podmgr", "network", "rm", "lan")
@@ -387,12 +445,17 @@ def test_leftovers_of_a_crash_are_reclaimed(net_bed: Bed) -> None:
     address = next(a for a, pod in leases(bed).items() if pod == "web")
     # A crash: every process of the pod is killed, and its runtime state under /run is
     # gone without a release (as after a reboot), while its lease, rules and veth stay.
-    bed.run("systemctl", "kill", "--signal=KILL", "podapp@web:web.service",
-            "podapp@web:dns.service")
+    bed.run(
+        "systemctl", "kill", "--signal=KILL", "podapp@web:web.service", "podapp@web:dns.service"
+    )
     # Lazily, as the apps restart (Restart=on-failure) and their mount namespaces, copies
     # of the host's, keep the namespace pins busy.
-    bed.run("sh", "-c", "findmnt -rn -o TARGET | grep ^/run/podmgr/pods/web/ | sort -r | "
-            "xargs -r -n1 umount -l && rm -rf /run/podmgr/pods/web")
+    bed.run(
+        "sh",
+        "-c",
+        "findmnt -rn -o TARGET | grep ^/run/podmgr/pods/web/ | sort -r | "
+        "xargs -r -n1 umount -l && rm -rf /run/podmgr/pods/web",
+    )
     assert pod_rules(bed)
     assert leases(bed)[address] == "web"
 
@@ -405,8 +468,12 @@ def test_leftovers_of_a_crash_are_reclaimed(net_bed: Bed) -> None:
     bed.run("systemctl", "stop", "pod@web")
 
     # A lease whose pod is gone is taken over by the next pod that needs an address.
-    bed.run("sh", "-c", "mkdir -p /var/lib/podmgr/networks/podmgr && "
-            f"echo -n ghost > /var/lib/podmgr/networks/podmgr/{address}")
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p /var/lib/podmgr/networks/podmgr && "
+        f"echo -n ghost > /var/lib/podmgr/networks/podmgr/{address}",
+    )
     install(bed, "db", pod_with('mode = "bridge"'))
     reload(bed)
     start(bed, "db")
@@ -430,18 +497,27 @@ def test_the_service_killed_while_joining_networks_leaves_nothing(net_bed: Bed) 
     bed.run("sh", "-c", "echo 'subnet = \"10.89.0.0/24\"' > /etc/podmgr/networks/second.toml")
     install(bed, "multi", pod_with('mode = "bridge"\nnetworks = ["podmgr", "second"]'))
     reload(bed)
-    bed.run("systemd-run", "--unit=holder", "flock", "/var/lib/podmgr/networks/second/.lock",
-            "sleep", "600")
+    bed.run(
+        "systemd-run",
+        "--unit=holder",
+        "flock",
+        "/var/lib/podmgr/networks/second/.lock",
+        "sleep",
+        "600",
+    )
     try:
         bed.run("systemctl", "start", "--no-block", "pod@multi")
-        wait_for(lambda: "multi" in leases(bed).values() and veths(bed) != [],
-                 what="multi to join its first network")
+        wait_for(
+            lambda: "multi" in leases(bed).values() and veths(bed) != [],
+            what="multi to join its first network",
+        )
         assert show(bed, "pod@multi.service", "ActiveState") == "activating"
         bed.run("systemctl", "kill", "--signal=KILL", "podmgr1.service")
     finally:
         bed.run("systemctl", "stop", "holder.service")
-    wait_for(lambda: show(bed, "pod@multi.service", "ActiveState") == "failed",
-             what="pod@multi to fail")
+    wait_for(
+        lambda: show(bed, "pod@multi.service", "ActiveState") == "failed", what="pod@multi to fail"
+    )
     assert_nothing_left(bed, "multi")
     assert leases(bed, "second") == {}
     start(bed, "multi")  # and it starts again as if nothing had happened
@@ -454,12 +530,18 @@ def test_the_service_killed_at_any_point_of_a_start_leaves_nothing(net_bed: Bed)
     install(bed, "web", WEB)
     reload(bed)
     # In one shell, so that the delays are the script's own.
-    crash = ("podmgr list >/dev/null; systemctl start --no-block pod@web; sleep $0; "
-             "systemctl kill --signal=KILL podmgr1.service")
+    crash = (
+        "podmgr list >/dev/null; systemctl start --no-block pod@web; sleep $0; "
+        "systemctl kill --signal=KILL podmgr1.service"
+    )
     for delay_ms in range(0, 150, 10):
         bed.run("sh", "-c", crash, str(delay_ms / 1000))
-        wait_for(lambda: show(bed, "pod@web.service", "ActiveState") not in
-                 ("activating", "deactivating"), what="pod@web to settle")
+        wait_for(
+            lambda: (
+                show(bed, "pod@web.service", "ActiveState") not in ("activating", "deactivating")
+            ),
+            what="pod@web to settle",
+        )
         stop(bed, "web")
         bed.run("systemctl", "reset-failed")
         assert_nothing_left(bed, "web")
@@ -506,8 +588,9 @@ def test_release_without_the_service_cleans_up(net_bed: Bed) -> None:
     install(bed, "web", WEB)
     reload(bed)
     start(bed, "web")
-    bed.run("systemctl", "kill", "--signal=KILL", "podapp@web:web.service",
-            "podapp@web:dns.service")
+    bed.run(
+        "systemctl", "kill", "--signal=KILL", "podapp@web:web.service", "podapp@web:dns.service"
+    )
     bed.run("/usr/lib/podmgr/podmgr-pod", "release", "web")
     assert_nothing_left(bed, "web")
     bed.run("systemctl", "stop", "pod@web")

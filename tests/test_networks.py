@@ -26,15 +26,24 @@ def test_defaults() -> None:
     path = Path("/etc/podmgr/networks/backend.toml")
     definition = definitions.parse("backend", SUBNET, path)
     assert definition == definitions.Definition(
-        name="backend", subnet=ipaddress.IPv4Network("10.88.0.0/16"),
-        gateway=ipaddress.IPv4Address("10.88.0.1"), bridge="pm-backend",
-        masquerade=True, isolate=False, path=path)
+        name="backend",
+        subnet=ipaddress.IPv4Network("10.88.0.0/16"),
+        gateway=ipaddress.IPv4Address("10.88.0.1"),
+        bridge="pm-backend",
+        masquerade=True,
+        isolate=False,
+        path=path,
+    )
     assert definition.where == str(path)
 
 
 def test_every_key() -> None:
-    definition = definitions.parse("backend", SUBNET + 'gateway = "10.88.255.254"\n'
-                                'bridge = "br-back"\nmasquerade = false\nisolate = true\n', None)
+    definition = definitions.parse(
+        "backend",
+        SUBNET + 'gateway = "10.88.255.254"\n'
+        'bridge = "br-back"\nmasquerade = false\nisolate = true\n',
+        None,
+    )
     assert definition.gateway == ipaddress.IPv4Address("10.88.255.254")
     assert definition.bridge == "br-back"
     assert (definition.masquerade, definition.isolate) == (False, True)
@@ -44,10 +53,13 @@ def test_default_network_bridge_is_podmgr0() -> None:
     assert definitions.parse("podmgr", SUBNET, None).bridge == "podmgr0"
 
 
-@pytest.mark.parametrize(("name", "bridge"), [
-    pytest.param("a", "pm-a", id="short"),
-    pytest.param("twelve-chars", "pm-twelve-chars", id="exactly-15"),
-])
+@pytest.mark.parametrize(
+    ("name", "bridge"),
+    [
+        pytest.param("a", "pm-a", id="short"),
+        pytest.param("twelve-chars", "pm-twelve-chars", id="exactly-15"),
+    ],
+)
 def test_bridge_is_pm_name_while_it_fits(name: str, bridge: str) -> None:
     assert definitions.parse(name, SUBNET, None).bridge == bridge
 
@@ -69,44 +81,92 @@ def test_long_name_gives_short_stable_distinct_bridge() -> None:
 FILE = "/etc/podmgr/networks/net.toml"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    pytest.param("", 'subnet: missing (add: subnet = "10.88.0.0/16")', id="missing-subnet"),
-    pytest.param('subnet = "10.88.0/x"\n', "subnet: '10.88.0/x' is not an IPv4 subnet: ",
-                 id="bad-subnet"),
-    pytest.param('subnet = "fd00::/64"\n', "subnet: 'fd00::/64' is not an IPv4 subnet: ",
-                 id="ipv6-subnet"),
-    pytest.param('subnet = "10.88.0.1/16"\n', "subnet: '10.88.0.1/16' is not an IPv4 subnet: "
-                 '10.88.0.1/16 has host bits set (write it like "10.87.0.0/16")',
-                 id="host-bits-set"),
-    pytest.param('subnet = "10.0.0.0/7"\n', "subnet: '10.0.0.0/7': the prefix length must be "
-                 "8..30", id="prefix-7"),
-    pytest.param('subnet = "10.88.0.0/31"\n', "subnet: '10.88.0.0/31': the prefix length must "
-                 "be 8..30", id="prefix-31"),
-    pytest.param(SUBNET + 'gateway = "10.89.0.1"\n', "gateway: 10.89.0.1 is not a host address "
-                 "of 10.88.0.0/16 (pick one inside it, or leave it out)", id="gateway-outside"),
-    pytest.param(SUBNET + 'gateway = "10.88.0.0"\n', "gateway: 10.88.0.0 is not a host address "
-                 "of 10.88.0.0/16 (pick one inside it, or leave it out)",
-                 id="gateway-network-address"),
-    pytest.param(SUBNET + 'gateway = "10.88.255.255"\n', "gateway: 10.88.255.255 is not a host "
-                 "address of 10.88.0.0/16 (pick one inside it, or leave it out)",
-                 id="gateway-broadcast-address"),
-    pytest.param(SUBNET + 'gateway = "fd00::1"\n', "gateway: fd00::1 is not a host address of "
-                 "10.88.0.0/16", id="gateway-ipv6"),
-    pytest.param(SUBNET + 'gateway = "10.88.0.300"\n', "gateway: '10.88.0.300' is not an IP "
-                 "address", id="gateway-not-an-address"),
-    pytest.param(SUBNET + 'bridge = "bridge-name-too-long"\n', "bridge: 'bridge-name-too-long' "
-                 "is not a valid interface name (use 1-15 letters", id="bridge-too-long"),
-    pytest.param(SUBNET + "masquerade = 1\n", "masquerade: expected a boolean like true, got an "
-                 "integer", id="masquerade-not-boolean"),
-    pytest.param(SUBNET + "subnt = 1\n", "subnt: unknown key (did you mean subnet?)",
-                 id="unknown-key-close"),
-    pytest.param(SUBNET + "colour = 1\n", "colour: unknown key (see podmgr.toml(5)",
-                 id="unknown-key"),
-    pytest.param('subnet = "10.88.0.0/16\n', "line 1, column 23: Illegal character '\\n' "
-                 "(fix the TOML syntax here)", id="toml-syntax"),
-    pytest.param(SUBNET + 'subnet = "10.89.0.0/16"\n', "line 2, column 24: this key is already "
-                 "set (set each key once)", id="key-set-twice"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("", 'subnet: missing (add: subnet = "10.88.0.0/16")', id="missing-subnet"),
+        pytest.param(
+            'subnet = "10.88.0/x"\n', "subnet: '10.88.0/x' is not an IPv4 subnet: ", id="bad-subnet"
+        ),
+        pytest.param(
+            'subnet = "fd00::/64"\n',
+            "subnet: 'fd00::/64' is not an IPv4 subnet: ",
+            id="ipv6-subnet",
+        ),
+        pytest.param(
+            'subnet = "10.88.0.1/16"\n',
+            "subnet: '10.88.0.1/16' is not an IPv4 subnet: "
+            '10.88.0.1/16 has host bits set (write it like "10.87.0.0/16")',
+            id="host-bits-set",
+        ),
+        pytest.param(
+            'subnet = "10.0.0.0/7"\n',
+            "subnet: '10.0.0.0/7': the prefix length must be 8..30",
+            id="prefix-7",
+        ),
+        pytest.param(
+            'subnet = "10.88.0.0/31"\n',
+            "subnet: '10.88.0.0/31': the prefix length must be 8..30",
+            id="prefix-31",
+        ),
+        pytest.param(
+            SUBNET + 'gateway = "10.89.0.1"\n',
+            "gateway: 10.89.0.1 is not a host address "
+            "of 10.88.0.0/16 (pick one inside it, or leave it out)",
+            id="gateway-outside",
+        ),
+        pytest.param(
+            SUBNET + 'gateway = "10.88.0.0"\n',
+            "gateway: 10.88.0.0 is not a host address "
+            "of 10.88.0.0/16 (pick one inside it, or leave it out)",
+            id="gateway-network-address",
+        ),
+        pytest.param(
+            SUBNET + 'gateway = "10.88.255.255"\n',
+            "gateway: 10.88.255.255 is not a host "
+            "address of 10.88.0.0/16 (pick one inside it, or leave it out)",
+            id="gateway-broadcast-address",
+        ),
+        pytest.param(
+            SUBNET + 'gateway = "fd00::1"\n',
+            "gateway: fd00::1 is not a host address of 10.88.0.0/16",
+            id="gateway-ipv6",
+        ),
+        pytest.param(
+            SUBNET + 'gateway = "10.88.0.300"\n',
+            "gateway: '10.88.0.300' is not an IP address",
+            id="gateway-not-an-address",
+        ),
+        pytest.param(
+            SUBNET + 'bridge = "bridge-name-too-long"\n',
+            "bridge: 'bridge-name-too-long' is not a valid interface name (use 1-15 letters",
+            id="bridge-too-long",
+        ),
+        pytest.param(
+            SUBNET + "masquerade = 1\n",
+            "masquerade: expected a boolean like true, got an integer",
+            id="masquerade-not-boolean",
+        ),
+        pytest.param(
+            SUBNET + "subnt = 1\n",
+            "subnt: unknown key (did you mean subnet?)",
+            id="unknown-key-close",
+        ),
+        pytest.param(
+            SUBNET + "colour = 1\n", "colour: unknown key (see podmgr.toml(5)", id="unknown-key"
+        ),
+        pytest.param(
+            'subnet = "10.88.0.0/16\n',
+            "line 1, column 23: Illegal character '\\n' (fix the TOML syntax here)",
+            id="toml-syntax",
+        ),
+        pytest.param(
+            SUBNET + 'subnet = "10.89.0.0/16"\n',
+            "line 2, column 24: this key is already set (set each key once)",
+            id="key-set-twice",
+        ),
+    ],
+)
 def test_error(text: str, message: str) -> None:
     with pytest.raises(ManifestError) as caught:
         definitions.parse("net", text, Path(FILE))
@@ -117,8 +177,9 @@ def test_error(text: str, message: str) -> None:
 def test_subnet_of_wrong_type() -> None:
     with pytest.raises(ManifestError) as caught:
         definitions.parse("net", "subnet = 10\n", Path(FILE))
-    assert str(caught.value) == (f'{FILE}: subnet: expected an IPv4 subnet like '
-                                 '"10.87.0.0/16", got an integer')
+    assert str(caught.value) == (
+        f'{FILE}: subnet: expected an IPv4 subnet like "10.87.0.0/16", got an integer'
+    )
 
 
 def test_every_problem_is_reported_on_its_own_line() -> None:
@@ -148,17 +209,18 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 def test_load_undefined_says_how_to_define_it(tmp_path: Path) -> None:
     with pytest.raises(PodmgrError) as caught:
         definitions.load("backend", tmp_path)
-    assert str(caught.value) == (f"network backend is not defined (create "
-                                 f'{tmp_path}/backend.toml with at least subnet = '
-                                 '"10.88.0.0/16")')
+    assert str(caught.value) == (
+        f"network backend is not defined (create "
+        f"{tmp_path}/backend.toml with at least subnet = "
+        '"10.88.0.0/16")'
+    )
 
 
 def test_load_default_undefined_says_where_to_create_it() -> None:
     """Without an argument, the file to create is under /etc/podmgr/networks."""
     with pytest.raises(PodmgrError) as caught:
         definitions.load("surely-not-defined-by-anyone-here")
-    assert "create /etc/podmgr/networks/surely-not-defined-by-anyone-here.toml" in str(
-        caught.value)
+    assert "create /etc/podmgr/networks/surely-not-defined-by-anyone-here.toml" in str(caught.value)
 
 
 def test_load_of_unreadable_file_names_it(tmp_path: Path) -> None:
@@ -172,9 +234,14 @@ def test_load_of_unreadable_file_names_it(tmp_path: Path) -> None:
 def test_built_in_default_network(tmp_path: Path) -> None:
     definition = definitions.load("podmgr", tmp_path)
     assert definition == definitions.Definition(
-        name="podmgr", subnet=ipaddress.IPv4Network("10.87.0.0/16"),
-        gateway=ipaddress.IPv4Address("10.87.0.1"), bridge="podmgr0",
-        masquerade=True, isolate=False, path=None)
+        name="podmgr",
+        subnet=ipaddress.IPv4Network("10.87.0.0/16"),
+        gateway=ipaddress.IPv4Address("10.87.0.1"),
+        bridge="podmgr0",
+        masquerade=True,
+        isolate=False,
+        path=None,
+    )
     assert definition.where == "the built-in network podmgr"
 
 
@@ -210,23 +277,36 @@ def test_load_all_passes_errors_on(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{path}: colour: unknown key")
 
 
-@pytest.mark.parametrize(("first", "second", "message"), [
-    pytest.param('subnet = "10.90.0.0/24"\nbridge = "br0"\n',
-                 'subnet = "10.91.0.0/24"\nbridge = "br0"\n',
-                 "{b}: bridge br0 is already the bridge of network a (give it another bridge)",
-                 id="same-bridge"),
-    pytest.param('subnet = "10.90.0.0/24"\n', 'subnet = "10.90.0.0/24"\n',
-                 "{b}: subnet 10.90.0.0/24 overlaps 10.90.0.0/24 of network a (pick another)",
-                 id="same-subnet"),
-    pytest.param('subnet = "10.90.0.0/24"\n', 'subnet = "10.90.0.0/16"\n',
-                 "{b}: subnet 10.90.0.0/16 overlaps 10.90.0.0/24 of network a (pick another)",
-                 id="subnet-inside-other"),
-    pytest.param('subnet = "10.90.0.0/16"\n', 'subnet = "10.90.128.0/30"\n',
-                 "{b}: subnet 10.90.128.0/30 overlaps 10.90.0.0/16 of network a (pick another)",
-                 id="other-inside-subnet"),
-])
-def test_load_all_refuses_clashes(tmp_path: Path, first: str, second: str,
-                                  message: str) -> None:
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        pytest.param(
+            'subnet = "10.90.0.0/24"\nbridge = "br0"\n',
+            'subnet = "10.91.0.0/24"\nbridge = "br0"\n',
+            "{b}: bridge br0 is already the bridge of network a (give it another bridge)",
+            id="same-bridge",
+        ),
+        pytest.param(
+            'subnet = "10.90.0.0/24"\n',
+            'subnet = "10.90.0.0/24"\n',
+            "{b}: subnet 10.90.0.0/24 overlaps 10.90.0.0/24 of network a (pick another)",
+            id="same-subnet",
+        ),
+        pytest.param(
+            'subnet = "10.90.0.0/24"\n',
+            'subnet = "10.90.0.0/16"\n',
+            "{b}: subnet 10.90.0.0/16 overlaps 10.90.0.0/24 of network a (pick another)",
+            id="subnet-inside-other",
+        ),
+        pytest.param(
+            'subnet = "10.90.0.0/16"\n',
+            'subnet = "10.90.128.0/30"\n',
+            "{b}: subnet 10.90.128.0/30 overlaps 10.90.0.0/16 of network a (pick another)",
+            id="other-inside-subnet",
+        ),
+    ],
+)
+def test_load_all_refuses_clashes(tmp_path: Path, first: str, second: str, message: str) -> None:
     write(tmp_path, "a", first)
     path = write(tmp_path, "b", second)
     with pytest.raises(PodmgrError) as caught:
@@ -240,10 +320,13 @@ def test_load_all_accepts_adjacent_subnets(tmp_path: Path) -> None:
     assert sorted(definitions.load_all(tmp_path)) == ["a", "b", "podmgr"]
 
 
-@pytest.mark.parametrize("text", [
-    pytest.param('subnet = "10.87.1.0/24"\n', id="subnet"),
-    pytest.param('subnet = "10.90.0.0/24"\nbridge = "podmgr0"\n', id="bridge"),
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param('subnet = "10.87.1.0/24"\n', id="subnet"),
+        pytest.param('subnet = "10.90.0.0/24"\nbridge = "podmgr0"\n', id="bridge"),
+    ],
+)
 def test_clash_with_built_in_network_blames_the_file(tmp_path: Path, text: str) -> None:
     path = write(tmp_path, "a", text)
     with pytest.raises(PodmgrError) as caught:

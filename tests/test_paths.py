@@ -15,8 +15,9 @@ from podmgr.runtime import prepare
 def _prepare(base: Path, pod: str, lowerdirs: list[str]) -> None:
     runtime = paths.PodRuntime(pod, base)
     runtime.dir.mkdir(parents=True)
-    runtime.plan.write_text(json.dumps({"pod": pod, "apps": [
-        {"name": "main", "lowerdirs": lowerdirs}]}))
+    runtime.plan.write_text(
+        json.dumps({"pod": pod, "apps": [{"name": "main", "lowerdirs": lowerdirs}]})
+    )
 
 
 def test_prepared_pods_are_those_with_a_plan(tmp_path: Path) -> None:

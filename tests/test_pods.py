@@ -23,8 +23,12 @@ def pods_bed(bed: Bed) -> Bed:
     """The module's bed, with podmgr installed and the busybox rootfs built."""
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     # A user only the rootfs knows, to prove names are looked up there.
-    bed.run("sh", "-c", "echo 'podtest:x:4242:4343::/home/podtest:/bin/sh' "
-            f">> {ROOTFS}/etc/passwd && echo 'podtest:x:4343:' >> {ROOTFS}/etc/group")
+    bed.run(
+        "sh",
+        "-c",
+        "echo 'podtest:x:4242:4343::/home/podtest:/bin/sh' "
+        f">> {ROOTFS}/etc/passwd && echo 'podtest:x:4343:' >> {ROOTFS}/etc/group",
+    )
     return bed
 
 
@@ -61,8 +65,11 @@ def journal(bed: Bed, *matches: str) -> list[dict[str, str]]:
 
 def mounts_of(bed: Bed, pod: str) -> list[str]:
     lines = bed.run("cat", "/proc/1/mountinfo").stdout.splitlines()
-    return [line for line in lines if f"/run/podmgr/pods/{pod}/" in line
-            or line.split()[4] == f"/run/podmgr/pods/{pod}"]
+    return [
+        line
+        for line in lines
+        if f"/run/podmgr/pods/{pod}/" in line or line.split()[4] == f"/run/podmgr/pods/{pod}"
+    ]
 
 
 SHOP = f"""
@@ -135,10 +142,25 @@ def test_pod_lifecycle(pods_bed: Bed) -> None:
         assert inodes != {bed.run("readlink", f"/proc/1/ns/{kind}").stdout.strip()}
 
     # A tmpfs volume is shared: what writer wrote, web serves to reader over loopback.
-    wait_for(lambda: bed.run("test", "-e", f"/proc/{pids[1]}/root/shared/index.html",
-                             check=False).returncode == 0, what="writer's page")
-    page = bed.run("nsenter", "-t", str(pids[2]), "-n", "-m",
-                   "wget", "-q", "-O", "-", "http://127.0.0.1:8080/index.html").stdout
+    wait_for(
+        lambda: (
+            bed.run("test", "-e", f"/proc/{pids[1]}/root/shared/index.html", check=False).returncode
+            == 0
+        ),
+        what="writer's page",
+    )
+    page = bed.run(
+        "nsenter",
+        "-t",
+        str(pids[2]),
+        "-n",
+        "-m",
+        "wget",
+        "-q",
+        "-O",
+        "-",
+        "http://127.0.0.1:8080/index.html",
+    ).stdout
     assert page == "page\n"
 
     # The user name was looked up in the rootfs, not on the host.
@@ -148,9 +170,13 @@ def test_pod_lifecycle(pods_bed: Bed) -> None:
 
     # Every app's output is in the journal under PODMGR_POD=, each line with PODMGR_APP=.
     def all_said_hello() -> bool:
-        said = {e.get("PODMGR_APP") for e in journal(bed, "PODMGR_POD=shop")
-                if "says hello" in str(e.get("MESSAGE", ""))}
+        said = {
+            e.get("PODMGR_APP")
+            for e in journal(bed, "PODMGR_POD=shop")
+            if "says hello" in str(e.get("MESSAGE", ""))
+        }
         return said == set(apps)
+
     wait_for(all_said_hello, what="hello from every app in the journal")
     for entry in journal(bed, "PODMGR_POD=shop", "_TRANSPORT=stdout"):
         assert entry["PODMGR_APP"] in apps
@@ -163,13 +189,15 @@ def test_pod_lifecycle(pods_bed: Bed) -> None:
     assert mounts_of(bed, "shop") == []
     assert bed.run("test", "-e", "/run/podmgr/pods/shop", check=False).returncode == 1
     # The empty volume is kept, owned as the manifest says.
-    assert bed.run("stat", "-c", "%u", "/var/lib/podmgr/volumes/shop/kept").stdout.strip() \
-        == "4242"
+    assert bed.run("stat", "-c", "%u", "/var/lib/podmgr/volumes/shop/kept").stdout.strip() == "4242"
 
 
 def test_restart_starts_from_a_clean_rootfs(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "clean", f"""
+    install(
+        bed,
+        "clean",
+        f"""
         [volume.data]
         type = "empty"
 
@@ -180,12 +208,15 @@ def test_restart_starts_from_a_clean_rootfs(pods_bed: Bed) -> None:
         [[app.main.mount]]
         volume = "data"
         path = "/data"
-    """)
+    """,
+    )
     reload(bed)
     bed.run("podmgr", "start", "clean")
     pid = main_pid(bed, "clean", "main")
-    wait_for(lambda: bed.run("test", "-e", f"/proc/{pid}/root/scratch",
-                             check=False).returncode == 0, what="scratch file")
+    wait_for(
+        lambda: bed.run("test", "-e", f"/proc/{pid}/root/scratch", check=False).returncode == 0,
+        what="scratch file",
+    )
     bed.run("podmgr", "restart", "clean")
     pid = main_pid(bed, "clean", "main")
     root = f"/proc/{pid}/root"
@@ -197,7 +228,10 @@ def test_restart_starts_from_a_clean_rootfs(pods_bed: Bed) -> None:
 
 def test_memory_limit_kills_only_the_offender(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "hungry", f"""
+    install(
+        bed,
+        "hungry",
+        f"""
         [app.glutton]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sh", "-c", '''
@@ -209,17 +243,27 @@ def test_memory_limit_kills_only_the_offender(pods_bed: Bed) -> None:
         [app.sibling]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sleep", "infinity"]
-    """)
+    """,
+    )
     reload(bed)
     bed.run("podmgr", "start", "hungry")
     # dd is killed with SIGKILL (exit 137); the shell that started it lives on, so the
     # app's cgroup stays to be asked who killed it.
-    wait_for(lambda: any(e.get("MESSAGE") == "dd: 137" for e in journal(
-        bed, "PODMGR_POD=hungry", "PODMGR_APP=glutton")), what="dd to be killed")
+    wait_for(
+        lambda: any(
+            e.get("MESSAGE") == "dd: 137"
+            for e in journal(bed, "PODMGR_POD=hungry", "PODMGR_APP=glutton")
+        ),
+        what="dd to be killed",
+    )
     cgroup = show(bed, "podapp@hungry:glutton.service", "ControlGroup")
     # Hybrid hierarchy (the bed, this host): v1 memory controller; pure cgroup2: memory.events.
-    events = bed.run("sh", "-c", f"cat /sys/fs/cgroup/memory{cgroup}/memory.oom_control "
-                     f"|| cat /sys/fs/cgroup{cgroup}/memory.events").stdout
+    events = bed.run(
+        "sh",
+        "-c",
+        f"cat /sys/fs/cgroup/memory{cgroup}/memory.oom_control "
+        f"|| cat /sys/fs/cgroup{cgroup}/memory.events",
+    ).stdout
     assert re.search(r"^oom_kill [1-9]", events, re.MULTILINE), events
     assert show(bed, "podapp@hungry:sibling.service", "ActiveState") == "active"
     assert show(bed, "pod@hungry.service", "ActiveState") == "active"
@@ -228,7 +272,10 @@ def test_memory_limit_kills_only_the_offender(pods_bed: Bed) -> None:
 
 def test_release_after_kill_9(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "crash", f"""
+    install(
+        bed,
+        "crash",
+        f"""
         [volume.tmp]
         type = "tmpfs"
 
@@ -243,12 +290,15 @@ def test_release_after_kill_9(pods_bed: Bed) -> None:
         [app.other]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sleep", "infinity"]
-    """)
+    """,
+    )
     reload(bed)
     bed.run("podmgr", "start", "crash")
     bed.run("kill", "-9", str(main_pid(bed, "crash", "victim")))
-    wait_for(lambda: show(bed, "podapp@crash:victim.service", "ActiveState") == "failed",
-             what="the killed app to fail")
+    wait_for(
+        lambda: show(bed, "podapp@crash:victim.service", "ActiveState") == "failed",
+        what="the killed app to fail",
+    )
     # One app failing leaves the others running.
     assert show(bed, "podapp@crash:other.service", "ActiveState") == "active"
     bed.run("systemctl", "stop", "pod@crash.service")
@@ -260,22 +310,30 @@ def test_release_after_kill_9(pods_bed: Bed) -> None:
 
 def test_isolation_and_network_modes(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "iso", f"""
+    install(
+        bed,
+        "iso",
+        f"""
         [app.locked]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sleep", "infinity"]
         read_only = true
         capabilities_retain = ["CAP_NET_BIND_SERVICE"]
         no_new_privileges = true
-    """)
-    install(bed, "hostnet", f"""
+    """,
+    )
+    install(
+        bed,
+        "hostnet",
+        f"""
         [network]
         mode = "host"
 
         [app.main]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sleep", "infinity"]
-    """)
+    """,
+    )
     reload(bed)
     bed.run("podmgr", "start", "iso")
     bed.run("podmgr", "start", "hostnet")
@@ -296,29 +354,44 @@ def test_isolation_and_network_modes(pods_bed: Bed) -> None:
     assert "lo:" in links[0]
     assert "UP" in links[0]
     host_pid = str(main_pid(bed, "hostnet", "main"))
-    assert bed.run("readlink", f"/proc/{host_pid}/ns/net").stdout == \
-        bed.run("readlink", "/proc/1/ns/net").stdout
+    assert (
+        bed.run("readlink", f"/proc/{host_pid}/ns/net").stdout
+        == bed.run("readlink", "/proc/1/ns/net").stdout
+    )
     bed.run("podmgr", "stop", "iso")
     bed.run("podmgr", "stop", "hostnet")
 
 
 def test_generator_skips_only_the_bad_manifest(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "good", f"""
+    install(
+        bed,
+        "good",
+        f"""
         [app.main]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sleep", "infinity"]
-    """)
-    install(bed, "broken", """
+    """,
+    )
+    install(
+        bed,
+        "broken",
+        """
         [app.main]
         exec = "not a list"
-    """)
+    """,
+    )
     # A vendor manifest masked by an empty admin file.
-    install(bed, "masked", f"""
+    install(
+        bed,
+        "masked",
+        f"""
         [app.main]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sleep", "infinity"]
-    """, directory="/usr/lib/podmgr/pods")
+    """,
+        directory="/usr/lib/podmgr/pods",
+    )
     bed.run("touch", "/etc/podmgr/pods/masked.toml")
     reload(bed)
     assert show(bed, "podapp@good:main.service", "LoadState") == "loaded"
@@ -330,8 +403,12 @@ def test_generator_skips_only_the_bad_manifest(pods_bed: Bed) -> None:
     # Starting a pod without a loaded manifest says what to do.
     failed = bed.run("podmgr", "start", "broken", check=False)
     assert failed.returncode == 1
-    bed.run("rm", "/etc/podmgr/pods/broken.toml", "/etc/podmgr/pods/masked.toml",
-            "/usr/lib/podmgr/pods/masked.toml")
+    bed.run(
+        "rm",
+        "/etc/podmgr/pods/broken.toml",
+        "/etc/podmgr/pods/masked.toml",
+        "/usr/lib/podmgr/pods/masked.toml",
+    )
     reload(bed)
 
 
@@ -342,8 +419,11 @@ def test_generated_units_pass_systemd_analyze_verify(pods_bed: Bed) -> None:
     bed.run("cp", f"{CHECKOUT}/examples/demo.toml", "/etc/podmgr/pods/ex-demo.toml")
     bed.run("cp", f"{CHECKOUT}/tests/golden/edge-cases.toml", "/etc/podmgr/pods/ex-edge.toml")
     reload(bed)
-    apps = ["podapp@ex-demo:web.service", "podapp@ex-demo:client.service",
-            "podapp@ex-edge:a.b_c-d.service"]
+    apps = [
+        "podapp@ex-demo:web.service",
+        "podapp@ex-demo:client.service",
+        "podapp@ex-edge:a.b_c-d.service",
+    ]
     # verify reads "FILE:NAME" as "verify FILE as if it were NAME", so a unit whose name
     # has a colon is passed that way; the pods' drop-ins sit beside a link to the template.
     script = """
@@ -371,41 +451,63 @@ def test_generated_units_pass_systemd_analyze_verify(pods_bed: Bed) -> None:
 
 def test_cli_list_status_logs(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "cli", f"""
+    install(
+        bed,
+        "cli",
+        f"""
         [pod]
         annotations = {{ "org.example.team" = "ops" }}
 
         [app.talker]
         rootfs = "{ROOTFS}"
         exec = ["/bin/sh", "-c", "echo talking; exec sleep infinity"]
-    """)
+    """,
+    )
     reload(bed)
     listing = json.loads(bed.run("podmgr", "list", "--json").stdout)
-    assert {"name": "cli", "state": "inactive", "unit": "pod@cli.service",
-            "object": "/org/podmgr1/pod/cli"} in listing
+    assert {
+        "name": "cli",
+        "state": "inactive",
+        "unit": "pod@cli.service",
+        "object": "/org/podmgr1/pod/cli",
+    } in listing
     bed.run("podmgr", "start", "cli")
     status = json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)
     assert status["State"] == "active"
     assert status["ManifestPath"] == "/etc/podmgr/pods/cli.toml"
     assert status["Annotations"] == {"org.example.team": "ops"}
     assert status["Apps"] == [["talker", "podapp@cli:talker.service", "active"]]
-    wait_for(lambda: "talking" in bed.run("podmgr", "logs", "cli", "--app", "talker").stdout,
-             what="the app's line via podmgr logs")
+    wait_for(
+        lambda: "talking" in bed.run("podmgr", "logs", "cli", "--app", "talker").stdout,
+        what="the app's line via podmgr logs",
+    )
     missing = bed.run("podmgr", "status", "nosuchpod", check=False)
     assert missing.returncode == 1
     assert missing.stderr.startswith("podmgr: no pod 'nosuchpod'")
     bed.run("podmgr", "stop", "cli")
-    assert json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)["State"] \
-        == "inactive"
+    assert json.loads(bed.run("podmgr", "status", "--json", "cli").stdout)["State"] == "inactive"
 
 
 def test_app_settings_reach_the_process(pods_bed: Bed) -> None:
     bed = pods_bed
-    bed.run("gcc", "-static", "-O2", "-o", f"{ROOTFS}/bin/notify-ready",
-            f"{CHECKOUT}/tests/notify-ready.c")
-    bed.run("sh", "-c", "mkdir -p /srv/feat-conf && echo configured > /srv/feat-conf/file && "
-            "echo FROM_FILE=yes > /etc/feat.env")
-    install(bed, "feat", f"""
+    bed.run(
+        "gcc",
+        "-static",
+        "-O2",
+        "-o",
+        f"{ROOTFS}/bin/notify-ready",
+        f"{CHECKOUT}/tests/notify-ready.c",
+    )
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p /srv/feat-conf && echo configured > /srv/feat-conf/file && "
+        "echo FROM_FILE=yes > /etc/feat.env",
+    )
+    install(
+        bed,
+        "feat",
+        f"""
         [volume.conf]
         type = "host"
         source = "/srv/feat-conf"
@@ -434,14 +536,20 @@ def test_app_settings_reach_the_process(pods_bed: Bed) -> None:
             date -s 2000-01-01 >/dev/null 2>&1; echo date: $?; exec sleep infinity''']
         system_call_filter = ["~@clock"]
         private_users = true
-    """)
+    """,
+    )
     reload(bed)
     bed.run("podmgr", "start", "feat")
 
     pid = main_pid(bed, "feat", "env")
     environ = bed.run("cat", f"/proc/{pid}/environ").stdout.split("\0")
-    for variable in ("GREETING=hello world", "PERCENT=100%", "FROM_FILE=yes", "HOME=/root",
-                     "USER=root"):
+    for variable in (
+        "GREETING=hello world",
+        "PERCENT=100%",
+        "FROM_FILE=yes",
+        "HOME=/root",
+        "USER=root",
+    ):
         assert variable in environ
     inside = ["nsenter", "-t", str(pid), "-m", "-r", "-w"]
     assert bed.run(*inside, "/bin/pwd").stdout == "/var/www\n"
@@ -457,8 +565,13 @@ def test_app_settings_reach_the_process(pods_bed: Bed) -> None:
     assert started >= int(show(bed, "podapp@feat:env.service", "ActiveEnterTimestampMonotonic"))
 
     # The denied system call kills the process (SIGSYS: 128 + 31) instead of failing.
-    wait_for(lambda: any(e.get("MESSAGE") == "date: 159" for e in journal(
-        bed, "PODMGR_POD=feat", "PODMGR_APP=filtered")), what="date to be killed by seccomp")
+    wait_for(
+        lambda: any(
+            e.get("MESSAGE") == "date: 159"
+            for e in journal(bed, "PODMGR_POD=feat", "PODMGR_APP=filtered")
+        ),
+        what="date to be killed by seccomp",
+    )
     uid_map = bed.run("cat", f"/proc/{main_pid(bed, 'feat', 'filtered')}/uid_map").stdout
     assert [line.split()[2] for line in uid_map.splitlines()] == ["1"]
     bed.run("podmgr", "stop", "feat")
@@ -466,24 +579,33 @@ def test_app_settings_reach_the_process(pods_bed: Bed) -> None:
 
 def test_a_failed_start_says_why(pods_bed: Bed) -> None:
     bed = pods_bed
-    install(bed, "norootfs", """
+    install(
+        bed,
+        "norootfs",
+        """
         [app.main]
         rootfs = "/srv/no-such-rootfs"
         exec = ["/bin/sleep", "infinity"]
-    """)
+    """,
+    )
     unread = bed.run("podmgr", "start", "norootfs", check=False)
     assert unread.returncode == 1
-    assert "systemd has not read /etc/podmgr/pods/norootfs.toml yet (run systemctl " \
+    assert (
+        "systemd has not read /etc/podmgr/pods/norootfs.toml yet (run systemctl "
         "daemon-reload)" in unread.stderr
+    )
     reload(bed)
     failed = bed.run("podmgr", "start", "norootfs", check=False)
     assert failed.returncode == 1
     # One line: the job's result, the unit's Result=, prepare's own words, where to look.
-    assert failed.stderr.startswith("podmgr: pod@norootfs.service: start failed with result "
-                                    "'exit-code': app main: rootfs /srv/no-such-rootfs is not "
-                                    "a directory")
-    assert failed.stderr.endswith("(see podmgr status norootfs and journalctl -u "
-                                  "pod@norootfs.service)\n")
+    assert failed.stderr.startswith(
+        "podmgr: pod@norootfs.service: start failed with result "
+        "'exit-code': app main: rootfs /srv/no-such-rootfs is not "
+        "a directory"
+    )
+    assert failed.stderr.endswith(
+        "(see podmgr status norootfs and journalctl -u pod@norootfs.service)\n"
+    )
     assert failed.stderr.count("\n") == 1
     assert mounts_of(bed, "norootfs") == []
     bed.run("systemctl", "reset-failed", "pod@norootfs.service")

@@ -46,8 +46,11 @@ CONFIG = """<busconfig>
 def bus_address(tmp_path: Path) -> Iterator[str]:
     config = tmp_path / "bus.conf"
     config.write_text(CONFIG.format(socket=tmp_path / "bus"))
-    daemon = subprocess.Popen(["dbus-daemon", f"--config-file={config}", "--nofork",
-                               "--print-address=1"], stdout=subprocess.PIPE, text=True)
+    daemon = subprocess.Popen(
+        ["dbus-daemon", f"--config-file={config}", "--nofork", "--print-address=1"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert daemon.stdout is not None
         yield daemon.stdout.readline().strip()
@@ -65,8 +68,13 @@ class Service(implementation(api.MANAGER)):  # type: ignore[misc]
         self.address = address
         self.calls: list[str] = []
         self.vanish_on: set[str] = set()  # methods during which the service "is killed"
-        self.answers.update({"ImportImage": (1, api.transfer_path(1)),  # never ends
-                             "PullImage": (1, api.transfer_path(1)), "ListImages": []})
+        self.answers.update(
+            {
+                "ImportImage": (1, api.transfer_path(1)),  # never ends
+                "PullImage": (1, api.transfer_path(1)),
+                "ListImages": [],
+            }
+        )
 
     async def start(self, queue: bool = False, polkitd: bool = False) -> Service:
         """``polkitd``: ask polkit on the bus (BusAuthority), else allow everything."""
@@ -109,13 +117,16 @@ def test_a_transfer_ends_when_the_service_goes_away(bus_address: str) -> None:
         finally:
             await service.stop()
 
-    assert run(main()) == ("org.podmgr1 stopped during the transfer (see journalctl -u "
-                           "podmgr1); podmgr image list shows what was stored")
+    assert run(main()) == (
+        "org.podmgr1 stopped during the transfer (see journalctl -u "
+        "podmgr1); podmgr image list shows what was stored"
+    )
 
 
 def test_a_read_is_sent_again_to_the_next_service(bus_address: str) -> None:
     """The first service vanishes during ListImages (dbus-daemon answers NoReply); the
     client asks again and the next owner of the name answers."""
+
     async def main() -> tuple[object, list[str], list[str]]:
         first = await Service(bus_address).start()
         first.vanish_on.add("ListImages")
@@ -155,6 +166,7 @@ def test_a_change_is_never_sent_twice(bus_address: str) -> None:
 
 def test_bad_names_are_refused_on_the_wire(bus_address: str) -> None:
     """The edge, through real marshalling: InvalidName for a path, nothing called."""
+
     async def main() -> tuple[str, str, list[str]]:
         service = await Service(bus_address).start()
         try:
@@ -186,30 +198,44 @@ class Polkitd:
         return self
 
     def handle(self, message: Message) -> Message | None:
-        if message.message_type is not MessageType.METHOD_CALL or \
-                message.member != "CheckAuthorization":
+        if (
+            message.message_type is not MessageType.METHOD_CALL
+            or message.member != "CheckAuthorization"
+        ):
             return None
         assert (message.path, message.interface, message.signature) == (
-            polkit.AUTHORITY_PATH, f"{polkit.AUTHORITY}.Authority", "(sa{sv})sa{ss}us")
+            polkit.AUTHORITY_PATH,
+            f"{polkit.AUTHORITY}.Authority",
+            "(sa{sv})sa{ss}us",
+        )
         self.asked.append(message.body)
         if self.answer is None:
-            return Message.new_error(message, "org.freedesktop.PolicyKit1.Error.Failed",
-                                     "the authority broke")
-        return Message.new_method_return(message, "(bba{ss})", [[
-            self.answer.authorized, self.answer.challenge, self.answer.details]])
+            return Message.new_error(
+                message, "org.freedesktop.PolicyKit1.Error.Failed", "the authority broke"
+            )
+        return Message.new_method_return(
+            message,
+            "(bba{ss})",
+            [[self.answer.authorized, self.answer.challenge, self.answer.details]],
+        )
 
 
-@pytest.mark.parametrize(("answer", "outcome"), [
-    (polkit.Result(True, False, {}), None),
-    (polkit.Result(False, False, {}), "org.podmgr1.manage-pods is not allowed"),
-    (polkit.Result(False, True, {}), "org.podmgr1.manage-pods needs authentication"),
-    (None, "cannot ask polkit about org.podmgr1.manage-pods: the authority broke"),
-], ids=["authorized", "not-authorized", "challenge", "error"])
-def test_polkit_is_asked_about_the_caller_on_the_bus(bus_address: str,
-                                                     answer: polkit.Result | None,
-                                                     outcome: str | None) -> None:
+@pytest.mark.parametrize(
+    ("answer", "outcome"),
+    [
+        (polkit.Result(True, False, {}), None),
+        (polkit.Result(False, False, {}), "org.podmgr1.manage-pods is not allowed"),
+        (polkit.Result(False, True, {}), "org.podmgr1.manage-pods needs authentication"),
+        (None, "cannot ask polkit about org.podmgr1.manage-pods: the authority broke"),
+    ],
+    ids=["authorized", "not-authorized", "challenge", "error"],
+)
+def test_polkit_is_asked_about_the_caller_on_the_bus(
+    bus_address: str, answer: polkit.Result | None, outcome: str | None
+) -> None:
     """The real BusAuthority: the subject is the caller's unique name as dbus-daemon
     stamped it, with the details, interactively; polkit's answer decides."""
+
     async def main() -> tuple[str | None, list[str], list[list[Any]], str]:
         polkitd = await Polkitd(answer).start(bus_address)
         service = await Service(bus_address).start(polkitd=True)
@@ -228,9 +254,15 @@ def test_polkit_is_asked_about_the_caller_on_the_bus(bus_address: str,
             polkitd.bus.disconnect()  # type: ignore[no-untyped-call]
 
     refused, calls, asked, caller = run(main())
-    assert asked == [[["system-bus-name", {"name": Variant("s", caller)}],
-                      api.MANAGE_PODS, {"verb": "start", "pod": "web"},
-                      polkit.ALLOW_USER_INTERACTION, ""]]
+    assert asked == [
+        [
+            ["system-bus-name", {"name": Variant("s", caller)}],
+            api.MANAGE_PODS,
+            {"verb": "start", "pod": "web"},
+            polkit.ALLOW_USER_INTERACTION,
+            "",
+        ]
+    ]
     if outcome is None:
         assert (refused, calls) == (None, ["StartPod"])
     else:

@@ -50,15 +50,24 @@ def reg_bed(bed: Bed) -> Bed:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     bed.run("/usr/bin/python3", "-c", BUILD)
     # skopeo writes signatures of images it pushes to the TLS registry to the lookaside.
-    bed.run("sh", "-c", "mkdir -p /etc/containers/registries.d && cat > "
-            "/etc/containers/registries.d/podmgr-test.yaml", input=textwrap.dedent(f"""\
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p /etc/containers/registries.d && cat > "
+        "/etc/containers/registries.d/podmgr-test.yaml",
+        input=textwrap.dedent(f"""\
                 docker:
                   {TLS}:
                     lookaside: file://{SIGSTORE}
                     lookaside-staging: file://{SIGSTORE}
-                """))
-    bed.run("sh", "-c", "mkdir -p -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key",
-            env={"GNUPGHOME": "/tmp/gnupg"}, input=textwrap.dedent("""\
+                """),
+    )
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key",
+        env={"GNUPGHOME": "/tmp/gnupg"},
+        input=textwrap.dedent("""\
                 %no-protection
                 Key-Type: RSA
                 Key-Length: 2048
@@ -66,32 +75,55 @@ def reg_bed(bed: Bed) -> Bed:
                 Name-Email: release@shop.example
                 Expire-Date: 0
                 %commit
-                """))
-    bed.run("sh", "-c", "gpg --armor --export release@shop.example > /tmp/release.asc",
-            env={"GNUPGHOME": "/tmp/gnupg"})
-    set_config(bed, f"""
+                """),
+    )
+    bed.run(
+        "sh",
+        "-c",
+        "gpg --armor --export release@shop.example > /tmp/release.asc",
+        env={"GNUPGHOME": "/tmp/gnupg"},
+    )
+    set_config(
+        bed,
+        f"""
         [registry."{TLS}"]
         lookaside = "file://{SIGSTORE}"
 
         [registry."{BEARER}"]
         insecure = true
-    """)
+    """,
+    )
     return bed
 
 
 def set_config(bed: Bed, text: str) -> None:
-    bed.run("sh", "-c", "mkdir -p /etc/podmgr && cat > /etc/podmgr/podmgr.toml",
-            input=textwrap.dedent(text))
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p /etc/podmgr && cat > /etc/podmgr/podmgr.toml",
+        input=textwrap.dedent(text),
+    )
 
 
 def set_auth(bed: Bed, text: str, mode: str = "600") -> None:
-    bed.run("sh", "-c", f"cat > /etc/podmgr/auth.json && chmod {mode} /etc/podmgr/auth.json",
-            input=text)
+    bed.run(
+        "sh", "-c", f"cat > /etc/podmgr/auth.json && chmod {mode} /etc/podmgr/auth.json", input=text
+    )
 
 
 def push(bed: Bed, source: str, target: str, *options: str) -> None:
-    bed.run("skopeo", "copy", "--quiet", "--dest-creds", "shop:secret", *options, source,
-            f"docker://{target}", env={"GNUPGHOME": "/tmp/gnupg"}, timeout=300)
+    bed.run(
+        "skopeo",
+        "copy",
+        "--quiet",
+        "--dest-creds",
+        "shop:secret",
+        *options,
+        source,
+        f"docker://{target}",
+        env={"GNUPGHOME": "/tmp/gnupg"},
+        timeout=300,
+    )
 
 
 def pull(bed: Bed, ref: str, check: bool = True) -> str:
@@ -102,20 +134,23 @@ def pull(bed: Bed, ref: str, check: bool = True) -> str:
 def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> None:
     bed = reg_bed
     name = f"{TLS}/shop/api:1.0"
-    fingerprint = bed.run("sh", "-c", "gpg --with-colons --list-keys release@shop.example | "
-                          "awk -F: '/^fpr/ {print $10; exit}'",
-                          env={"GNUPGHOME": "/tmp/gnupg"}).stdout.strip()
+    fingerprint = bed.run(
+        "sh",
+        "-c",
+        "gpg --with-colons --list-keys release@shop.example | awk -F: '/^fpr/ {print $10; exit}'",
+        env={"GNUPGHOME": "/tmp/gnupg"},
+    ).stdout.strip()
     push(bed, "oci:/tmp/layout:1.0", name, "--sign-by", fingerprint)
     bed.run("podmgr", "trust", "add", "--yes", "--prefix", f"{TLS}/shop", "/tmp/release.asc")
     [trusted] = json.loads(bed.run("podmgr", "trust", "list", "--json").stdout)
     assert (trusted["fingerprint"], trusted["prefix"]) == (fingerprint, f"{TLS}/shop")
-    refused = bed.run("podmgr", "trust", "add", "--prefix", "x", "/tmp/release.asc",
-                      check=False)
+    refused = bed.run("podmgr", "trust", "add", "--prefix", "x", "/tmp/release.asc", check=False)
     assert "run again with --yes" in refused.stderr  # not on a terminal: never silently
 
     bed.run("rm", "-f", "/etc/podmgr/auth.json")
-    assert "asks for a login (add credentials for 127.0.0.1:5000 to /etc/podmgr/auth.json)" \
-        in pull(bed, name, check=False)
+    assert "asks for a login (add credentials for 127.0.0.1:5000 to /etc/podmgr/auth.json)" in pull(
+        bed, name, check=False
+    )
     set_auth(bed, auth_json("wrong"))
     assert "refused the credentials" in pull(bed, name, check=False)
     set_auth(bed, auth_json(), mode="644")
@@ -130,21 +165,24 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
     assert inspected["source"] == f"docker://{name}"
     assert inspected["signers"] == [{"fingerprint": fingerprint, "trusted_as": [f"{TLS}/shop"]}]
 
-    bed.run("sh", "-c", "cat > /etc/podmgr/pods/pulled.toml",
-            input=f'[app.api]\nimage = "{name}"\n')
+    bed.run(
+        "sh", "-c", "cat > /etc/podmgr/pods/pulled.toml", input=f'[app.api]\nimage = "{name}"\n'
+    )
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "start", "pod@pulled.service")
     deadline = time.monotonic() + 15
-    while "pulled and running" not in bed.run("journalctl", "PODMGR_POD=pulled",
-                                              "--no-pager").stdout:
+    while (
+        "pulled and running" not in bed.run("journalctl", "PODMGR_POD=pulled", "--no-pager").stdout
+    ):
         assert time.monotonic() < deadline, "the app from the pulled image did not run"
         time.sleep(0.1)
-    assert bed.run("systemctl", "is-active", "podapp@pulled:api.service").stdout.strip() == \
-        "active"
+    assert bed.run("systemctl", "is-active", "podapp@pulled:api.service").stdout.strip() == "active"
 
     # Removing the image while the pod runs: gc keeps the layers the pod uses.
-    layers = [layer["path"] for layer in
-              json.loads(bed.run("podmgr", "image", "inspect", name).stdout)["layers"]]
+    layers = [
+        layer["path"]
+        for layer in json.loads(bed.run("podmgr", "image", "inspect", name).stdout)["layers"]
+    ]
     bed.run("podmgr", "image", "rm", name)
     bed.run("podmgr", "gc")
     assert all(bed.run("test", "-d", path, check=False).returncode == 0 for path in layers)
@@ -157,8 +195,7 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
     bed.run("systemctl", "reset-failed", "pod@pulled.service")
     # Distrusting the key refuses the next pull.
     bed.run("podmgr", "trust", "rm", fingerprint)
-    assert f"which is not in the trust store for {TLS}/shop/api" in pull(bed, name,
-                                                                           check=False)
+    assert f"which is not in the trust store for {TLS}/shop/api" in pull(bed, name, check=False)
 
 
 def test_an_unsigned_image_is_refused(reg_bed: Bed) -> None:
@@ -167,8 +204,7 @@ def test_an_unsigned_image_is_refused(reg_bed: Bed) -> None:
     push(bed, "oci:/tmp/layout:1.0", f"{TLS}/shop/unsigned:1.0")
     output = pull(bed, f"{TLS}/shop/unsigned:1.0", check=False)
     assert "unsigned (no signature found" in output
-    names = [r["name"] for r in json.loads(bed.run("podmgr", "image", "list",
-                                                   "--json").stdout)]
+    names = [r["name"] for r in json.loads(bed.run("podmgr", "image", "list", "--json").stdout)]
     assert f"{TLS}/shop/unsigned:1.0" not in names
 
 
@@ -176,20 +212,26 @@ def test_bearer_tokens_and_plain_http_only_where_marked(reg_bed: Bed) -> None:
     bed = reg_bed
     name = f"{BEARER}/shop/api:1.0"
     push(bed, "oci:/tmp/layout:1.0", name, "--dest-tls-verify=false")
-    set_config(bed, f"""
+    set_config(
+        bed,
+        f"""
         [images]
         insecure = ["{BEARER}/shop"]
-    """)
+    """,
+    )
     set_auth(bed, auth_json())
     # HTTPS to a plain HTTP registry fails, with a hint.
     assert "mark the registry insecure in podmgr.toml" in pull(bed, name, check=False)
-    set_config(bed, f"""
+    set_config(
+        bed,
+        f"""
         [images]
         insecure = ["{BEARER}/shop"]
 
         [registry."{BEARER}"]
         insecure = true
-    """)
+    """,
+    )
     set_auth(bed, auth_json("wrong"))
     assert "the token service refused access" in pull(bed, name, check=False)
     set_auth(bed, auth_json())
@@ -200,17 +242,19 @@ def test_bearer_tokens_and_plain_http_only_where_marked(reg_bed: Bed) -> None:
 
 def test_a_manifest_list_gives_this_hosts_image(reg_bed: Bed) -> None:
     bed = reg_bed
-    set_config(bed, f"""
+    set_config(
+        bed,
+        f"""
         [images]
         insecure = ["{BEARER}/shop"]
 
         [registry."{BEARER}"]
         insecure = true
-    """)
+    """,
+    )
     set_auth(bed, auth_json())
     push(bed, "oci:/tmp/multi:1", f"{BEARER}/shop/multi:1", "--all", "--dest-tls-verify=false")
     pull(bed, f"{BEARER}/shop/multi:1")
-    inspect = json.loads(bed.run("podmgr", "image", "inspect",
-                                 f"{BEARER}/shop/multi:1").stdout)
+    inspect = json.loads(bed.run("podmgr", "image", "inspect", f"{BEARER}/shop/multi:1").stdout)
     top = inspect["layers"][-1]["path"]
     assert bed.run("cat", f"{top}/etc/platform").stdout == "amd64"

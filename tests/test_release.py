@@ -25,22 +25,24 @@ def make_unit(root: Path, pod: str, unit: str, procs: str, nested: bool = False)
     (directory / "cgroup.procs").write_text(procs)
 
 
-@given(pod=NAMES, apps=st.dictionaries(NAMES, st.tuples(st.booleans(), st.booleans()),
-                                       max_size=5), neighbour_app=NAMES)
-def test_running_apps_are_those_with_processes(pod: str, apps: dict[str, tuple[bool, bool]],
-                                               neighbour_app: str) -> None:
+@given(
+    pod=NAMES,
+    apps=st.dictionaries(NAMES, st.tuples(st.booleans(), st.booleans()), max_size=5),
+    neighbour_app=NAMES,
+)
+def test_running_apps_are_those_with_processes(
+    pod: str, apps: dict[str, tuple[bool, bool]], neighbour_app: str
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for app, (running, nested) in apps.items():
-            make_unit(root, pod, names.app_unit(pod, app), "42\n" if running else "",
-                      nested)
+            make_unit(root, pod, names.app_unit(pod, app), "42\n" if running else "", nested)
         # The pod's own unit, and pods whose names extend this one's, never count.
         make_unit(root, pod, names.pod_unit(pod), "7\n")
         for other in (f"{pod}-x"[:63], f"{pod}x"[:63]):
             if other != pod:
                 make_unit(root, other, names.app_unit(other, neighbour_app), "9\n")
-        expected = sorted(names.app_unit(pod, app) for app, (running, _) in apps.items()
-                          if running)
+        expected = sorted(names.app_unit(pod, app) for app, (running, _) in apps.items() if running)
         assert prepare.running_apps(pod, root) == expected
 
 
@@ -49,8 +51,11 @@ def test_release_refuses_while_an_app_runs(tmp_path: Path) -> None:
     make_unit(cgroups, "web", names.app_unit("web", "gone"), "42\n")
     runtime = tmp_path / "run"
     (runtime / "web").mkdir(parents=True)
-    with pytest.raises(PrepareError, match=r"^pod web: podapp@web:gone.service still runs, so "
-                       r"its root file system stays mounted \(stop the pod: systemctl stop "
-                       r"pod@web.service\)$"):
+    with pytest.raises(
+        PrepareError,
+        match=r"^pod web: podapp@web:gone.service still runs, so "
+        r"its root file system stays mounted \(stop the pod: systemctl stop "
+        r"pod@web.service\)$",
+    ):
         prepare.release("web", runtime, cgroups)
     assert (runtime / "web").is_dir(), "nothing was removed"

@@ -25,8 +25,9 @@ from podmgr.image import pull, sandbox
 from podmgr.image.store import Store
 from podmgr.image.trust import TrustStore
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
-                                reason="the store is root's: needs root")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true", reason="the store is root's: needs root"
+)
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 NOBODY = ["runuser", "-u", "nobody", "--"]
@@ -37,9 +38,11 @@ def setuid_image() -> ib.Image:
     tool = ib.file("bin/tool", Path("/bin/true").read_bytes(), mode=0o4755)
     capable = ib.file("bin/capable", Path("/bin/true").read_bytes(), mode=0o755)
     # cap_net_raw+ep, as ping has it (VFS_CAP_REVISION_2).
-    capable[0].pax_headers = {"SCHILY.xattr.security.capability":
-                              (b"\x01\x00\x00\x02\x00\x20\x00\x00" + bytes(12))
-                              .decode("utf-8", "surrogateescape")}
+    capable[0].pax_headers = {
+        "SCHILY.xattr.security.capability": (
+            b"\x01\x00\x00\x02\x00\x20\x00\x00" + bytes(12)
+        ).decode("utf-8", "surrogateescape")
+    }
     return ib.Image([ib.tar([ib.directory("bin"), tool, capable])], "gzip")
 
 
@@ -71,11 +74,21 @@ def test_an_old_store_is_tightened_and_nobody_reaches_a_layer(open_dir: Path) ->
     assert as_nobody(str(layer / "bin" / "tool")).returncode == 0  # CVE-2021-41091's class
     with store.locked():
         pass
-    for directory in (store.root, store.blobs, store.layers.parent, store.layers, store.images,
-                      store.tmp):
+    for directory in (
+        store.root,
+        store.blobs,
+        store.layers.parent,
+        store.layers,
+        store.images,
+        store.tmp,
+    ):
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
-    for argv in (["ls", str(store.root)], ["ls", str(store.layers)], ["stat", str(layer)],
-                 [str(layer / "bin" / "tool")]):
+    for argv in (
+        ["ls", str(store.root)],
+        ["ls", str(store.layers)],
+        ["stat", str(layer)],
+        [str(layer / "bin" / "tool")],
+    ):
         refused = as_nobody(*argv)
         assert refused.returncode != 0, argv
         assert "Permission denied" in refused.stderr, argv
@@ -87,12 +100,16 @@ def test_setuid_bits_and_file_capabilities_in_images_are_kept(tmp_path: Path) ->
     ib.write_layout(tmp_path / "layout", {"1": setuid_image()})
     store = Store(tmp_path / "store")
     policy = config.ImagePolicy(("example.org",), 10**6, 1 << 30, False, False)
-    record = pull.fetch(f"oci:{tmp_path}/layout:1", "example.org/t/app:1", store,
-                          config.Config(policy, {}), TrustStore(tmp_path / "k", tmp_path / "v"))
+    record = pull.fetch(
+        f"oci:{tmp_path}/layout:1",
+        "example.org/t/app:1",
+        store,
+        config.Config(policy, {}),
+        TrustStore(tmp_path / "k", tmp_path / "v"),
+    )
     layer = store.layer_path(record.layers[0])
     assert stat.S_IMODE((layer / "bin" / "tool").stat().st_mode) == 0o4755
-    assert os.getxattr(layer / "bin" / "capable", "security.capability")[:4] == \
-        b"\x01\x00\x00\x02"
+    assert os.getxattr(layer / "bin" / "capable", "security.capability")[:4] == b"\x01\x00\x00\x02"
     assert stat.S_IMODE(layer.stat().st_mode) == 0o755  # the root directory pods see
 
 
@@ -103,9 +120,13 @@ def test_the_confined_unpacker_cannot_write_outside_its_layer(tmp_path: Path) ->
     layer.mkdir()
     fd = os.open(layer, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        report = sandbox.run("sandbox_probe:probe", {"victim": str(victim),
-                                                     "host_pid": os.getpid()},
-                             fd, open(os.devnull, "rb"), "probe")  # noqa: SIM115
+        report = sandbox.run(
+            "sandbox_probe:probe",
+            {"victim": str(victim), "host_pid": os.getpid()},
+            fd,
+            open(os.devnull, "rb"),  # noqa: SIM115
+            "probe",
+        )
     finally:
         os.close(fd)
     assert isinstance(report, dict)
@@ -125,10 +146,18 @@ def test_the_confined_unpacker_cannot_write_outside_its_layer(tmp_path: Path) ->
 def test_a_failing_confined_process_is_a_one_line_error(tmp_path: Path) -> None:
     fd = os.open(tmp_path, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with pytest.raises(sandbox.SandboxFailed, match=r"^probe: the confined process failed "
-                           r"\(exit status 1\): AttributeError: .*no attribute 'nothing'"):
-            sandbox.run("sandbox_probe:nothing", {}, fd, open(os.devnull, "rb"),  # noqa: SIM115
-                        "probe")
+        with pytest.raises(
+            sandbox.SandboxFailed,
+            match=r"^probe: the confined process failed "
+            r"\(exit status 1\): AttributeError: .*no attribute 'nothing'",
+        ):
+            sandbox.run(
+                "sandbox_probe:nothing",
+                {},
+                fd,
+                open(os.devnull, "rb"),  # noqa: SIM115
+                "probe",
+            )
     finally:
         os.close(fd)
 
@@ -169,19 +198,32 @@ IMPORT = textwrap.dedent("""
 def import_into(kind: str, image: ib.Image, tmp_path: Path) -> dict[str, object]:
     ib.write_layout(tmp_path / "layout", {"1": image})
     (tmp_path / "work").mkdir()
-    result = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable,
-                             "-c", IMPORT, str(CHECKOUT), kind, f"oci:{tmp_path}/layout:1",
-                             str(tmp_path / "work")],
-                            capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            sys.executable,
+            "-c",
+            IMPORT,
+            str(CHECKOUT),
+            kind,
+            f"oci:{tmp_path}/layout:1",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     outcome: dict[str, object] = json.loads(result.stdout)
     return outcome
 
 
-def test_a_full_store_is_a_one_line_error_and_keeps_no_part_of_the_layer(
-        tmp_path: Path) -> None:
-    big = ib.Image([ib.tar([ib.file(f"data/{i}", os.urandom(1 << 20)) for i in range(4)])],
-                   "gzip")
+def test_a_full_store_is_a_one_line_error_and_keeps_no_part_of_the_layer(tmp_path: Path) -> None:
+    big = ib.Image([ib.tar([ib.file(f"data/{i}", os.urandom(1 << 20)) for i in range(4)])], "gzip")
     outcome = import_into("full", big, tmp_path)
     assert outcome["code"] == "StoreFailed"
     message = str(outcome["message"])
@@ -189,20 +231,34 @@ def test_a_full_store_is_a_one_line_error_and_keeps_no_part_of_the_layer(
     assert ": data/" in message
     assert "no space left on the store's file system" in message
     assert "\n" not in message
-    assert [name for name in outcome["layers"]  # type: ignore[attr-defined]
-            if not name.endswith(".lock")] == []
+    assert [
+        name
+        for name in outcome["layers"]  # type: ignore[attr-defined]
+        if not name.endswith(".lock")
+    ] == []
 
 
 def test_a_store_on_overlayfs_names_the_cause(tmp_path: Path) -> None:
-    image = ib.Image([ib.tar([ib.file("etc/motd", b"hi")]), ib.tar([ib.file("etc/.wh.motd")])],
-                     "gzip")
+    image = ib.Image(
+        [ib.tar([ib.file("etc/motd", b"hi")]), ib.tar([ib.file("etc/.wh.motd")])], "gzip"
+    )
     outcome = import_into("overlay", image, tmp_path)
     assert outcome["code"] == "StoreFailed"
-    assert str(outcome["message"]).endswith(": etc/.wh.motd: /var/lib/podmgr is on overlayfs, "
-                                            "which cannot hold whiteouts; give it its own "
-                                            "file system")
-    assert len([n for n in outcome["layers"]  # type: ignore[attr-defined]
-                if not n.startswith(".")]) == 1  # the first layer, not the second
+    assert str(outcome["message"]).endswith(
+        ": etc/.wh.motd: /var/lib/podmgr is on overlayfs, "
+        "which cannot hold whiteouts; give it its own "
+        "file system"
+    )
+    assert (
+        len(
+            [
+                n
+                for n in outcome["layers"]  # type: ignore[attr-defined]
+                if not n.startswith(".")
+            ]
+        )
+        == 1
+    )  # the first layer, not the second
 
 
 BUILD = f"""
@@ -222,28 +278,51 @@ ib.write_layout(Path("/tmp/layout"), {{"1": ib.Image([rootfs, ib.tar([tool])], "
 def test_nobody_reaches_the_store_and_pods_still_start(bed: Bed) -> None:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", "/tmp/rootfs")
     bed.run("/usr/bin/python3", "-c", BUILD)
-    bed.run("sh", "-c", "mkdir -p /etc/podmgr && cat > /etc/podmgr/podmgr.toml",
-            input='[images]\ninsecure = ["example.org/t"]\n')
-    bed.run("podmgr", "image", "import", "oci:/tmp/layout:1", "--name", "example.org/t/app:1",
-            timeout=300)
-    inspected = json.loads(bed.run("runuser", "-u", "nobody", "--", "podmgr", "image",
-                                   "inspect", "example.org/t/app:1").stdout)
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p /etc/podmgr && cat > /etc/podmgr/podmgr.toml",
+        input='[images]\ninsecure = ["example.org/t"]\n',
+    )
+    bed.run(
+        "podmgr",
+        "image",
+        "import",
+        "oci:/tmp/layout:1",
+        "--name",
+        "example.org/t/app:1",
+        timeout=300,
+    )
+    inspected = json.loads(
+        bed.run(
+            "runuser", "-u", "nobody", "--", "podmgr", "image", "inspect", "example.org/t/app:1"
+        ).stdout
+    )
     top = inspected["layers"][-1]["path"]
     assert bed.run("stat", "-c", "%a", f"{top}/bin/tool").stdout.strip() == "4755"
-    for argv in (["ls", "/var/lib/podmgr"], ["ls", "/var/lib/podmgr/layers/sha256"],
-                 ["ls", top], [f"{top}/bin/tool"]):
+    for argv in (
+        ["ls", "/var/lib/podmgr"],
+        ["ls", "/var/lib/podmgr/layers/sha256"],
+        ["ls", top],
+        [f"{top}/bin/tool"],
+    ):
         refused = bed.run("runuser", "-u", "nobody", "--", *argv, check=False)
         assert refused.returncode != 0, argv
         assert "Permission denied" in refused.stderr, (argv, refused.stderr)
     assert bed.run("stat", "-c", "%a", "/var/lib/podmgr").stdout.strip() == "700"
     # The kernel reads the lower layers as root: the pod starts, and runs as the image says.
-    bed.run("sh", "-c", "cat > /etc/podmgr/pods/fromimage.toml",
-            input='[app.main]\nimage = "example.org/t/app:1"\nuser = "65534"\n')
+    bed.run(
+        "sh",
+        "-c",
+        "cat > /etc/podmgr/pods/fromimage.toml",
+        input='[app.main]\nimage = "example.org/t/app:1"\nuser = "65534"\n',
+    )
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "start", "pod@fromimage.service", timeout=120)
     deadline = time.monotonic() + 15
-    while "from the image" not in bed.run("journalctl", "PODMGR_POD=fromimage",
-                                          "--no-pager").stdout:
+    while (
+        "from the image" not in bed.run("journalctl", "PODMGR_POD=fromimage", "--no-pager").stdout
+    ):
         assert time.monotonic() < deadline, "the app from the image did not run"
         time.sleep(0.1)
     bed.run("systemctl", "stop", "pod@fromimage.service", timeout=120)

@@ -24,9 +24,11 @@ ROOT = Path(__file__).parent.parent
 GOLDEN = Path(__file__).parent / "golden"
 
 # The passwd and group files examples/busybox-rootfs.sh writes.
-PASSWD = (b"root:x:0:0:root:/root:/bin/sh\n"
-          b"www-data:x:33:33:www-data:/var/www:/bin/false\n"
-          b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
+PASSWD = (
+    b"root:x:0:0:root:/root:/bin/sh\n"
+    b"www-data:x:33:33:www-data:/var/www:/bin/false\n"
+    b"nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+)
 GROUP = b"root:x:0:\nwww-data:x:33:\nnogroup:x:65534:\n"
 
 CASES = {
@@ -58,8 +60,9 @@ class Rootfs:
 def render_text(source: Path, pod: str) -> str:
     """What `podmgr render` prints, for a manifest installed as /etc/podmgr/pods/POD.toml."""
     parsed = model.parse(source.read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
-    apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
-            for app in parsed.apps.values()}
+    apps = {
+        app.name: resolve.resolve_app(app, Rootfs(app.rootfs or "")) for app in parsed.apps.values()
+    }
     return command.format_outputs(units.render(parsed, apps))
 
 
@@ -86,16 +89,20 @@ def test_app_unit_names_are_unambiguous() -> None:
     assert names.app_unit("shop", "web") == "podapp@shop:web.service"
 
 
-@pytest.mark.parametrize(("argv", "expected"), [
-    (["/bin/echo", "plain"], "/bin/echo plain"),
-    (["/bin/echo", "two words"], '/bin/echo "two words"'),
-    (["/bin/echo", "100%"], '/bin/echo "100%%"'),
-    (["/bin/echo", "$HOME", "${X}"], '/bin/echo "$$HOME" "$${X}"'),
-    (["/bin/echo", ";"], "/bin/echo \\;"),
-    (["/bin/echo", ""], '/bin/echo ""'),
-    (["/bin/echo", 'say "hi"\\'], '/bin/echo "say \\"hi\\"\\\\"'),
-    (["/bin/echo", "a\nb\tc\x01"], '/bin/echo "a\\nb\\tc\\x01"'),
-], ids=["plain", "space", "specifier", "variables", "separator", "empty", "quotes", "control"])
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["/bin/echo", "plain"], "/bin/echo plain"),
+        (["/bin/echo", "two words"], '/bin/echo "two words"'),
+        (["/bin/echo", "100%"], '/bin/echo "100%%"'),
+        (["/bin/echo", "$HOME", "${X}"], '/bin/echo "$$HOME" "$${X}"'),
+        (["/bin/echo", ";"], "/bin/echo \\;"),
+        (["/bin/echo", ""], '/bin/echo ""'),
+        (["/bin/echo", 'say "hi"\\'], '/bin/echo "say \\"hi\\"\\\\"'),
+        (["/bin/echo", "a\nb\tc\x01"], '/bin/echo "a\\nb\\tc\\x01"'),
+    ],
+    ids=["plain", "space", "specifier", "variables", "separator", "empty", "quotes", "control"],
+)
 def test_command_line_quoting(argv: list[str], expected: str) -> None:
     assert command_line(argv) == expected
 

@@ -18,33 +18,41 @@ import pytest
 
 from podmgr.image import unpack
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and os.environ.get("CI") != "true",
-                                reason="unpacking sets owners and makes whiteouts: needs root")
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true",
+    reason="unpacking sets owners and makes whiteouts: needs root",
+)
 
 
 def run(entries: list[ib.Entry], fd: int, limits: unpack.Limits | None = None) -> unpack.Stats:
-    return unpack.unpack(io.BytesIO(ib.tar(entries)), fd, "test layer",
-                         limits or unpack.Limits())
+    return unpack.unpack(io.BytesIO(ib.tar(entries)), fd, "test layer", limits or unpack.Limits())
 
 
 HOSTILE = {
     "dot-dot": ([ib.file("../outside/victim", b"owned")], "'..' in a name"),
     "dot-dot-deep": ([ib.file("a/../../outside/victim", b"owned")], "'..' in a name"),
     "absolute": ([ib.file("/outside/victim", b"owned")], "absolute names"),
-    "symlink-then-write": ([ib.symlink("escape", "../outside"),
-                            ib.file("escape/victim", b"owned")], "is a symlink"),
-    "absolute-symlink-then-write": ([ib.symlink("etc", "/etc"),
-                                     ib.file("etc/podmgr-test-owned", b"owned")],
-                                    "is a symlink"),
+    "symlink-then-write": (
+        [ib.symlink("escape", "../outside"), ib.file("escape/victim", b"owned")],
+        "is a symlink",
+    ),
+    "absolute-symlink-then-write": (
+        [ib.symlink("etc", "/etc"), ib.file("etc/podmgr-test-owned", b"owned")],
+        "is a symlink",
+    ),
     "hardlink-escape": ([ib.hardlink("link", "../outside/victim")], "'..' in a name"),
     "hardlink-to-host": ([ib.hardlink("link", "etc/passwd")], "not a file of this layer"),
-    "hardlink-not-yet-extracted": ([ib.hardlink("link", "later"), ib.file("later", b"x")],
-                                   "not a file of this layer"),
+    "hardlink-not-yet-extracted": (
+        [ib.hardlink("link", "later"), ib.file("later", b"x")],
+        "not a file of this layer",
+    ),
     "whiteout-of-dot-dot": ([ib.file("sub/.wh...")], "a whiteout of '..'"),
     "whiteout-of-dot": ([ib.file(".wh..")], "a whiteout of '.'"),
     "device": ([ib.device("dev/mem", 1, 1)], "device nodes are refused"),
-    "file-under-a-file": ([ib.file("plain", b"x"), ib.file("plain/inside", b"y")],
-                          "not a directory"),
+    "file-under-a-file": (
+        [ib.file("plain", b"x"), ib.file("plain/inside", b"y")],
+        "not a directory",
+    ),
 }
 
 
@@ -59,8 +67,14 @@ def test_hostile_layers_are_refused(case: str, layer_dir: tuple[Path, int]) -> N
 def test_a_dot_symlink_cannot_replace_the_layer_root(layer_dir: tuple[Path, int]) -> None:
     # CVE-2021-29136: an entry "." that is a symlink must not redirect what follows.
     layer, fd = layer_dir
-    run([ib.symlink(".", "../outside"), ib.symlink("./", "../outside"),
-         ib.file("victim", b"inside")], fd)
+    run(
+        [
+            ib.symlink(".", "../outside"),
+            ib.symlink("./", "../outside"),
+            ib.file("victim", b"inside"),
+        ],
+        fd,
+    )
     assert (layer / "victim").read_text() == "inside"
     assert not layer.is_symlink()
 
@@ -71,8 +85,12 @@ def sparse_bomb(apparent_size: int) -> bytes:
     info = tarfile.TarInfo("GNUSparseFile.0/bomb")
     sparse_map = b"1\n0\n0\n".ljust(512, b"\0")  # one region: offset 0, 0 bytes
     info.size = len(sparse_map)
-    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
-                        "GNU.sparse.name": "bomb", "GNU.sparse.realsize": str(apparent_size)}
+    info.pax_headers = {
+        "GNU.sparse.major": "1",
+        "GNU.sparse.minor": "0",
+        "GNU.sparse.name": "bomb",
+        "GNU.sparse.realsize": str(apparent_size),
+    }
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         archive.addfile(info, io.BytesIO(sparse_map))
@@ -96,12 +114,22 @@ def test_too_many_entries(layer_dir: tuple[Path, int]) -> None:
 def test_what_is_kept_and_what_is_dropped(layer_dir: tuple[Path, int]) -> None:
     layer, fd = layer_dir
     tool = ib.file("bin/tool", b"#!/bin/sh\n", mode=0o4755, uid=7)
-    tool[0].pax_headers = {"SCHILY.xattr.user.note": "kept",
-                           "SCHILY.xattr.trusted.overlay.opaque": "y",
-                           "SCHILY.xattr.security.selinux": "system_u:object_r:x"}
-    run([ib.directory("bin", 0o750), tool, ib.symlink("bin/sh", "busybox"),
-         ib.hardlink("bin/tool2", "bin/tool"), ib.device("dev/null")], fd,
-        unpack.Limits(devices=True))
+    tool[0].pax_headers = {
+        "SCHILY.xattr.user.note": "kept",
+        "SCHILY.xattr.trusted.overlay.opaque": "y",
+        "SCHILY.xattr.security.selinux": "system_u:object_r:x",
+    }
+    run(
+        [
+            ib.directory("bin", 0o750),
+            tool,
+            ib.symlink("bin/sh", "busybox"),
+            ib.hardlink("bin/tool2", "bin/tool"),
+            ib.device("dev/null"),
+        ],
+        fd,
+        unpack.Limits(devices=True),
+    )
     info = (layer / "bin/tool").stat()
     assert stat.S_IMODE(info.st_mode) == 0o4755
     assert info.st_uid == 7
@@ -120,8 +148,7 @@ def test_what_is_kept_and_what_is_dropped(layer_dir: tuple[Path, int]) -> None:
 
 def test_whiteouts_become_overlayfs_whiteouts(layer_dir: tuple[Path, int]) -> None:
     layer, fd = layer_dir
-    run([ib.file("etc/.wh.motd"), ib.directory("var/cache"), ib.file("var/cache/.wh..wh..opq")],
-        fd)
+    run([ib.file("etc/.wh.motd"), ib.directory("var/cache"), ib.file("var/cache/.wh..wh..opq")], fd)
     motd = (layer / "etc/motd").lstat()
     assert stat.S_ISCHR(motd.st_mode)
     assert motd.st_rdev == os.makedev(0, 0)
@@ -131,13 +158,26 @@ def test_whiteouts_become_overlayfs_whiteouts(layer_dir: tuple[Path, int]) -> No
 
 # Three layers exercising whiteouts, opaque directories and replacements.
 STACK = [
-    [ib.directory("etc"), ib.file("etc/motd", b"one"), ib.file("etc/keep", b"keep"),
-     ib.directory("var/cache"), ib.file("var/cache/a", b"a"), ib.file("var/cache/b", b"b"),
-     ib.directory("opt/tool"), ib.file("opt/tool/bin", b"v1"), ib.file("swap", b"file")],
-    [ib.file("etc/.wh.motd"), ib.file("var/cache/.wh..wh..opq"), ib.file("var/cache/c", b"c"),
-     ib.file("opt/.wh.tool"), ib.directory("swap"), ib.file("swap/inside", b"now a dir")],
-    [ib.file("etc/motd", b"three"), ib.file("opt/tool", b"a file now"),
-     ib.file("var/cache/.wh.c")],
+    [
+        ib.directory("etc"),
+        ib.file("etc/motd", b"one"),
+        ib.file("etc/keep", b"keep"),
+        ib.directory("var/cache"),
+        ib.file("var/cache/a", b"a"),
+        ib.file("var/cache/b", b"b"),
+        ib.directory("opt/tool"),
+        ib.file("opt/tool/bin", b"v1"),
+        ib.file("swap", b"file"),
+    ],
+    [
+        ib.file("etc/.wh.motd"),
+        ib.file("var/cache/.wh..wh..opq"),
+        ib.file("var/cache/c", b"c"),
+        ib.file("opt/.wh.tool"),
+        ib.directory("swap"),
+        ib.file("swap/inside", b"now a dir"),
+    ],
+    [ib.file("etc/motd", b"three"), ib.file("opt/tool", b"a file now"), ib.file("var/cache/.wh.c")],
 ]
 
 
@@ -193,10 +233,15 @@ def test_stacked_layers_show_what_tar_x_in_order_shows(tmp_path: Path) -> None:
     merged = tmp_path / "merged"
     merged.mkdir()
     # In a mount namespace of its own, so no mount is left behind on the host.
-    script = (f"mount -t overlay overlay -o lowerdir={':'.join(lowers)} {merged} && "
-              f"cp -a {merged}/. {tmp_path}/copy")
-    subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
-                   check=True)
+    script = (
+        f"mount -t overlay overlay -o lowerdir={':'.join(lowers)} {merged} && "
+        f"cp -a {merged}/. {tmp_path}/copy"
+    )
+    subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script], check=True
+    )
     assert _listing(tmp_path / "copy") == _listing(tmp_path / "reference")
-    assert _listing(tmp_path / "copy")["etc/motd"] == \
-        "file:" + hashlib.sha256(b"three").hexdigest()[:12]
+    assert (
+        _listing(tmp_path / "copy")["etc/motd"]
+        == "file:" + hashlib.sha256(b"three").hexdigest()[:12]
+    )

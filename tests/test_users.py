@@ -23,18 +23,26 @@ web:x:1000:1001:Web server:/srv/web:/bin/false
 GROUP = b"root:x:0:\nweb:x:1001:\nstaff:x:50:web\n"
 
 
-@pytest.mark.parametrize(("user", "group", "expected"), [
-    pytest.param(0, None, Credentials(0, 0, "root", "/root"), id="uid-0"),
-    pytest.param(1000, None, Credentials(1000, 1001, "web", "/srv/web"),
-                 id="uid-in-passwd-takes-its-group"),
-    pytest.param(4242, None, Credentials(4242, 0, None, None), id="uid-not-in-passwd-group-0"),
-    pytest.param(4242, 4343, Credentials(4242, 4343, None, None), id="uid-and-gid"),
-    pytest.param(1000, 7, Credentials(1000, 7, "web", "/srv/web"), id="uid-and-other-gid"),
-    pytest.param("web", None, Credentials(1000, 1001, "web", "/srv/web"), id="name"),
-    pytest.param("web", "staff", Credentials(1000, 50, "web", "/srv/web"),
-                 id="name-and-group-name"),
-    pytest.param(0, "staff", Credentials(0, 50, "root", "/root"), id="uid-and-group-name"),
-])
+@pytest.mark.parametrize(
+    ("user", "group", "expected"),
+    [
+        pytest.param(0, None, Credentials(0, 0, "root", "/root"), id="uid-0"),
+        pytest.param(
+            1000,
+            None,
+            Credentials(1000, 1001, "web", "/srv/web"),
+            id="uid-in-passwd-takes-its-group",
+        ),
+        pytest.param(4242, None, Credentials(4242, 0, None, None), id="uid-not-in-passwd-group-0"),
+        pytest.param(4242, 4343, Credentials(4242, 4343, None, None), id="uid-and-gid"),
+        pytest.param(1000, 7, Credentials(1000, 7, "web", "/srv/web"), id="uid-and-other-gid"),
+        pytest.param("web", None, Credentials(1000, 1001, "web", "/srv/web"), id="name"),
+        pytest.param(
+            "web", "staff", Credentials(1000, 50, "web", "/srv/web"), id="name-and-group-name"
+        ),
+        pytest.param(0, "staff", Credentials(0, 50, "root", "/root"), id="uid-and-group-name"),
+    ],
+)
 def test_resolve(user: str | int, group: str | int | None, expected: Credentials) -> None:
     assert users.resolve(user, group, PASSWD, GROUP) == expected
 
@@ -43,24 +51,67 @@ def test_a_number_needs_no_passwd() -> None:
     assert users.resolve(1000, None, None, None) == Credentials(1000, 0, None, None)
 
 
-@pytest.mark.parametrize(("user", "group", "passwd", "group_file", "key", "message"), [
-    pytest.param("nobody", None, PASSWD, GROUP, "user",
-                 "user 'nobody' is not in /etc/passwd of /srv/app (add the user there, or "
-                 "use a numeric uid)", id="unknown-user"),
-    pytest.param("broken", None, PASSWD, GROUP, "user",
-                 "user 'broken' is not in /etc/passwd of /srv/app", id="malformed-entry"),
-    pytest.param("web", None, None, None, "user",
-                 "cannot look up user 'web': /srv/app has no /etc/passwd (create it, or use a "
-                 "numeric uid)", id="no-passwd"),
-    pytest.param("web", "wheel", PASSWD, GROUP, "group",
-                 "group 'wheel' is not in /etc/group of /srv/app (add the group there, or use "
-                 "a numeric gid)", id="unknown-group"),
-    pytest.param(0, "staff", PASSWD, None, "group",
-                 "group 'staff' is not in /etc/group of /srv/app", id="no-group-file"),
-])
-def test_unknown_names_name_the_key_and_the_fix(user: str | int, group: str | None,
-                                                passwd: bytes | None, group_file: bytes | None,
-                                                key: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("user", "group", "passwd", "group_file", "key", "message"),
+    [
+        pytest.param(
+            "nobody",
+            None,
+            PASSWD,
+            GROUP,
+            "user",
+            "user 'nobody' is not in /etc/passwd of /srv/app (add the user there, or "
+            "use a numeric uid)",
+            id="unknown-user",
+        ),
+        pytest.param(
+            "broken",
+            None,
+            PASSWD,
+            GROUP,
+            "user",
+            "user 'broken' is not in /etc/passwd of /srv/app",
+            id="malformed-entry",
+        ),
+        pytest.param(
+            "web",
+            None,
+            None,
+            None,
+            "user",
+            "cannot look up user 'web': /srv/app has no /etc/passwd (create it, or use a "
+            "numeric uid)",
+            id="no-passwd",
+        ),
+        pytest.param(
+            "web",
+            "wheel",
+            PASSWD,
+            GROUP,
+            "group",
+            "group 'wheel' is not in /etc/group of /srv/app (add the group there, or use "
+            "a numeric gid)",
+            id="unknown-group",
+        ),
+        pytest.param(
+            0,
+            "staff",
+            PASSWD,
+            None,
+            "group",
+            "group 'staff' is not in /etc/group of /srv/app",
+            id="no-group-file",
+        ),
+    ],
+)
+def test_unknown_names_name_the_key_and_the_fix(
+    user: str | int,
+    group: str | None,
+    passwd: bytes | None,
+    group_file: bytes | None,
+    key: str,
+    message: str,
+) -> None:
     with pytest.raises(UnknownName) as error:
         users.resolve(user, group, passwd, group_file, "/srv/app")
     assert error.value.key == key
@@ -106,14 +157,18 @@ class CountingSource:
         return Defaults()
 
 
-@pytest.mark.parametrize(("user", "group", "read"), [
-    pytest.param(1000, 50, [], id="numbers"),
-    pytest.param(1000, None, ["etc/passwd"], id="default-group"),
-    pytest.param("web", 50, ["etc/passwd"], id="user-name"),
-    pytest.param(1000, "staff", ["etc/passwd", "etc/group"], id="group-name"),
-])
-def test_lookup_reads_only_what_it_needs(user: str | int, group: str | int | None,
-                                         read: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("user", "group", "read"),
+    [
+        pytest.param(1000, 50, [], id="numbers"),
+        pytest.param(1000, None, ["etc/passwd"], id="default-group"),
+        pytest.param("web", 50, ["etc/passwd"], id="user-name"),
+        pytest.param(1000, "staff", ["etc/passwd", "etc/group"], id="group-name"),
+    ],
+)
+def test_lookup_reads_only_what_it_needs(
+    user: str | int, group: str | int | None, read: list[str]
+) -> None:
     source = CountingSource()
     users.lookup(user, group, source)
     assert source.read == read
@@ -162,37 +217,57 @@ def test_an_unknown_user_is_a_problem_of_the_manifest(tmp_path: Path) -> None:
     rootfs = make_rootfs(tmp_path / "rootfs")
     with pytest.raises(ManifestError) as error:
         resolved(tmp_path, rootfs, "ghost")
-    assert str(error.value) == (f"{tmp_path}/pod.toml: app.main.user: user 'ghost' is not in "
-                                f"/etc/passwd of {rootfs} (add the user there, or use a "
-                                "numeric uid)")
+    assert str(error.value) == (
+        f"{tmp_path}/pod.toml: app.main.user: user 'ghost' is not in "
+        f"/etc/passwd of {rootfs} (add the user there, or use a "
+        "numeric uid)"
+    )
 
 
 # /etc/passwd and /etc/group are the image's: only ids systemd takes come out of them.
 
-HOSTILE_PASSWD = (b"digit:x:\xc2\xb2:0:superscript two:/:/bin/sh\n"
-                  b"minus:x:65535:0::/:/bin/sh\n"
-                  b"huge:x:99999999999999999999:0::/:/bin/sh\n"
-                  b"badgid:x:1234:4294967295::/:/bin/sh\n"
-                  b"cr:x:1300:1300::/home/a\rb:/bin/sh\n"
-                  b"web:x:1000:1001:Web server:/srv/web:/bin/false\n")
+HOSTILE_PASSWD = (
+    b"digit:x:\xc2\xb2:0:superscript two:/:/bin/sh\n"
+    b"minus:x:65535:0::/:/bin/sh\n"
+    b"huge:x:99999999999999999999:0::/:/bin/sh\n"
+    b"badgid:x:1234:4294967295::/:/bin/sh\n"
+    b"cr:x:1300:1300::/home/a\rb:/bin/sh\n"
+    b"web:x:1000:1001:Web server:/srv/web:/bin/false\n"
+)
 HOSTILE_GROUP = b"digit:x:\xc2\xb2:\nminus:x:65535:\nweb:x:1001:\n"
 
 
-@pytest.mark.parametrize(("user", "group", "key", "message"), [
-    pytest.param("digit", None, "user", "user 'digit' has uid '²' in /etc/passwd of image x, "
-                 "which is not a number systemd takes (use 0..4294967294 except 65535",
-                 id="unicode-digit-uid"),
-    pytest.param("minus", None, "user", "user 'minus' has uid '65535'", id="uid-65535"),
-    pytest.param("huge", None, "user", "user 'huge' has uid '99999999999999999999'",
-                 id="uid-huge"),
-    pytest.param("badgid", None, "user", "user 'badgid' has gid '4294967295' in /etc/passwd",
-                 id="gid-minus-one"),
-    pytest.param(0, "digit", "group", "group 'digit' has gid '²' in /etc/group",
-                 id="unicode-digit-gid"),
-    pytest.param(0, "minus", "group", "group 'minus' has gid '65535'", id="gid-65535"),
-])
-def test_an_id_systemd_refuses_is_a_problem_of_the_key(user: str | int, group: str | None,
-                                                       key: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("user", "group", "key", "message"),
+    [
+        pytest.param(
+            "digit",
+            None,
+            "user",
+            "user 'digit' has uid '²' in /etc/passwd of image x, "
+            "which is not a number systemd takes (use 0..4294967294 except 65535",
+            id="unicode-digit-uid",
+        ),
+        pytest.param("minus", None, "user", "user 'minus' has uid '65535'", id="uid-65535"),
+        pytest.param(
+            "huge", None, "user", "user 'huge' has uid '99999999999999999999'", id="uid-huge"
+        ),
+        pytest.param(
+            "badgid",
+            None,
+            "user",
+            "user 'badgid' has gid '4294967295' in /etc/passwd",
+            id="gid-minus-one",
+        ),
+        pytest.param(
+            0, "digit", "group", "group 'digit' has gid '²' in /etc/group", id="unicode-digit-gid"
+        ),
+        pytest.param(0, "minus", "group", "group 'minus' has gid '65535'", id="gid-65535"),
+    ],
+)
+def test_an_id_systemd_refuses_is_a_problem_of_the_key(
+    user: str | int, group: str | None, key: str, message: str
+) -> None:
     with pytest.raises(UnknownName) as error:
         users.resolve(user, group, HOSTILE_PASSWD, HOSTILE_GROUP, "image x")
     assert error.value.key == key
@@ -210,8 +285,9 @@ def test_a_group_given_skips_the_passwd_group() -> None:
 
 def test_lines_end_at_newline_only_as_glibc_reads_them() -> None:
     # "\r" is part of the home field, not the end of the line; it reaches $HOME escaped.
-    assert users.resolve("cr", None, HOSTILE_PASSWD, None) == \
-        Credentials(1300, 1300, "cr", "/home/a\rb")
+    assert users.resolve("cr", None, HOSTILE_PASSWD, None) == Credentials(
+        1300, 1300, "cr", "/home/a\rb"
+    )
     passwd = b"a:x:1:1::/:/bin/sh\x85b:x:2:2::/:/bin/sh\n"
     with pytest.raises(UnknownName):
         users.resolve("b", None, passwd, None)

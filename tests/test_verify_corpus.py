@@ -34,47 +34,83 @@ from podmgr.values import CAPABILITIES, SYSCALL_GROUPS, format_duration, format_
 ROOT = Path(__file__).resolve().parent.parent
 ANALYZE = shutil.which("systemd-analyze")
 # Skipped without systemd-analyze, except in CI, which must run these.
-pytestmark = pytest.mark.skipif(ANALYZE is None and os.environ.get("CI") != "true",
-                                reason="needs systemd-analyze")
+pytestmark = pytest.mark.skipif(
+    ANALYZE is None and os.environ.get("CI") != "true", reason="needs systemd-analyze"
+)
 
 NAME = st.from_regex(r"[a-z0-9][a-z0-9_.-]{0,20}", fullmatch=True)
 # Path names as AbsolutePath takes them: no white space, quotes, ":", ",", "\" or controls.
-PATH_CHARS = st.characters(blacklist_categories=["Cs", "Cc", "Zs", "Zl", "Zp"],
-                           blacklist_characters=":,\\\"'/\u0085")
+PATH_CHARS = st.characters(
+    blacklist_categories=["Cs", "Cc", "Zs", "Zl", "Zp"], blacklist_characters=":,\\\"'/\u0085"
+)
 PATH_NAME = st.text(PATH_CHARS, min_size=1, max_size=12).filter(
-    lambda n: n not in (".", "..") and is_text(n))
+    lambda n: n not in (".", "..") and is_text(n)
+)
 PATH = st.lists(PATH_NAME, min_size=1, max_size=4).map(lambda parts: "/" + "/".join(parts))
 # A program as systemd takes one: white space allowed, no quote or backslash.
-PROGRAM = st.lists(st.text(st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"],
-                                         blacklist_characters="\\\"'/$\u0085"),
-                           min_size=1, max_size=12).filter(is_text), min_size=1,
-                  max_size=3).map(lambda parts: "/" + "/".join(parts))
-TEXT = st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"),
-               max_size=20).filter(is_text)
+PROGRAM = st.lists(
+    st.text(
+        st.characters(
+            blacklist_categories=["Cs", "Cc", "Zl", "Zp"], blacklist_characters="\\\"'/$\u0085"
+        ),
+        min_size=1,
+        max_size=12,
+    ).filter(is_text),
+    min_size=1,
+    max_size=3,
+).map(lambda parts: "/" + "/".join(parts))
+TEXT = st.text(
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\0"), max_size=20
+).filter(is_text)
 ENV_NAME = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True)
-SIZE = st.integers(1, SIZE_MAX).map(lambda n: st.sampled_from([n, format_size(n)])).flatmap(
-    lambda s: s)
-DURATION = st.one_of(st.integers(0, DURATION_MAX // 10**6),
-                     st.integers(0, DURATION_MAX).map(lambda us: f"{us}us"),
-                     st.integers(0, DURATION_MAX).map(format_duration))
+SIZE = (
+    st.integers(1, SIZE_MAX)
+    .map(lambda n: st.sampled_from([n, format_size(n)]))
+    .flatmap(lambda s: s)
+)
+DURATION = st.one_of(
+    st.integers(0, DURATION_MAX // 10**6),
+    st.integers(0, DURATION_MAX).map(lambda us: f"{us}us"),
+    st.integers(0, DURATION_MAX).map(format_duration),
+)
 ID = st.integers(0, 2**32 - 2).filter(lambda n: n != 65535)
 
 
 def resources() -> st.SearchStrategy[dict[str, Any]]:
-    return st.fixed_dictionaries({}, optional={
-        "memory_max": SIZE, "memory_high": SIZE, "cpu_weight": st.integers(1, 10000),
-        "cpu_quota": st.integers(1, PERCENT_MAX).map(lambda n: f"{n}%"),
-        "tasks_max": st.integers(1, TASKS_MAX), "io_weight": st.integers(1, 10000)})
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "memory_max": SIZE,
+            "memory_high": SIZE,
+            "cpu_weight": st.integers(1, 10000),
+            "cpu_quota": st.integers(1, PERCENT_MAX).map(lambda n: f"{n}%"),
+            "tasks_max": st.integers(1, TASKS_MAX),
+            "io_weight": st.integers(1, 10000),
+        },
+    )
 
 
 @st.composite
 def manifests(draw: st.DrawFn) -> dict[str, Any]:
-    volumes = draw(st.dictionaries(NAME, st.one_of(
-        st.fixed_dictionaries({"type": st.just("host"), "source": PATH},
-                              optional={"read_only": st.booleans()}),
-        st.fixed_dictionaries({"type": st.sampled_from(["empty", "tmpfs"])},
-                              optional={"mode": st.sampled_from(["0755", "1777", "700"]),
-                                        "uid": ID, "gid": ID})), max_size=2))
+    volumes = draw(
+        st.dictionaries(
+            NAME,
+            st.one_of(
+                st.fixed_dictionaries(
+                    {"type": st.just("host"), "source": PATH}, optional={"read_only": st.booleans()}
+                ),
+                st.fixed_dictionaries(
+                    {"type": st.sampled_from(["empty", "tmpfs"])},
+                    optional={
+                        "mode": st.sampled_from(["0755", "1777", "700"]),
+                        "uid": ID,
+                        "gid": ID,
+                    },
+                ),
+            ),
+            max_size=2,
+        )
+    )
     app_names = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
     apps = {}
     for index, name in enumerate(app_names):
@@ -82,58 +118,97 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
         # Under a directory of each app's own, so that no program is another's directory.
         program = f"/opt/app{index}" + draw(PROGRAM)
         required: dict[str, st.SearchStrategy[Any]] = {
-            "rootfs": PATH, "exec": st.just([program, *draw(st.lists(TEXT, max_size=4))])}
-        apps[name] = draw(st.fixed_dictionaries(required, optional={
-            "environment": st.dictionaries(ENV_NAME, TEXT, max_size=3),
-            "environment_files": st.lists(PATH, max_size=2, unique=True),
-            "working_directory": PATH, "user": st.one_of(ID, st.just("www-data")),
-            "group": st.one_of(ID, st.just("www-data")),
-            "restart": st.sampled_from([r.value for r in Restart]),
-            "ready": st.sampled_from([r.value for r in Ready]),
-            "after": st.lists(st.sampled_from(app_names[:index] or [""]), max_size=2,
-                              unique=True).map(lambda a: [x for x in a if x]),
-            "capabilities_retain": st.lists(st.sampled_from(sorted(CAPABILITIES)), unique=True,
-                                            max_size=3),
-            "capabilities_remove": st.lists(st.sampled_from(sorted(CAPABILITIES)), unique=True,
-                                            max_size=3),
-            "no_new_privileges": st.booleans(), "read_only": st.booleans(),
-            "system_call_filter": st.lists(st.sampled_from(
-                sorted(SYSCALL_GROUPS)).map(lambda g: "@" + g) | st.sampled_from(
-                sorted(SYSCALL_NAMES)) | st.sampled_from(sorted(SYSCALL_NAMES)).map(
-                lambda n: "~" + n), unique=True, max_size=3),
-            "private_users": st.booleans(), "resources": resources(),
-        }))
-        apps[name]["mount"] = [{"volume": volume, "path": path}
-                               for volume, path in zip(volumes, mount_paths, strict=False)]
+            "rootfs": PATH,
+            "exec": st.just([program, *draw(st.lists(TEXT, max_size=4))]),
+        }
+        apps[name] = draw(
+            st.fixed_dictionaries(
+                required,
+                optional={
+                    "environment": st.dictionaries(ENV_NAME, TEXT, max_size=3),
+                    "environment_files": st.lists(PATH, max_size=2, unique=True),
+                    "working_directory": PATH,
+                    "user": st.one_of(ID, st.just("www-data")),
+                    "group": st.one_of(ID, st.just("www-data")),
+                    "restart": st.sampled_from([r.value for r in Restart]),
+                    "ready": st.sampled_from([r.value for r in Ready]),
+                    "after": st.lists(
+                        st.sampled_from(app_names[:index] or [""]), max_size=2, unique=True
+                    ).map(lambda a: [x for x in a if x]),
+                    "capabilities_retain": st.lists(
+                        st.sampled_from(sorted(CAPABILITIES)), unique=True, max_size=3
+                    ),
+                    "capabilities_remove": st.lists(
+                        st.sampled_from(sorted(CAPABILITIES)), unique=True, max_size=3
+                    ),
+                    "no_new_privileges": st.booleans(),
+                    "read_only": st.booleans(),
+                    "system_call_filter": st.lists(
+                        st.sampled_from(sorted(SYSCALL_GROUPS)).map(lambda g: "@" + g)
+                        | st.sampled_from(sorted(SYSCALL_NAMES))
+                        | st.sampled_from(sorted(SYSCALL_NAMES)).map(lambda n: "~" + n),
+                        unique=True,
+                        max_size=3,
+                    ),
+                    "private_users": st.booleans(),
+                    "resources": resources(),
+                },
+            )
+        )
+        apps[name]["mount"] = [
+            {"volume": volume, "path": path}
+            for volume, path in zip(volumes, mount_paths, strict=False)
+        ]
     mode = draw(st.sampled_from(["private", "host", "bridge"]))
     return {
-        "pod": draw(st.fixed_dictionaries({}, optional={
-            "hostname": st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True),
-            "annotations": st.dictionaries(st.from_regex(r"[a-z][a-z0-9./]{0,10}",
-                                                         fullmatch=True), TEXT, max_size=2),
-            "restart": st.sampled_from([r.value for r in Restart]),
-            "stop_timeout": DURATION, "resources": resources()})),
+        "pod": draw(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "hostname": st.from_regex(r"[a-z0-9][a-z0-9.-]{0,20}", fullmatch=True),
+                    "annotations": st.dictionaries(
+                        st.from_regex(r"[a-z][a-z0-9./]{0,10}", fullmatch=True), TEXT, max_size=2
+                    ),
+                    "restart": st.sampled_from([r.value for r in Restart]),
+                    "stop_timeout": DURATION,
+                    "resources": resources(),
+                },
+            )
+        ),
         "network": {"mode": mode} | ({"ports": ["8080:80/tcp"]} if mode == "bridge" else {}),
-        "install": {"wanted_by": draw(st.lists(st.sampled_from(
-            ["multi-user.target", "graphical.target"]), unique=True))},
-        "volume": volumes, "app": apps,
+        "install": {
+            "wanted_by": draw(
+                st.lists(st.sampled_from(["multi-user.target", "graphical.target"]), unique=True)
+            )
+        },
+        "volume": volumes,
+        "app": apps,
     }
 
 
 # Long pod names full of '-' make the longest slice names systemd still takes.
 POD = st.one_of(NAME, st.from_regex(r"[a-z][a-z-]{55,61}[a-z]", fullmatch=True)).filter(
-    names.is_valid_pod_name)
+    names.is_valid_pod_name
+)
 
 
 # What the units name beside the pod's own: the default dependencies of a service and a
 # slice, and the programs of the pod unit.  Each is a stub in the root verify reads.
-STUB_UNITS = ("sysinit.target", "basic.target", "shutdown.target", "slices.target", "-.slice",
-              "multi-user.target", "graphical.target")
+STUB_UNITS = (
+    "sysinit.target",
+    "basic.target",
+    "shutdown.target",
+    "slices.target",
+    "-.slice",
+    "multi-user.target",
+    "graphical.target",
+)
 STUB_PROGRAMS = ("/usr/bin/busctl", "/bin/sh")
 
 
-def verify(tmp_path: Path, outputs: list[units.Output], pod: str,
-           apps: dict[str, resolve.ResolvedApp]) -> None:
+def verify(
+    tmp_path: Path, outputs: list[units.Output], pod: str, apps: dict[str, resolve.ResolvedApp]
+) -> None:
     """systemd-analyze verify the pod unit (template plus drop-ins), its slice and apps, in
     a root that has each app's program (verify checks that it exists there)."""
     root = tmp_path / "root"
@@ -160,23 +235,35 @@ def verify(tmp_path: Path, outputs: list[units.Output], pod: str,
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
         path.chmod(0o755)
-    result = subprocess.run([ANALYZE or "", "verify", "--man=no", f"--root={root}", *args],
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        [ANALYZE or "", "verify", "--man=no", f"--root={root}", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.stderr == "", result.stderr
     assert result.returncode == 0
 
 
-@settings(max_examples=30, deadline=None,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=30,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(manifests(), POD)
-def test_systemd_loads_what_validate_accepts(tmp_path: Path, table: dict[str, Any],
-                                             pod: str) -> None:
+def test_systemd_loads_what_validate_accepts(
+    tmp_path: Path, table: dict[str, Any], pod: str
+) -> None:
     text = tomlwrite.document(table)
     parsed = model.parse(text, Path(f"/etc/podmgr/pods/{pod}.toml"))
-    apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
-            for app in parsed.apps.values()}
+    apps = {
+        app.name: resolve.resolve_app(app, Rootfs(app.rootfs or "")) for app in parsed.apps.values()
+    }
     outputs = units.render(parsed, apps)
     check_units(parsed)
     verify(tmp_path, outputs, pod, apps)
@@ -185,26 +272,35 @@ def test_systemd_loads_what_validate_accepts(tmp_path: Path, table: dict[str, An
 @pytest.mark.parametrize("pod", CASES)
 def test_systemd_loads_the_golden_units(tmp_path: Path, pod: str) -> None:
     parsed = model.parse(CASES[pod].read_text(), Path(f"/etc/podmgr/pods/{pod}.toml"))
-    apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
-            for app in parsed.apps.values()}
+    apps = {
+        app.name: resolve.resolve_app(app, Rootfs(app.rootfs or "")) for app in parsed.apps.values()
+    }
     verify(tmp_path, units.render(parsed, apps), pod, apps)
 
 
-@pytest.mark.parametrize(("setting", "complaint"), [
-    ("User=65535", "Invalid user/group name or numeric ID"),
-    ("MemoryMax=99999999T", "Invalid memory limit"),
-    ("WorkingDirectory=/" + "a" * 3000, "path has invalid length"),
-    ('ExecStartPre="/bin/a\\\\b"', "Executable name contains special characters"),
-])
-def test_the_harness_sees_what_systemd_refuses(tmp_path: Path, setting: str,
-                                               complaint: str) -> None:
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("User=65535", "Invalid user/group name or numeric ID"),
+        ("MemoryMax=99999999T", "Invalid memory limit"),
+        ("WorkingDirectory=/" + "a" * 3000, "path has invalid length"),
+        ('ExecStartPre="/bin/a\\\\b"', "Executable name contains special characters"),
+    ],
+)
+def test_the_harness_sees_what_systemd_refuses(
+    tmp_path: Path, setting: str, complaint: str
+) -> None:
     # The verify above would catch each finding: systemd-analyze says so, on stderr.
     parsed = model.parse(CASES["demo"].read_text(), Path("/etc/podmgr/pods/demo.toml"))
-    apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
-            for app in parsed.apps.values()}
-    outputs = [units.GeneratedFile(o.path, o.text + f"[Service]\n{setting}\n")
-               if isinstance(o, units.GeneratedFile) and o.path.startswith("podapp@") else o
-               for o in units.render(parsed, apps)]
+    apps = {
+        app.name: resolve.resolve_app(app, Rootfs(app.rootfs or "")) for app in parsed.apps.values()
+    }
+    outputs = [
+        units.GeneratedFile(o.path, o.text + f"[Service]\n{setting}\n")
+        if isinstance(o, units.GeneratedFile) and o.path.startswith("podapp@")
+        else o
+        for o in units.render(parsed, apps)
+    ]
     with pytest.raises(AssertionError, match=complaint):
         verify(tmp_path, outputs, "demo", apps)
 
@@ -213,21 +309,28 @@ def test_the_harness_sees_what_systemd_refuses(tmp_path: Path, setting: str,
 def test_systemd_takes_every_system_call_name_podmgr_takes(tmp_path: Path) -> None:
     names_ = " ".join(sorted(SYSCALL_NAMES))
     unit = tmp_path / "calls.service"
-    unit.write_text(f"[Service]\nExecStart=/bin/true\nSystemCallFilter={names_}\n"
-                    f"SystemCallFilter=~{names_}\n")
-    result = subprocess.run([ANALYZE or "", "verify", "--man=no", str(unit)],
-                            capture_output=True, text=True, check=False)
+    unit.write_text(
+        f"[Service]\nExecStart=/bin/true\nSystemCallFilter={names_}\nSystemCallFilter=~{names_}\n"
+    )
+    result = subprocess.run(
+        [ANALYZE or "", "verify", "--man=no", str(unit)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.stderr == ""
 
 
 def _slots(table: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """Every value slot of a table: the path to each leaf, list element and key."""
     if isinstance(table, dict):
-        return [path] * bool(path) + [slot for key, value in table.items()
-                                      for slot in _slots(value, (*path, key))]
+        return [path] * bool(path) + [
+            slot for key, value in table.items() for slot in _slots(value, (*path, key))
+        ]
     if isinstance(table, list):
-        return [path] + [slot for index, value in enumerate(table)
-                         for slot in _slots(value, (*path, index))]
+        return [path] + [
+            slot for index, value in enumerate(table) for slot in _slots(value, (*path, index))
+        ]
     return [path]
 
 
@@ -243,19 +346,29 @@ def one_hostile_value(draw: st.DrawFn) -> dict[str, Any]:
     return table
 
 
-@settings(max_examples=100, deadline=None,
-          phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=100,
+    deadline=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(one_hostile_value())
-def test_a_hostile_value_in_any_slot_is_refused_or_loads(tmp_path: Path,
-                                                         table: dict[str, Any]) -> None:
+def test_a_hostile_value_in_any_slot_is_refused_or_loads(
+    tmp_path: Path, table: dict[str, Any]
+) -> None:
     parsed = check(tomlwrite.document(table))
     if parsed is None:
         return
     try:
-        apps = {app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
-                for app in parsed.apps.values() if app.rootfs is not None}
+        apps = {
+            app.name: resolve.resolve_app(app, Rootfs(app.rootfs or ""))
+            for app in parsed.apps.values()
+            if app.rootfs is not None
+        }
     except resolve.AppProblem:
         return  # refused as the generator refuses it (a user the rootfs does not have)
     if len(apps) < len(parsed.apps):

@@ -51,9 +51,11 @@ def test_what_is_not_a_directory_says_its_path(tmp_path: Path) -> None:
 
 # A path of up to four components under a scratch dir, each a directory or a link to
 # one (a sibling, the scratch dir's parent, or /).
-COMPONENTS = st.lists(st.tuples(st.sampled_from("abc"), st.sampled_from(["dir", "up", "root",
-                                                                         "sibling"])),
-                      min_size=1, max_size=4)
+COMPONENTS = st.lists(
+    st.tuples(st.sampled_from("abc"), st.sampled_from(["dir", "up", "root", "sibling"])),
+    min_size=1,
+    max_size=4,
+)
 
 
 @given(components=COMPONENTS)
@@ -85,7 +87,8 @@ def test_opened_only_when_no_component_is_a_link(components: list[tuple[str, str
 
 def test_validate_warns_of_a_linked_source(tmp_path: Path) -> None:
     (tmp_path / "link").symlink_to("/")
-    pod = model.parse(textwrap.dedent(f"""
+    pod = model.parse(
+        textwrap.dedent(f"""
         [volume.data]
         type = "host"
         source = "{tmp_path}/link/srv"
@@ -93,10 +96,13 @@ def test_validate_warns_of_a_linked_source(tmp_path: Path) -> None:
         [app.main]
         rootfs = "/srv/rootfs"
         exec = ["/bin/true"]
-    """), Path("/etc/podmgr/pods/web.toml"))
+    """),
+        Path("/etc/podmgr/pods/web.toml"),
+    )
     assert [str(w) for w in model.warnings(pod)] == [
         f"volume.data.source: {tmp_path}/link is a symbolic link: the pod will not start, as "
-        "podmgr does not follow links in a host volume's source (name the directory itself)"]
+        "podmgr does not follow links in a host volume's source (name the directory itself)"
+    ]
 
 
 def volume_pod(source: str) -> str:
@@ -119,8 +125,12 @@ def volume_pod(source: str) -> str:
 def volumes_bed(bed: Bed) -> Bed:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     bed.run("mkdir", "-p", "/etc/podmgr/pods", "/srv/real/data", "/srv/plain")
-    bed.run("sh", "-c", "echo real > /srv/real/data/file && echo plain > /srv/plain/file && "
-            "ln -s / /srv/to-root && ln -s /srv/real /srv/via")
+    bed.run(
+        "sh",
+        "-c",
+        "echo real > /srv/real/data/file && echo plain > /srv/plain/file && "
+        "ln -s / /srv/to-root && ln -s /srv/real /srv/via",
+    )
     return bed
 
 
@@ -129,18 +139,24 @@ def install(bed: Bed, name: str, text: str) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.parametrize(("pod", "source", "link"), [
-    ("tolink", "/srv/to-root", "/srv/to-root"),
-    ("middle", "/srv/via/data", "/srv/via"),
-])
-def test_a_linked_source_fails_the_start(volumes_bed: Bed, pod: str, source: str,
-                                         link: str) -> None:
+@pytest.mark.parametrize(
+    ("pod", "source", "link"),
+    [
+        ("tolink", "/srv/to-root", "/srv/to-root"),
+        ("middle", "/srv/via/data", "/srv/via"),
+    ],
+)
+def test_a_linked_source_fails_the_start(
+    volumes_bed: Bed, pod: str, source: str, link: str
+) -> None:
     bed = volumes_bed
     install(bed, pod, volume_pod(source))
     bed.run("systemctl", "daemon-reload")
     inner = "" if link == source else f": {link}"
-    message = (f"pod {pod}: volume.data.source: {source}{inner} is a symbolic link, which "
-               "podmgr does not follow in a host volume's source (name the directory itself)")
+    message = (
+        f"pod {pod}: volume.data.source: {source}{inner} is a symbolic link, which "
+        "podmgr does not follow in a host volume's source (name the directory itself)"
+    )
     assert_start_refused(bed, pod, message, f"volume.data.source: {link}")
 
 

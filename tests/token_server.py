@@ -43,13 +43,23 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
             access.append({"type": kind, "name": name, "actions": actions.split(",")})
         now = int(time.time())
         header = {"typ": "JWT", "alg": "RS256", "x5c": [self.cert_der]}
-        claims = {"iss": ISSUER, "sub": self.expected.split(":")[0],
-                  "aud": query.get("service", [""])[0], "exp": now + 600, "nbf": now - 60,
-                  "iat": now, "jti": b64(os.urandom(12)), "access": access}
+        claims = {
+            "iss": ISSUER,
+            "sub": self.expected.split(":")[0],
+            "aud": query.get("service", [""])[0],
+            "exp": now + 600,
+            "nbf": now - 60,
+            "iat": now,
+            "jti": b64(os.urandom(12)),
+            "access": access,
+        }
         signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
-        signature = subprocess.run(["openssl", "dgst", "-sha256", "-sign", self.key],
-                                   input=signing_input.encode(), capture_output=True,
-                                   check=True).stdout
+        signature = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-sign", self.key],
+            input=signing_input.encode(),
+            capture_output=True,
+            check=True,
+        ).stdout
         body = json.dumps({"token": f"{signing_input}.{b64(signature)}"}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -60,8 +70,9 @@ class TokenHandler(http.server.BaseHTTPRequestHandler):
 
 def main() -> None:
     port, key, cert, credentials = sys.argv[1:5]
-    der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"],
-                         capture_output=True, check=True).stdout
+    der = subprocess.run(
+        ["openssl", "x509", "-in", cert, "-outform", "DER"], capture_output=True, check=True
+    ).stdout
     TokenHandler.key = key
     TokenHandler.cert_der = base64.b64encode(der).decode()
     TokenHandler.expected = credentials

@@ -39,8 +39,13 @@ def _scalar(raw: object) -> str:
     if isinstance(raw, bool):
         text = "true" if raw else "false"
     elif isinstance(raw, float):
-        text = "nan" if math.isnan(raw) else repr(raw) if math.isfinite(raw) else \
-            ("inf" if raw > 0 else "-inf")
+        text = (
+            "nan"
+            if math.isnan(raw)
+            else repr(raw)
+            if math.isfinite(raw)
+            else ("inf" if raw > 0 else "-inf")
+        )
     elif isinstance(raw, int):
         text = str(raw)
     elif isinstance(raw, str):

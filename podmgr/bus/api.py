@@ -41,30 +41,63 @@ class Kind:
         return NOUNS.get(self.name, self.name)
 
 
-NOUNS = {"pod": "pod name", "app": "app name", "network": "network name",
-         "image": "image reference", "image-or-empty": "image reference",
-         "pull": "image reference", "source": "image source", "armored": "key"}
+NOUNS = {
+    "pod": "pod name",
+    "app": "app name",
+    "network": "network name",
+    "image": "image reference",
+    "image-or-empty": "image reference",
+    "pull": "image reference",
+    "source": "image source",
+    "armored": "key",
+}
 
 
 MiB = 1 << 20
-KINDS = {kind.name: kind for kind in (
-    Kind("pod", 63, "a pod name (1-63 characters of a-z, 0-9, '_', '.', '-', starting with a "
-         "letter or digit)", "pod"),
-    Kind("app", 63, "an app name (the grammar of pod names)", "app"),
-    Kind("network", 63, "a network name (the grammar of pod names)", "network"),
-    Kind("image", 512, "an image reference (registry/repository:tag or @digest, at most 512 "
-         "characters)", "image"),
-    Kind("image-or-empty", 512, "an image reference, or empty", "image"),
-    Kind("pull", 521, "an image reference, optionally after docker://", "image"),
-    Kind("source", 4200, "a transport and path (oci-archive:, docker-archive:, oci:, dir:; "
-         "at most 4200 characters)", "source"),
-    Kind("manifest", MiB, "a manifest's TOML text (at most 1 MiB)"),
-    Kind("prefix", 512, "an image name prefix (registry/path, at most 512 characters), or "
-         "empty for every image", "prefix"),
-    Kind("fingerprint", 80, "a primary key fingerprint (40 or 64 hex digits; spaces are "
-         "ignored)", "fingerprint"),
-    Kind("armored", MiB, "an ASCII-armored public key (at most 1 MiB)"),
-)}
+KINDS = {
+    kind.name: kind
+    for kind in (
+        Kind(
+            "pod",
+            63,
+            "a pod name (1-63 characters of a-z, 0-9, '_', '.', '-', starting with a "
+            "letter or digit)",
+            "pod",
+        ),
+        Kind("app", 63, "an app name (the grammar of pod names)", "app"),
+        Kind("network", 63, "a network name (the grammar of pod names)", "network"),
+        Kind(
+            "image",
+            512,
+            "an image reference (registry/repository:tag or @digest, at most 512 characters)",
+            "image",
+        ),
+        Kind("image-or-empty", 512, "an image reference, or empty", "image"),
+        Kind("pull", 521, "an image reference, optionally after docker://", "image"),
+        Kind(
+            "source",
+            4200,
+            "a transport and path (oci-archive:, docker-archive:, oci:, dir:; "
+            "at most 4200 characters)",
+            "source",
+        ),
+        Kind("manifest", MiB, "a manifest's TOML text (at most 1 MiB)"),
+        Kind(
+            "prefix",
+            512,
+            "an image name prefix (registry/path, at most 512 characters), or "
+            "empty for every image",
+            "prefix",
+        ),
+        Kind(
+            "fingerprint",
+            80,
+            "a primary key fingerprint (40 or 64 hex digits; spaces are ignored)",
+            "fingerprint",
+        ),
+        Kind("armored", MiB, "an ASCII-armored public key (at most 1 MiB)"),
+    )
+}
 
 
 @dataclass(frozen=True)
@@ -127,7 +160,7 @@ class Interface:
 
 
 def _args(text: str) -> tuple[Arg, ...]:
-    """"s name:pod, o path" -> (Arg("name", "s", "pod"), Arg("path", "o"))."""
+    """ "s name:pod, o path" -> (Arg("name", "s", "pod"), Arg("path", "o"))."""
     args = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         signature, name = part.split(" ", 1)
@@ -136,8 +169,9 @@ def _args(text: str) -> tuple[Arg, ...]:
     return tuple(args)
 
 
-def _method(name: str, ins: str, outs: str, doc: str, action: str | None = None,
-            verb: str = "") -> Method:
+def _method(
+    name: str, ins: str, outs: str, doc: str, action: str | None = None, verb: str = ""
+) -> Method:
     in_args = _args(ins)
     # The arguments' grammar and limits belong to the documentation of every method.
     limits = " ".join(f"{a.name.upper()} is {KINDS[a.kind].doc}." for a in in_args)
@@ -145,96 +179,222 @@ def _method(name: str, ins: str, outs: str, doc: str, action: str | None = None,
     return Method(name, in_args, _args(outs), f"{doc} {limits}".rstrip(), action, verb)
 
 
-MANAGER = Interface("org.podmgr1.Manager", "Pods, images, networks and trusted keys.", (
-    _method("ListPods", "", "a(sso) pods", "Every pod with a manifest: name, state (the pod "
-            "unit's ActiveState, or \"invalid\"), object path."),
-    _method("GetPod", "s name:pod", "o pod", "The object of pod NAME; NoSuchPod if it has no "
-            "manifest."),
-    _method("StartPod", "s name:pod", "", "Start pod@NAME.service and return when its job "
+MANAGER = Interface(
+    "org.podmgr1.Manager",
+    "Pods, images, networks and trusted keys.",
+    (
+        _method(
+            "ListPods",
+            "",
+            "a(sso) pods",
+            "Every pod with a manifest: name, state (the pod "
+            'unit\'s ActiveState, or "invalid"), object path.',
+        ),
+        _method(
+            "GetPod",
+            "s name:pod",
+            "o pod",
+            "The object of pod NAME; NoSuchPod if it has no manifest.",
+        ),
+        _method(
+            "StartPod",
+            "s name:pod",
+            "",
+            "Start pod@NAME.service and return when its job "
             "and its "
-            "apps' jobs are done; JobFailed with the reason otherwise.", MANAGE_PODS),
-    _method("StopPod", "s name:pod", "", "Stop the pod and wait for it.", MANAGE_PODS),
-    _method("RestartPod", "s name:pod", "", "Restart the pod and wait for it.", MANAGE_PODS),
-    _method("ValidateManifest", "s toml:manifest", "a(ss) problems", "Check a manifest without "
+            "apps' jobs are done; JobFailed with the reason otherwise.",
+            MANAGE_PODS,
+        ),
+        _method("StopPod", "s name:pod", "", "Stop the pod and wait for it.", MANAGE_PODS),
+        _method("RestartPod", "s name:pod", "", "Restart the pod and wait for it.", MANAGE_PODS),
+        _method(
+            "ValidateManifest",
+            "s toml:manifest",
+            "a(ss) problems",
+            "Check a manifest without "
             "storing it: each problem's key path and message; empty when it is valid. Its "
             "images and rootfs are checked too only for a caller polkit allows "
             "org.podmgr1.manage-pods without authentication (that reads files as root); "
-            "anyone else gets the manifest's own checks."),
-    _method("CreatePod", "s name:pod, s toml:manifest", "o pod", "Validate and store "
+            "anyone else gets the manifest's own checks.",
+        ),
+        _method(
+            "CreatePod",
+            "s name:pod, s toml:manifest",
+            "o pod",
+            "Validate and store "
             "/etc/podmgr/pods/NAME.toml, then reload systemd; Exists if the name is taken.",
-            MANAGE_PODS),
-    _method("UpdatePod", "s name:pod, s toml:manifest", "", "Validate and replace the "
+            MANAGE_PODS,
+        ),
+        _method(
+            "UpdatePod",
+            "s name:pod, s toml:manifest",
+            "",
+            "Validate and replace the "
             "manifest of NAME "
             "atomically, then reload systemd; a running pod keeps running on its old units "
-            "until restarted.", MANAGE_PODS),
-    _method("RemovePod", "s name:pod", "", "Stop the pod, remove /etc/podmgr/pods/NAME.toml and "
-            "reload systemd.", MANAGE_PODS),
-    _method("PreparePod", "s name:pod", "", "Set up the pod's rootfs overlays, namespaces and "
-            "volumes, as its unit generated plan says; pod@.service calls it.", MANAGE_PODS),
-    _method("ReleasePod", "s name:pod", "", "Unmount and remove what PreparePod made; harmless "
-            "when there is nothing.", MANAGE_PODS),
-    _method("ListImages", "", "a(sssbts) images", "Stored images: name, manifest digest, "
+            "until restarted.",
+            MANAGE_PODS,
+        ),
+        _method(
+            "RemovePod",
+            "s name:pod",
+            "",
+            "Stop the pod, remove /etc/podmgr/pods/NAME.toml and reload systemd.",
+            MANAGE_PODS,
+        ),
+        _method(
+            "PreparePod",
+            "s name:pod",
+            "",
+            "Set up the pod's rootfs overlays, namespaces and "
+            "volumes, as its unit generated plan says; pod@.service calls it.",
+            MANAGE_PODS,
+        ),
+        _method(
+            "ReleasePod",
+            "s name:pod",
+            "",
+            "Unmount and remove what PreparePod made; harmless when there is nothing.",
+            MANAGE_PODS,
+        ),
+        _method(
+            "ListImages",
+            "",
+            "a(sssbts) images",
+            "Stored images: name, manifest digest, "
             "signer fingerprints (comma-separated), insecure (stored unsigned), size, "
-            "stored (ISO 8601)."),
-    _method("InspectImage", "s name:image", "s json", "An image's record, config, layers and "
-            "signers, as JSON."),
-    _method("PullImage", "s ref:pull", "u id, o transfer", "Start pulling docker://REF (or REF); "
-            "follow the Transfer object, and TransferRemoved for the result.", MANAGE_IMAGES),
-    _method("ImportImage", "s source:source, s name:image-or-empty", "u id, o transfer",
+            "stored (ISO 8601).",
+        ),
+        _method(
+            "InspectImage",
+            "s name:image",
+            "s json",
+            "An image's record, config, layers and signers, as JSON.",
+        ),
+        _method(
+            "PullImage",
+            "s ref:pull",
+            "u id, o transfer",
+            "Start pulling docker://REF (or REF); "
+            "follow the Transfer object, and TransferRemoved for the result.",
+            MANAGE_IMAGES,
+        ),
+        _method(
+            "ImportImage",
+            "s source:source, s name:image-or-empty",
+            "u id, o transfer",
             "Start importing an "
             "oci-archive:, docker-archive:, oci: or dir: SOURCE, stored as NAME (empty: the "
-            "source's own name).", MANAGE_IMAGES),
-    _method("RemoveImage", "s name:image", "", "Remove an image record; GarbageCollect frees its "
-            "layers.", MANAGE_IMAGES),
-    _method("GarbageCollect", "", "u layers, u blobs, as repaired", "Free layers and blobs "
+            "source's own name).",
+            MANAGE_IMAGES,
+        ),
+        _method(
+            "RemoveImage",
+            "s name:image",
+            "",
+            "Remove an image record; GarbageCollect frees its layers.",
+            MANAGE_IMAGES,
+        ),
+        _method(
+            "GarbageCollect",
+            "",
+            "u layers, u blobs, as repaired",
+            "Free layers and blobs "
             "that no image and no prepared pod uses, and remove what pods that are gone left "
-            "behind (leases, veths, published ports): REPAIRED says what.", MANAGE_IMAGES, "gc"),
-    _method("ListNetworks", "", "a(sssbbas) networks", "Pod networks: name, subnet, bridge, "
-            "masquerade, isolate, the prepared pods on it."),
-    _method("RemoveNetwork", "s name:network", "", "Remove a network's bridge, rules and "
-            "/etc/podmgr/networks/NAME.toml; refused while a pod is on it.", MANAGE_PODS),
-    _method("ListTrustedKeys", "", "a(ss) keys", "Trusted keys: primary fingerprint, name "
-            "prefix (empty for the root set)."),
-    _method("TrustKey", "s prefix:prefix, ay armored:armored", "s fingerprint",
-            "Trust an ASCII-armored "
-            "public key for images under PREFIX (empty: every image).", MANAGE_TRUST),
-    _method("UntrustKey", "s fingerprint:fingerprint", "", "Distrust a key for every "
-            "prefix it is trusted for; a vendor key is masked.", MANAGE_TRUST),
-    _method("UntrustKeyForPrefix", "s prefix:prefix, s fingerprint:fingerprint", "",
+            "behind (leases, veths, published ports): REPAIRED says what.",
+            MANAGE_IMAGES,
+            "gc",
+        ),
+        _method(
+            "ListNetworks",
+            "",
+            "a(sssbbas) networks",
+            "Pod networks: name, subnet, bridge, masquerade, isolate, the prepared pods on it.",
+        ),
+        _method(
+            "RemoveNetwork",
+            "s name:network",
+            "",
+            "Remove a network's bridge, rules and "
+            "/etc/podmgr/networks/NAME.toml; refused while a pod is on it.",
+            MANAGE_PODS,
+        ),
+        _method(
+            "ListTrustedKeys",
+            "",
+            "a(ss) keys",
+            "Trusted keys: primary fingerprint, name prefix (empty for the root set).",
+        ),
+        _method(
+            "TrustKey",
+            "s prefix:prefix, ay armored:armored",
+            "s fingerprint",
+            "Trust an ASCII-armored public key for images under PREFIX (empty: every image).",
+            MANAGE_TRUST,
+        ),
+        _method(
+            "UntrustKey",
+            "s fingerprint:fingerprint",
+            "",
+            "Distrust a key for every prefix it is trusted for; a vendor key is masked.",
+            MANAGE_TRUST,
+        ),
+        _method(
+            "UntrustKeyForPrefix",
+            "s prefix:prefix, s fingerprint:fingerprint",
+            "",
             "Distrust a key for images under PREFIX only (empty: the root set); a vendor "
             "key is masked.",
-            MANAGE_TRUST),
-), signals=(
-    Signal("PodNew", _args("s name, o pod"), "A manifest appeared."),
-    Signal("PodRemoved", _args("s name, o pod"), "A manifest went away."),
-    Signal("TransferNew", _args("u id, o transfer"), "A pull or import started."),
-    Signal("TransferRemoved", _args("u id, o transfer, s result"), "A transfer ended: "
-           "\"done\", \"canceled\" or \"failed: REASON\"."),
-))
+            MANAGE_TRUST,
+        ),
+    ),
+    signals=(
+        Signal("PodNew", _args("s name, o pod"), "A manifest appeared."),
+        Signal("PodRemoved", _args("s name, o pod"), "A manifest went away."),
+        Signal("TransferNew", _args("u id, o transfer"), "A pull or import started."),
+        Signal(
+            "TransferRemoved",
+            _args("u id, o transfer, s result"),
+            'A transfer ended: "done", "canceled" or "failed: REASON".',
+        ),
+    ),
+)
 
-POD = Interface("org.podmgr1.Pod", "One pod. Properties change with its units' state.",
-                properties=(
-    Property("Name", "s", "The pod's name."),
-    Property("State", "s", "ActiveState of pod@NAME.service (\"invalid\" for a manifest "
-             "that does not load)."),
-    Property("Unit", "s", "pod@NAME.service."),
-    Property("Apps", "a(sss)", "Each app: name, unit, ActiveState."),
-    Property("Images", "as", "The images its apps run."),
-    Property("Addresses", "as", "The running pod's addresses: on each of its networks, "
-             "the first network's first, then loopback; none on the host's network."),
-    Property("ManifestPath", "s", "Where its manifest is."),
-    Property("Annotations", "a{ss}", "The manifest's annotations."),
-))
+POD = Interface(
+    "org.podmgr1.Pod",
+    "One pod. Properties change with its units' state.",
+    properties=(
+        Property("Name", "s", "The pod's name."),
+        Property(
+            "State",
+            "s",
+            'ActiveState of pod@NAME.service ("invalid" for a manifest that does not load).',
+        ),
+        Property("Unit", "s", "pod@NAME.service."),
+        Property("Apps", "a(sss)", "Each app: name, unit, ActiveState."),
+        Property("Images", "as", "The images its apps run."),
+        Property(
+            "Addresses",
+            "as",
+            "The running pod's addresses: on each of its networks, "
+            "the first network's first, then loopback; none on the host's network.",
+        ),
+        Property("ManifestPath", "s", "Where its manifest is."),
+        Property("Annotations", "a{ss}", "The manifest's annotations."),
+    ),
+)
 
-TRANSFER = Interface("org.podmgr1.Transfer", "A pull or import in progress.", (
-    _method("Cancel", "", "", "Stop it; nothing half-done is kept.", MANAGE_IMAGES),
-), properties=(
-    Property("Id", "u", "The transfer's number."),
-    Property("Source", "s", "What is pulled or imported."),
-    Property("Progress", "d", "Done so far, from 0.0 to 1.0."),
-), signals=(
-    Signal("Log", _args("s message"), "A line of what the transfer does."),
-))
+TRANSFER = Interface(
+    "org.podmgr1.Transfer",
+    "A pull or import in progress.",
+    (_method("Cancel", "", "", "Stop it; nothing half-done is kept.", MANAGE_IMAGES),),
+    properties=(
+        Property("Id", "u", "The transfer's number."),
+        Property("Source", "s", "What is pulled or imported."),
+        Property("Progress", "d", "Done so far, from 0.0 to 1.0."),
+    ),
+    signals=(Signal("Log", _args("s message"), "A line of what the transfer does."),),
+)
 
 INTERFACES = (MANAGER, POD, TRANSFER)
 

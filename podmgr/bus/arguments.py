@@ -33,8 +33,10 @@ class Fingerprint(str):
             raise InvalidName(f"a fingerprint must be a string, not {type(text).__name__}")
         clean = text.replace(" ", "").upper()
         if not _FINGERPRINT.fullmatch(clean):
-            raise InvalidName(f"{names.shown(text)} is not a key fingerprint (give the 40 hex "
-                              "digits podmgr trust list shows)")
+            raise InvalidName(
+                f"{names.shown(text)} is not a key fingerprint (give the 40 hex "
+                "digits podmgr trust list shows)"
+            )
         return super().__new__(cls, clean)
 
 
@@ -43,8 +45,9 @@ def _text(kind: api.Kind, value: object, empty: bool = False) -> str:
     if not isinstance(value, str):
         raise InvalidName(f"the {kind.noun} must be a string, not {type(value).__name__}")
     if len(value) > kind.limit:
-        raise InvalidName(f"the {kind.noun} is {len(value)} characters long (at most "
-                          f"{kind.limit} are allowed)")
+        raise InvalidName(
+            f"the {kind.noun} is {len(value)} characters long (at most {kind.limit} are allowed)"
+        )
     if not value and not empty:
         raise InvalidName(f"the {kind.noun} is empty")
     if "\0" in value:
@@ -64,8 +67,10 @@ def _image_or_empty(kind: api.Kind, value: object) -> reference.Reference | None
 def _pull(kind: api.Kind, value: object) -> reference.Reference:
     text = _text(kind, value)
     if "://" in text and not text.startswith("docker://"):
-        raise InvalidName(f"{names.shown(text)}: PullImage fetches from registries (docker://); "
-                          "ImportImage takes archives and layouts")
+        raise InvalidName(
+            f"{names.shown(text)}: PullImage fetches from registries (docker://); "
+            "ImportImage takes archives and layouts"
+        )
     return reference.parse(text.removeprefix("docker://"))
 
 
@@ -91,8 +96,9 @@ def _armored(kind: api.Kind, value: object) -> bytes:
     if not isinstance(value, bytes | bytearray):
         raise InvalidName(f"the {kind.noun} must be bytes, not {type(value).__name__}")
     if len(value) > kind.limit:
-        raise InvalidName(f"the {kind.noun} is {len(value)} bytes long (at most {kind.limit} "
-                          "are allowed)")
+        raise InvalidName(
+            f"the {kind.noun} is {len(value)} bytes long (at most {kind.limit} are allowed)"
+        )
     return bytes(value)
 
 
@@ -128,5 +134,7 @@ def check_table(interfaces: Sequence[api.Interface] = api.INTERFACES) -> None:
         for method in interface.methods:
             for arg in method.in_args:
                 if arg.kind not in CONVERTERS or arg.kind not in api.KINDS:
-                    raise RuntimeError(f"{interface.name}.{method.name}: argument {arg.name} "
-                                       f"has no known kind ({arg.kind!r})")
+                    raise RuntimeError(
+                        f"{interface.name}.{method.name}: argument {arg.name} "
+                        f"has no known kind ({arg.kind!r})"
+                    )

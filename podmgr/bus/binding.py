@@ -38,8 +38,7 @@ class BindingError(Exception):
 
 def members(interface: api.Interface) -> dict[str, api.Method | api.Property]:
     """The entries of an interface a class implements, by name."""
-    return {**{m.name: m for m in interface.methods},
-            **{p.name: p for p in interface.properties}}
+    return {**{m.name: m for m in interface.methods}, **{p.name: p for p in interface.properties}}
 
 
 def implements(interface: api.Interface, member: str) -> Callable[[F], F]:
@@ -67,13 +66,16 @@ class Deferred:
     def load(self) -> tuple[type, Binding]:
         cls = getattr(importlib.import_module(self.module), self.name, None)
         if not isinstance(cls, type):
-            raise BindingError(f"{self.module} has no class {self.name} (for "
-                               f"{', '.join(self.entries)})")
+            raise BindingError(
+                f"{self.module} has no class {self.name} (for {', '.join(self.entries)})"
+            )
         binding = bind(cls, self.interface, complete=False)
         if set(binding.attributes) != set(self.entries):
-            raise BindingError(f"{self.module}.{self.name} implements "
-                               f"{sorted(binding.attributes)} of {self.interface.name}, "
-                               f"but {sorted(self.entries)} are deferred to it")
+            raise BindingError(
+                f"{self.module}.{self.name} implements "
+                f"{sorted(binding.attributes)} of {self.interface.name}, "
+                f"but {sorted(self.entries)} are deferred to it"
+            )
         return cls, binding
 
 
@@ -98,33 +100,42 @@ def _marked(cls: type, interface: api.Interface) -> dict[str, str]:
             if interface_name != interface.name:
                 continue
             if member in own:
-                raise BindingError(f"{klass.__qualname__}.{own[member]} and .{attribute} "
-                                   f"both implement {interface.name}.{member}")
+                raise BindingError(
+                    f"{klass.__qualname__}.{own[member]} and .{attribute} "
+                    f"both implement {interface.name}.{member}"
+                )
             own[member] = attribute
         for member, attribute in own.items():
             found.setdefault(member, attribute)
     return found
 
 
-def _check_parameters(cls: type, attribute: str, entry: api.Method | api.Property,
-                      interface: api.Interface) -> None:
+def _check_parameters(
+    cls: type, attribute: str, entry: api.Method | api.Property, interface: api.Interface
+) -> None:
     function = inspect.getattr_static(cls, attribute)
     if isinstance(function, staticmethod):
-        raise BindingError(f"{cls.__qualname__}.{attribute} implements "
-                           f"{interface.name}.{entry.name}: it must not be a staticmethod")
+        raise BindingError(
+            f"{cls.__qualname__}.{attribute} implements "
+            f"{interface.name}.{entry.name}: it must not be a staticmethod"
+        )
     parameters = list(inspect.signature(function).parameters)
     if isinstance(entry, api.Method):
         expected = ["self", "call", *(a.name for a in entry.in_args)]
         if not inspect.iscoroutinefunction(function):
-            raise BindingError(f"{cls.__qualname__}.{attribute} implements method "
-                               f"{interface.name}.{entry.name}: it must be async")
+            raise BindingError(
+                f"{cls.__qualname__}.{attribute} implements method "
+                f"{interface.name}.{entry.name}: it must be async"
+            )
     else:
         expected = ["self"]
     if parameters != expected:
-        raise BindingError(f"{cls.__qualname__}.{attribute} implements "
-                           f"{interface.name}.{entry.name}: its parameters are "
-                           f"({', '.join(parameters)}), the table's are "
-                           f"({', '.join(expected)})")
+        raise BindingError(
+            f"{cls.__qualname__}.{attribute} implements "
+            f"{interface.name}.{entry.name}: its parameters are "
+            f"({', '.join(parameters)}), the table's are "
+            f"({', '.join(expected)})"
+        )
 
 
 _BOUND: dict[tuple[type, str, bool], Binding] = {}
@@ -140,9 +151,11 @@ def bind(cls: type, interface: api.Interface, complete: bool = True) -> Binding:
     attributes = _marked(cls, interface)
     for member, attribute in attributes.items():
         if member not in table:
-            raise BindingError(f"{cls.__qualname__}.{attribute} implements "
-                               f"{interface.name}.{member}, which the table does not have "
-                               "(api.py lists what it has)")
+            raise BindingError(
+                f"{cls.__qualname__}.{attribute} implements "
+                f"{interface.name}.{member}, which the table does not have "
+                "(api.py lists what it has)"
+            )
         _check_parameters(cls, attribute, table[member], interface)
     deferred: dict[str, Deferred] = {}
     for part in getattr(cls, "DEFERRED", ()):
@@ -150,19 +163,25 @@ def bind(cls: type, interface: api.Interface, complete: bool = True) -> Binding:
             continue
         for member in part.entries:
             if member not in table:
-                raise BindingError(f"{cls.__qualname__} defers {member!r} to {part.module}, "
-                                   f"but {interface.name} has no such entry")
+                raise BindingError(
+                    f"{cls.__qualname__} defers {member!r} to {part.module}, "
+                    f"but {interface.name} has no such entry"
+                )
             if member in attributes or member in deferred:
-                raise BindingError(f"{cls.__qualname__} implements {interface.name}.{member} "
-                                   "twice (marked and deferred, or deferred twice)")
+                raise BindingError(
+                    f"{cls.__qualname__} implements {interface.name}.{member} "
+                    "twice (marked and deferred, or deferred twice)"
+                )
             deferred[member] = part
         if importlib.util.find_spec(part.module) is None:  # found, not loaded
             raise BindingError(f"{cls.__qualname__} defers to {part.module}, which is missing")
     missing = [m for m in table if m not in attributes and m not in deferred]
     if complete and missing:
-        raise BindingError(f"{cls.__qualname__} does not implement "
-                           f"{', '.join(f'{interface.name}.{m}' for m in missing)} "
-                           "(mark its implementation with @implements)")
+        raise BindingError(
+            f"{cls.__qualname__} does not implement "
+            f"{', '.join(f'{interface.name}.{m}' for m in missing)} "
+            "(mark its implementation with @implements)"
+        )
     binding = Binding(attributes, deferred)
     _BOUND[key] = binding
     return binding

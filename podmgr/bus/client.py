@@ -40,8 +40,12 @@ class ServiceError(PodmgrError):
 
 
 # Errors that mean the service went away between the call and its answer.
-GONE = {"org.freedesktop.DBus.Error.NoReply", "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner", "org.freedesktop.DBus.Error.Disconnected"}
+GONE = {
+    "org.freedesktop.DBus.Error.NoReply",
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.Disconnected",
+}
 
 
 class Client:
@@ -53,8 +57,7 @@ class Client:
         try:
             self.bus = await Bus(self.address).connect()
         except (OSError, ValueError) as error:
-            raise PodmgrError(f"cannot reach the system bus: {error} (is dbus running?)")\
-                from None
+            raise PodmgrError(f"cannot reach the system bus: {error} (is dbus running?)") from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -74,17 +77,30 @@ class Client:
             if name.startswith(api.ERROR_PREFIX):
                 raise ServiceError(name.removeprefix(api.ERROR_PREFIX), text, name)
             if name == "org.freedesktop.DBus.Error.ServiceUnknown":
-                text = (f"{api.BUS_NAME} is not available: {text} (is podmgr installed? see "
-                        "journalctl -u podmgr1)")
+                text = (
+                    f"{api.BUS_NAME} is not available: {text} (is podmgr installed? see "
+                    "journalctl -u podmgr1)"
+                )
             raise ServiceError("Failed", one_line(text), name)
         return reply
 
-    async def call(self, member: str, *args: Any, path: str = api.MANAGER_PATH,
-                   interface: api.Interface = api.MANAGER) -> Any:
+    async def call(
+        self,
+        member: str,
+        *args: Any,
+        path: str = api.MANAGER_PATH,
+        interface: api.Interface = api.MANAGER,
+    ) -> Any:
         """Call ``member`` of ``interface`` with the signature the API table gives."""
         method = interface.method_index[member]
-        message = Message(destination=api.BUS_NAME, path=path, interface=interface.name,
-                          member=member, signature=method.in_signature, body=list(args))
+        message = Message(
+            destination=api.BUS_NAME,
+            path=path,
+            interface=interface.name,
+            member=member,
+            signature=method.in_signature,
+            body=list(args),
+        )
         body = await (self._send(message) if method.action else self._read(message))
         if not method.out_args:
             return None
@@ -101,19 +117,37 @@ class Client:
         except ServiceError as error:
             if error.bus_error not in GONE:
                 raise
-        return await self._send(Message(destination=message.destination, path=message.path,
-                                        interface=message.interface, member=message.member,
-                                        signature=message.signature, body=message.body))
+        return await self._send(
+            Message(
+                destination=message.destination,
+                path=message.path,
+                interface=message.interface,
+                member=message.member,
+                signature=message.signature,
+                body=message.body,
+            )
+        )
 
     async def properties(self, path: str, interface: api.Interface) -> dict[str, Any]:
-        [values] = await self._read(Message(destination=api.BUS_NAME, path=path,
-                                            interface=PROPERTIES, member="GetAll",
-                                            signature="s", body=[interface.name]))
+        [values] = await self._read(
+            Message(
+                destination=api.BUS_NAME,
+                path=path,
+                interface=PROPERTIES,
+                member="GetAll",
+                signature="s",
+                body=[interface.name],
+            )
+        )
         return {name: variant.value for name, variant in values.items()}
 
-    async def transfer(self, member: str, *args: Any,
-                       progress: Callable[[float], None] | None = None,
-                       log: Callable[[str], None] | None = None) -> str:
+    async def transfer(
+        self,
+        member: str,
+        *args: Any,
+        progress: Callable[[float], None] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> str:
         """Start a pull or import and follow it; returns TransferRemoved's result."""
         assert self.bus
         # Signals may come before the call's reply is seen (a transfer that fails at once):
@@ -134,8 +168,13 @@ class Client:
             elif message.member == "TransferRemoved":
                 removed[(str(message.sender), message.body[0])] = message.body[2]
                 finished.set()
-            elif message.member == "PropertiesChanged" and path and message.path == path \
-                    and progress and "Progress" in message.body[1]:
+            elif (
+                message.member == "PropertiesChanged"
+                and path
+                and message.path == path
+                and progress
+                and "Progress" in message.body[1]
+            ):
                 progress(message.body[1]["Progress"].value)
             elif message.member == "Log" and message.path:
                 if not path:
@@ -148,21 +187,36 @@ class Client:
         # The service going away (killed, crashed) ends the transfer without
         # TransferRemoved: NameOwnerChanged says so.  Subscribed before the call, so it
         # cannot be missed between the call's reply and the wait.
-        for rule in (f"type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
-                     f"arg0='{api.BUS_NAME}'",
-                     f"type='signal',sender='{api.BUS_NAME}',member='TransferRemoved'",
-                     f"type='signal',sender='{api.BUS_NAME}',member='PropertiesChanged',"
-                     f"path_namespace='{api.TRANSFER_PATH}'",
-                     f"type='signal',sender='{api.BUS_NAME}',member='Log',"
-                     f"path_namespace='{api.TRANSFER_PATH}'"):
-            await self._send(Message(destination="org.freedesktop.DBus",
-                                     path="/org/freedesktop/DBus",
-                                     interface="org.freedesktop.DBus", member="AddMatch",
-                                     signature="s", body=[rule]))
+        for rule in (
+            f"type='signal',sender='org.freedesktop.DBus',member='NameOwnerChanged',"
+            f"arg0='{api.BUS_NAME}'",
+            f"type='signal',sender='{api.BUS_NAME}',member='TransferRemoved'",
+            f"type='signal',sender='{api.BUS_NAME}',member='PropertiesChanged',"
+            f"path_namespace='{api.TRANSFER_PATH}'",
+            f"type='signal',sender='{api.BUS_NAME}',member='Log',"
+            f"path_namespace='{api.TRANSFER_PATH}'",
+        ):
+            await self._send(
+                Message(
+                    destination="org.freedesktop.DBus",
+                    path="/org/freedesktop/DBus",
+                    interface="org.freedesktop.DBus",
+                    member="AddMatch",
+                    signature="s",
+                    body=[rule],
+                )
+            )
         method = api.MANAGER.method_index[member]
-        reply = await self._reply(Message(destination=api.BUS_NAME, path=api.MANAGER_PATH,
-                                          interface=api.MANAGER.name, member=member,
-                                          signature=method.in_signature, body=list(args)))
+        reply = await self._reply(
+            Message(
+                destination=api.BUS_NAME,
+                path=api.MANAGER_PATH,
+                interface=api.MANAGER.name,
+                member=member,
+                signature=method.in_signature,
+                body=list(args),
+            )
+        )
         owner = str(reply.sender)  # the service's unique name: whose going away counts
         number, path = reply.body
         for early_path, line in early_logs:
@@ -170,8 +224,10 @@ class Client:
                 log(line)
         while (owner, number) not in removed:
             if owner in gone:
-                raise PodmgrError(f"{api.BUS_NAME} stopped during the transfer (see journalctl "
-                                  "-u podmgr1); podmgr image list shows what was stored")
+                raise PodmgrError(
+                    f"{api.BUS_NAME} stopped during the transfer (see journalctl "
+                    "-u podmgr1); podmgr image list shows what was stored"
+                )
             finished.clear()
             await finished.wait()
         if progress:

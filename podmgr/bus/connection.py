@@ -33,7 +33,7 @@ class _Writer(_MessageWriter):
                 buf, _unix_fds, self.fut = self.messages.get_nowait()
                 self.buf, self.offset = memoryview(buf), 0
             try:
-                self.offset += self.sock.send(self.buf[self.offset:])
+                self.offset += self.sock.send(self.buf[self.offset :])
             except BlockingIOError:
                 return  # full: the loop calls again once the socket is writable
             except OSError as error:

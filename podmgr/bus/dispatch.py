@@ -124,13 +124,15 @@ class Dispatcher:
         await asyncio.gather(*self.tasks, return_exceptions=True)
         self.work.shutdown()
 
-    async def authorize(self, sender: str, action: str, details: dict[str, str],
-                        interactive: bool = True) -> None:
+    async def authorize(
+        self, sender: str, action: str, details: dict[str, str], interactive: bool = True
+    ) -> None:
         """Return if polkit allows it; AccessDenied otherwise (polkit.check)."""
         await polkit.check(self.authority, sender, action, details, interactive)
 
     def spawn(self, work: Awaitable[None]) -> None:
         """Run ``work`` in the background; a failure is logged, never lost."""
+
         async def run() -> None:
             try:
                 await work
@@ -144,8 +146,7 @@ class Dispatcher:
     def export(self, path: str, interface: api.Interface, implementation: object) -> None:
         """Serve ``interface`` at ``path`` with the code ``implementation``'s class binds
         to its entries (BindingError if it does not implement each exactly once)."""
-        self.objects.setdefault(path, {})[interface.name] = Exported.of(interface,
-                                                                        implementation)
+        self.objects.setdefault(path, {})[interface.name] = Exported.of(interface, implementation)
 
     def unexport(self, path: str) -> None:
         self.objects.pop(path, None)
@@ -164,38 +165,43 @@ class Dispatcher:
 
     def _handle(self, message: Message) -> None:
         if message.interface in (INTROSPECTABLE, None) and message.member == "Introspect":
-            self.bus.send(Message.new_method_return(message, "s", [self.introspect(
-                message.path)]))
+            self.bus.send(Message.new_method_return(message, "s", [self.introspect(message.path)]))
             return
         entry = self.objects.get(str(message.path))
         if entry is None:
-            raise BusError("org.freedesktop.DBus.Error.UnknownObject",
-                           f"no object {message.path}")
+            raise BusError("org.freedesktop.DBus.Error.UnknownObject", f"no object {message.path}")
         if message.interface == PROPERTIES:
             self._properties(message, entry)
         else:
             self._call(message, entry)
 
     def _call(self, message: Message, entry: dict[str, Exported]) -> None:
-        found = [e for e in entry.values() if message.member in e.interface.method_index
-                 and message.interface in (None, e.interface.name)]
+        found = [
+            e
+            for e in entry.values()
+            if message.member in e.interface.method_index
+            and message.interface in (None, e.interface.name)
+        ]
         if not found:
-            raise BusError("org.freedesktop.DBus.Error.UnknownMethod",
-                           f"no method {message.interface}.{message.member}")
+            raise BusError(
+                "org.freedesktop.DBus.Error.UnknownMethod",
+                f"no method {message.interface}.{message.member}",
+            )
         exported = found[0]
         method = exported.interface.method_index[str(message.member)]
         if message.signature != method.in_signature:
-            raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
-                           f"{method.name} takes ({method.in_signature}), not "
-                           f"({message.signature})")
+            raise BusError(
+                "org.freedesktop.DBus.Error.InvalidArgs",
+                f"{method.name} takes ({method.in_signature}), not ({message.signature})",
+            )
         values = arguments.convert_all(method, message.body)  # the edge: before anything
-        task = asyncio.get_running_loop().create_task(
-            self._run(message, method, exported, values))
+        task = asyncio.get_running_loop().create_task(self._run(message, method, exported, values))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
-    async def _authorize(self, message: Message, method: api.Method, implementation: object,
-                         values: list[object]) -> None:
+    async def _authorize(
+        self, message: Message, method: api.Method, implementation: object, values: list[object]
+    ) -> None:
         """polkit asked for the method's action, with the checked values as details."""
         if method.action is None:
             return
@@ -211,8 +217,9 @@ class Dispatcher:
             details.update(hook(implementation))
         await self.authorize(str(message.sender), method.action, details, True)
 
-    async def _run(self, message: Message, method: api.Method, exported: Exported,
-                   values: list[object]) -> None:
+    async def _run(
+        self, message: Message, method: api.Method, exported: Exported, values: list[object]
+    ) -> None:
         self.in_flight += 1
         try:
             # This task's own context: its work goes to the queue of its kind (work.py).
@@ -237,23 +244,32 @@ class Dispatcher:
         member, body = message.member, message.body
         expected = {"Get": "ss", "GetAll": "s", "Set": "ssv"}.get(str(member))
         if expected is None:
-            raise BusError("org.freedesktop.DBus.Error.UnknownMethod",
-                           f"no method {PROPERTIES}.{member}")
+            raise BusError(
+                "org.freedesktop.DBus.Error.UnknownMethod", f"no method {PROPERTIES}.{member}"
+            )
         if message.signature != expected:
-            raise BusError("org.freedesktop.DBus.Error.InvalidArgs",
-                           f"{member} takes ({expected}), not ({message.signature})")
+            raise BusError(
+                "org.freedesktop.DBus.Error.InvalidArgs",
+                f"{member} takes ({expected}), not ({message.signature})",
+            )
         if member == "Set":
-            raise BusError("org.freedesktop.DBus.Error.PropertyReadOnly",
-                           "the properties of org.podmgr1 are read-only")
+            raise BusError(
+                "org.freedesktop.DBus.Error.PropertyReadOnly",
+                "the properties of org.podmgr1 are read-only",
+            )
         if body[0] not in entry:
-            raise BusError("org.freedesktop.DBus.Error.UnknownInterface",
-                           f"no interface {names.shown(body[0])} here")
+            raise BusError(
+                "org.freedesktop.DBus.Error.UnknownInterface",
+                f"no interface {names.shown(body[0])} here",
+            )
         exported = entry[body[0]]
         interface = exported.interface
         wanted = [p for p in interface.properties if member == "GetAll" or p.name == body[1]]
         if not wanted:
-            raise BusError("org.freedesktop.DBus.Error.UnknownProperty",
-                           f"no property {names.shown(body[1])} in {interface.name}")
+            raise BusError(
+                "org.freedesktop.DBus.Error.UnknownProperty",
+                f"no property {names.shown(body[1])} in {interface.name}",
+            )
         values = {p.name: Variant(p.signature, exported.member(p.name)()) for p in wanted}
         if member == "GetAll":
             self.bus.send(Message.new_method_return(message, "a{sv}", [values]))
@@ -262,56 +278,71 @@ class Dispatcher:
 
     def emit(self, path: str, interface: api.Interface, signal: str, *body: Any) -> None:
         spec = interface.signal(signal)
-        self.bus.send(Message.new_signal(path, interface.name, signal, spec.signature,
-                                         list(body)))
+        self.bus.send(Message.new_signal(path, interface.name, signal, spec.signature, list(body)))
 
-    def properties_changed(self, path: str, interface: api.Interface,
-                           names: list[str]) -> None:
+    def properties_changed(self, path: str, interface: api.Interface, names: list[str]) -> None:
         exported = self.objects.get(path, {}).get(interface.name)
         if exported is None:
             return
-        changed = {p.name: Variant(p.signature, exported.member(p.name)())
-                   for p in interface.properties if p.name in names}
-        self.bus.send(Message.new_signal(path, PROPERTIES, "PropertiesChanged", "sa{sv}as",
-                                         [interface.name, changed, []]))
+        changed = {
+            p.name: Variant(p.signature, exported.member(p.name)())
+            for p in interface.properties
+            if p.name in names
+        }
+        self.bus.send(
+            Message.new_signal(
+                path, PROPERTIES, "PropertiesChanged", "sa{sv}as", [interface.name, changed, []]
+            )
+        )
 
     def introspect(self, path: str) -> str:
-        parts = ['<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection '
-                 '1.0//EN"\n "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">',
-                 "<node>", STANDARD]
+        parts = [
+            '<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection '
+            '1.0//EN"\n "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">',
+            "<node>",
+            STANDARD,
+        ]
         for exported in self.objects.get(path, {}).values():
             parts.append(_interface_xml(exported.interface))
         prefix = path.rstrip("/") + "/"
-        children = sorted({p[len(prefix):].split("/")[0] for p in self.objects
-                           if p.startswith(prefix)})
+        children = sorted(
+            {p[len(prefix) :].split("/")[0] for p in self.objects if p.startswith(prefix)}
+        )
         parts.extend(f' <node name="{child}"/>' for child in children)
         parts.append("</node>")
         return "\n".join(parts) + "\n"
 
 
 def _interface_xml(interface: api.Interface) -> str:
-    lines = [f" <interface name={quoteattr(interface.name)}>",
-             f"  <annotation name=\"{DOC}\" value={quoteattr(interface.doc)}/>"]
+    lines = [
+        f" <interface name={quoteattr(interface.name)}>",
+        f'  <annotation name="{DOC}" value={quoteattr(interface.doc)}/>',
+    ]
     for method in interface.methods:
         lines.append(f"  <method name={quoteattr(method.name)}>")
-        lines += [f"   <arg type={quoteattr(a.signature)} name={quoteattr(a.name)} "
-                  f"direction=\"in\"/>" for a in method.in_args]
-        lines += [f"   <arg type={quoteattr(a.signature)} name={quoteattr(a.name)} "
-                  f"direction=\"out\"/>" for a in method.out_args]
+        lines += [
+            f'   <arg type={quoteattr(a.signature)} name={quoteattr(a.name)} direction="in"/>'
+            for a in method.in_args
+        ]
+        lines += [
+            f'   <arg type={quoteattr(a.signature)} name={quoteattr(a.name)} direction="out"/>'
+            for a in method.out_args
+        ]
         doc = method.doc + (f" Needs polkit action {method.action}." if method.action else "")
-        lines += [f"   <annotation name=\"{DOC}\" value={quoteattr(doc)}/>", "  </method>"]
+        lines += [f'   <annotation name="{DOC}" value={quoteattr(doc)}/>', "  </method>"]
     for prop in interface.properties:
-        lines += [f"  <property name={quoteattr(prop.name)} type={quoteattr(prop.signature)} "
-                  "access=\"read\">",
-                  "   <annotation name=\"org.freedesktop.DBus.Property.EmitsChangedSignal\" "
-                  "value=\"true\"/>",
-                  f"   <annotation name=\"{DOC}\" value={quoteattr(prop.doc)}/>",
-                  "  </property>"]
+        lines += [
+            f"  <property name={quoteattr(prop.name)} type={quoteattr(prop.signature)} "
+            'access="read">',
+            '   <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="true"/>',
+            f'   <annotation name="{DOC}" value={quoteattr(prop.doc)}/>',
+            "  </property>",
+        ]
     for signal in interface.signals:
         lines.append(f"  <signal name={quoteattr(signal.name)}>")
-        lines += [f"   <arg type={quoteattr(a.signature)} name={quoteattr(a.name)}/>"
-                  for a in signal.args]
-        lines += [f"   <annotation name=\"{DOC}\" value={quoteattr(signal.doc)}/>",
-                  "  </signal>"]
+        lines += [
+            f"   <arg type={quoteattr(a.signature)} name={quoteattr(a.name)}/>" for a in signal.args
+        ]
+        lines += [f'   <annotation name="{DOC}" value={quoteattr(signal.doc)}/>', "  </signal>"]
     lines.append(" </interface>")
     return "\n".join(lines)

@@ -37,8 +37,10 @@ class ImageMethods:
 
     @staticmethod
     def _list_images() -> list[list[object]]:
-        return [[r.name, r.manifest, ",".join(r.signed_by), r.insecure, r.size, r.stored]
-                for r in Store().all_images()]
+        return [
+            [r.name, r.manifest, ",".join(r.signed_by), r.insecure, r.size, r.stored]
+            for r in Store().all_images()
+        ]
 
     @implements(api.MANAGER, "InspectImage")
     async def inspect_image(self, call: Call, name: Reference) -> str:
@@ -51,30 +53,45 @@ class ImageMethods:
         parsed = oci.parse_manifest(store.read_blob(record.manifest))
         image_config = oci.parse_config(store.read_blob(record.config))
         keys = TrustStore().all_keys()
-        return json.dumps({
-            **asdict(record),
-            # The image ID, as podman shows it: record's "config" is replaced below.
-            "id": record.config,
-            "signers": [{"fingerprint": f, "trusted_as": [k.scope for k in keys
-                                                          if k.fingerprint == f]}
-                        for f in record.signed_by],
-            "config": {"digest": record.config, "platform": str(image_config.platform),
-                       "user": image_config.user,
-                       "entrypoint": image_config.entrypoint, "cmd": image_config.cmd,
-                       "env": image_config.env, "working_dir": image_config.working_dir},
-            "layers": [{"digest": layer.digest, "media_type": layer.media_type,
-                        "size": layer.size, "diff_id": diff_id,
-                        "path": str(store.layer_path(diff_id))}
-                       for layer, diff_id in zip(parsed.layers, record.layers, strict=True)],
-        })
+        return json.dumps(
+            {
+                **asdict(record),
+                # The image ID, as podman shows it: record's "config" is replaced below.
+                "id": record.config,
+                "signers": [
+                    {"fingerprint": f, "trusted_as": [k.scope for k in keys if k.fingerprint == f]}
+                    for f in record.signed_by
+                ],
+                "config": {
+                    "digest": record.config,
+                    "platform": str(image_config.platform),
+                    "user": image_config.user,
+                    "entrypoint": image_config.entrypoint,
+                    "cmd": image_config.cmd,
+                    "env": image_config.env,
+                    "working_dir": image_config.working_dir,
+                },
+                "layers": [
+                    {
+                        "digest": layer.digest,
+                        "media_type": layer.media_type,
+                        "size": layer.size,
+                        "diff_id": diff_id,
+                        "path": str(store.layer_path(diff_id)),
+                    }
+                    for layer, diff_id in zip(parsed.layers, record.layers, strict=True)
+                ],
+            }
+        )
 
     @implements(api.MANAGER, "PullImage")
     async def pull_image(self, call: Call, ref: Reference) -> tuple[int, str]:
         return self.transfers.start(f"docker://{ref}", "")
 
     @implements(api.MANAGER, "ImportImage")
-    async def import_image(self, call: Call, source: str,
-                           name: Reference | None) -> tuple[int, str]:
+    async def import_image(
+        self, call: Call, source: str, name: Reference | None
+    ) -> tuple[int, str]:
         check_absolute(source)  # the service runs in /: it cannot know the caller's cwd
         return self.transfers.start(source, str(name) if name else "")
 
@@ -109,6 +126,7 @@ class ImageMethods:
         await self.dispatcher.work.run(TrustStore().remove, fingerprint)
 
     @implements(api.MANAGER, "UntrustKeyForPrefix")
-    async def untrust_key_for_prefix(self, call: Call, prefix: str,
-                                     fingerprint: Fingerprint) -> None:
+    async def untrust_key_for_prefix(
+        self, call: Call, prefix: str, fingerprint: Fingerprint
+    ) -> None:
         await self.dispatcher.work.run(TrustStore().remove, fingerprint, prefix)

@@ -28,8 +28,15 @@ def _last_words(props: dict[str, object]) -> str:
     # can end before prepare's error is stored, so ask again for up to a second.
     for _ in range(20):
         try:
-            lines = process.run(["journalctl", "--no-pager", "--output=cat", "--lines=50",
-                                 f"_SYSTEMD_INVOCATION_ID={invocation.hex()}"]).splitlines()
+            lines = process.run(
+                [
+                    "journalctl",
+                    "--no-pager",
+                    "--output=cat",
+                    "--lines=50",
+                    f"_SYSTEMD_INVOCATION_ID={invocation.hex()}",
+                ]
+            ).splitlines()
         except (OSError, subprocess.CalledProcessError):
             return ""
         if failed := [line for line in lines if line.startswith("Call failed: ")]:
@@ -54,14 +61,21 @@ async def stop_apps(systemd: Systemd, name: str) -> None:
     ordered against the pod's stop job once it has lost its unit file, so these stop jobs
     cannot wait for the job that runs this.
     """
-    running = [unit for unit, state in (await systemd.list_units(
-        [names.app_unit(name, "*")])).items() if state.active_state in _RUNNING]
+    running = [
+        unit
+        for unit, state in (await systemd.list_units([names.app_unit(name, "*")])).items()
+        if state.active_state in _RUNNING
+    ]
     if not running:
         return
     await systemd.subscribe()
-    jobs = [str(job) for unit in running
-            for [job] in [await systemd.call(MANAGER_PATH, MANAGER, "StopUnit", "ss",
-                                             [unit, "replace"])]]
+    jobs = [
+        str(job)
+        for unit in running
+        for [job] in [
+            await systemd.call(MANAGER_PATH, MANAGER, "StopUnit", "ss", [unit, "replace"])
+        ]
+    ]
     await systemd.wait_for_jobs(jobs)
 
 
@@ -93,9 +107,11 @@ async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     # A stopped app may be failed: it has no processes either way.
     goal = ("inactive", "failed") if verb == "stop" else ("active",)
     after = await systemd.list_units([names.app_unit(name, "*")])
-    return [await _app_failed(systemd, name, state, verb, began)
-            for _, state in sorted(after.items())
-            if state.active_state not in goal and state.load_state == "loaded"]
+    return [
+        await _app_failed(systemd, name, state, verb, began)
+        for _, state in sorted(after.items())
+        if state.active_state not in goal and state.load_state == "loaded"
+    ]
 
 
 async def _hit_start_limit(systemd: Systemd, unit: str, result: object, began: int) -> bool:
@@ -110,32 +126,46 @@ async def _hit_start_limit(systemd: Systemd, unit: str, result: object, began: i
     if result == "start-limit-hit":
         return True
     props = await systemd.unit_properties(unit)
-    return (props.get("ActiveState") == "failed" and props.get("LoadState") == "loaded"
-            and props.get("AssertResult") is not False
-            and int(props.get("InactiveExitTimestampMonotonic", 0)) < began)
+    return (
+        props.get("ActiveState") == "failed"
+        and props.get("LoadState") == "loaded"
+        and props.get("AssertResult") is not False
+        and int(props.get("InactiveExitTimestampMonotonic", 0)) < began
+    )
 
 
 def _start_limit_hit(unit: str, what: str) -> str:
-    return (f"{what} hit systemd's start limit (restarted too often); run systemctl "
-            f"reset-failed {unit}, then start again")
+    return (
+        f"{what} hit systemd's start limit (restarted too often); run systemctl "
+        f"reset-failed {unit}, then start again"
+    )
 
 
-async def _pod_failed(systemd: Systemd, name: str, verb: str, job_result: str,
-                      began: int) -> str:
+async def _pod_failed(systemd: Systemd, name: str, verb: str, job_result: str, began: int) -> str:
     """Why the pod's job ended with ``job_result``, as `systemctl status` would say it:
     the unit's Result= (exit-code, timeout, start-limit-hit, resources ...)."""
     unit = names.pod_unit(name)
     result = (await systemd.unit_properties(unit, SERVICE)).get("Result")
-    if verb != "stop" and job_result == "failed" and \
-            await _hit_start_limit(systemd, unit, result, began):
+    if (
+        verb != "stop"
+        and job_result == "failed"
+        and await _hit_start_limit(systemd, unit, result, began)
+    ):
         return _start_limit_hit(unit, f"pod {name}")
     # Result= is the latest run's: a job canceled or failed for a dependency ran nothing.
-    with_result = f" with result '{result}'" if job_result in ("failed", "timeout") \
-        and isinstance(result, str) and result not in ("success", job_result) else ""
+    with_result = (
+        f" with result '{result}'"
+        if job_result in ("failed", "timeout")
+        and isinstance(result, str)
+        and result not in ("success", job_result)
+        else ""
+    )
     # journalctl blocks: in a thread, so the service's other calls go on meanwhile.
     why = await asyncio.to_thread(_last_words, await systemd.unit_properties(unit))
-    return (f"{unit}: {verb} {job_result}{with_result}{why} (see podmgr status {name} and "
-            f"journalctl -u {unit})")
+    return (
+        f"{unit}: {verb} {job_result}{with_result}{why} (see podmgr status {name} and "
+        f"journalctl -u {unit})"
+    )
 
 
 def _prepared_without(name: str, unit: str) -> bool:
@@ -148,15 +178,19 @@ def _prepared_without(name: str, unit: str) -> bool:
     return unit not in {names.app_unit(name, app["name"]) for app in plan["apps"]}
 
 
-async def _app_failed(systemd: Systemd, name: str, state: UnitState, verb: str,
-                      began: int) -> str:
+async def _app_failed(systemd: Systemd, name: str, state: UnitState, verb: str, began: int) -> str:
     """Why an app did not reach its goal, in one line."""
     if verb == "start" and _prepared_without(name, state.name):
-        return (f"{state.name} did not start: it was added to the manifest after pod {name} "
-                f"started (restart the pod: podmgr restart {name})")
+        return (
+            f"{state.name} did not start: it was added to the manifest after pod {name} "
+            f"started (restart the pod: podmgr restart {name})"
+        )
     result = (await systemd.unit_properties(state.name, SERVICE)).get("Result")
     if verb != "stop" and await _hit_start_limit(systemd, state.name, result, began):
         return _start_limit_hit(state.name, state.name)
-    why = f"it failed with result '{result}'" if isinstance(result, str) \
-        and result != "success" else f"it is {state.state}"
+    why = (
+        f"it failed with result '{result}'"
+        if isinstance(result, str) and result != "success"
+        else f"it is {state.state}"
+    )
     return f"{state.name} did not {verb}: {why} (see journalctl -u {state.name})"

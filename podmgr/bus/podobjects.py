@@ -84,9 +84,14 @@ class PodObject:
         parsed = self._manifest()
         if parsed is None:
             return []
-        return [[app, names.app_unit(self.pod, app),
-                 self.pods.unit_states.get(names.app_unit(self.pod, app), "inactive")]
-                for app in parsed.apps]
+        return [
+            [
+                app,
+                names.app_unit(self.pod, app),
+                self.pods.unit_states.get(names.app_unit(self.pod, app), "inactive"),
+            ]
+            for app in parsed.apps
+        ]
 
     @implements(api.POD, "Images")
     def images(self) -> list[str]:
@@ -132,11 +137,19 @@ class Pods:
 
     async def start(self) -> None:
         self.dispatcher.bus.add_message_handler(self._on_signal)
-        for rule in (f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
-                     f"path_namespace='{UNIT_PATHS}'",
-                     f"type='signal',sender='{SYSTEMD}',member='Reloading'"):
-            await self.systemd.call("/org/freedesktop/DBus", "org.freedesktop.DBus",
-                                    "AddMatch", "s", [rule], destination="org.freedesktop.DBus")
+        for rule in (
+            f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
+            f"path_namespace='{UNIT_PATHS}'",
+            f"type='signal',sender='{SYSTEMD}',member='Reloading'",
+        ):
+            await self.systemd.call(
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "AddMatch",
+                "s",
+                [rule],
+                destination="org.freedesktop.DBus",
+            )
         await self.systemd.subscribe()
         await self.rescan()
 
@@ -145,21 +158,26 @@ class Pods:
         found = lookup.find_manifests()
         # The generator wrote a drop-in for every manifest it accepted.
         try:
-            self.generated = {entry.removesuffix(".d") for entry in os.listdir(GENERATOR_DIR)
-                              if entry.startswith("pod@") and entry.endswith(".service.d")}
+            self.generated = {
+                entry.removesuffix(".d")
+                for entry in os.listdir(GENERATOR_DIR)
+                if entry.startswith("pod@") and entry.endswith(".service.d")
+            }
         except FileNotFoundError:
             self.generated = set()
         for gone in set(self.objects) - set(found):
             self.dispatcher.unexport(api.pod_path(gone))
             del self.objects[gone]
-            self.dispatcher.emit(api.MANAGER_PATH, api.MANAGER, "PodRemoved", gone,
-                                 api.pod_path(gone))
+            self.dispatcher.emit(
+                api.MANAGER_PATH, api.MANAGER, "PodRemoved", gone, api.pod_path(gone)
+            )
         for name, path in found.items():
             if name not in self.objects:
                 self.objects[name] = PodObject(name, str(path), self)
                 self.dispatcher.export(api.pod_path(name), api.POD, self.objects[name])
-                self.dispatcher.emit(api.MANAGER_PATH, api.MANAGER, "PodNew", name,
-                                     api.pod_path(name))
+                self.dispatcher.emit(
+                    api.MANAGER_PATH, api.MANAGER, "PodNew", name, api.pod_path(name)
+                )
             self.objects[name].path = str(path)
             self.objects[name].forget_manifest()
         states = await self.systemd.list_units(["pod@*.service", "podapp@*.service"])
@@ -171,16 +189,22 @@ class Pods:
         for unit in [u for u in self.unit_states if pod_of_unit(u) == pod]:
             self.unit_states.pop(unit)
         self.unit_states.update({unit: state.active_state for unit, state in states.items()})
-        self.dispatcher.properties_changed(api.pod_path(pod), api.POD,
-                                           ["State", "Apps", "Addresses"])
+        self.dispatcher.properties_changed(
+            api.pod_path(pod), api.POD, ["State", "Apps", "Addresses"]
+        )
 
     def _on_signal(self, message: Message) -> bool:
         if message.message_type is not MessageType.SIGNAL:
             return False
         if message.member == "Reloading" and message.body == [False]:
             self.dispatcher.spawn(self.rescan())
-        elif message.member == "PropertiesChanged" and message.path and \
-                message.body and message.body[0] == UNIT and "ActiveState" in message.body[1]:
+        elif (
+            message.member == "PropertiesChanged"
+            and message.path
+            and message.body
+            and message.body[0] == UNIT
+            and "ActiveState" in message.body[1]
+        ):
             unit = unit_of_path(message.path)
             pod = pod_of_unit(unit)
             if pod in self.objects:

@@ -44,8 +44,9 @@ class Unavailable(Exception):
 
 
 class Authority(Protocol):
-    async def check_authorization(self, sender: str, action: str, details: dict[str, str],
-                                  flags: int) -> Result:
+    async def check_authorization(
+        self, sender: str, action: str, details: dict[str, str], flags: int
+    ) -> Result:
         """polkit's answer for the system-bus-name ``sender``; Unavailable if none."""
         ...
 
@@ -56,21 +57,33 @@ class BusAuthority:
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
 
-    async def check_authorization(self, sender: str, action: str, details: dict[str, str],
-                                  flags: int) -> Result:
+    async def check_authorization(
+        self, sender: str, action: str, details: dict[str, str], flags: int
+    ) -> Result:
         subject = ["system-bus-name", {"name": Variant("s", sender)}]
-        reply = await self.bus.call(Message(
-            destination=AUTHORITY, path=AUTHORITY_PATH, interface=f"{AUTHORITY}.Authority",
-            member="CheckAuthorization", signature="(sa{sv})sa{ss}us",
-            body=[subject, action, details, flags, ""]))
+        reply = await self.bus.call(
+            Message(
+                destination=AUTHORITY,
+                path=AUTHORITY_PATH,
+                interface=f"{AUTHORITY}.Authority",
+                member="CheckAuthorization",
+                signature="(sa{sv})sa{ss}us",
+                body=[subject, action, details, flags, ""],
+            )
+        )
         if reply is None or reply.message_type is MessageType.ERROR:
             raise Unavailable(reply.body[0] if reply and reply.body else "no answer")
         authorized, challenge, result_details = reply.body[0]
         return Result(bool(authorized), bool(challenge), dict(result_details))
 
 
-async def check(authority: Authority, sender: str, action: str, details: dict[str, str],
-                interactive: bool = True) -> None:
+async def check(
+    authority: Authority,
+    sender: str,
+    action: str,
+    details: dict[str, str],
+    interactive: bool = True,
+) -> None:
     """Return if polkit allows ``sender`` to do ``action``; raise AccessDenied otherwise.
     ``interactive`` False: only what is allowed without authentication counts."""
     flags = ALLOW_USER_INTERACTION if interactive else 0
@@ -80,5 +93,7 @@ async def check(authority: Authority, sender: str, action: str, details: dict[st
         raise AccessDenied(f"cannot ask polkit about {action}: {error}") from None
     if not result.authorized:
         what = "needs authentication" if result.challenge else "is not allowed"
-        raise AccessDenied(f"{action} {what} for this caller (ask an administrator, or to be "
-                           "added to the group podmgr if its rule is installed)")
+        raise AccessDenied(
+            f"{action} {what} for this caller (ask an administrator, or to be "
+            "added to the group podmgr if its rule is installed)"
+        )

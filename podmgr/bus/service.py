@@ -43,9 +43,23 @@ ADMIN_PODS = paths.MANIFEST_DIRS[0]
 # The image and trust methods, from a module loaded on their first call: the service
 # starts on demand, mostly to prepare or list pods, and loading what images need (gpg,
 # TLS, tar, compression) would make every start slower.
-IMAGES = Deferred(api.MANAGER, "podmgr.bus.imagemethods", "ImageMethods", (
-    "ListImages", "InspectImage", "PullImage", "ImportImage", "RemoveImage",
-    "GarbageCollect", "ListTrustedKeys", "TrustKey", "UntrustKey", "UntrustKeyForPrefix"))
+IMAGES = Deferred(
+    api.MANAGER,
+    "podmgr.bus.imagemethods",
+    "ImageMethods",
+    (
+        "ListImages",
+        "InspectImage",
+        "PullImage",
+        "ImportImage",
+        "RemoveImage",
+        "GarbageCollect",
+        "ListTrustedKeys",
+        "TrustKey",
+        "UntrustKey",
+        "UntrustKeyForPrefix",
+    ),
+)
 
 
 class Manager:
@@ -53,8 +67,9 @@ class Manager:
 
     DEFERRED = (IMAGES,)
 
-    def __init__(self, dispatcher: Dispatcher, systemd: Systemd, pod_objects: Pods,
-                 transfers: Transfers) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, systemd: Systemd, pod_objects: Pods, transfers: Transfers
+    ) -> None:
         self.dispatcher = dispatcher
         self.systemd = systemd
         self.pods = pod_objects
@@ -65,8 +80,10 @@ class Manager:
 
     @implements(api.MANAGER, "ListPods")
     async def list_pods(self, call: Call) -> list[list[str]]:
-        return [[name, pod.state(), api.pod_path(name)]
-                for name, pod in sorted(self.pods.objects.items())]
+        return [
+            [name, pod.state(), api.pod_path(name)]
+            for name, pod in sorted(self.pods.objects.items())
+        ]
 
     @implements(api.MANAGER, "GetPod")
     async def get_pod(self, call: Call, name: PodName) -> str:
@@ -99,8 +116,9 @@ class Manager:
         # tell anyone what files root can read.  So only a caller who may manage pods
         # without authenticating gets it; anyone else gets the manifest's own checks.
         try:
-            await self.dispatcher.authorize(call.sender, api.MANAGE_PODS,
-                                            {"verb": "validate"}, False)
+            await self.dispatcher.authorize(
+                call.sender, api.MANAGE_PODS, {"verb": "validate"}, False
+            )
             resolving = True
         except AccessDenied:
             resolving = False
@@ -124,8 +142,9 @@ class Manager:
     @implements(api.MANAGER, "CreatePod")
     async def create_pod(self, call: Call, name: PodName, toml: str) -> str:
         if name in lookup.find_manifests():
-            raise Exists(f"there is a pod {name!r} already (UpdatePod changes it, or choose "
-                         "another name)")
+            raise Exists(
+                f"there is a pod {name!r} already (UpdatePod changes it, or choose another name)"
+            )
         await self._write(name, toml)
         return api.pod_path(name)
 
@@ -153,15 +172,18 @@ class Manager:
         await self._reload()
 
     async def _reload(self) -> None:
-        await self.systemd.call("/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
-                                "Reload")
+        await self.systemd.call(
+            "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "Reload"
+        )
         await self.pods.rescan()
 
     @implements(api.MANAGER, "PreparePod")
     async def prepare_pod(self, call: Call, name: PodName) -> None:
         service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
-        plan_path = next((e.split("=", 1)[1] for e in service["Environment"]
-                          if e.startswith("PODMGR_PLAN=")), None)
+        plan_path = next(
+            (e.split("=", 1)[1] for e in service["Environment"] if e.startswith("PODMGR_PLAN=")),
+            None,
+        )
         async with self._pod_lock(name):
             await jobs.stop_apps(self.systemd, name)  # left over from an earlier manifest
             # Blocking, and in this thread on purpose: prepare changes the working
@@ -186,9 +208,10 @@ class Manager:
     async def list_networks(self, call: Call) -> list[list[object]]:
         from podmgr.network import definitions  # noqa: PLC0415 -- network calls only
 
-        return [[n.name, str(n.subnet), n.bridge, n.masquerade, n.isolate,
-                 joining.pods_on(n.name)]
-                for n in sorted(definitions.load_all().values(), key=lambda n: n.name)]
+        return [
+            [n.name, str(n.subnet), n.bridge, n.masquerade, n.isolate, joining.pods_on(n.name)]
+            for n in sorted(definitions.load_all().values(), key=lambda n: n.name)
+        ]
 
     @implements(api.MANAGER, "RemoveNetwork")
     async def remove_network(self, call: Call, name: NetworkName) -> None:
@@ -208,8 +231,9 @@ async def serve() -> int:
     systemd = Systemd(bus)
     pod_objects = Pods(dispatcher, systemd)
     transfers = Transfers(dispatcher)
-    dispatcher.export(api.MANAGER_PATH, api.MANAGER,
-                      Manager(dispatcher, systemd, pod_objects, transfers))
+    dispatcher.export(
+        api.MANAGER_PATH, api.MANAGER, Manager(dispatcher, systemd, pod_objects, transfers)
+    )
     await pod_objects.start()
     reply = await bus.request_name(api.BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply is not RequestNameReply.PRIMARY_OWNER:

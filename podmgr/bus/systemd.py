@@ -65,20 +65,36 @@ class Systemd:
             try:
                 self.bus = await Bus().connect()
             except (OSError, ValueError) as error:
-                raise SystemdError(f"cannot reach systemd on the system bus: {error} "
-                                   "(is systemd running as PID 1?)") from None
+                raise SystemdError(
+                    f"cannot reach systemd on the system bus: {error} "
+                    "(is systemd running as PID 1?)"
+                ) from None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.bus and self._own_bus:
             self.bus.disconnect()  # type: ignore[no-untyped-call]
 
-    async def call(self, path: str, interface: str, member: str, signature: str = "",
-                   body: Iterable[Any] = (), destination: str = SYSTEMD) -> list[Any]:
+    async def call(
+        self,
+        path: str,
+        interface: str,
+        member: str,
+        signature: str = "",
+        body: Iterable[Any] = (),
+        destination: str = SYSTEMD,
+    ) -> list[Any]:
         assert self.bus, "use Systemd as an async context manager"
-        reply = await self.bus.call(Message(destination=destination, path=path,
-                                            interface=interface, member=member,
-                                            signature=signature, body=list(body)))
+        reply = await self.bus.call(
+            Message(
+                destination=destination,
+                path=path,
+                interface=interface,
+                member=member,
+                signature=signature,
+                body=list(body),
+            )
+        )
         assert reply is not None
         if reply.message_type is MessageType.ERROR:
             detail = reply.body[0] if reply.body else reply.error_name
@@ -87,8 +103,9 @@ class Systemd:
 
     async def list_units(self, patterns: list[str]) -> dict[str, UnitState]:
         """Units systemd has loaded whose names match ``patterns`` (fnmatch, as systemctl)."""
-        [units] = await self.call(MANAGER_PATH, MANAGER, "ListUnitsByPatterns", "asas",
-                                  [[], patterns])
+        [units] = await self.call(
+            MANAGER_PATH, MANAGER, "ListUnitsByPatterns", "asas", [[], patterns]
+        )
         return {u[0]: UnitState(u[0], u[2], u[3], u[4]) for u in units}
 
     async def unit_properties(self, unit: str, interface: str = UNIT) -> dict[str, Any]:
@@ -114,8 +131,7 @@ class Systemd:
             if job in self._removed:
                 results[job] = self._removed[job]
             else:
-                future = self._waiters.setdefault(
-                    job, asyncio.get_running_loop().create_future())
+                future = self._waiters.setdefault(job, asyncio.get_running_loop().create_future())
                 results[job] = await future
         return results
 
@@ -131,15 +147,23 @@ class Systemd:
             return
         self._subscribed = True
         self.bus.add_message_handler(self._on_message)
-        rule = (f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}',"
-                "member='JobRemoved'")
-        await self.call("/org/freedesktop/DBus", "org.freedesktop.DBus", "AddMatch", "s",
-                        [rule], destination="org.freedesktop.DBus")
+        rule = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='JobRemoved'"
+        await self.call(
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus",
+            "AddMatch",
+            "s",
+            [rule],
+            destination="org.freedesktop.DBus",
+        )
         await self.call(MANAGER_PATH, MANAGER, "Subscribe")
 
     def _on_message(self, message: Message) -> bool:
-        if message.message_type is MessageType.SIGNAL and message.member == "JobRemoved" \
-                and message.interface == MANAGER:
+        if (
+            message.message_type is MessageType.SIGNAL
+            and message.member == "JobRemoved"
+            and message.interface == MANAGER
+        ):
             _job_id, path, unit, result = message.body
             if (waiter := self._waiters.pop(path, None)) is not None:
                 waiter.set_result(JobResult(unit, result))

@@ -66,9 +66,12 @@ class Transfer:
         now = loop.time()
         if now - self._last_report > 0.1 or done >= total:
             self._last_report = now
-            loop.call_soon_threadsafe(self.transfers.dispatcher.properties_changed,
-                                      api.transfer_path(self.number), api.TRANSFER,
-                                      ["Progress"])
+            loop.call_soon_threadsafe(
+                self.transfers.dispatcher.properties_changed,
+                api.transfer_path(self.number),
+                api.TRANSFER,
+                ["Progress"],
+            )
 
 
 class Transfers:
@@ -84,8 +87,7 @@ class Transfers:
         path = api.transfer_path(transfer.number)
         self.active[transfer.number] = transfer
         self.dispatcher.export(path, api.TRANSFER, transfer)
-        self.dispatcher.emit(api.MANAGER_PATH, api.MANAGER, "TransferNew", transfer.number,
-                             path)
+        self.dispatcher.emit(api.MANAGER_PATH, api.MANAGER, "TransferNew", transfer.number, path)
         task = asyncio.get_running_loop().create_task(self._run(transfer))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -98,13 +100,22 @@ class Transfers:
         path = api.transfer_path(transfer.number)
         try:
             record = await asyncio.to_thread(
-                pull.fetch, transfer.source_ref, transfer.name or None, Store(),
-                config.load(), TrustStore(),
-                lambda done, total: transfer.report(loop, done, total))
-            signer = f"signed by {', '.join(record.signed_by)}" if record.signed_by else \
-                "INSECURE: stored without a trusted signature, as podmgr.toml allows"
-            self.dispatcher.emit(path, api.TRANSFER, "Log",
-                                 f"{record.name}: stored {record.manifest}, {signer}")
+                pull.fetch,
+                transfer.source_ref,
+                transfer.name or None,
+                Store(),
+                config.load(),
+                TrustStore(),
+                lambda done, total: transfer.report(loop, done, total),
+            )
+            signer = (
+                f"signed by {', '.join(record.signed_by)}"
+                if record.signed_by
+                else "INSECURE: stored without a trusted signature, as podmgr.toml allows"
+            )
+            self.dispatcher.emit(
+                path, api.TRANSFER, "Log", f"{record.name}: stored {record.manifest}, {signer}"
+            )
             result = "done"
         except Canceled:
             result = "canceled"
@@ -112,11 +123,15 @@ class Transfers:
             result = f"failed: {error}"
         except Exception as error:  # every failure ends the transfer with its reason
             log.exception("transfer %s", transfer.source_ref)
-            why = error.strerror if isinstance(error, OSError) and error.strerror else \
-                f"{type(error).__name__} in the service"
+            why = (
+                error.strerror
+                if isinstance(error, OSError) and error.strerror
+                else f"{type(error).__name__} in the service"
+            )
             result = f"failed: {why} (journalctl -u podmgr1 says more)"
         self.dispatcher.emit(path, api.TRANSFER, "Log", result)
         del self.active[transfer.number]
         self.dispatcher.unexport(path)
-        self.dispatcher.emit(api.MANAGER_PATH, api.MANAGER, "TransferRemoved", transfer.number,
-                             path, result)
+        self.dispatcher.emit(
+            api.MANAGER_PATH, api.MANAGER, "TransferRemoved", transfer.number, path, result
+        )

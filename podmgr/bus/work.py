@@ -39,24 +39,29 @@ class _Queue:
         self.limit = limit
         self.pending = 0
         self.executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=threads, thread_name_prefix=f"podmgr1-{name}")
+            max_workers=threads, thread_name_prefix=f"podmgr1-{name}"
+        )
 
 
 class Work:
     def __init__(self, threads: int = THREADS, queue: int = QUEUE) -> None:
-        self._queues = {True: _Queue(threads, queue, "work"),
-                        False: _Queue(threads, queue, "reads")}
+        self._queues = {
+            True: _Queue(threads, queue, "work"),
+            False: _Queue(threads, queue, "reads"),
+        }
 
     async def run(self, function: Callable[..., T], *args: object) -> T:
         """``function(*args)`` in a worker thread; Busy when the call's queue is full."""
         queue = self._queues[PRIVILEGED.get()]
         if queue.pending >= queue.limit:
-            raise Busy(f"the service has {queue.pending} requests at work already (try again "
-                       "in a moment)")
+            raise Busy(
+                f"the service has {queue.pending} requests at work already (try again in a moment)"
+            )
         queue.pending += 1
         try:
             return await asyncio.get_running_loop().run_in_executor(
-                queue.executor, lambda: function(*args))
+                queue.executor, lambda: function(*args)
+            )
         finally:
             queue.pending -= 1
 

@@ -76,8 +76,12 @@ async def cmd_list(args: argparse.Namespace) -> int:
     async with Client() as client:
         found = await client.call("ListPods")
     if args.json:
-        output.print_json([{"name": name, "state": state, "unit": names.pod_unit(name),
-                            "object": path} for name, state, path in found])
+        output.print_json(
+            [
+                {"name": name, "state": state, "unit": names.pod_unit(name), "object": path}
+                for name, state, path in found
+            ]
+        )
         return 0
     if not found:
         print("No pods. Add a manifest to /etc/podmgr/pods/ (see podmgr.toml(5)).")
@@ -97,18 +101,26 @@ async def cmd_status(args: argparse.Namespace) -> int:
         output.print_json({"object": path, **status})
         return 0
     print(f"pod {status['Name']}: {status['State']}")
-    rows = [("Manifest", status["ManifestPath"]), ("Unit", status["Unit"]),
-            ("Slice", names.pod_slice(args.pod))]
-    rows += [("Addresses" if i == 0 else "", address)
-             for i, address in enumerate(status["Addresses"])]
+    rows = [
+        ("Manifest", status["ManifestPath"]),
+        ("Unit", status["Unit"]),
+        ("Slice", names.pod_slice(args.pod)),
+    ]
+    rows += [
+        ("Addresses" if i == 0 else "", address) for i, address in enumerate(status["Addresses"])
+    ]
     rows += [("Images" if i == 0 else "", image) for i, image in enumerate(status["Images"])]
-    rows += [("Annotations" if i == 0 else "", f"{key}={value}")
-             for i, (key, value) in enumerate(sorted(status["Annotations"].items()))]
+    rows += [
+        ("Annotations" if i == 0 else "", f"{key}={value}")
+        for i, (key, value) in enumerate(sorted(status["Annotations"].items()))
+    ]
     apps = status["Apps"]
     name_width = max((len(name) for name, _, _ in apps), default=0)
     unit_width = max((len(unit) for _, unit, _ in apps), default=0)
-    rows += [("Apps" if i == 0 else "", f"{name:<{name_width}}  {unit:<{unit_width}}  {state}")
-             for i, (name, unit, state) in enumerate(apps)]
+    rows += [
+        ("Apps" if i == 0 else "", f"{name:<{name_width}}  {unit:<{unit_width}}  {state}")
+        for i, (name, unit, state) in enumerate(apps)
+    ]
     for label, value in rows:
         print(f"{label + ':' if label else '':>12} {value}")
     return 0
@@ -116,8 +128,10 @@ async def cmd_status(args: argparse.Namespace) -> int:
 
 async def cmd_job(args: argparse.Namespace) -> int:
     async with Client() as client:
-        await client.call({"start": "StartPod", "stop": "StopPod",
-                           "restart": "RestartPod"}[args.command], args.pod)
+        await client.call(
+            {"start": "StartPod", "stop": "StopPod", "restart": "RestartPod"}[args.command],
+            args.pod,
+        )
     return 0
 
 
@@ -140,7 +154,8 @@ Handler = Callable[[argparse.Namespace], int | Coroutine[Any, Any, int]]
 def parser() -> argparse.ArgumentParser:
     """The command line; docs.py renders podmgr(1) from it."""
     top = argparse.ArgumentParser(
-        prog="podmgr", description="Manage pods declared in TOML manifests and run by systemd.")
+        prog="podmgr", description="Manage pods declared in TOML manifests and run by systemd."
+    )
     top.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     top.add_argument("--version", action="version", version=f"podmgr {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -150,11 +165,15 @@ def parser() -> argparse.ArgumentParser:
         cmd.set_defaults(handler=handler, checks={"pod": "pod", "app": "app"})
         return cmd
 
-    validate = command("validate", cmd_validate,
-                       "check manifests and report every problem, without touching the system")
+    validate = command(
+        "validate",
+        cmd_validate,
+        "check manifests and report every problem, without touching the system",
+    )
     validate.add_argument("files", nargs="+", metavar="FILE", help="manifest file (NAME.toml)")
-    render = command("render", cmd_render,
-                     "print the units the generator would write for a manifest (a dry run)")
+    render = command(
+        "render", cmd_render, "print the units the generator would write for a manifest (a dry run)"
+    )
     render.add_argument("file", metavar="FILE", help="manifest file (NAME.toml)")
     listing = command("list", cmd_list, "list pods and their state")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -162,8 +181,9 @@ def parser() -> argparse.ArgumentParser:
     status.add_argument("pod", metavar="POD", help="pod name")
     status.add_argument("--json", action="store_true", help="print JSON")
     for verb in ("start", "stop", "restart"):
-        job = command(verb, cmd_job, f"{verb} a pod through systemd and wait until its apps "
-                      "are done")
+        job = command(
+            verb, cmd_job, f"{verb} a pod through systemd and wait until its apps are done"
+        )
         job.add_argument("pod", metavar="POD", help="pod name")
     logs = command("logs", cmd_logs, "show the journal of a pod's apps")
     logs.add_argument("pod", metavar="POD", help="pod name")
@@ -194,8 +214,9 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="podmgr: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING, format="podmgr: %(message)s"
+    )
     if (problem := check_arguments(args)) is not None:
         print(f"podmgr: {problem}", file=sys.stderr)
         return 2

@@ -38,8 +38,11 @@ def _toml(value: object) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }" \
-            if value else "{}"
+        return (
+            "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+            if value
+            else "{}"
+        )
     raise TypeError(value)
 
 
@@ -190,12 +193,22 @@ owned by root and readable by nobody else."""
 
 
 def manifest_page() -> str:
-    out = [f'.TH PODMGR.TOML 5 "" "podmgr {__version__}" "podmgr"',
-           ".SH NAME", "podmgr.toml \\- pod manifests and the configuration of podmgr",
-           ".SH SYNOPSIS", "/etc/podmgr/pods/NAME.toml", ".br", "/run/podmgr/pods/NAME.toml",
-           ".br", "/usr/lib/podmgr/pods/NAME.toml", ".br", "/etc/podmgr/networks/NAME.toml",
-           ".br", "/etc/podmgr/podmgr.toml",
-           ".SH DESCRIPTION"]
+    out = [
+        f'.TH PODMGR.TOML 5 "" "podmgr {__version__}" "podmgr"',
+        ".SH NAME",
+        "podmgr.toml \\- pod manifests and the configuration of podmgr",
+        ".SH SYNOPSIS",
+        "/etc/podmgr/pods/NAME.toml",
+        ".br",
+        "/run/podmgr/pods/NAME.toml",
+        ".br",
+        "/usr/lib/podmgr/pods/NAME.toml",
+        ".br",
+        "/etc/podmgr/networks/NAME.toml",
+        ".br",
+        "/etc/podmgr/podmgr.toml",
+        ".SH DESCRIPTION",
+    ]
     out += _paragraphs(MANIFEST_INTRO)
     for header, section in _all_sections():
         out += [".SH " + _roff(header.upper() if header.startswith("(") else header)]
@@ -209,9 +222,12 @@ def manifest_page() -> str:
     for sub in config.TOP.subsections:
         out += [f".SS {_roff(_header(sub))}", *_paragraphs(sub.help), *_keys(sub)]
     out += [".SH EXAMPLE", ".nf"] + [_roff(line) for line in example().splitlines()] + [".fi"]
-    out += [".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBsystemd.service\\fR(5), "
-            "\\fBsystemd.resource-control\\fR(5), \\fBsystemd.exec\\fR(5), "
-            "\\fBsystemd.generator\\fR(7), \\fBnft\\fR(8)"]
+    out += [
+        ".SH SEE ALSO",
+        "\\fBpodmgr\\fR(1), \\fBsystemd.service\\fR(5), "
+        "\\fBsystemd.resource-control\\fR(5), \\fBsystemd.exec\\fR(5), "
+        "\\fBsystemd.generator\\fR(7), \\fBnft\\fR(8)",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -222,8 +238,11 @@ def _header(section: Section) -> str:
 def _keys(section: Section) -> list[str]:
     out = []
     for key in section.keys:
-        out += [".TP", f"\\fB{_roff(key.name)}\\fR (\\fI{_roff(_key_facts(key))}\\fR)",
-                _roff(key.help)]
+        out += [
+            ".TP",
+            f"\\fB{_roff(key.name)}\\fR (\\fI{_roff(_key_facts(key))}\\fR)",
+            _roff(key.help),
+        ]
     return out
 
 
@@ -236,23 +255,37 @@ def _paragraphs(text: str) -> list[str]:
 
 def command_page() -> str:
     top = command.parser()
-    out = [f'.TH PODMGR 1 "" "podmgr {__version__}" "podmgr"', ".SH NAME",
-           "podmgr \\- manage pods declared in TOML manifests and run by systemd",
-           ".SH SYNOPSIS", "\\fBpodmgr\\fR [\\fB\\-\\-debug\\fR] \\fICOMMAND\\fR ...",
-           ".SH DESCRIPTION"]
-    out += _paragraphs("podmgr manages pods: groups of apps declared in manifests (see "
-                       "podmgr.toml(5)) that systemd runs as units. validate and render work "
-                       "offline on files; the other commands ask systemd, and start, stop "
-                       "and restart wait until the pod's jobs are done.")
+    out = [
+        f'.TH PODMGR 1 "" "podmgr {__version__}" "podmgr"',
+        ".SH NAME",
+        "podmgr \\- manage pods declared in TOML manifests and run by systemd",
+        ".SH SYNOPSIS",
+        "\\fBpodmgr\\fR [\\fB\\-\\-debug\\fR] \\fICOMMAND\\fR ...",
+        ".SH DESCRIPTION",
+    ]
+    out += _paragraphs(
+        "podmgr manages pods: groups of apps declared in manifests (see "
+        "podmgr.toml(5)) that systemd runs as units. validate and render work "
+        "offline on files; the other commands ask systemd, and start, stop "
+        "and restart wait until the pod's jobs are done."
+    )
     out += [".SH COMMANDS"]
     for subcommand in _commands(top):
         usage = " ".join(subcommand.format_usage().removeprefix("usage: ").split())
         out += [".TP", f"\\fB{_roff(usage)}\\fR", _roff(subcommand.description or "")]
         for action in subcommand._actions:
-            if action.option_strings and action.help != argparse.SUPPRESS \
-                    and "-h" not in action.option_strings:
-                out += [".RS", ".TP", f"\\fB{_roff(', '.join(action.option_strings))}\\fR",
-                        _roff(action.help or ""), ".RE"]
+            if (
+                action.option_strings
+                and action.help != argparse.SUPPRESS
+                and "-h" not in action.option_strings
+            ):
+                out += [
+                    ".RS",
+                    ".TP",
+                    f"\\fB{_roff(', '.join(action.option_strings))}\\fR",
+                    _roff(action.help or ""),
+                    ".RE",
+                ]
     out += [".SH OPTIONS", ".TP", "\\fB\\-\\-debug\\fR", "Show tracebacks and debug logs."]
     out += [".SH EXIT STATUS", "0 on success, 1 on failure, 2 on a usage error."]
     out += [".SH SEE ALSO", "\\fBpodmgr.toml\\fR(5), \\fBsystemctl\\fR(1), \\fBjournalctl\\fR(1)"]
@@ -278,9 +311,13 @@ descriptions."""
 
 
 def api_page() -> str:
-    out = [f'.TH ORG.PODMGR1 5 "" "podmgr {__version__}" "podmgr"', ".SH NAME",
-           "org.podmgr1 \\- the D-Bus API of podmgr", ".SH DESCRIPTION",
-           *_paragraphs(API_TEXT)]
+    out = [
+        f'.TH ORG.PODMGR1 5 "" "podmgr {__version__}" "podmgr"',
+        ".SH NAME",
+        "org.podmgr1 \\- the D-Bus API of podmgr",
+        ".SH DESCRIPTION",
+        *_paragraphs(API_TEXT),
+    ]
     for interface in api.INTERFACES:
         out += [f".SH {interface.name.upper()}", *_paragraphs(interface.doc)]
         if interface.methods:
@@ -288,10 +325,16 @@ def api_page() -> str:
         for method in interface.methods:
             ins = ", ".join(f"{a.signature} {a.name}" for a in method.in_args)
             outs = ", ".join(f"{a.signature} {a.name}" for a in method.out_args)
-            doc = method.doc + (f" Needs polkit action {method.action}."
-                                if method.action else " Needs no authorization.")
-            out += [".TP", f"\\fB{method.name}\\fR({_roff(ins)})" +
-                    (f" \\(-> {_roff(outs)}" if outs else ""), _roff(doc)]
+            doc = method.doc + (
+                f" Needs polkit action {method.action}."
+                if method.action
+                else " Needs no authorization."
+            )
+            out += [
+                ".TP",
+                f"\\fB{method.name}\\fR({_roff(ins)})" + (f" \\(-> {_roff(outs)}" if outs else ""),
+                _roff(doc),
+            ]
         if interface.properties:
             out.append(".SS Properties")
         for prop in interface.properties:
@@ -306,8 +349,14 @@ def api_page() -> str:
         sentence = meaning[0].upper() + meaning[1:] + "."
         out += [".TP", f"\\fBorg.podmgr1.Error.{code}\\fR", _roff(sentence)]
     examples = [_roff(line) for line in API_EXAMPLES.splitlines()]
-    out += [".SH EXAMPLES", ".nf", *examples, ".fi",
-            ".SH SEE ALSO", "\\fBpodmgr\\fR(1), \\fBbusctl\\fR(1), \\fBpolkit\\fR(8)"]
+    out += [
+        ".SH EXAMPLES",
+        ".nf",
+        *examples,
+        ".fi",
+        ".SH SEE ALSO",
+        "\\fBpodmgr\\fR(1), \\fBbusctl\\fR(1), \\fBpolkit\\fR(8)",
+    ]
     return "\n".join(out) + "\n"
 
 
@@ -331,8 +380,10 @@ def _commands(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentPars
 def example() -> str:
     """Every key, explained: required keys are set, the others commented out with their
     default or an example, so the file is itself a valid manifest to start from."""
-    out = ["# A podmgr manifest with every key, generated from the key table.",
-           "# Copy it to /etc/podmgr/pods/NAME.toml, then set or delete what you need."]
+    out = [
+        "# A podmgr manifest with every key, generated from the key table.",
+        "# Copy it to /etc/podmgr/pods/NAME.toml, then set or delete what you need.",
+    ]
     for header, section in _all_sections():
         out.append("")
         out += _comment(section.help)

@@ -27,14 +27,16 @@ KMSG = Path("/dev/kmsg")
 KMSG_PRIORITY = "<3>"
 
 
-def outputs_for(path: Path, output_dir: str = "/run/systemd/generator",
-                store: Store | None = None) -> list[units.Output]:
+def outputs_for(
+    path: Path, output_dir: str = "/run/systemd/generator", store: Store | None = None
+) -> list[units.Output]:
     """Load, check and render one manifest; raise ManifestError listing every problem."""
     return outputs_of(model.load(path), output_dir, store)
 
 
-def outputs_of(pod: model.Manifest, output_dir: str = "/run/systemd/generator",
-               store: Store | None = None) -> list[units.Output]:
+def outputs_of(
+    pod: model.Manifest, output_dir: str = "/run/systemd/generator", store: Store | None = None
+) -> list[units.Output]:
     """Render a loaded manifest: its apps' sources are resolved, which may fail too."""
     return units.render(pod, resolve.resolve(pod, store or Store()), output_dir)
 
@@ -54,8 +56,10 @@ def write(outputs: Iterable[units.Output], directory: Path) -> None:
 
 
 def log_problems(error: ManifestError, log: Path = KMSG) -> None:
-    lines = [f"{KMSG_PRIORITY}podmgr-generator: {error.file}: {problem}"
-             for problem in error.problems or [Problem("", "invalid")]]
+    lines = [
+        f"{KMSG_PRIORITY}podmgr-generator: {error.file}: {problem}"
+        for problem in error.problems or [Problem("", "invalid")]
+    ]
     try:
         # One write() per record: that is how /dev/kmsg takes messages.  Append: this runs
         # once per bad manifest, and a log that is a regular file must keep every pod's lines.
@@ -68,8 +72,7 @@ def log_problems(error: ManifestError, log: Path = KMSG) -> None:
             print(line.removeprefix(KMSG_PRIORITY), file=sys.stderr)
 
 
-def generate(output_dir: Path, dirs: Sequence[Path] = paths.MANIFEST_DIRS,
-             log: Path = KMSG) -> int:
+def generate(output_dir: Path, dirs: Sequence[Path] = paths.MANIFEST_DIRS, log: Path = KMSG) -> int:
     """Write units for every valid manifest; return how many pods were skipped."""
     skipped = 0
     for path in find_manifests(dirs).values():
@@ -79,8 +82,7 @@ def generate(output_dir: Path, dirs: Sequence[Path] = paths.MANIFEST_DIRS,
             log_problems(error, log)
             skipped += 1
         except Exception as error:  # one pod's bug must not cost the others their units
-            log_problems(ManifestError(str(path), [Problem("", f"internal error: {error!r}")]),
-                         log)
+            log_problems(ManifestError(str(path), [Problem("", f"internal error: {error!r}")]), log)
             skipped += 1
     return skipped
 

@@ -66,10 +66,17 @@ class Plan(TypedDict):
 
 def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
     volumes: list[VolumePlan] = [
-        {"name": v.name, "type": v.type.value, "source": v.source,
-         "mode": 0o755 if v.mode is None else v.mode, "uid": v.uid or 0, "gid": v.gid or 0,
-         "size": v.size if v.type is VolumeType.TMPFS else None}
-        for v in manifest.volumes.values()]
+        {
+            "name": v.name,
+            "type": v.type.value,
+            "source": v.source,
+            "mode": 0o755 if v.mode is None else v.mode,
+            "uid": v.uid or 0,
+            "gid": v.gid or 0,
+            "size": v.size if v.type is VolumeType.TMPFS else None,
+        }
+        for v in manifest.volumes.values()
+    ]
     app_plans: list[AppPlan] = []
     network = manifest.network
     for app in manifest.apps.values():
@@ -77,20 +84,34 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
         files = [f"etc/{name}" for name in paths.POD_ETC_FILES]
         if app.ready is Ready.NOTIFY:
             files.append("run/systemd/notify")
-        app_plans.append({"name": app.name, "lowerdirs": list(resolved.lowerdirs),
-                          "image": resolved.image, "image_digest": resolved.image_digest,
-                          "read_only": app.read_only,
-                          "environment_files": list(app.environment_files),
-                          "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
-                          "mount_files": files})
-    return {"pod": manifest.name, "hostname": manifest.hostname,
-            "network": {"mode": network.kind.value, "networks": list(network.joined),
-                        "ports": [str(port) for port in network.ports],
-                        "dns": list(network.dns), "dns_search": list(network.dns_search),
-                        "hosts": dict(network.hosts)},
-            "volumes": volumes, "apps": app_plans,
-            "uids": sorted({a.creds.uid for a in apps.values()}),
-            "gids": sorted({a.creds.gid for a in apps.values()})}
+        app_plans.append(
+            {
+                "name": app.name,
+                "lowerdirs": list(resolved.lowerdirs),
+                "image": resolved.image,
+                "image_digest": resolved.image_digest,
+                "read_only": app.read_only,
+                "environment_files": list(app.environment_files),
+                "mount_dirs": [*API_DIRS, *(m.path.lstrip("/") for m in app.mounts)],
+                "mount_files": files,
+            }
+        )
+    return {
+        "pod": manifest.name,
+        "hostname": manifest.hostname,
+        "network": {
+            "mode": network.kind.value,
+            "networks": list(network.joined),
+            "ports": [str(port) for port in network.ports],
+            "dns": list(network.dns),
+            "dns_search": list(network.dns_search),
+            "hosts": dict(network.hosts),
+        },
+        "volumes": volumes,
+        "apps": app_plans,
+        "uids": sorted({a.creds.uid for a in apps.values()}),
+        "gids": sorted({a.creds.gid for a in apps.values()}),
+    }
 
 
 def render(plan: Plan) -> str:

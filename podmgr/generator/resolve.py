@@ -61,8 +61,11 @@ def _resolve(app: App, store: Store) -> ResolvedApp:
     try:
         source: Source = source_of(app, store)
     except NoSuchImage:
-        raise AppProblem("image", f"{app.image} is not in the image store (podmgr image pull "
-                          "or import it, then systemctl daemon-reload)") from None
+        raise AppProblem(
+            "image",
+            f"{app.image} is not in the image store (podmgr image pull "
+            "or import it, then systemctl daemon-reload)",
+        ) from None
     except (PodmgrError, OSError) as error:
         raise AppProblem("image", f"{app.image}: {error}") from None
     return resolve_app(app, source)
@@ -76,23 +79,34 @@ def resolve_app(app: App, source: Source) -> ResolvedApp:
         raise AppProblem("image", f"{source.describe()} config {error.field} {error}") from None
     command = app.exec if app.exec is not None else defaults.exec
     if not command:
-        raise AppProblem("exec", f"{source.describe()} has no entrypoint or command (add: "
-                          'exec = ["/path/to/program"])')
+        raise AppProblem(
+            "exec",
+            f'{source.describe()} has no entrypoint or command (add: exec = ["/path/to/program"])',
+        )
     if not command[0].startswith("/"):
-        raise AppProblem("exec", f"the command {command[0]!r} of {source.describe()} is not "
-                          "an absolute path (add exec with the program's full path)")
+        raise AppProblem(
+            "exec",
+            f"the command {command[0]!r} of {source.describe()} is not "
+            "an absolute path (add exec with the program's full path)",
+        )
     try:
         Executable().parse(command[0])
     except BadValue as error:
         raise AppProblem("exec", f"the command of {source.describe()}: {error}") from None
     if not fits_line("ExecStart", command_line(command)):
-        raise AppProblem("exec", f"the command line is longer than systemd reads a line "
-                         f"({LONG_LINE_MAX} bytes; pass long data in a file)")
+        raise AppProblem(
+            "exec",
+            f"the command line is longer than systemd reads a line "
+            f"({LONG_LINE_MAX} bytes; pass long data in a file)",
+        )
     environment = [*defaults.environment, *app.environment.items()]
     for name, value in environment:
         if not fits_line("Environment", quote(f"{name}={value}")):
-            raise AppProblem("environment", f"{name} is longer than systemd reads a line "
-                             f"({LONG_LINE_MAX} bytes; pass long data in a file)")
+            raise AppProblem(
+                "environment",
+                f"{name} is longer than systemd reads a line "
+                f"({LONG_LINE_MAX} bytes; pass long data in a file)",
+            )
     user, group = app.user, app.group
     if user is None:
         user = 0 if defaults.user is None else defaults.user
@@ -102,10 +116,18 @@ def resolve_app(app: App, source: Source) -> ResolvedApp:
     except users.UnknownName as error:
         raise AppProblem(error.key, str(error)) from None
     except OSError as error:
-        raise AppProblem("rootfs" if app.rootfs else "image",
-                          f"cannot read {source.describe()}: {error.strerror}") from None
+        raise AppProblem(
+            "rootfs" if app.rootfs else "image",
+            f"cannot read {source.describe()}: {error.strerror}",
+        ) from None
     image = source if isinstance(source, StoredImageSource) else None
     return ResolvedApp(
-        app.name, tuple(source.lowerdirs()), tuple(command), tuple(environment),
-        app.working_directory or defaults.working_directory or "/", creds,
-        image.record.name if image else None, image.record.manifest if image else None)
+        app.name,
+        tuple(source.lowerdirs()),
+        tuple(command),
+        tuple(environment),
+        app.working_directory or defaults.working_directory or "/",
+        creds,
+        image.record.name if image else None,
+        image.record.manifest if image else None,
+    )

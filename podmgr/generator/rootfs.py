@@ -60,16 +60,19 @@ def image_defaults(config: oci.ImageConfig) -> Defaults:
     """The run settings of an image config, converted at the edge with the manifest's own
     value types; raises BadConfig naming the first field that does not fit."""
     text = values.String()
-    command = [_typed(f"{name}[{index}]", text, arg)
-               for name, args in (("Entrypoint", config.entrypoint), ("Cmd", config.cmd))
-               for index, arg in enumerate(args)]
+    command = [
+        _typed(f"{name}[{index}]", text, arg)
+        for name, args in (("Entrypoint", config.entrypoint), ("Cmd", config.cmd))
+        for index, arg in enumerate(args)
+    ]
     environment = []
     for index, entry in enumerate(config.env):
         name, equals, value = entry.partition("=")
         if not equals:
             raise BadConfig(f"Env[{index}]", f"{entry!r} is not NAME=value")
-        environment.append((_typed(f"Env[{index}]", schema.ENV_NAME, name),
-                            _typed(f"Env[{index}]", text, value)))
+        environment.append(
+            (_typed(f"Env[{index}]", schema.ENV_NAME, name), _typed(f"Env[{index}]", text, value))
+        )
     user: str | int | None = None
     group: str | int | None = None
     if config.user:
@@ -117,8 +120,11 @@ class DirectorySource:
         try:
             fd = hostpaths.open_directory_literally(self.root)
         except hostpaths.LinkInPath as error:
-            raise OSError(errno.ELOOP, f"{error.link} is a symbolic link, which podmgr does not "
-                          "follow in an app's rootfs (name the directory itself)") from None
+            raise OSError(
+                errno.ELOOP,
+                f"{error.link} is a symbolic link, which podmgr does not "
+                "follow in an app's rootfs (name the directory itself)",
+            ) from None
         except FileNotFoundError:
             return None  # not made yet: prepare says so if it is still missing then
         try:
@@ -193,8 +199,7 @@ def read_beneath(root: str, path: str) -> bytes | _Absent | None:
             last = index == len(parts) - 1
             flags = os.O_NONBLOCK if last else os.O_DIRECTORY
             try:
-                fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags,
-                             dir_fd=fd)
+                fd = os.open(part, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | flags, dir_fd=fd)
             except FileNotFoundError:
                 return _HIDDEN if hidden_below else _ABSENT
             except OSError as error:

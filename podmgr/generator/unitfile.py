@@ -69,9 +69,9 @@ def _escape(char: str) -> str:
 
 # Inside a double-quoted word: C escapes for backslash, quote and control characters, and
 # %% for a literal % (specifiers are expanded after unquoting, and "%%" survives unquoting).
-_ESCAPES = {code: _escape(chr(code)) for code in [*range(0x20), *range(0x7F, 0xA0), 0x2028,
-                                                   0x2029]} | {
-    ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t", ord("%"): "%%"}
+_ESCAPES = {
+    code: _escape(chr(code)) for code in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+} | {ord("\\"): "\\\\", ord('"'): '\\"', ord("\n"): "\\n", ord("\t"): "\\t", ord("%"): "%%"}
 
 
 def quote(value: str) -> str:
@@ -130,14 +130,13 @@ class UnitFile:
             raise UnsafeValue(f"{key!r} is not a key name podmgr writes")
         _check_text(f"{key}=", text)
         if text.endswith("\\"):
-            raise UnsafeValue(f"{key}= ends in a backslash, which would continue the line: "
-                              f"{text!r}")
+            raise UnsafeValue(
+                f"{key}= ends in a backslash, which would continue the line: {text!r}"
+            )
         if text != text.strip(" \t"):
-            raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: "
-                              f"{text!r}")
+            raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: {text!r}")
         if not fits_line(key, text):
-            raise UnsafeValue(f"{key}= is longer than systemd reads a line ({LONG_LINE_MAX} "
-                              "bytes)")
+            raise UnsafeValue(f"{key}= is longer than systemd reads a line ({LONG_LINE_MAX} bytes)")
         self.sections.setdefault(section, []).append((key, text))
 
     def add_words(self, section: str, key: str, words: Iterable[str]) -> None:

@@ -39,8 +39,11 @@ def _entries(data: bytes | None, fields: int) -> list[list[str]]:
     if data is None:
         return []
     text = data.decode("utf-8", errors="replace")
-    return [fields_ for line in text.split("\n")
-            if line and not line.startswith("#") and len(fields_ := line.split(":")) >= fields]
+    return [
+        fields_
+        for line in text.split("\n")
+        if line and not line.startswith("#") and len(fields_ := line.split(":")) >= fields
+    ]
 
 
 def _number(text: str) -> int | None:
@@ -58,15 +61,23 @@ def _id_of(entry: list[str], index: int, where: tuple[str, str, str], root: str)
     number = _number(entry[index])
     if number is None:
         key, field_name, file = where
-        raise UnknownName(key, f"{key} {entry[0]!r} has {field_name} "
-                          f"{values.shown(entry[index])} in {file} of {root}, which is not a "
-                          f"number systemd takes ({limits.ID_HINT}; fix the file, or use a "
-                          "numeric id)")
+        raise UnknownName(
+            key,
+            f"{key} {entry[0]!r} has {field_name} "
+            f"{values.shown(entry[index])} in {file} of {root}, which is not a "
+            f"number systemd takes ({limits.ID_HINT}; fix the file, or use a "
+            "numeric id)",
+        )
     return number
 
 
-def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
-            group_file: bytes | None, root: str = "the rootfs") -> Credentials:
+def resolve(
+    user: str | int,
+    group: str | int | None,
+    passwd: bytes | None,
+    group_file: bytes | None,
+    root: str = "the rootfs",
+) -> Credentials:
     """Pure: numeric credentials given the app's passwd and group files; ``root`` names
     the rootfs in messages.  Only valid numbers leave here: a uid systemd refuses in a
     file is an error when the entry is used, and ignored when looking up by number."""
@@ -77,11 +88,17 @@ def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
     else:
         entry = next((e for e in users if e[0] == user), None)
         if entry is None and passwd is None:
-            raise UnknownName("user", f"cannot look up user {user!r}: {root} has no "
-                              "/etc/passwd (create it, or use a numeric uid)")
+            raise UnknownName(
+                "user",
+                f"cannot look up user {user!r}: {root} has no "
+                "/etc/passwd (create it, or use a numeric uid)",
+            )
         if entry is None:
-            raise UnknownName("user", f"user {user!r} is not in /etc/passwd of {root} (add "
-                              "the user there, or use a numeric uid)")
+            raise UnknownName(
+                "user",
+                f"user {user!r} is not in /etc/passwd of {root} (add "
+                "the user there, or use a numeric uid)",
+            )
         uid = _id_of(entry, 2, ("user", "uid", "/etc/passwd"), root)
     gid = 0
     if entry and group is None:
@@ -92,8 +109,11 @@ def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
         groups = _entries(group_file, 3)
         match = next((e for e in groups if e[0] == group), None)
         if match is None:
-            raise UnknownName("group", f"group {group!r} is not in /etc/group of {root} (add "
-                              "the group there, or use a numeric gid)")
+            raise UnknownName(
+                "group",
+                f"group {group!r} is not in /etc/group of {root} (add "
+                "the group there, or use a numeric gid)",
+            )
         gid = _id_of(match, 2, ("group", "gid", "/etc/group"), root)
     name = home = None
     if entry:
@@ -101,8 +121,11 @@ def resolve(user: str | int, group: str | int | None, passwd: bytes | None,
         # engine sets them, but a name only if it is one (a uid's entry may hold anything)
         # and a home only if it could be a path.
         name = entry[0] if values.USER_NAME.fullmatch(entry[0]) else None
-        home = entry[5] if limits.is_text(entry[5]) and \
-            len(entry[5].encode()) < limits.PATH_MAX else None
+        home = (
+            entry[5]
+            if limits.is_text(entry[5]) and len(entry[5].encode()) < limits.PATH_MAX
+            else None
+        )
     return Credentials(uid, gid, name, home or None)
 
 

@@ -64,8 +64,10 @@ class VerifyingReader:
         data = self.stream.read(n)
         self.count += len(data)
         if self.size is not None and self.count > self.size:
-            raise DigestMismatch(f"{self.what}: longer than the {self.size} bytes its "
-                                 "descriptor says (the source is corrupt or tampered with)")
+            raise DigestMismatch(
+                f"{self.what}: longer than the {self.size} bytes its "
+                "descriptor says (the source is corrupt or tampered with)"
+            )
         self._hash.update(data)
         return data
 
@@ -73,9 +75,13 @@ class VerifyingReader:
         while self.read(1 << 20):
             pass
         if self.size is not None and self.count != self.size:
-            raise DigestMismatch(f"{self.what}: {self.count} bytes instead of the "
-                                 f"{self.size} its descriptor says (the source is truncated)")
+            raise DigestMismatch(
+                f"{self.what}: {self.count} bytes instead of the "
+                f"{self.size} its descriptor says (the source is truncated)"
+            )
         actual = f"{self.digest.algorithm}:{self._hash.hexdigest()}"
         if actual != self.digest:
-            raise DigestMismatch(f"{self.what}: content has digest {actual}, not {self.digest} "
-                                 "(the source is corrupt or tampered with)")
+            raise DigestMismatch(
+                f"{self.what}: content has digest {actual}, not {self.digest} "
+                "(the source is corrupt or tampered with)"
+            )

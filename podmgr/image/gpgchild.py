@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from typing import Any
 
-ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "LANG": "C.UTF-8"}
+ENVIRONMENT = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+}
 
 # Linux ABI (include/uapi/linux/{sched,mount,prctl,capability}.h)
 _CLONE_NEWNS = 0x00020000
@@ -45,14 +47,27 @@ def _check(result: int, what: str) -> None:
 
 
 class _MountAttr(ctypes.Structure):
-    _fields_ = [("attr_set", ctypes.c_uint64), ("attr_clr", ctypes.c_uint64),
-                ("propagation", ctypes.c_uint64), ("userns_fd", ctypes.c_uint64)]
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
 
 
-def _mount(libc: ctypes.CDLL, source: str, target: str, fstype: str, flags: int,
-           options: str) -> None:
-    _check(libc.mount(source.encode(), target.encode(), fstype.encode(), ctypes.c_ulong(flags),
-                      options.encode()), f"mount {target}")
+def _mount(
+    libc: ctypes.CDLL, source: str, target: str, fstype: str, flags: int, options: str
+) -> None:
+    _check(
+        libc.mount(
+            source.encode(),
+            target.encode(),
+            fstype.encode(),
+            ctypes.c_ulong(flags),
+            options.encode(),
+        ),
+        f"mount {target}",
+    )
 
 
 def _drop_capabilities(libc: ctypes.CDLL) -> None:
@@ -73,15 +88,31 @@ def confine(home: str, hidden: list[str]) -> dict[str, str]:
     if libc.unshare(_CLONE_NEWNS) == 0:
         _mount(libc, "none", "/", "", _MS_REC | _MS_PRIVATE, "")
         attr = _MountAttr(_MOUNT_ATTR_RDONLY | _MOUNT_ATTR_NOSUID, 0, 0, 0)
-        _check(libc.syscall(_SYS_MOUNT_SETATTR, _AT_FDCWD, b"/", _AT_RECURSIVE,
-                            ctypes.byref(attr), ctypes.sizeof(attr)), "read-only /")
+        _check(
+            libc.syscall(
+                _SYS_MOUNT_SETATTR,
+                _AT_FDCWD,
+                b"/",
+                _AT_RECURSIVE,
+                ctypes.byref(attr),
+                ctypes.sizeof(attr),
+            ),
+            "read-only /",
+        )
         for path in hidden:
             if os.path.isdir(path):
-                _mount(libc, "tmpfs", path, "tmpfs",
-                       _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "mode=0")
+                _mount(
+                    libc,
+                    "tmpfs",
+                    path,
+                    "tmpfs",
+                    _MS_RDONLY | _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
+                    "mode=0",
+                )
         # What gpg writes stays in this namespace's memory and goes with it.
-        _mount(libc, "tmpfs", home, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC,
-               "mode=0700,size=64m")
+        _mount(
+            libc, "tmpfs", home, "tmpfs", _MS_NOSUID | _MS_NODEV | _MS_NOEXEC, "mode=0700,size=64m"
+        )
         _drop_capabilities(libc)
         mounted = "yes"
     elif ctypes.get_errno() != errno.EPERM or os.geteuid() == 0:
@@ -95,10 +126,13 @@ def confine(home: str, hidden: list[str]) -> dict[str, str]:
 
     tempfile.tempdir = home
     with open("/proc/self/status") as file:
-        status = dict(line.split(":\t", 1) for line in file.read().splitlines()
-                      if ":\t" in line)
-    return {"mount_namespace": mounted, "no_new_privs": status["NoNewPrivs"].strip(),
-            "capability_bounding_set": status["CapBnd"].strip(), "home": home}
+        status = dict(line.split(":\t", 1) for line in file.read().splitlines() if ":\t" in line)
+    return {
+        "mount_namespace": mounted,
+        "no_new_privs": status["NoNewPrivs"].strip(),
+        "capability_bounding_set": status["CapBnd"].strip(),
+        "home": home,
+    }
 
 
 @contextmanager
@@ -113,6 +147,7 @@ def _recording(gpg: Any) -> Iterator[list[tuple[str, str]]]:
             def handle_status(self, key: str, value: str) -> None:
                 lines.append((key, value))
                 super().handle_status(key, value)
+
         return Recording
 
     gpg.result_map = {kind: recorder(cls) for kind, cls in originals.items()}
@@ -137,14 +172,20 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
     gpg = gnupg.GPG(gnupghome=home)
     imported = 0
     if request["keys"]:  # at once: one gpg run for all
-        imported = gpg.import_keys(b"\n".join(base64.b64decode(key)
-                                              for key in request["keys"])).count
+        imported = gpg.import_keys(
+            b"\n".join(base64.b64decode(key) for key in request["keys"])
+        ).count
     outcomes = []
     for message in request["messages"]:
         with _recording(gpg) as lines:
             result = gpg.decrypt(base64.b64decode(message))
-        outcomes.append({"statuses": lines, "data": _b64(result.data or b""),
-                         "complaint": _complaint(result.stderr)})
+        outcomes.append(
+            {
+                "statuses": lines,
+                "data": _b64(result.data or b""),
+                "complaint": _complaint(result.stderr),
+            }
+        )
     if request["detached"]:
         path, signature = request["detached"]
         with _recording(gpg) as lines:
@@ -152,21 +193,29 @@ def _serve(request: dict[str, Any]) -> dict[str, Any]:
         outcomes.append({"statuses": lines, "data": "", "complaint": _complaint(result.stderr)})
     keys = []
     if request["list_keys"] or not all(_good(outcome["statuses"]) for outcome in outcomes):
-        keys = [{"fingerprint": k["fingerprint"],
-                 "key_ids": [k["keyid"], *(sub[0] for sub in k.get("subkeys", []))],
-                 "expires": k.get("expires") or "", "user_ids": k.get("uids") or [],
-                 "validity": k.get("trust") or ""} for k in gpg.list_keys()]
+        keys = [
+            {
+                "fingerprint": k["fingerprint"],
+                "key_ids": [k["keyid"], *(sub[0] for sub in k.get("subkeys", []))],
+                "expires": k.get("expires") or "",
+                "user_ids": k.get("uids") or [],
+                "validity": k.get("trust") or "",
+            }
+            for k in gpg.list_keys()
+        ]
     if os.path.exists(os.path.join(home, "S.gpg-agent")):  # never left running
         subprocess.run(["gpgconf", "--homedir", home, "--kill", "all"], check=False)
-    return {"keys": keys, "imported": imported, "outcomes": outcomes,
-            "confinement": confinement}
+    return {"keys": keys, "imported": imported, "outcomes": outcomes, "confinement": confinement}
 
 
 def _complaint(stderr: str | None) -> str:
     """gpg's last own words ("gpg: ..." lines that are no status), for a signature it
     gave no verdict on: printable ASCII, short."""
-    said = [line for line in (stderr or "").splitlines()
-            if line.startswith("gpg: ") and not line.startswith("[GNUPG:]")]
+    said = [
+        line
+        for line in (stderr or "").splitlines()
+        if line.startswith("gpg: ") and not line.startswith("[GNUPG:]")
+    ]
     last = said[-1][5:] if said else ""
     return "".join(c for c in last if " " <= c <= "~")[:120]
 

@@ -44,8 +44,10 @@ from podmgr.errors import PodmgrError
 
 TIMEOUT = 120  # seconds for one batch; gpg takes milliseconds per signature
 HIDDEN = (paths.STATE_DIR, paths.RUN_DIR, Path("/etc/podmgr"))
-ENVIRONMENT = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-               "LANG": "C.UTF-8"}
+ENVIRONMENT = {
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG": "C.UTF-8",
+}
 
 
 class SandboxError(PodmgrError):
@@ -78,25 +80,38 @@ class Reply:
     confinement: dict[str, str]
 
 
-def run(keys: list[bytes], signatures: list[bytes],
-        detached: tuple[str, bytes] | None = None, list_keys: bool = False) -> Reply:
+def run(
+    keys: list[bytes],
+    signatures: list[bytes],
+    detached: tuple[str, bytes] | None = None,
+    list_keys: bool = False,
+) -> Reply:
     """Import ``keys`` into a fresh keyring and check each of ``signatures`` (signed
     messages), and a ``detached`` (file, signature) pair, in a confined gpg.  The reply
     lists the keys when asked to, or when a signature is not simply good."""
     home = tempfile.mkdtemp(prefix="podmgr-gpg-")
-    request = {"home": home, "hidden": [str(path) for path in HIDDEN],
-               "keys": [_b64(key) for key in keys],
-               "messages": [_b64(signature) for signature in signatures],
-               "detached": [detached[0], _b64(detached[1])] if detached else None,
-               "list_keys": list_keys}
+    request = {
+        "home": home,
+        "hidden": [str(path) for path in HIDDEN],
+        "keys": [_b64(key) for key in keys],
+        "messages": [_b64(signature) for signature in signatures],
+        "detached": [detached[0], _b64(detached[1])] if detached else None,
+        "list_keys": list_keys,
+    }
     try:
         # The one subprocess podmgr feeds on stdin: process.run() takes none.
-        done = subprocess.run([sys.executable, "-m", "podmgr.image.gpgchild"],
-                              input=json.dumps(request).encode(), capture_output=True,
-                              env=child_environment(), timeout=TIMEOUT, check=False)
+        done = subprocess.run(
+            [sys.executable, "-m", "podmgr.image.gpgchild"],
+            input=json.dumps(request).encode(),
+            capture_output=True,
+            env=child_environment(),
+            timeout=TIMEOUT,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
-        raise SandboxError(f"gpg did not answer within {TIMEOUT} s (signatures not checked)")\
-            from None
+        raise SandboxError(
+            f"gpg did not answer within {TIMEOUT} s (signatures not checked)"
+        ) from None
     finally:
         shutil.rmtree(home, ignore_errors=True)
     if done.returncode != 0:
@@ -105,13 +120,27 @@ def run(keys: list[bytes], signatures: list[bytes],
     try:
         answer = json.loads(done.stdout)
         return Reply(
-            tuple(KeyDetails(str(k["fingerprint"]), tuple(k["key_ids"]), str(k["expires"]),
-                             tuple(k["user_ids"]), str(k["validity"])) for k in answer["keys"]),
+            tuple(
+                KeyDetails(
+                    str(k["fingerprint"]),
+                    tuple(k["key_ids"]),
+                    str(k["expires"]),
+                    tuple(k["user_ids"]),
+                    str(k["validity"]),
+                )
+                for k in answer["keys"]
+            ),
             int(answer["imported"]),
-            tuple(Outcome(tuple((str(s[0]), str(s[1])) for s in o["statuses"]),
-                          base64.b64decode(o["data"]), str(o["complaint"]))
-                  for o in answer["outcomes"]),
-            dict(answer["confinement"]))
+            tuple(
+                Outcome(
+                    tuple((str(s[0]), str(s[1])) for s in o["statuses"]),
+                    base64.b64decode(o["data"]),
+                    str(o["complaint"]),
+                )
+                for o in answer["outcomes"]
+            ),
+            dict(answer["confinement"]),
+        )
     except (ValueError, KeyError, TypeError, IndexError) as error:
         raise SandboxError(f"the gpg sandbox answered nonsense ({error!r})") from None
 
@@ -124,8 +153,15 @@ def child_environment() -> dict[str, str]:
 def exec_argv(home: str, argv: list[str]) -> list[str]:
     """How to run ``argv`` confined as gpg is, with ``home`` (an empty directory) as its
     only writable place (run it with child_environment()): for probing the sandbox."""
-    return [sys.executable, "-m", "podmgr.image.gpgchild", "--exec", home,
-            ",".join(str(path) for path in HIDDEN), *argv]
+    return [
+        sys.executable,
+        "-m",
+        "podmgr.image.gpgchild",
+        "--exec",
+        home,
+        ",".join(str(path) for path in HIDDEN),
+        *argv,
+    ]
 
 
 def _b64(data: bytes) -> str:

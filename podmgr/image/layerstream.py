@@ -91,8 +91,9 @@ class Decompressing:
         self.error: BaseException | None = None
         self.stopping = threading.Event()
         self.what = what
-        self.thread = threading.Thread(target=self._produce, args=(stream, media_type),
-                                       name="podmgr-decompress", daemon=True)
+        self.thread = threading.Thread(
+            target=self._produce, args=(stream, media_type), name="podmgr-decompress", daemon=True
+        )
         self.thread.start()
 
     def _produce(self, stream: Readable, media_type: str) -> None:
@@ -101,8 +102,9 @@ class Decompressing:
             while not self.stopping.is_set() and (chunk := source.read(_CHUNK)):
                 self.chunks.put(chunk)
         except (zlib.error, EOFError, ValueError, OSError) as error:
-            self.error = BadLayer(f"{self.what}: not valid {oci.LAYERS[media_type]} data "
-                                  f"({shown(str(error), 120)})")
+            self.error = BadLayer(
+                f"{self.what}: not valid {oci.LAYERS[media_type]} data ({shown(str(error), 120)})"
+            )
         except BaseException as error:  # handed to the reader: read() raises it
             if type(error).__name__ == "ZstdError":
                 error = BadLayer(f"{self.what}: not valid zstd data ({shown(str(error), 120)})")
@@ -128,7 +130,7 @@ class Decompressing:
             if n > 0:
                 take = min(take, n)
                 n -= take
-            parts.append(self.current[self.offset:self.offset + take])
+            parts.append(self.current[self.offset : self.offset + take])
             self.offset += take
         if self.error is not None:
             raise self.error
@@ -156,15 +158,21 @@ def _decompressed(reader: Readable, media_type: str) -> Readable:
         import zstandard  # noqa: PLC0415 -- only zstd layers need it
 
         # It only ever calls read(), as a file would be asked.
-        decompressed: Readable = zstandard.ZstdDecompressor().stream_reader(
-            cast(IO[bytes], reader))
+        decompressed: Readable = zstandard.ZstdDecompressor().stream_reader(cast(IO[bytes], reader))
         return decompressed
     return reader
 
 
-def unpack_blob(stream: Readable, media_type: str, fd: int, limits: unpack.Limits,
-                what: str, compressed: int | None = None,
-                opaque: unpack.OpaqueReport | None = None, file_system: str = "") -> str:
+def unpack_blob(
+    stream: Readable,
+    media_type: str,
+    fd: int,
+    limits: unpack.Limits,
+    what: str,
+    compressed: int | None = None,
+    opaque: unpack.OpaqueReport | None = None,
+    file_system: str = "",
+) -> str:
     """Decompress and unpack a layer blob into ``fd`` in this process; returns its
     diff_id as found."""
     tar = Decompressing(stream, media_type, what)
@@ -175,17 +183,34 @@ def unpack_blob(stream: Readable, media_type: str, fd: int, limits: unpack.Limit
         tar.stop()
 
 
-def confined(context: sandbox.Context, media_type: str, limits: dict[str, object],
-             what: str, compressed: int | None) -> str:
+def confined(
+    context: sandbox.Context,
+    media_type: str,
+    limits: dict[str, object],
+    what: str,
+    compressed: int | None,
+) -> str:
     """``unpack_blob`` inside the sandbox (sandbox.run calls it)."""
-    return unpack_blob(context.stream, media_type, context.target_fd,
-                       unpack.Limits(**limits),  # type: ignore[arg-type]
-                       what, compressed, lambda path: context.emit({"opaque": path}),
-                       context.file_system)
+    return unpack_blob(
+        context.stream,
+        media_type,
+        context.target_fd,
+        unpack.Limits(**limits),  # type: ignore[arg-type]
+        what,
+        compressed,
+        lambda path: context.emit({"opaque": path}),
+        context.file_system,
+    )
 
 
-def unpack_blob_confined(stream: Readable, media_type: str, fd: int, limits: unpack.Limits,
-                         what: str, compressed: int | None = None) -> str:
+def unpack_blob_confined(
+    stream: Readable,
+    media_type: str,
+    fd: int,
+    limits: unpack.Limits,
+    what: str,
+    compressed: int | None = None,
+) -> str:
     """``unpack_blob`` in a confined process that can write only below ``fd``."""
     opaque: list[str] = []
     held = 0
@@ -199,10 +224,21 @@ def unpack_blob_confined(stream: Readable, media_type: str, fd: int, limits: unp
         opaque.append(path)
 
     preload = ("zstandard",) if oci.LAYERS[media_type] == "zstd" else ()
-    diff_id = sandbox.run("podmgr.image.layerstream:confined",
-                          {"media_type": media_type, "limits": asdict(limits), "what": what,
-                           "compressed": compressed},
-                          fd, stream, what, report, limits.devices, preload)
+    diff_id = sandbox.run(
+        "podmgr.image.layerstream:confined",
+        {
+            "media_type": media_type,
+            "limits": asdict(limits),
+            "what": what,
+            "compressed": compressed,
+        },
+        fd,
+        stream,
+        what,
+        report,
+        limits.devices,
+        preload,
+    )
     _mark_opaque(fd, opaque, what)
     return str(diff_id)
 
@@ -220,8 +256,9 @@ def _mark_opaque(fd: int, paths: list[str], what: str) -> None:
             try:
                 os.setxattr(directory, unpack.OVERLAY_OPAQUE, b"y")
             except OSError as error:
-                raise unpack.StoreFailed(f"{what}: {shown(path)}: cannot mark the directory "
-                                         f"opaque ({error.strerror})") from None
+                raise unpack.StoreFailed(
+                    f"{what}: {shown(path)}: cannot mark the directory opaque ({error.strerror})"
+                ) from None
         tree.close()
     finally:
         tree.abandon()

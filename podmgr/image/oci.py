@@ -22,8 +22,10 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-DOCKER_SCHEMA1 = ("application/vnd.docker.distribution.manifest.v1+json",
-                  "application/vnd.docker.distribution.manifest.v1+prettyjws")
+DOCKER_SCHEMA1 = (
+    "application/vnd.docker.distribution.manifest.v1+json",
+    "application/vnd.docker.distribution.manifest.v1+prettyjws",
+)
 
 MANIFESTS = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEXES = (OCI_INDEX, DOCKER_LIST)
@@ -95,8 +97,15 @@ class ImageConfig:
 
 def host_platform() -> Platform:
     machine = platform.machine()
-    arch = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
-            "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(machine, machine)
+    arch = {
+        "x86_64": "amd64",
+        "aarch64": "arm64",
+        "armv7l": "arm",
+        "i686": "386",
+        "ppc64le": "ppc64le",
+        "s390x": "s390x",
+        "riscv64": "riscv64",
+    }.get(machine, machine)
     return Platform("linux", arch)
 
 
@@ -133,21 +142,29 @@ def _descriptor(obj: object, what: str) -> Descriptor:
     plat = obj.get("platform")
     parsed_platform = None
     if isinstance(plat, dict):
-        parsed_platform = Platform(str(plat.get("os", "")), str(plat.get("architecture", "")),
-                                   str(plat.get("variant", "")))
+        parsed_platform = Platform(
+            str(plat.get("os", "")), str(plat.get("architecture", "")), str(plat.get("variant", ""))
+        )
     annotations = obj.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise BadImage(f"{what}: annotations are not a JSON object")
-    return Descriptor(_get(obj, "mediaType", str, what), digest, size, parsed_platform,
-                      tuple(sorted((str(k), str(v)) for k, v in annotations.items())))
+    return Descriptor(
+        _get(obj, "mediaType", str, what),
+        digest,
+        size,
+        parsed_platform,
+        tuple(sorted((str(k), str(v)) for k, v in annotations.items())),
+    )
 
 
 def media_type_of(data: bytes, hint: str = "") -> str:
     """The media type of a manifest or index: its mediaType field, else the transport's."""
     obj = _json(data, "manifest")
     if obj.get("schemaVersion") == 1 or hint in DOCKER_SCHEMA1:
-        raise BadImage("manifest: Docker schema 1 is not supported (push the image again with "
-                       "a current tool, e.g. skopeo copy --format v2s2)")
+        raise BadImage(
+            "manifest: Docker schema 1 is not supported (push the image again with "
+            "a current tool, e.g. skopeo copy --format v2s2)"
+        )
     kind = obj.get("mediaType") or hint
     if not kind:
         kind = OCI_INDEX if "manifests" in obj else OCI_MANIFEST
@@ -162,15 +179,22 @@ def parse_manifest(data: bytes, hint: str = "") -> ImageManifest:
         raise BadImage("manifest: expected an image manifest, got an index")
     obj = _json(data, "manifest")
     layers = _get(obj, "layers", list, "manifest")
-    parsed = ImageManifest(kind, _descriptor(obj.get("config"), "manifest config"),
-                      tuple(_descriptor(layer, "manifest layer") for layer in layers))
+    parsed = ImageManifest(
+        kind,
+        _descriptor(obj.get("config"), "manifest config"),
+        tuple(_descriptor(layer, "manifest layer") for layer in layers),
+    )
     if parsed.config.media_type not in (OCI_CONFIG, DOCKER_CONFIG):
-        raise BadImage(f"manifest: config media type {parsed.config.media_type!r} is not an "
-                       "image config (is this an artifact, not an image?)")
+        raise BadImage(
+            f"manifest: config media type {parsed.config.media_type!r} is not an "
+            "image config (is this an artifact, not an image?)"
+        )
     for layer in parsed.layers:
         if layer.media_type not in LAYERS:
-            raise BadImage(f"manifest: layer {layer.digest} has media type "
-                           f"{layer.media_type!r}, which podmgr does not unpack")
+            raise BadImage(
+                f"manifest: layer {layer.digest} has media type "
+                f"{layer.media_type!r}, which podmgr does not unpack"
+            )
     return parsed
 
 
@@ -186,8 +210,10 @@ def choose(index: ImageIndex, want: Platform | None = None) -> Descriptor:
     want = want or host_platform()
     candidates = [d for d in index.manifests if d.media_type in MANIFESTS]
     for entry in candidates:
-        if entry.platform and (entry.platform.os, entry.platform.architecture) == \
-                (want.os, want.architecture):
+        if entry.platform and (entry.platform.os, entry.platform.architecture) == (
+            want.os,
+            want.architecture,
+        ):
             return entry
     if len(candidates) == 1 and candidates[0].platform is None:
         return candidates[0]  # an OCI layout's index of one image, without platforms
@@ -204,7 +230,7 @@ def parse_config(data: bytes) -> ImageConfig:
         raise BadImage("image config: nested too deeply to be an image config") from None
     rootfs = obj.get("rootfs")
     if not isinstance(rootfs, dict) or rootfs.get("type") != "layers":
-        raise BadImage("image config: rootfs.type is not \"layers\"")
+        raise BadImage('image config: rootfs.type is not "layers"')
     try:
         diff_ids = tuple(Digest(d) for d in _get(rootfs, "diff_ids", list, "image config"))
     except (PodmgrError, TypeError):
@@ -225,7 +251,14 @@ def parse_config(data: bytes) -> ImageConfig:
             raise BadImage(f"image config: config.{key} is not a string")
         return value
 
-    return ImageConfig(Platform(str(obj.get("os", "")), str(obj.get("architecture", "")),
-                           str(obj.get("variant", ""))),
-                  diff_ids, string("User"), strings("Entrypoint"), strings("Cmd"),
-                  strings("Env"), string("WorkingDir"))
+    return ImageConfig(
+        Platform(
+            str(obj.get("os", "")), str(obj.get("architecture", "")), str(obj.get("variant", ""))
+        ),
+        diff_ids,
+        string("User"),
+        strings("Entrypoint"),
+        strings("Cmd"),
+        strings("Env"),
+        string("WorkingDir"),
+    )

@@ -66,9 +66,11 @@ def resolve_manifest(source: ImageSource) -> tuple[bytes, str, bytes]:
         entry = oci.choose(oci.parse_index(data, kind))
         data, kind = source.manifest(entry.digest)
         if Digest.of(data, entry.digest.algorithm) != entry.digest:
-            raise DigestMismatch(f"{source.describe()}: the manifest for {entry.platform} does "
-                                 f"not match its digest {entry.digest} (the source is corrupt "
-                                 "or tampered with)")
+            raise DigestMismatch(
+                f"{source.describe()}: the manifest for {entry.platform} does "
+                f"not match its digest {entry.digest} (the source is corrupt "
+                "or tampered with)"
+            )
     return data, kind, top
 
 
@@ -79,13 +81,20 @@ def check_pinned(ref: reference.Reference, manifest: bytes, top: bytes) -> None:
         return
     actual = Digest.of(manifest, ref.digest.algorithm)
     if ref.digest not in (actual, Digest.of(top, ref.digest.algorithm)):
-        raise DigestMismatch(f"{ref}: the image's manifest has digest {actual}, not the "
-                             f"{ref.digest} the name pins (nothing stored; name it by its "
-                             "own digest or by a tag)")
+        raise DigestMismatch(
+            f"{ref}: the image's manifest has digest {actual}, not the "
+            f"{ref.digest} the name pins (nothing stored; name it by its "
+            "own digest or by a tag)"
+        )
 
 
-def check_signature(source: ImageSource, manifest_digest: Digest, name: str | None,
-                    trust: TrustStore, config: Config) -> Verdict:
+def check_signature(
+    source: ImageSource,
+    manifest_digest: Digest,
+    name: str | None,
+    trust: TrustStore,
+    config: Config,
+) -> Verdict:
     """Accept the image for ``name`` (or for the identity its signature names), or raise
     SignatureRejected saying, for each signature, which check failed."""
     reasons: list[str] = []
@@ -93,8 +102,10 @@ def check_signature(source: ImageSource, manifest_digest: Digest, name: str | No
     detached = source.detached_signature()
     if detached is not None:
         if name is None:
-            raise signing.SignatureRejected(f"{source.describe()}: a detached signature does "
-                                            "not name the image (give --name REF)")
+            raise signing.SignatureRejected(
+                f"{source.describe()}: a detached signature does "
+                "not name the image (give --name REF)"
+            )
         try:
             verified = signing.verify_detached(detached[0], detached[1], keys, name)
             return Verdict((verified.fingerprint,), name, False, name)
@@ -104,21 +115,26 @@ def check_signature(source: ImageSource, manifest_digest: Digest, name: str | No
     if signatures:
         accepted, refused = signing.verify_simple(signatures, keys, manifest_digest, name)
         if accepted is not None:
-            return Verdict((accepted.fingerprint,), accepted.identity, False,
-                           name or accepted.identity)
+            return Verdict(
+                (accepted.fingerprint,), accepted.identity, False, name or accepted.identity
+            )
         reasons += refused
     if name is None:
-        raise signing.SignatureRejected(f"{source.describe()}: no name for the image (give "
-                                        "--name REF)" + "".join(f"; {r}" for r in reasons))
+        raise signing.SignatureRejected(
+            f"{source.describe()}: no name for the image (give "
+            "--name REF)" + "".join(f"; {r}" for r in reasons)
+        )
     if insecure_allowed(config, reference.parse(name).name):
-        log.warning("%s: stored WITHOUT a trusted signature: podmgr.toml lists it as insecure",
-                    name)
+        log.warning(
+            "%s: stored WITHOUT a trusted signature: podmgr.toml lists it as insecure", name
+        )
         return Verdict((), "", True, name)
     if reasons:
         raise signing.SignatureRejected(f"{name}: refused, " + "; ".join(reasons))
     raise signing.SignatureRejected(
         f"{name}: unsigned (no signature found; sign it with skopeo copy --sign-by, or list "
-        "its prefix under [images] insecure in /etc/podmgr/podmgr.toml)")
+        "its prefix under [images] insecure in /etc/podmgr/podmgr.toml)"
+    )
 
 
 def insecure_allowed(config: Config, name: str) -> bool:
@@ -129,12 +145,23 @@ def insecure_allowed(config: Config, name: str) -> bool:
 def unpack_limits(config: Config) -> unpack.Limits:
     """What podmgr.toml allows a layer to unpack to."""
     policy = config.images
-    return unpack.Limits(policy.max_layer_entries, policy.max_layer_size, policy.allow_devices,
-                         policy.strip_setuid, policy.max_layer_ratio)
+    return unpack.Limits(
+        policy.max_layer_entries,
+        policy.max_layer_size,
+        policy.allow_devices,
+        policy.strip_setuid,
+        policy.max_layer_ratio,
+    )
 
 
-def fetch(source_ref: str, name: str | None, store: Store, config: Config,
-          trust: TrustStore, progress: Progress | None = None) -> ImageRecord:
+def fetch(
+    source_ref: str,
+    name: str | None,
+    store: Store,
+    config: Config,
+    trust: TrustStore,
+    progress: Progress | None = None,
+) -> ImageRecord:
     """Pull or import ``source_ref`` into ``store`` as ``name`` (or the source's own name)."""
     source = open_source(source_ref, config)
     try:
@@ -151,20 +178,27 @@ def fetch(source_ref: str, name: str | None, store: Store, config: Config,
         if name is None:  # named by its signature's identity, which may pin a digest too
             check_pinned(reference.parse(verdict.name), manifest_bytes, top)
         with store.locked():
-            return _store_image(source, verdict, manifest_bytes, manifest, store, config,
-                                progress)
+            return _store_image(source, verdict, manifest_bytes, manifest, store, config, progress)
     finally:
         source.close()
 
 
-def _store_image(source: ImageSource, verdict: Verdict, manifest_bytes: bytes,
-                 manifest: oci.ImageManifest, store: Store, config: Config,
-                 progress: Progress | None) -> ImageRecord:
+def _store_image(
+    source: ImageSource,
+    verdict: Verdict,
+    manifest_bytes: bytes,
+    manifest: oci.ImageManifest,
+    store: Store,
+    config: Config,
+    progress: Progress | None,
+) -> ImageRecord:
     config_bytes = _read_small_blob(source, manifest.config)
     image_config = oci.parse_config(config_bytes)
     if len(image_config.diff_ids) != len(manifest.layers):
-        raise oci.BadImage(f"{source.describe()}: the config lists {len(image_config.diff_ids)} "
-                           f"layers, the manifest {len(manifest.layers)}")
+        raise oci.BadImage(
+            f"{source.describe()}: the config lists {len(image_config.diff_ids)} "
+            f"layers, the manifest {len(manifest.layers)}"
+        )
     total = sum(layer.size for layer in manifest.layers)
     done = 0
 
@@ -184,29 +218,40 @@ def _store_image(source: ImageSource, verdict: Verdict, manifest_bytes: bytes,
     store.put_blob(manifest_bytes)
     store.put_blob(config_bytes)
     record = ImageRecord(
-        name=verdict.name, manifest=Digest.of(manifest_bytes),
-        config=manifest.config.digest, layers=image_config.diff_ids, size=total,
-        source=source.describe(), signed_by=verdict.signed_by, identity=verdict.identity,
-        insecure=verdict.insecure, stored=now())
+        name=verdict.name,
+        manifest=Digest.of(manifest_bytes),
+        config=manifest.config.digest,
+        layers=image_config.diff_ids,
+        size=total,
+        source=source.describe(),
+        signed_by=verdict.signed_by,
+        identity=verdict.identity,
+        insecure=verdict.insecure,
+        stored=now(),
+    )
     store.put_image(record)
     return record
 
 
 def _read_small_blob(source: ImageSource, descriptor: Descriptor) -> bytes:
     if descriptor.size > oci.MAX_METADATA:
-        raise oci.BadImage(f"{source.describe()}: config of {descriptor.size} bytes is larger "
-                           "than any image config")
+        raise oci.BadImage(
+            f"{source.describe()}: config of {descriptor.size} bytes is larger "
+            "than any image config"
+        )
     with source.blob(descriptor) as stream:
-        reader = VerifyingReader(stream, descriptor.digest, descriptor.size,
-                                 f"config {descriptor.digest}")
+        reader = VerifyingReader(
+            stream, descriptor.digest, descriptor.size, f"config {descriptor.digest}"
+        )
         data = reader.read(descriptor.size + 1)
         reader.finish()
     return data
 
 
 @contextlib.contextmanager
-def _verified_blob(source: ImageSource, layer: Descriptor, store: Store,
-                   advance: Callable[[int], None]) -> Iterator[Callable[[], BinaryIO]]:
+def _verified_blob(
+    source: ImageSource, layer: Descriptor, store: Store, advance: Callable[[int], None]
+) -> Iterator[Callable[[], BinaryIO]]:
     """Check a layer blob's size and digest before any of it is unpacked; yields a way to
     open it again.  A local source is read twice; a registry's blob is kept in the store's
     tmp/ meanwhile.  The unpacking pass needs no second digest: it checks the diff_id,
@@ -229,16 +274,20 @@ def _verified_blob(source: ImageSource, layer: Descriptor, store: Store,
         temp.unlink(missing_ok=True)
 
 
-def _unpack_layer(blob: Callable[[], BinaryIO], layer: Descriptor, diff_id: Digest, fd: int,
-                  limits: unpack.Limits) -> None:
+def _unpack_layer(
+    blob: Callable[[], BinaryIO], layer: Descriptor, diff_id: Digest, fd: int, limits: unpack.Limits
+) -> None:
     what = f"layer {layer.digest}"
     with blob() as stream:
-        actual = layerstream.unpack_blob_confined(stream, layer.media_type, fd, limits, what,
-                                                  layer.size)
+        actual = layerstream.unpack_blob_confined(
+            stream, layer.media_type, fd, limits, what, layer.size
+        )
     if actual != diff_id:
-        raise DigestMismatch(f"{what}: uncompressed content has digest {actual}, not the "
-                             f"diff_id {diff_id} the config names (the image is corrupt or "
-                             "tampered with)")
+        raise DigestMismatch(
+            f"{what}: uncompressed content has digest {actual}, not the "
+            f"diff_id {diff_id} the config names (the image is corrupt or "
+            "tampered with)"
+        )
 
 
 def remove(store: Store, name: str) -> None:

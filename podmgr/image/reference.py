@@ -85,13 +85,16 @@ def _split_registry(text: str) -> tuple[str, str]:
 def parse_exact(text: str) -> Reference:
     """Parse and normalize, adding nothing: "busybox" stays without a tag."""
     if len(text) > TEXT_MAX:
-        raise BadReference(f"{shown(text)} is longer than any image reference"
-                           f" (at most {NAME_MAX} for the name){_HINT}")
+        raise BadReference(
+            f"{shown(text)} is longer than any image reference"
+            f" (at most {NAME_MAX} for the name){_HINT}"
+        )
     if not text:
         raise BadReference(f"an empty image reference{_HINT}")
     if _IDENTIFIER.fullmatch(text):
-        raise BadReference(f"{shown(text)}: a 64-digit hex string is an image ID, not a name"
-                           f"{_HINT}")
+        raise BadReference(
+            f"{shown(text)}: a 64-digit hex string is an image ID, not a name{_HINT}"
+        )
     registry, rest = _split_registry(text)
     rest, at, digest_text = rest.partition("@")
     digest = None
@@ -99,19 +102,24 @@ def parse_exact(text: str) -> Reference:
         try:
             digest = Digest(digest_text)
         except PodmgrError:
-            raise BadReference(f"{shown(text)}: {shown(digest_text)} is not a digest"
-                               f"{_HINT}") from None
+            raise BadReference(
+                f"{shown(text)}: {shown(digest_text)} is not a digest{_HINT}"
+            ) from None
     path, colon, tag = rest.partition(":")
     if colon and not _TAG.fullmatch(tag):
-        raise BadReference(f"{shown(text)}: {shown(tag)} is not a valid tag (letters, digits, "
-                           f"_ . -; at most 128){_HINT}")
+        raise BadReference(
+            f"{shown(text)}: {shown(tag)} is not a valid tag (letters, digits, "
+            f"_ . -; at most 128){_HINT}"
+        )
     if not _DOMAIN.fullmatch(registry):
         raise BadReference(f"{shown(text)}: {shown(registry)} is not a registry host{_HINT}")
     if path.lower() != path:
         raise BadReference(f"{shown(text)}: the repository name must be lower-case{_HINT}")
     if not _PATH.fullmatch(path):
-        raise BadReference(f"{shown(text)}: {shown(path)} is not a repository name (use lower-case "
-                           f"letters, digits and separators){_HINT}")
+        raise BadReference(
+            f"{shown(text)}: {shown(path)} is not a repository name (use lower-case "
+            f"letters, digits and separators){_HINT}"
+        )
     if len(registry) + 1 + len(path) > NAME_MAX:
         raise BadReference(f"{shown(text)}: the name is longer than {NAME_MAX} characters")
     return Reference(registry, path, tag if colon else None, digest)
@@ -133,14 +141,17 @@ def normalize_prefix(text: str) -> str:
     docker.io/bitnami is every image under docker.io/bitnami.  One without a host is a
     short name on docker.io, read as image names are: testing/manifest is
     docker.io/testing/manifest and busybox is docker.io/library/busybox."""
-    hint = (" (write a registry host, optionally with a repository path, like "
-            "registry.example.org/shop; or use --root for every image)")
+    hint = (
+        " (write a registry host, optionally with a repository path, like "
+        "registry.example.org/shop; or use --root for every image)"
+    )
     clean = text.rstrip("/")
     if not clean or len(clean) > NAME_MAX:
         raise BadReference(f"{shown(text)} is not an image name prefix{hint}")
     if "@" in clean or ":" in clean.partition("/")[2]:
-        raise BadReference(f"{shown(text)}: a prefix names repositories, without a tag or digest"
-                           f"{hint}")
+        raise BadReference(
+            f"{shown(text)}: a prefix names repositories, without a tag or digest{hint}"
+        )
     first, _, rest = clean.partition("/")
     if "." in first or ":" in first or first == "localhost":
         registry = DEFAULT_REGISTRY if first == LEGACY_REGISTRY else first
@@ -150,8 +161,10 @@ def normalize_prefix(text: str) -> str:
     if not _DOMAIN.fullmatch(registry):
         raise BadReference(f"{shown(text)}: {shown(registry)} is not a registry host{hint}")
     if path and not _PATH.fullmatch(path):
-        raise BadReference(f"{shown(text)} is not a repository path (lower-case letters, "
-                           f"digits and separators, by whole components){hint}")
+        raise BadReference(
+            f"{shown(text)} is not a repository path (lower-case letters, "
+            f"digits and separators, by whole components){hint}"
+        )
     return f"{registry}/{path}" if path else registry
 
 

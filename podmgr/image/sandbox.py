@@ -55,8 +55,9 @@ TARGET = "/target"  # where the writable directory is inside the sandbox
 _CHUNK = 1 << 20
 # -I: no environment variables, user site or current directory reach the interpreter;
 # podmgr itself is found where this module is.
-_CHILD = ("import sys; sys.path.insert(0, sys.argv[1]); "
-          "from podmgr.image.sandbox import child; child()")
+_CHILD = (
+    "import sys; sys.path.insert(0, sys.argv[1]); from podmgr.image.sandbox import child; child()"
+)
 
 CLONE_NEWNS, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x04000000, 0x08000000
 CLONE_NEWPID, CLONE_NEWNET = 0x20000000, 0x40000000
@@ -64,8 +65,7 @@ MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_REMOUNT, MS_BIND, MS_MOVE, MS_REC, MS_PRIVATE = 32, 4096, 8192, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_CAPBSET_DROP, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT = 1, 24, 38, 47
 PR_CAP_AMBIENT_CLEAR_ALL = 4
-CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_MKNOD, CAP_SETFCAP = \
-    0, 1, 3, 4, 27, 31
+CAP_CHOWN, CAP_DAC_OVERRIDE, CAP_FOWNER, CAP_FSETID, CAP_MKNOD, CAP_SETFCAP = 0, 1, 3, 4, 27, 31
 _CAPABILITY_VERSION_3 = 0x20080522
 
 
@@ -91,14 +91,17 @@ class Context:
 
 # The parent's side.
 
+
 def _errors() -> dict[str, type[PodmgrError]]:
     """Error codes the confined function may raise, to raise them again here."""
     from podmgr.image.digest import DigestMismatch  # noqa: PLC0415 -- only when one comes back
     from podmgr.image.tarentry import BadLayer, UnsafeLayer  # noqa: PLC0415
     from podmgr.image.unpack import StoreFailed  # noqa: PLC0415
 
-    return {kind.code: kind for kind in (BadLayer, UnsafeLayer, StoreFailed, DigestMismatch,
-                                         SandboxFailed)}
+    return {
+        kind.code: kind
+        for kind in (BadLayer, UnsafeLayer, StoreFailed, DigestMismatch, SandboxFailed)
+    }
 
 
 def _feed(stream: Readable, fd: int, failures: list[BaseException]) -> None:
@@ -121,16 +124,22 @@ def _file_of(stream: Readable) -> int | None:
     try:
         fd = raw.fileno()
         tell = getattr(stream, "tell", None)
-        if not stat.S_ISREG(os.fstat(fd).st_mode) or tell is None \
-                or tell() != os.lseek(fd, 0, os.SEEK_CUR):
+        if (
+            not stat.S_ISREG(os.fstat(fd).st_mode)
+            or tell is None
+            or tell() != os.lseek(fd, 0, os.SEEK_CUR)
+        ):
             return None
         return os.dup(fd)
     except (OSError, ValueError):
         return None
 
 
-def _exchange(process: subprocess.Popen[bytes], request: dict[str, object],
-              on_event: Callable[[dict[str, object]], None] | None) -> dict[str, object] | None:
+def _exchange(
+    process: subprocess.Popen[bytes],
+    request: dict[str, object],
+    on_event: Callable[[dict[str, object]], None] | None,
+) -> dict[str, object] | None:
     """Send the request; relay events; return the result or error message, if any came."""
     outcome: dict[str, object] | None = None
     assert process.stdin is not None
@@ -154,30 +163,51 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-def run(call: str, arguments: dict[str, object], target_fd: int, stream: Readable,
-        what: str, on_event: Callable[[dict[str, object]], None] | None = None,
-        devices: bool = False, preload: tuple[str, ...] = ()) -> object:
+def run(
+    call: str,
+    arguments: dict[str, object],
+    target_fd: int,
+    stream: Readable,
+    what: str,
+    on_event: Callable[[dict[str, object]], None] | None = None,
+    devices: bool = False,
+    preload: tuple[str, ...] = (),
+) -> object:
     """Call ``call`` ("module:function") confined, writing only below ``target_fd`` and
     reading ``stream``; returns its result or raises the error it raised."""
     paths = [str(Path(podmgr.__file__).parent.parent)] + [p for p in sys.path if os.path.isdir(p)]
     direct = _file_of(stream)
     read_end, write_end = (direct, -1) if direct is not None else os.pipe()
     os.set_inheritable(read_end, True)
-    request: dict[str, object] = {"call": call, "arguments": arguments, "devices": devices,
-                                  "preload": list(preload), "path": paths,
-                                  "stream_fd": read_end, "target_fd": target_fd}
+    request: dict[str, object] = {
+        "call": call,
+        "arguments": arguments,
+        "devices": devices,
+        "preload": list(preload),
+        "path": paths,
+        "stream_fd": read_end,
+        "target_fd": target_fd,
+    }
     failures: list[BaseException] = []
     with tempfile.TemporaryFile() as stderr:
         try:
             process = subprocess.Popen(
                 [sys.executable, "-I", "-c", _CHILD, paths[0]],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
-                pass_fds=(read_end, target_fd), cwd="/",
-                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+                pass_fds=(read_end, target_fd),
+                cwd="/",
+                env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            )
         finally:
             os.close(read_end)
-        feeder = threading.Thread(target=_feed, args=(stream, write_end, failures),
-                                  name="podmgr-sandbox-feed", daemon=True)
+        feeder = threading.Thread(
+            target=_feed,
+            args=(stream, write_end, failures),
+            name="podmgr-sandbox-feed",
+            daemon=True,
+        )
         if direct is None:
             feeder.start()
         try:
@@ -194,8 +224,10 @@ def run(call: str, arguments: dict[str, object], target_fd: int, stream: Readabl
         if outcome is None:
             stderr.seek(0)
             lines = stderr.read()[-4000:].decode("utf-8", "replace").strip().splitlines()
-            raise SandboxFailed(f"{what}: the confined process failed (exit status "
-                                f"{process.returncode}): {lines[-1] if lines else 'no output'}")
+            raise SandboxFailed(
+                f"{what}: the confined process failed (exit status "
+                f"{process.returncode}): {lines[-1] if lines else 'no output'}"
+            )
     if "error" in outcome:
         error = outcome["error"]
         assert isinstance(error, dict)
@@ -216,18 +248,31 @@ def _check(result: int, step: str) -> None:
 
 
 def _prctl(option: int, argument: int, more: int = 0) -> None:
-    _check(_libc.prctl(option, ctypes.c_ulong(argument), ctypes.c_ulong(more),
-                       ctypes.c_ulong(0), ctypes.c_ulong(0)), f"prctl {option}")
+    _check(
+        _libc.prctl(
+            option,
+            ctypes.c_ulong(argument),
+            ctypes.c_ulong(more),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        f"prctl {option}",
+    )
 
 
 def _bytes(text: str | None) -> bytes | None:
     return None if text is None else text.encode()
 
 
-def _mount(source: str | None, target: str, kind: str | None, flags: int,
-           data: str | None = None) -> None:
-    _check(_libc.mount(_bytes(source), _bytes(target), _bytes(kind), ctypes.c_ulong(flags),
-                       _bytes(data)), f"mount {target}")
+def _mount(
+    source: str | None, target: str, kind: str | None, flags: int, data: str | None = None
+) -> None:
+    _check(
+        _libc.mount(
+            _bytes(source), _bytes(target), _bytes(kind), ctypes.c_ulong(flags), _bytes(data)
+        ),
+        f"mount {target}",
+    )
 
 
 def _drop_capabilities(keep: set[int], last: int) -> None:
@@ -238,8 +283,7 @@ def _drop_capabilities(keep: set[int], last: int) -> None:
     mask = sum(1 << capability for capability in keep)
     header = (ctypes.c_uint32 * 2)(_CAPABILITY_VERSION_3, 0)
     # Two {effective, permitted, inheritable} triples: the low and high 32 bits.
-    data = (ctypes.c_uint32 * 6)(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0,
-                                 mask >> 32, mask >> 32, 0)
+    data = (ctypes.c_uint32 * 6)(mask & 0xFFFFFFFF, mask & 0xFFFFFFFF, 0, mask >> 32, mask >> 32, 0)
     _check(_libc.capset(header, data), "capset")
 
 
@@ -257,8 +301,13 @@ def _confine_mounts(target_fd: int) -> None:
     # mount point: in this namespace only.
     candidates = ("/mnt", "/tmp", "/run", "/srv", "/media", "/opt")  # noqa: S108 -- not written
     top = next(d for d in candidates if os.path.isdir(d) and not source.startswith(d + "/"))
-    _mount("podmgr-sandbox", top, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-           "size=64k,nr_inodes=16,mode=0755")
+    _mount(
+        "podmgr-sandbox",
+        top,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV | MS_NOEXEC,
+        "size=64k,nr_inodes=16,mode=0755",
+    )
     os.mkdir(top + TARGET, 0o755)
     _mount(source, top + TARGET, None, MS_BIND)
     _mount(None, top + TARGET, None, MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -275,18 +324,55 @@ def _confine_mounts(target_fd: int) -> None:
 AUDIT_ARCH_X86_64 = 0xC000003E
 _X32 = 0x40000000
 _REFUSED_X86_64 = {
-    "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161, "unshare": 272,
-    "setns": 308, "mount_setattr": 442, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-    "fsconfig": 431, "fsmount": 432, "fspick": 433, "ptrace": 101, "process_vm_readv": 310,
-    "process_vm_writev": 311, "kexec_load": 246, "kexec_file_load": 320, "init_module": 175,
-    "finit_module": 313, "delete_module": 176, "bpf": 321, "reboot": 169, "swapon": 167,
-    "swapoff": 168, "perf_event_open": 298, "keyctl": 250, "add_key": 248,
-    "request_key": 249, "userfaultfd": 323, "name_to_handle_at": 303,
-    "open_by_handle_at": 304, "io_uring_setup": 425, "io_uring_enter": 426,
-    "io_uring_register": 427, "settimeofday": 164, "clock_settime": 227, "adjtimex": 159,
-    "clock_adjtime": 305, "sethostname": 170, "setdomainname": 171, "acct": 163,
-    "quotactl": 179, "syslog": 103, "vhangup": 153, "iopl": 172, "ioperm": 173,
-    "fanotify_init": 300, "pidfd_getfd": 438,
+    "mount": 165,
+    "umount2": 166,
+    "pivot_root": 155,
+    "chroot": 161,
+    "unshare": 272,
+    "setns": 308,
+    "mount_setattr": 442,
+    "open_tree": 428,
+    "move_mount": 429,
+    "fsopen": 430,
+    "fsconfig": 431,
+    "fsmount": 432,
+    "fspick": 433,
+    "ptrace": 101,
+    "process_vm_readv": 310,
+    "process_vm_writev": 311,
+    "kexec_load": 246,
+    "kexec_file_load": 320,
+    "init_module": 175,
+    "finit_module": 313,
+    "delete_module": 176,
+    "bpf": 321,
+    "reboot": 169,
+    "swapon": 167,
+    "swapoff": 168,
+    "perf_event_open": 298,
+    "keyctl": 250,
+    "add_key": 248,
+    "request_key": 249,
+    "userfaultfd": 323,
+    "name_to_handle_at": 303,
+    "open_by_handle_at": 304,
+    "io_uring_setup": 425,
+    "io_uring_enter": 426,
+    "io_uring_register": 427,
+    "settimeofday": 164,
+    "clock_settime": 227,
+    "adjtimex": 159,
+    "clock_adjtime": 305,
+    "sethostname": 170,
+    "setdomainname": 171,
+    "acct": 163,
+    "quotactl": 179,
+    "syslog": 103,
+    "vhangup": 153,
+    "iopl": 172,
+    "ioperm": 173,
+    "fanotify_init": 300,
+    "pidfd_getfd": 438,
 }
 PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
 _SECCOMP_RET_ALLOW, _SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
@@ -294,8 +380,12 @@ _BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_JGE_K, _BPF_RET_K = 0x20, 0x15, 0x35, 0x06
 
 
 class _Filter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
-                ("k", ctypes.c_uint32)]
+    _fields_ = [
+        ("code", ctypes.c_uint16),
+        ("jt", ctypes.c_uint8),
+        ("jf", ctypes.c_uint8),
+        ("k", ctypes.c_uint32),
+    ]
 
 
 class _Program(ctypes.Structure):
@@ -311,16 +401,20 @@ def _seccomp() -> None:
     # ld arch; jne -> refuse; ld nr; jge x32 -> refuse; jeq each -> refuse; allow; refuse
     length = 4 + len(numbers) + 2
     refuse = length - 1
-    program = [(_BPF_LD_W_ABS, 0, 0, 4), (_BPF_JEQ_K, 0, refuse - 2, AUDIT_ARCH_X86_64),
-               (_BPF_LD_W_ABS, 0, 0, 0), (_BPF_JGE_K, refuse - 4, 0, _X32)]
-    program += [(_BPF_JEQ_K, refuse - (4 + i) - 1, 0, number)
-                for i, number in enumerate(numbers)]
-    program += [(_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
-                (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM)]
+    program = [
+        (_BPF_LD_W_ABS, 0, 0, 4),
+        (_BPF_JEQ_K, 0, refuse - 2, AUDIT_ARCH_X86_64),
+        (_BPF_LD_W_ABS, 0, 0, 0),
+        (_BPF_JGE_K, refuse - 4, 0, _X32),
+    ]
+    program += [(_BPF_JEQ_K, refuse - (4 + i) - 1, 0, number) for i, number in enumerate(numbers)]
+    program += [
+        (_BPF_RET_K, 0, 0, _SECCOMP_RET_ALLOW),
+        (_BPF_RET_K, 0, 0, _SECCOMP_RET_ERRNO | errno.EPERM),
+    ]
     filters = (_Filter * length)(*(_Filter(*instruction) for instruction in program))
     fprog = _Program(length, filters)
-    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0),
-           "seccomp")
+    _check(_libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(fprog), 0, 0), "seccomp")
 
 
 def _close_fds(keep: set[int]) -> None:
@@ -336,8 +430,10 @@ def _confine(target_fd: int, devices: bool, keep: set[int]) -> int:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     _close_fds(keep | {0, 1, 2, target_fd})
     last_capability = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
-    _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
-                         | CLONE_NEWNET), "unshare")
+    _check(
+        _libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET),
+        "unshare",
+    )
     # The new PID namespace holds this process's children, not itself: go on in one.
     pid = os.fork()
     if pid:
@@ -372,11 +468,18 @@ def child() -> None:
 
     file_system = dirtree.file_system_type(request["target_fd"])
     try:
-        target_fd = _confine(request["target_fd"], request["devices"],
-                             {out.fileno(), request["stream_fd"]})
+        target_fd = _confine(
+            request["target_fd"], request["devices"], {out.fileno(), request["stream_fd"]}
+        )
     except OSError as error:
-        emit({"error": {"code": SandboxFailed.code,
-                        "message": f"cannot confine the unpacking process ({error})"}})
+        emit(
+            {
+                "error": {
+                    "code": SandboxFailed.code,
+                    "message": f"cannot confine the unpacking process ({error})",
+                }
+            }
+        )
         return
     stream = os.fdopen(request["stream_fd"], "rb")
     context = Context(target_fd, stream, file_system, lambda event: emit({"event": event}))

@@ -54,8 +54,7 @@ class Verified:
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     keys = [key for key, _ in pairs]
     if len(keys) != len(set(keys)):
-        raise SignatureRejected("its payload has a key twice (not a valid simple-signing "
-                                "payload)")
+        raise SignatureRejected("its payload has a key twice (not a valid simple-signing payload)")
     return dict(pairs)
 
 
@@ -64,8 +63,10 @@ def _exact(obj: object, fields: set[str], what: str) -> dict[str, Any]:
         raise SignatureRejected(f"its payload's {what} is not a JSON object")
     if set(obj) != fields:
         unknown = sorted(set(obj) - fields) or sorted(fields - set(obj))
-        raise SignatureRejected(f"its payload's {what} has unexpected or missing fields "
-                                f"{', '.join(unknown)} (refused: fields there are critical)")
+        raise SignatureRejected(
+            f"its payload's {what} has unexpected or missing fields "
+            f"{', '.join(unknown)} (refused: fields there are critical)"
+        )
     return obj
 
 
@@ -82,21 +83,23 @@ def parse_payload(data: bytes) -> Payload:
     if "creator" in optional and not isinstance(optional["creator"], str):
         raise SignatureRejected("its payload's optional.creator is not a string")
     timestamp = optional.get("timestamp")
-    if "timestamp" in optional and (isinstance(timestamp, bool) or
-                                    not isinstance(timestamp, int | float) or
-                                    timestamp != int(timestamp)):
+    if "timestamp" in optional and (
+        isinstance(timestamp, bool)
+        or not isinstance(timestamp, int | float)
+        or timestamp != int(timestamp)
+    ):
         raise SignatureRejected("its payload's optional.timestamp is not an integer")
     critical = _exact(top["critical"], {"type", "image", "identity"}, "critical")
     if critical["type"] != SIGNATURE_TYPE:
-        raise SignatureRejected(f"its payload's type {critical['type']!r} is not "
-                                f"{SIGNATURE_TYPE!r}")
+        raise SignatureRejected(
+            f"its payload's type {critical['type']!r} is not {SIGNATURE_TYPE!r}"
+        )
     image = _exact(critical["image"], {"docker-manifest-digest"}, "critical.image")
     identity = _exact(critical["identity"], {"docker-reference"}, "critical.identity")
     try:
         digest = Digest(str(image["docker-manifest-digest"]))
     except PodmgrError:
-        raise SignatureRejected("its payload's docker-manifest-digest is not a digest")\
-            from None
+        raise SignatureRejected("its payload's docker-manifest-digest is not a digest") from None
     if not isinstance(identity["docker-reference"], str):
         raise SignatureRejected("its payload's docker-reference is not a string")
     return Payload(digest, identity["docker-reference"])
@@ -133,35 +136,50 @@ def _signer(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply, scope: str) ->
 
     count = len(status.get("NEWSIG", []))
     if count > 1:
-        raise SignatureRejected(f"it holds {count} OpenPGP signatures (a containers signature "
-                                "has one)")
+        raise SignatureRejected(
+            f"it holds {count} OpenPGP signatures (a containers signature has one)"
+        )
     if "EXPKEYSIG" in status:
         name, details = _key(field("EXPKEYSIG"), reply)
         expired = field("KEYEXPIRED") or (details.expires if details else "")
-        raise SignatureRejected(f"made by key {name}, which expired on {_date(expired)} (ask "
-                                "the publisher to sign with a current key)")
+        raise SignatureRejected(
+            f"made by key {name}, which expired on {_date(expired)} (ask "
+            "the publisher to sign with a current key)"
+        )
     if "REVKEYSIG" in status:
         name, _ = _key(field("REVKEYSIG"), reply)
-        raise SignatureRejected(f"made by key {name}, which is revoked (ask the publisher "
-                                "to sign with a current key)")
+        raise SignatureRejected(
+            f"made by key {name}, which is revoked (ask the publisher to sign with a current key)"
+        )
     if "BADSIG" in status:
         name, _ = _key(field("BADSIG"), reply)
-        raise SignatureRejected(f"bad signature by key {name}: it does not match the signed "
-                                "data (the image or the signature was tampered with)")
+        raise SignatureRejected(
+            f"bad signature by key {name}: it does not match the signed "
+            "data (the image or the signature was tampered with)"
+        )
     if "EXPSIG" in status:
         name, _ = _key(field("EXPSIG"), reply)
-        raise SignatureRejected(f"the signature by key {name} expired on "
-                                f"{_date(field('VALIDSIG', 3))} (ask the publisher to sign "
-                                "the image again)")
+        raise SignatureRejected(
+            f"the signature by key {name} expired on "
+            f"{_date(field('VALIDSIG', 3))} (ask the publisher to sign "
+            "the image again)"
+        )
     if "ERRSIG" in status:
-        key_id = field("ERRSIG", 6) if field("ERRSIG", 6) not in ("", "-") else \
-            field("ERRSIG") or "(no key id)"
+        key_id = (
+            field("ERRSIG", 6)
+            if field("ERRSIG", 6) not in ("", "-")
+            else field("ERRSIG") or "(no key id)"
+        )
         if "NO_PUBKEY" in status or field("ERRSIG", 5) == "9":
-            raise SignatureRejected(f"made by key {key_id}, which is not in the trust store "
-                                    f"for {scope} (podmgr trust add --prefix PREFIX KEY.asc)")
-        raise SignatureRejected(f"gpg cannot check the signature by key {key_id} (error "
-                                f"{field('ERRSIG', 5) or '?'}: unsupported algorithm or "
-                                "damaged signature)")
+            raise SignatureRejected(
+                f"made by key {key_id}, which is not in the trust store "
+                f"for {scope} (podmgr trust add --prefix PREFIX KEY.asc)"
+            )
+        raise SignatureRejected(
+            f"gpg cannot check the signature by key {key_id} (error "
+            f"{field('ERRSIG', 5) or '?'}: unsupported algorithm or "
+            "damaged signature)"
+        )
     primary = field("VALIDSIG", 9)  # VALIDSIG's tenth field: the primary key's fingerprint
     if "GOODSIG" in status and re.fullmatch(r"[0-9A-F]{40}|[0-9A-F]{64}", primary):
         return primary
@@ -169,14 +187,17 @@ def _signer(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply, scope: str) ->
         raise SignatureRejected("it is an OpenPGP message without a signature")
     if "NODATA" in status or not outcome.complaint:
         raise SignatureRejected("it is not an OpenPGP signature")
-    raise SignatureRejected(f"gpg cannot read it: {outcome.complaint} (a damaged or "
-                            "truncated signature)")
+    raise SignatureRejected(
+        f"gpg cannot read it: {outcome.complaint} (a damaged or truncated signature)"
+    )
 
 
 def _trusted_for(fingerprint: str, keys: list[TrustedKey], name: str) -> bool:
-    return any(key.fingerprint == fingerprint and
-               (key.prefix == ROOT or reference.matches_prefix(name, key.prefix))
-               for key in keys)
+    return any(
+        key.fingerprint == fingerprint
+        and (key.prefix == ROOT or reference.matches_prefix(name, key.prefix))
+        for key in keys
+    )
 
 
 def _scopes(fingerprint: str, keys: list[TrustedKey]) -> str:
@@ -195,40 +216,54 @@ def identity_matches(signed: reference.Reference, wanted: reference.Reference) -
     return wanted.digest is not None and signed.name == wanted.name
 
 
-def _judge_simple(outcome: gpgsandbox.Outcome, reply: gpgsandbox.Reply,
-                  keys: list[TrustedKey], manifest_digest: Digest,
-                  name: str | None) -> Verified:
-    fingerprint = _signer(outcome, reply, reference.parse_exact(name).name if name
-                          else "any name")
+def _judge_simple(
+    outcome: gpgsandbox.Outcome,
+    reply: gpgsandbox.Reply,
+    keys: list[TrustedKey],
+    manifest_digest: Digest,
+    name: str | None,
+) -> Verified:
+    fingerprint = _signer(outcome, reply, reference.parse_exact(name).name if name else "any name")
     payload = parse_payload(outcome.data)
     if payload.manifest_digest != manifest_digest:
-        raise SignatureRejected(f"by key {fingerprint}: it signs manifest "
-                                f"{payload.manifest_digest}, not this image's "
-                                f"{manifest_digest} (the image was changed after signing)")
+        raise SignatureRejected(
+            f"by key {fingerprint}: it signs manifest "
+            f"{payload.manifest_digest}, not this image's "
+            f"{manifest_digest} (the image was changed after signing)"
+        )
     try:
         signed = reference.parse_exact(payload.docker_reference)
     except reference.BadReference:
-        raise SignatureRejected(f"by key {fingerprint}: its identity "
-                                f"{payload.docker_reference!r} is not an image reference")\
-            from None
+        raise SignatureRejected(
+            f"by key {fingerprint}: its identity "
+            f"{payload.docker_reference!r} is not an image reference"
+        ) from None
     if signed.name_only:
-        raise SignatureRejected(f"by key {fingerprint}: its identity {signed} has no tag or "
-                                "digest, so it names no image (sign with --sign-identity "
-                                "NAME:TAG)")
+        raise SignatureRejected(
+            f"by key {fingerprint}: its identity {signed} has no tag or "
+            "digest, so it names no image (sign with --sign-identity "
+            "NAME:TAG)"
+        )
     if name is not None and not identity_matches(signed, reference.parse_exact(name)):
-        raise SignatureRejected(f"by key {fingerprint}: wrong identity {signed} for {name} "
-                                "(sign the image with --sign-identity set to the name it is "
-                                "stored under)")
+        raise SignatureRejected(
+            f"by key {fingerprint}: wrong identity {signed} for {name} "
+            "(sign the image with --sign-identity set to the name it is "
+            "stored under)"
+        )
     if not _trusted_for(fingerprint, keys, signed.name):
         scopes = _scopes(fingerprint, keys)
-        raise SignatureRejected(f"by key {fingerprint}, which is not in the trust store for "
-                                f"{signed.name}" + (f" (only for {scopes})" if scopes else "")
-                                + " (podmgr trust add --prefix PREFIX KEY.asc)")
+        raise SignatureRejected(
+            f"by key {fingerprint}, which is not in the trust store for "
+            f"{signed.name}"
+            + (f" (only for {scopes})" if scopes else "")
+            + " (podmgr trust add --prefix PREFIX KEY.asc)"
+        )
     return Verified(fingerprint, str(signed))
 
 
-def verify_simple(signatures: list[bytes], keys: list[TrustedKey], manifest_digest: Digest,
-                  name: str | None) -> tuple[Verified | None, list[str]]:
+def verify_simple(
+    signatures: list[bytes], keys: list[TrustedKey], manifest_digest: Digest, name: str | None
+) -> tuple[Verified | None, list[str]]:
     """Judge each simple-signing signature on its own: the first accepted one, and why
     each one before it was refused.  ``name`` None takes the identity a signature names;
     ``keys`` are every trusted key (whether one is trusted for the name is checked here,
@@ -262,22 +297,28 @@ def _openpgp(blob: bytes) -> bytes:
         raise SignatureRejected("it is not an OpenPGP signature")
     if name != b"simple-signing":
         kind = name.decode("ascii", "replace")[:80]
-        raise SignatureRejected(f"it is a {kind!r} signature, which podmgr does not check "
-                                "(sign with skopeo copy --sign-by)")
+        raise SignatureRejected(
+            f"it is a {kind!r} signature, which podmgr does not check "
+            "(sign with skopeo copy --sign-by)"
+        )
     return rest
 
 
-def verify_detached(data_path: str, signature: bytes, keys: list[TrustedKey],
-                    name: str) -> Verified:
+def verify_detached(
+    data_path: str, signature: bytes, keys: list[TrustedKey], name: str
+) -> Verified:
     """Check a detached signature over the file ``data_path`` for image ``name``."""
     wanted = reference.parse_exact(name).name
     reply = gpgsandbox.run(_armored(keys), [], detached=(data_path, signature))
     fingerprint = _signer(reply.outcomes[0], reply, wanted)
     if not _trusted_for(fingerprint, keys, wanted):
         scopes = _scopes(fingerprint, keys)
-        raise SignatureRejected(f"by key {fingerprint}, which is not in the trust store for "
-                                f"{wanted}" + (f" (only for {scopes})" if scopes else "")
-                                + " (podmgr trust add --prefix PREFIX KEY.asc)")
+        raise SignatureRejected(
+            f"by key {fingerprint}, which is not in the trust store for "
+            f"{wanted}"
+            + (f" (only for {scopes})" if scopes else "")
+            + " (podmgr trust add --prefix PREFIX KEY.asc)"
+        )
     return Verified(fingerprint, "")
 
 

@@ -36,6 +36,8 @@ def open_source(ref: str, context: SourceContext) -> ImageSource:
     kind, sep, rest = ref.partition(":")
     if not sep or kind not in TRANSPORTS:
         names = ", ".join(f"{k}:" for k in TRANSPORTS)
-        raise SourceError(f"{ref!r}: no transport (start it with one of {names}, e.g. "
-                          "docker://registry.example.org/app:1.0)")
+        raise SourceError(
+            f"{ref!r}: no transport (start it with one of {names}, e.g. "
+            "docker://registry.example.org/app:1.0)"
+        )
     return TRANSPORTS[kind](rest, context)

@@ -61,10 +61,18 @@ class ImageRecord:
     @classmethod
     def from_json(cls, text: str) -> ImageRecord:
         data = json.loads(text)
-        return cls(data["name"], Digest(data["manifest"]), Digest(data["config"]),
-                   tuple(Digest(d) for d in data["layers"]), int(data["size"]),
-                   data["source"], tuple(data["signed_by"]), data["identity"],
-                   bool(data["insecure"]), data["stored"])
+        return cls(
+            data["name"],
+            Digest(data["manifest"]),
+            Digest(data["config"]),
+            tuple(Digest(d) for d in data["layers"]),
+            int(data["size"]),
+            data["source"],
+            tuple(data["signed_by"]),
+            data["identity"],
+            bool(data["insecure"]),
+            data["stored"],
+        )
 
 
 class StoreFailed(PodmgrError):
@@ -76,8 +84,10 @@ class StoreFailed(PodmgrError):
 def store_failure(what: str, error: OSError) -> StoreFailed:
     """``error`` of writing ``what`` into the store, as one line saying what to do."""
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return StoreFailed(f"{what}: no space left on the store's file system (free some, "
-                           "e.g. with podmgr gc, or give /var/lib/podmgr more)")
+        return StoreFailed(
+            f"{what}: no space left on the store's file system (free some, "
+            "e.g. with podmgr gc, or give /var/lib/podmgr more)"
+        )
     if error.errno == errno.EROFS:
         return StoreFailed(f"{what}: the store's file system is read-only")
     return StoreFailed(f"{what}: {error.strerror or error} in the store")
@@ -91,7 +101,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
         try:
             view = memoryview(data)
             while view:
-                view = view[os.write(fd, view):]
+                view = view[os.write(fd, view) :]
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -126,8 +136,15 @@ class Store:
 
     def repair_modes(self) -> None:
         """Make the store's directories root's alone again (older podmgr made them 0711)."""
-        for directory in (self.root, self.blobs.parent, self.blobs, self.layers.parent,
-                          self.layers, self.images, self.tmp):
+        for directory in (
+            self.root,
+            self.blobs.parent,
+            self.blobs,
+            self.layers.parent,
+            self.layers,
+            self.images,
+            self.tmp,
+        ):
             with contextlib.suppress(FileNotFoundError):
                 info = directory.lstat()
                 if info.st_uid != os.geteuid():
@@ -160,11 +177,11 @@ class Store:
         try:
             data = self.blob_path(digest).read_bytes()
         except FileNotFoundError:
-            raise NoSuchImage(f"blob {digest} is not in the store (pull the image again)")\
-                from None
+            raise NoSuchImage(f"blob {digest} is not in the store (pull the image again)") from None
         if Digest.of(data, digest.algorithm) != digest:
-            raise DigestMismatch(f"blob {digest} in the store is corrupt (remove the image "
-                                 "and pull it again)")
+            raise DigestMismatch(
+                f"blob {digest} in the store is corrupt (remove the image and pull it again)"
+            )
         return data
 
     # Layers.
@@ -223,14 +240,17 @@ class Store:
         try:
             return ImageRecord.from_json(self.record_path(name).read_text())
         except FileNotFoundError:
-            raise NoSuchImage(f"no image {name!r} in the store (see podmgr image list, or "
-                              f"podmgr image pull)") from None
+            raise NoSuchImage(
+                f"no image {name!r} in the store (see podmgr image list, or podmgr image pull)"
+            ) from None
 
     def all_images(self) -> list[ImageRecord]:
         if not self.images.is_dir():
             return []
-        return sorted((ImageRecord.from_json(p.read_text())
-                       for p in self.images.glob("*.json")), key=lambda r: r.name)
+        return sorted(
+            (ImageRecord.from_json(p.read_text()) for p in self.images.glob("*.json")),
+            key=lambda r: r.name,
+        )
 
     def remove_image(self, name: str) -> None:
         path = self.record_path(name)

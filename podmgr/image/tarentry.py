@@ -41,8 +41,13 @@ TIME_MAX = (2**63 - 1) // 10**9  # seconds that fit a struct timespec in nanosec
 _LONG_COMPONENT = re.compile(rb"[^/]{%d}" % (NAME_MAX + 1))
 # tarfile's parser of a header's number fields (octal, or GNU base-256).
 _nti = tarfile.nti  # type: ignore[attr-defined]
-_EXTENDED = (tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
-             tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK)
+_EXTENDED = (
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+)
 
 
 class BadLayer(PodmgrError):
@@ -66,14 +71,17 @@ class Header(tarfile.TarInfo):
 
     def _proc_member(self, archive: tarfile.TarFile) -> tarfile.TarInfo:
         # Global PAX headers (XGLTYPE) add to what every later entry carries.
-        if archive.pax_headers and sum(len(k) + len(v) for k, v in
-                                       archive.pax_headers.items()) > MAX_HEADER:
+        if (
+            archive.pax_headers
+            and sum(len(k) + len(v) for k, v in archive.pax_headers.items()) > MAX_HEADER
+        ):
             raise HeaderProblem(f"global extended headers of more than {MAX_HEADER} bytes")
         chain = getattr(archive, "podmgr_chain", 0)
         if self.type in _EXTENDED:
             if self.size > MAX_HEADER:
-                raise HeaderProblem(f"an extended header of {self.size} bytes (at most "
-                                    f"{MAX_HEADER})")
+                raise HeaderProblem(
+                    f"an extended header of {self.size} bytes (at most {MAX_HEADER})"
+                )
             if chain >= MAX_CHAIN:
                 raise HeaderProblem(f"more than {MAX_CHAIN} extended headers for one entry")
             archive.podmgr_chain = chain + 1  # type: ignore[attr-defined]
@@ -95,8 +103,8 @@ class Header(tarfile.TarInfo):
                 raise HeaderProblem("the stream ends inside a sparse map")
             for start in range(0, 21 * 24, 24):
                 try:
-                    offset = _nti(block[start:start + 12])
-                    count = _nti(block[start + 12:start + 24])
+                    offset = _nti(block[start : start + 12])
+                    count = _nti(block[start + 12 : start + 24])
                 except tarfile.HeaderError:
                     break
                 if offset or count:
@@ -108,8 +116,9 @@ class Header(tarfile.TarInfo):
         self.size = real_size
         return self
 
-    def _proc_gnusparse_10(self, following: tarfile.TarInfo, pax_headers: dict[str, str],
-                           archive: tarfile.TarFile) -> None:
+    def _proc_gnusparse_10(
+        self, following: tarfile.TarInfo, pax_headers: dict[str, str], archive: tarfile.TarFile
+    ) -> None:
         """A PAX 1.0 sparse map: decimal lines at the start of the data, the first the
         number of regions; read line by line, never more than it may hold."""
         assert archive.fileobj is not None
@@ -129,8 +138,7 @@ class Header(tarfile.TarInfo):
                 raise HeaderProblem("a sparse map line is not a number")
             if wanted is None:
                 if int(line) > MAX_SPARSE_REGIONS:
-                    raise HeaderProblem(f"a sparse map of more than {MAX_SPARSE_REGIONS} "
-                                        "regions")
+                    raise HeaderProblem(f"a sparse map of more than {MAX_SPARSE_REGIONS} regions")
                 wanted = 2 * int(line)
             else:
                 numbers.append(int(line))
@@ -178,8 +186,10 @@ def shown(name: str, limit: int = 200) -> str:
         return name
     cut = name[:limit]
     text = cut.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    text = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in text)
+    text = "".join(
+        c if c.isprintable() else f"\\x{ord(c):02x}" if ord(c) < 256 else f"\\u{ord(c):04x}"
+        for c in text
+    )
     return text if len(name) <= limit else text + "..."
 
 
@@ -193,20 +203,23 @@ def split(name: str, what: str, display: str) -> tuple[str, str]:
     except UnicodeError:
         raise BadLayer(f"{what}: {display}: the name is not a byte string") from None
     if len(encoded) > MAX_PATH:
-        raise BadLayer(f"{what}: {display}: a name of {len(encoded)} bytes (at most "
-                       f"{MAX_PATH})")
+        raise BadLayer(f"{what}: {display}: a name of {len(encoded)} bytes (at most {MAX_PATH})")
     if name.startswith("/"):
-        raise UnsafeLayer(f"{what}: {display}: absolute names are refused (the layer is "
-                          "malformed or hostile)")
+        raise UnsafeLayer(
+            f"{what}: {display}: absolute names are refused (the layer is malformed or hostile)"
+        )
     parts = name.split("/")
     if "" in parts or "." in parts:
         parts = [p for p in parts if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeLayer(f"{what}: {display}: '..' in a name is refused (the layer is "
-                          "malformed or hostile)")
+        raise UnsafeLayer(
+            f"{what}: {display}: '..' in a name is refused (the layer is malformed or hostile)"
+        )
     if len(encoded) > NAME_MAX and _LONG_COMPONENT.search(encoded):
-        raise BadLayer(f"{what}: {display}: a name component longer than {NAME_MAX} "
-                       "bytes, which no Linux file system takes")
+        raise BadLayer(
+            f"{what}: {display}: a name component longer than {NAME_MAX} "
+            "bytes, which no Linux file system takes"
+        )
     if not parts:
         return "", ""
     return "/".join(parts[:-1]), parts[-1]
@@ -214,8 +227,9 @@ def split(name: str, what: str, display: str) -> tuple[str, str]:
 
 def _number(value: object, low: int, high: int, field: str, what: str, display: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise BadLayer(f"{what}: {display}: {field} {shown(str(value), 40)} is out of range "
-                       f"({low} to {high})")
+        raise BadLayer(
+            f"{what}: {display}: {field} {shown(str(value), 40)} is out of range ({low} to {high})"
+        )
     return value
 
 
@@ -232,32 +246,43 @@ def _kind(member: tarfile.TarInfo, base: str, what: str, display: str) -> Kind:
         return Kind.OPAQUE
     if base.startswith(WHITEOUT):
         return Kind.WHITEOUT
-    for test, kind in ((member.isreg, Kind.FILE), (member.isdir, Kind.DIRECTORY),
-                       (member.issym, Kind.SYMLINK), (member.islnk, Kind.HARDLINK),
-                       (member.isfifo, Kind.FIFO), (member.ischr, Kind.CHARACTER),
-                       (member.isblk, Kind.BLOCK)):
+    for test, kind in (
+        (member.isreg, Kind.FILE),
+        (member.isdir, Kind.DIRECTORY),
+        (member.issym, Kind.SYMLINK),
+        (member.islnk, Kind.HARDLINK),
+        (member.isfifo, Kind.FIFO),
+        (member.ischr, Kind.CHARACTER),
+        (member.isblk, Kind.BLOCK),
+    ):
         if test():
             return kind
     raise BadLayer(f"{what}: {display}: unsupported tar entry type {shown(str(member.type))}")
 
 
-def _sparse(member: tarfile.TarInfo, size: int, what: str,
-            display: str) -> tuple[tuple[int, int], ...] | None:
+def _sparse(
+    member: tarfile.TarInfo, size: int, what: str, display: str
+) -> tuple[tuple[int, int], ...] | None:
     regions = getattr(member, "sparse", None)
     if regions is None:
         return None
     end = 0
     for offset, count in regions:
-        if not (isinstance(offset, int) and isinstance(count, int)) or offset < end \
-                or count < 0 or offset + count > size:
-            raise BadLayer(f"{what}: {display}: its sparse map is out of order or beyond the "
-                           "file's size (the layer is malformed)")
+        if (
+            not (isinstance(offset, int) and isinstance(count, int))
+            or offset < end
+            or count < 0
+            or offset + count > size
+        ):
+            raise BadLayer(
+                f"{what}: {display}: its sparse map is out of order or beyond the "
+                "file's size (the layer is malformed)"
+            )
         end = offset + count
     return tuple(regions)
 
 
-def _xattrs(member: tarfile.TarInfo, what: str,
-            display: str) -> tuple[tuple[str, bytes], ...]:
+def _xattrs(member: tarfile.TarInfo, what: str, display: str) -> tuple[tuple[str, bytes], ...]:
     found = []
     for key, value in member.pax_headers.items():
         if key.startswith("SCHILY.xattr."):
@@ -266,10 +291,15 @@ def _xattrs(member: tarfile.TarInfo, what: str,
                 continue
             data = value.encode("utf-8", "surrogateescape")
             # Linux: names of at most 255 bytes, values of at most 64 KiB.
-            if "\0" in name or len(name.encode("utf-8", "surrogateescape")) > 255 \
-                    or len(data) > 65536:
-                raise BadLayer(f"{what}: {display}: extended attribute {shown(name, 60)} "
-                               "is not one Linux takes")
+            if (
+                "\0" in name
+                or len(name.encode("utf-8", "surrogateescape")) > 255
+                or len(data) > 65536
+            ):
+                raise BadLayer(
+                    f"{what}: {display}: extended attribute {shown(name, 60)} "
+                    "is not one Linux takes"
+                )
             found.append((name, data))
     return tuple(found)
 
@@ -284,8 +314,10 @@ def entry_of(member: tarfile.TarInfo, what: str) -> Entry | None:
     if kind is Kind.WHITEOUT:
         base = base.removeprefix(WHITEOUT)
         if base in ("", ".", ".."):
-            raise UnsafeLayer(f"{what}: {display}: a whiteout of {base or 'nothing'!r} is "
-                              "refused (the layer is malformed or hostile)")
+            raise UnsafeLayer(
+                f"{what}: {display}: a whiteout of {base or 'nothing'!r} is "
+                "refused (the layer is malformed or hostile)"
+            )
     size = _number(member.size, 0, 2**63 - 1, "size", what, display)
     link = None
     symlink = ""
@@ -297,18 +329,31 @@ def entry_of(member: tarfile.TarInfo, what: str) -> Entry | None:
         symlink = member.linkname
         encoded = symlink.encode("utf-8", "surrogateescape")
         if not symlink or "\0" in symlink or len(encoded) > SYMLINK_MAX:
-            raise BadLayer(f"{what}: {display}: a symlink target that is empty, holds a NUL "
-                           f"or is longer than {SYMLINK_MAX} bytes")
+            raise BadLayer(
+                f"{what}: {display}: a symlink target that is empty, holds a NUL "
+                f"or is longer than {SYMLINK_MAX} bytes"
+            )
     device = (0, 0)
     if kind in (Kind.CHARACTER, Kind.BLOCK):
         # Linux's dev_t: 12 bits of major, 20 of minor.
-        device = (_number(member.devmajor, 0, 2**12 - 1, "device major", what, display),
-                  _number(member.devminor, 0, 2**20 - 1, "device minor", what, display))
+        device = (
+            _number(member.devmajor, 0, 2**12 - 1, "device major", what, display),
+            _number(member.devminor, 0, 2**20 - 1, "device minor", what, display),
+        )
     mode = _number(member.mode, 0, 2**32 - 1, "mode", what, display) & 0o7777
     return Entry(
-        kind=kind, parent=parent, base=base, shown=display, mode=mode,
+        kind=kind,
+        parent=parent,
+        base=base,
+        shown=display,
+        mode=mode,
         uid=_number(member.uid, 0, ID_MAX, "uid", what, display),
         gid=_number(member.gid, 0, ID_MAX, "gid", what, display),
-        mtime_ns=_mtime_ns(member.mtime, what, display), size=size,
+        mtime_ns=_mtime_ns(member.mtime, what, display),
+        size=size,
         sparse=_sparse(member, size, what, display) if kind is Kind.FILE else None,
-        link=link, symlink=symlink, device=device, xattrs=_xattrs(member, what, display))
+        link=link,
+        symlink=symlink,
+        device=device,
+        xattrs=_xattrs(member, what, display),
+    )

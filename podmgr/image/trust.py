@@ -96,8 +96,11 @@ class TrustStore:
                     try:
                         prefix = reference.normalize_prefix(written)
                     except reference.BadReference:
-                        log.warning("%s: %r is not an image name prefix: the key there "
-                                    "signs nothing", path, written)
+                        log.warning(
+                            "%s: %r is not an image name prefix: the key there signs nothing",
+                            path,
+                            written,
+                        )
                         prefix = written
                 yield base == self.admin, prefix, path
 
@@ -111,14 +114,18 @@ class TrustStore:
             if identity in found:
                 continue
             data = path.read_bytes()
-            found[identity] = TrustedKey(path.name, prefix, path, data) if data.strip() \
-                else None  # an empty file masks
+            found[identity] = (
+                TrustedKey(path.name, prefix, path, data) if data.strip() else None
+            )  # an empty file masks
         return [key for key in found.values() if key is not None]
 
     def keys_for(self, name: str) -> list[TrustedKey]:
         """Keys trusted to sign image ``name`` (registry/repository)."""
-        return [key for key in self.all_keys()
-                if key.prefix == ROOT or reference.matches_prefix(name, key.prefix)]
+        return [
+            key
+            for key in self.all_keys()
+            if key.prefix == ROOT or reference.matches_prefix(name, key.prefix)
+        ]
 
     def add(self, prefix: str, armored: bytes) -> KeyInfo:
         prefix = self.normalize(prefix)
@@ -134,8 +141,11 @@ class TrustStore:
         file."""
         fingerprint = fingerprint.replace(" ", "").upper()
         wanted = None if prefix is None else self.normalize(prefix)
-        matches = [k for k in self.all_keys() if k.fingerprint == fingerprint
-                   and (wanted is None or k.prefix == wanted)]
+        matches = [
+            k
+            for k in self.all_keys()
+            if k.fingerprint == fingerprint and (wanted is None or k.prefix == wanted)
+        ]
         if not matches:
             where = "" if wanted is None else f" for {wanted or 'the root set'}"
             raise TrustError(f"no trusted key {fingerprint}{where} (see podmgr trust list)")
@@ -160,11 +170,12 @@ def inspect_key(armored: bytes) -> KeyInfo:
     except gpgsandbox.SandboxError as error:
         raise TrustError(f"cannot read the key: {error}") from None
     if reply.imported != 1 or len(reply.keys) != 1:
-        raise TrustError(f"expected one OpenPGP public key, found {reply.imported} (export "
-                         "the key with gpg --armor --export FINGERPRINT)")
+        raise TrustError(
+            f"expected one OpenPGP public key, found {reply.imported} (export "
+            "the key with gpg --armor --export FINGERPRINT)"
+        )
     [key] = reply.keys
     if key.validity in ("r", "e"):
         state = "revoked" if key.validity == "r" else "expired"
-        raise TrustError(f"key {key.fingerprint} is {state} (ask the signer for a current "
-                         "key)")
+        raise TrustError(f"key {key.fingerprint} is {state} (ask the signer for a current key)")
     return KeyInfo(key.fingerprint, key.user_ids, key.expires)

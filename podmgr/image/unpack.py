@@ -60,8 +60,19 @@ from podmgr.image.tarentry import (
     shown,
 )
 
-__all__ = ["OPAQUE", "OVERLAY_OPAQUE", "WHITEOUT", "XATTRS", "BadLayer", "Limits",
-           "OpaqueReport", "Stats", "StoreFailed", "UnsafeLayer", "unpack"]
+__all__ = [
+    "OPAQUE",
+    "OVERLAY_OPAQUE",
+    "WHITEOUT",
+    "XATTRS",
+    "BadLayer",
+    "Limits",
+    "OpaqueReport",
+    "Stats",
+    "StoreFailed",
+    "UnsafeLayer",
+    "unpack",
+]
 
 OVERLAY_OPAQUE = "trusted.overlay.opaque"
 _COPY_CHUNK = 1 << 20
@@ -69,8 +80,7 @@ _COPY_CHUNK = 1 << 20
 # to 10 KiB records, which compress to almost nothing.
 _RATIO_FLOOR = 1 << 20
 # What a malformed stream makes tarfile (or int(), or a decoder) raise while reading.
-_READ_ERRORS = (tarfile.TarError, ValueError, OverflowError, UnicodeError, EOFError,
-                IndexError)
+_READ_ERRORS = (tarfile.TarError, ValueError, OverflowError, UnicodeError, EOFError, IndexError)
 
 
 # Called with the path of each opaque directory, instead of setting its xattr.
@@ -118,9 +128,15 @@ class _Unpacking:
     file_system: str
 
 
-def unpack(stream: Readable, root_fd: int, what: str, limits: Limits = Limits(),
-           compressed: int | None = None, opaque: OpaqueReport | None = None,
-           file_system: str = "") -> Stats:
+def unpack(
+    stream: Readable,
+    root_fd: int,
+    what: str,
+    limits: Limits = Limits(),
+    compressed: int | None = None,
+    opaque: OpaqueReport | None = None,
+    file_system: str = "",
+) -> Stats:
     """Unpack the uncompressed tar ``stream`` into the directory ``root_fd``.
 
     ``compressed`` is the size of the blob ``stream`` came from (for ``Limits.ratio``);
@@ -140,9 +156,11 @@ def unpack(stream: Readable, root_fd: int, what: str, limits: Limits = Limits(),
                 archive.members.clear()  # type: ignore[attr-defined]
                 stats.entries += 1
                 if stats.entries > limits.entries:
-                    raise BadLayer(f"{what}: more than {limits.entries} entries (raise "
-                                   "max_layer_entries in podmgr.toml if the image is "
-                                   "legitimate)")
+                    raise BadLayer(
+                        f"{what}: more than {limits.entries} entries (raise "
+                        "max_layer_entries in podmgr.toml if the image is "
+                        "legitimate)"
+                    )
                 entry = entry_of(member, what)
                 if entry is None:
                     continue
@@ -150,14 +168,18 @@ def unpack(stream: Readable, root_fd: int, what: str, limits: Limits = Limits(),
                 if entry.kind is Kind.FILE:
                     stats.bytes += entry.size
                     if stats.bytes > limits.bytes:
-                        raise BadLayer(f"{what}: more than {limits.bytes} bytes of files "
-                                       "(raise max_layer_size in podmgr.toml if the image "
-                                       "is legitimate)")
+                        raise BadLayer(
+                            f"{what}: more than {limits.bytes} bytes of files "
+                            "(raise max_layer_size in podmgr.toml if the image "
+                            "is legitimate)"
+                        )
                 if allowed is not None and max(stats.bytes, meter.count) > allowed:
-                    raise BadLayer(f"{what}: {entry.shown}: the layer unpacks to more than "
-                                   f"{limits.ratio} times its compressed size of {compressed} "
-                                   "bytes (raise max_layer_ratio in podmgr.toml if the image "
-                                   "is legitimate)")
+                    raise BadLayer(
+                        f"{what}: {entry.shown}: the layer unpacks to more than "
+                        f"{limits.ratio} times its compressed size of {compressed} "
+                        "bytes (raise max_layer_ratio in podmgr.toml if the image "
+                        "is legitimate)"
+                    )
                 _extract_checked(archive, member, entry, work)
         try:
             work.tree.close()  # sets the directories' times
@@ -172,8 +194,14 @@ def _open(meter: _Metered, what: str) -> tarfile.TarFile:
     try:
         # Stream mode ("r|") only ever calls read(): any Readable will do.  It reads the
         # first header at once.
-        return tarfile.open(fileobj=cast(IO[bytes], meter), mode="r|", tarinfo=Header,
-                            errorlevel=2, encoding="utf-8", errors="surrogateescape")
+        return tarfile.open(
+            fileobj=cast(IO[bytes], meter),
+            mode="r|",
+            tarinfo=Header,
+            errorlevel=2,
+            encoding="utf-8",
+            errors="surrogateescape",
+        )
     except _READ_ERRORS as error:
         raise BadLayer(f"{what}: not a valid tar stream ({shown(str(error), 120)})") from None
 
@@ -182,24 +210,29 @@ def _next(archive: tarfile.TarFile, what: str, last: str) -> tarfile.TarInfo | N
     try:
         return archive.next()
     except _READ_ERRORS as error:
-        raise BadLayer(f"{what}: after {last}: not a valid tar header "
-                       f"({shown(str(error), 120)})") from None
+        raise BadLayer(
+            f"{what}: after {last}: not a valid tar header ({shown(str(error), 120)})"
+        ) from None
 
 
-def _extract_checked(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry,
-                     work: _Unpacking) -> None:
+def _extract_checked(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry, work: _Unpacking
+) -> None:
     what = work.what
     try:
         _extract(archive, member, entry, work)
     except dirtree.Blocked as blocked:
-        raise UnsafeLayer(f"{what}: {entry.shown}: {shown(blocked.path)} is a symlink or not "
-                          "a directory, so the entry would land outside its place (the layer "
-                          "is malformed or hostile)") from None
+        raise UnsafeLayer(
+            f"{what}: {entry.shown}: {shown(blocked.path)} is a symlink or not "
+            "a directory, so the entry would land outside its place (the layer "
+            "is malformed or hostile)"
+        ) from None
     except OSError as error:
         raise _failure(error, what, entry, work) from None
     except _READ_ERRORS as error:
-        raise BadLayer(f"{what}: {entry.shown}: its data is cut short or malformed "
-                       f"({shown(str(error), 120)})") from None
+        raise BadLayer(
+            f"{what}: {entry.shown}: its data is cut short or malformed ({shown(str(error), 120)})"
+        ) from None
 
 
 def _failure(error: OSError, what: str, entry: Entry | None, work: _Unpacking) -> PodmgrError:
@@ -211,19 +244,26 @@ def _failure(error: OSError, what: str, entry: Entry | None, work: _Unpacking) -
     if entry and entry.kind is Kind.WHITEOUT and error.errno == errno.EPERM:
         file_system = work.file_system or dirtree.file_system_type(work.tree.root_fd)
         if file_system == "overlay":
-            return StoreFailed(f"{where}: /var/lib/podmgr is on overlayfs, which cannot "
-                               "hold whiteouts; give it its own file system")
+            return StoreFailed(
+                f"{where}: /var/lib/podmgr is on overlayfs, which cannot "
+                "hold whiteouts; give it its own file system"
+            )
     kind = entry.kind.value if entry else "directory times"
-    return BadLayer(f"{where}: {error.strerror or error} (making the {kind}; the layer is "
-                    "malformed, or the store's file system does not take it)")
+    return BadLayer(
+        f"{where}: {error.strerror or error} (making the {kind}; the layer is "
+        "malformed, or the store's file system does not take it)"
+    )
 
 
-def _extract(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry,
-             work: _Unpacking) -> None:
+def _extract(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry, work: _Unpacking
+) -> None:
     tree, kind = work.tree, entry.kind
     if kind in (Kind.CHARACTER, Kind.BLOCK) and not work.limits.devices:
-        raise UnsafeLayer(f"{work.what}: {entry.shown}: device nodes are refused (allow them "
-                       "in podmgr.toml if the image needs them)")
+        raise UnsafeLayer(
+            f"{work.what}: {entry.shown}: device nodes are refused (allow them "
+            "in podmgr.toml if the image needs them)"
+        )
     if kind is Kind.OPAQUE:
         fd = tree.directory(entry.parent)
         if work.opaque is not None:
@@ -272,8 +312,9 @@ def _directory(entry: Entry, work: _Unpacking) -> None:
     tree.set_times(entry.path, entry.mtime_ns)
 
 
-def _file(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry,
-          work: _Unpacking) -> None:
+def _file(
+    archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry, work: _Unpacking
+) -> None:
     parent_fd = work.tree.directory(entry.parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
@@ -304,8 +345,9 @@ def _file(archive: tarfile.TarFile, member: tarfile.TarInfo, entry: Entry,
         os.close(fd)
 
 
-def _copy(source: IO[bytes], fd: int, offset: int, count: int | None, entry: Entry,
-          what: str) -> None:
+def _copy(
+    source: IO[bytes], fd: int, offset: int, count: int | None, entry: Entry, what: str
+) -> None:
     """Copy ``count`` bytes (all, if None) from ``source`` to ``fd`` at ``offset``."""
     while count is None or count > 0:
         chunk = source.read(_COPY_CHUNK if count is None else min(_COPY_CHUNK, count))
@@ -328,8 +370,10 @@ def _hard_link(entry: Entry, work: _Unpacking) -> None:
     target_parent, target_base = entry.link
     target = f"{target_parent}/{target_base}" if target_parent else target_base
     if target == entry.path or target.startswith(entry.path + "/"):
-        raise BadLayer(f"{what}: {entry.shown}: a hard link to itself or to a name below it "
-                       "(the layer is malformed)")
+        raise BadLayer(
+            f"{what}: {entry.shown}: a hard link to itself or to a name below it "
+            "(the layer is malformed)"
+        )
     source_fd = tree.directory(target_parent)
     try:
         info = os.stat(target_base, dir_fd=source_fd, follow_symlinks=False)
@@ -337,15 +381,18 @@ def _hard_link(entry: Entry, work: _Unpacking) -> None:
         info = None
     # The layer directory started empty: a regular file in it came from this layer.
     if info is None or not stat.S_ISREG(info.st_mode):
-        raise UnsafeLayer(f"{what}: {entry.shown}: a hard link to {shown(target)!r}, which "
-                          "is not a file of this layer, is refused (the layer is malformed "
-                          "or hostile)")
+        raise UnsafeLayer(
+            f"{what}: {entry.shown}: a hard link to {shown(target)!r}, which "
+            "is not a file of this layer, is refused (the layer is malformed "
+            "or hostile)"
+        )
     parent_fd = tree.directory(entry.parent)  # the LRU keeps source_fd: it is newer
     tree.forget(entry.path)
     dirtree.remove(parent_fd, entry.base)
     # The link shares the target's inode: owner, mode and times come with it.
-    os.link(target_base, entry.base, src_dir_fd=source_fd, dst_dir_fd=parent_fd,
-            follow_symlinks=False)
+    os.link(
+        target_base, entry.base, src_dir_fd=source_fd, dst_dir_fd=parent_fd, follow_symlinks=False
+    )
 
 
 def _special(entry: Entry, work: _Unpacking) -> None:
@@ -365,5 +412,4 @@ def _special(entry: Entry, work: _Unpacking) -> None:
     os.chown(base, entry.uid, entry.gid, dir_fd=parent_fd, follow_symlinks=False)
     if entry.kind is not Kind.SYMLINK:  # just made here, not a symlink: chmod cannot stray
         os.chmod(base, _mode(entry, work.limits), dir_fd=parent_fd)
-    os.utime(base, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=parent_fd,
-             follow_symlinks=False)
+    os.utime(base, ns=(entry.mtime_ns, entry.mtime_ns), dir_fd=parent_fd, follow_symlinks=False)

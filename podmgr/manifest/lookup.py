@@ -50,5 +50,6 @@ def find_pod(name: str) -> Path:
     if path := find_manifests().get(name):
         return path
     dirs = ", ".join(str(d) for d in paths.MANIFEST_DIRS)
-    raise NoSuchPod(f"no pod {name!r}: there is no {name}.toml in {dirs} "
-                    "(create one; see podmgr.toml(5))")
+    raise NoSuchPod(
+        f"no pod {name!r}: there is no {name}.toml in {dirs} (create one; see podmgr.toml(5))"
+    )

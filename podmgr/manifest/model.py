@@ -134,8 +134,13 @@ class Manifest:
 
 # The dataclass each section of the schema builds, by the section's field name.
 _CLASSES: dict[str, type] = {
-    "pod": PodSettings, "resources": Resources, "network": Network, "install": Install,
-    "volumes": Volume, "mounts": Mount, "apps": App,
+    "pod": PodSettings,
+    "resources": Resources,
+    "network": Network,
+    "install": Install,
+    "volumes": Volume,
+    "mounts": Mount,
+    "apps": App,
 }
 
 
@@ -159,12 +164,18 @@ def parse(text: str, path: Path) -> Manifest:
     if not path.name.endswith(".toml"):  # (".toml" itself: its name is invalid, below)
         problems.append(Problem("", "a manifest's name must end in .toml (rename the file)"))
     if not names.is_valid_name(name):
-        problems.append(Problem("", f"{name!r} is not a valid pod name (rename the file; "
-                                f"{names.NAME_HINT})"))
+        problems.append(
+            Problem("", f"{name!r} is not a valid pod name (rename the file; {names.NAME_HINT})")
+        )
     elif not names.is_valid_pod_name(name):
-        problems.append(Problem("", f"the pod's slice would be {names.pod_slice(name)}, longer "
-                                f"than the {names.UNIT_NAME_MAX} characters systemd allows a "
-                                "unit's name (rename the file: each '-' takes four)"))
+        problems.append(
+            Problem(
+                "",
+                f"the pod's slice would be {names.pod_slice(name)}, longer "
+                f"than the {names.UNIT_NAME_MAX} characters systemd allows a "
+                "unit's name (rename the file: each '-' takes four)",
+            )
+        )
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -172,13 +183,21 @@ def parse(text: str, path: Path) -> Manifest:
         raise ManifestError(str(path), problems) from None
     except RecursionError:
         # tomllib reads nested arrays and inline tables recursively.
-        problems.append(Problem("", "arrays or tables are nested too deeply to read (no key "
-                                "of a manifest nests more than two levels)"))
+        problems.append(
+            Problem(
+                "",
+                "arrays or tables are nested too deeply to read (no key "
+                "of a manifest nests more than two levels)",
+            )
+        )
         raise ManifestError(str(path), problems) from None
     except ValueError as error:
         # int() refuses more than sys.get_int_max_str_digits() digits (4300 by default).
-        reason = ("a number has too many digits to read (no key takes a number of more than "
-                  "20 digits)" if "digits" in str(error) else f"cannot read it: {error}")
+        reason = (
+            "a number has too many digits to read (no key takes a number of more than 20 digits)"
+            if "digits" in str(error)
+            else f"cannot read it: {error}"
+        )
         problems.append(Problem("", reason))
         raise ManifestError(str(path), problems) from None
     values = tables.Parser(_CLASSES, problems).section(schema.MANIFEST, raw, "")
@@ -209,15 +228,25 @@ def warnings(manifest: Manifest) -> list[Problem]:
     """What a valid manifest says that will not happen: shown, not refused."""
     found = []
     if manifest.network.kind is NetworkMode.HOST and manifest.network.ports:
-        found.append(Problem("network.ports", 'ignored with mode = "host": the apps listen on '
-                             'the host\'s addresses themselves (remove it, or set mode = '
-                             '"bridge")'))
+        found.append(
+            Problem(
+                "network.ports",
+                'ignored with mode = "host": the apps listen on '
+                "the host's addresses themselves (remove it, or set mode = "
+                '"bridge")',
+            )
+        )
     from podmgr.hostpaths import first_link  # noqa: PLC0415 -- the one look at the host here
 
     for key, path, what in _host_paths(manifest):
         if link := first_link(path):
-            found.append(Problem(key, f"{link} is a symbolic link: the pod will not start, as "
-                                 f"podmgr does not follow links in {what}"))
+            found.append(
+                Problem(
+                    key,
+                    f"{link} is a symbolic link: the pod will not start, as "
+                    f"podmgr does not follow links in {what}",
+                )
+            )
     return found
 
 
@@ -226,39 +255,61 @@ def _host_paths(manifest: Manifest) -> Iterator[tuple[str, str, str]]:
     path and what it is."""
     for volume in manifest.volumes.values():
         if volume.type is VolumeType.HOST and volume.source:
-            yield (f"volume.{volume.name}.source", volume.source,
-                   "a host volume's source (name the directory itself)")
+            yield (
+                f"volume.{volume.name}.source",
+                volume.source,
+                "a host volume's source (name the directory itself)",
+            )
     for app in manifest.apps.values():
         if app.rootfs:
-            yield (f"app.{app.name}.rootfs", app.rootfs,
-                   "an app's rootfs (name the directory itself)")
+            yield (
+                f"app.{app.name}.rootfs",
+                app.rootfs,
+                "an app's rootfs (name the directory itself)",
+            )
         for index, file in enumerate(app.environment_files):
-            yield (f"app.{app.name}.environment_files[{index}]", file,
-                   "an app's environment files (name the file itself)")
+            yield (
+                f"app.{app.name}.environment_files[{index}]",
+                file,
+                "an app's environment files (name the file itself)",
+            )
 
 
 def _check_network(network: Network) -> list[Problem]:
     problems = []
     bridged = network.kind is NetworkMode.BRIDGE
     if network.networks and not bridged:
-        problems.append(Problem("network.networks", 'only a bridged pod joins networks (set '
-                                'mode = "bridge")'))
+        problems.append(
+            Problem("network.networks", 'only a bridged pod joins networks (set mode = "bridge")')
+        )
     if network.ports and network.kind is NetworkMode.PRIVATE:
-        problems.append(Problem("network.ports", "a private network cannot be reached from "
-                                'the host (set mode = "bridge")'))
+        problems.append(
+            Problem(
+                "network.ports",
+                'a private network cannot be reached from the host (set mode = "bridge")',
+            )
+        )
     seen: set[tuple[str, int, str]] = set()
     for index, port in enumerate(network.ports):
         key = (port.host_ip, port.host_port, port.protocol)
         if key in seen:
-            problems.append(Problem(f"network.ports[{index}]", f"{port.host_port}/"
-                                    f"{port.protocol} is published twice (publish it once)"))
+            problems.append(
+                Problem(
+                    f"network.ports[{index}]",
+                    f"{port.host_port}/{port.protocol} is published twice (publish it once)",
+                )
+            )
         seen.add(key)
     for name, address in network.hosts.items():
         try:
             ipaddress.ip_address(address)
         except ValueError:
-            problems.append(Problem(f"network.hosts.{name}", f"{address!r} is not an IP address "
-                                    '(write it like "10.0.0.5")'))
+            problems.append(
+                Problem(
+                    f"network.hosts.{name}",
+                    f'{address!r} is not an IP address (write it like "10.0.0.5")',
+                )
+            )
     return problems
 
 
@@ -268,11 +319,15 @@ def _check_volume(volume: Volume) -> list[Problem]:
     if volume.type is VolumeType.HOST and volume.source is None:
         problems.append(Problem(f"{where}.source", 'missing (add: source = "/srv/data")'))
     for spec in schema.VOLUME.keys:
-        if spec.only_for and getattr(volume, spec.name) is not None \
-                and volume.type not in spec.only_for:
+        if (
+            spec.only_for
+            and getattr(volume, spec.name) is not None
+            and volume.type not in spec.only_for
+        ):
             types = " or ".join(f'"{t}"' for t in spec.only_for)
-            problems.append(Problem(f"{where}.{spec.name}",
-                                    f"only applies to type = {types} (remove it)"))
+            problems.append(
+                Problem(f"{where}.{spec.name}", f"only applies to type = {types} (remove it)")
+            )
     return problems
 
 
@@ -280,27 +335,49 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     problems = []
     where = f"app.{toml_key(app.name)}"
     if (app.rootfs is None) == (app.image is None):
-        problems.append(Problem(where, 'set either rootfs = "/path" or image = '
-                                '"registry.example.org/app:1.0" (exactly one of them)'))
+        problems.append(
+            Problem(
+                where,
+                'set either rootfs = "/path" or image = '
+                '"registry.example.org/app:1.0" (exactly one of them)',
+            )
+        )
     problems.extend(_check_exec(app, where))
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))
         elif other not in manifest.apps:
-            problems.append(Problem(f"{where}.after", f"no app {other!r} in this pod "
-                                    f"(define [app.{toml_key(other)}] or fix the name)"))
+            problems.append(
+                Problem(
+                    f"{where}.after",
+                    f"no app {other!r} in this pod "
+                    f"(define [app.{toml_key(other)}] or fix the name)",
+                )
+            )
     seen: set[str] = set()
     for index, mount in enumerate(app.mounts):
         path = f"{where}.mount[{index}]"
         if mount.volume not in manifest.volumes:
-            problems.append(Problem(f"{path}.volume", f"no volume {mount.volume!r} "
-                                    f"(define [volume.{toml_key(mount.volume)}] or fix the name)"))
+            problems.append(
+                Problem(
+                    f"{path}.volume",
+                    f"no volume {mount.volume!r} "
+                    f"(define [volume.{toml_key(mount.volume)}] or fix the name)",
+                )
+            )
         if mount.path == "/":
-            problems.append(Problem(f"{path}.path", "cannot mount a volume over / "
-                                    "(pick a directory such as /data)"))
+            problems.append(
+                Problem(
+                    f"{path}.path", "cannot mount a volume over / (pick a directory such as /data)"
+                )
+            )
         if mount.path in seen:
-            problems.append(Problem(f"{path}.path", f"{mount.path} is already a mount point "
-                                    "of this app (use another path)"))
+            problems.append(
+                Problem(
+                    f"{path}.path",
+                    f"{mount.path} is already a mount point of this app (use another path)",
+                )
+            )
         seen.add(mount.path)
     return problems
 
@@ -308,8 +385,13 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
 def _check_exec(app: App, where: str) -> list[Problem]:
     if app.exec is None:
         if app.rootfs is not None:
-            return [Problem(f"{where}.exec", 'missing (add: exec = ["/bin/httpd", "-f"]; only '
-                            "an image brings its own command)")]
+            return [
+                Problem(
+                    f"{where}.exec",
+                    'missing (add: exec = ["/bin/httpd", "-f"]; only '
+                    "an image brings its own command)",
+                )
+            ]
     elif not app.exec:
         return [Problem(f"{where}.exec", 'is empty (add the command, e.g. ["/bin/sh"])')]
     else:
@@ -339,9 +421,13 @@ def _check_cycles(manifest: Manifest) -> list[Problem]:
             elif other not in manifest.apps or other == chain[-1] or other in done:
                 continue  # unknown or itself: reported by _check_app
             elif other in chain:
-                loop = " -> ".join([*chain[chain.index(other):], other])
-                return [Problem(f"app.{toml_key(other)}.after",
-                                f"ordering cycle {loop} (remove one of these after entries)")]
+                loop = " -> ".join([*chain[chain.index(other) :], other])
+                return [
+                    Problem(
+                        f"app.{toml_key(other)}.after",
+                        f"ordering cycle {loop} (remove one of these after entries)",
+                    )
+                ]
             else:
                 chain.append(other)
                 pending.append(iter(manifest.apps[other].after))

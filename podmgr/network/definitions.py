@@ -30,19 +30,47 @@ DEFAULT_SUBNET = "10.87.0.0/16"
 DEFAULT_BRIDGE = "podmgr0"
 IFNAMSIZ = 15  # the longest interface name Linux accepts
 
-NETWORK = Section("", "", "A pod network: a bridge on the host, with pods' veths on it.", (
-    Key("subnet", Subnet(), "The pods' addresses come from this IPv4 subnet.", required=True,
-        example='"10.88.0.0/16"'),
-    Key("gateway", Address("gateway address"), "The bridge's address, the pods' default "
-        "route. Empty: the subnet's first address.", example='"10.88.0.1"'),
-    Key("bridge", String(r"[A-Za-z0-9_.-]{1,15}", "use 1-15 letters, digits, '_', '.', '-'",
-                         "interface name"),
-        "The bridge's interface name. Empty: pm-NAME.", example='"pm-backend"'),
-    Key("masquerade", Boolean(), "NAT the pods' traffic to other networks and the outside "
-        "to the host's address.", default=True),
-    Key("isolate", Boolean(), "Drop traffic between this network and other pod networks; "
-        "the outside and published ports still work.", default=False),
-))
+NETWORK = Section(
+    "",
+    "",
+    "A pod network: a bridge on the host, with pods' veths on it.",
+    (
+        Key(
+            "subnet",
+            Subnet(),
+            "The pods' addresses come from this IPv4 subnet.",
+            required=True,
+            example='"10.88.0.0/16"',
+        ),
+        Key(
+            "gateway",
+            Address("gateway address"),
+            "The bridge's address, the pods' default route. Empty: the subnet's first address.",
+            example='"10.88.0.1"',
+        ),
+        Key(
+            "bridge",
+            String(
+                r"[A-Za-z0-9_.-]{1,15}", "use 1-15 letters, digits, '_', '.', '-'", "interface name"
+            ),
+            "The bridge's interface name. Empty: pm-NAME.",
+            example='"pm-backend"',
+        ),
+        Key(
+            "masquerade",
+            Boolean(),
+            "NAT the pods' traffic to other networks and the outside to the host's address.",
+            default=True,
+        ),
+        Key(
+            "isolate",
+            Boolean(),
+            "Drop traffic between this network and other pod networks; "
+            "the outside and published ports still work.",
+            default=False,
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +93,7 @@ def _default_bridge(name: str) -> str:
         return DEFAULT_BRIDGE
     if len("pm-" + name) <= IFNAMSIZ:
         return "pm-" + name
-    return "pm-" + hashlib.sha256(name.encode()).hexdigest()[:IFNAMSIZ - 3]
+    return "pm-" + hashlib.sha256(name.encode()).hexdigest()[: IFNAMSIZ - 3]
 
 
 def parse(name: str, text: str, path: Path | None) -> Definition:
@@ -82,11 +110,26 @@ def parse(name: str, text: str, path: Path | None) -> Definition:
     subnet: ipaddress.IPv4Network = values["subnet"]
     gateway = ipaddress.ip_address(values["gateway"]) if values["gateway"] else subnet[1]
     if gateway not in subnet or gateway in (subnet.network_address, subnet.broadcast_address):
-        raise ManifestError(where, [Problem("gateway", f"{gateway} is not a host address of "
-                                            f"{subnet} (pick one inside it, or leave it out)")])
+        raise ManifestError(
+            where,
+            [
+                Problem(
+                    "gateway",
+                    f"{gateway} is not a host address of "
+                    f"{subnet} (pick one inside it, or leave it out)",
+                )
+            ],
+        )
     assert isinstance(gateway, ipaddress.IPv4Address)
-    return Definition(name, subnet, gateway, values["bridge"] or _default_bridge(name),
-                      values["masquerade"], values["isolate"], path)
+    return Definition(
+        name,
+        subnet,
+        gateway,
+        values["bridge"] or _default_bridge(name),
+        values["masquerade"],
+        values["isolate"],
+        path,
+    )
 
 
 def load(name: str, directory: Path | None = None) -> Definition:
@@ -97,29 +140,38 @@ def load(name: str, directory: Path | None = None) -> Definition:
     except FileNotFoundError:
         if name == names.DEFAULT_NETWORK:
             return parse(name, f'subnet = "{DEFAULT_SUBNET}"\n', None)
-        raise PodmgrError(f"network {name} is not defined (create {path} with at least "
-                          'subnet = "10.88.0.0/16")') from None
+        raise PodmgrError(
+            f'network {name} is not defined (create {path} with at least subnet = "10.88.0.0/16")'
+        ) from None
     except (OSError, UnicodeDecodeError) as error:
         reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-        raise ManifestError(str(path), [Problem("", f"cannot read: {reason} (fix the "
-                                                "file or remove it)")]) from None
+        raise ManifestError(
+            str(path), [Problem("", f"cannot read: {reason} (fix the file or remove it)")]
+        ) from None
     return parse(name, text, path)
 
 
 def load_all(directory: Path | None = None) -> dict[str, Definition]:
     """Every network, checked against each other: no two share a bridge or subnets."""
     directory = directory or NETWORKS_DIR
-    found = sorted(p.stem for p in directory.glob("*.toml")
-                   if names.is_valid_name(p.stem)) if directory.is_dir() else []
+    found = (
+        sorted(p.stem for p in directory.glob("*.toml") if names.is_valid_name(p.stem))
+        if directory.is_dir()
+        else []
+    )
     every = {name: load(name, directory) for name in {names.DEFAULT_NETWORK, *found}}
     # The built-in network first: a clash with it is blamed on the file that clashes.
     ordered = sorted(every.values(), key=lambda d: (d.path is not None, d.name))
     for index, first in enumerate(ordered):
-        for second in ordered[index + 1:]:
+        for second in ordered[index + 1 :]:
             if first.bridge == second.bridge:
-                raise PodmgrError(f"{second.where}: bridge {second.bridge} is already the "
-                                  f"bridge of network {first.name} (give it another bridge)")
+                raise PodmgrError(
+                    f"{second.where}: bridge {second.bridge} is already the "
+                    f"bridge of network {first.name} (give it another bridge)"
+                )
             if first.subnet.overlaps(second.subnet):
-                raise PodmgrError(f"{second.where}: subnet {second.subnet} overlaps "
-                                  f"{first.subnet} of network {first.name} (pick another)")
+                raise PodmgrError(
+                    f"{second.where}: subnet {second.subnet} overlaps "
+                    f"{first.subnet} of network {first.name} (pick another)"
+                )
     return every

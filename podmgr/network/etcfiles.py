@@ -19,21 +19,30 @@ HOST_RESOLV = Path("/etc/resolv.conf")
 RESOLVED_UPLINKS = Path("/run/systemd/resolve/resolv.conf")
 
 
-def hosts(hostname: str, address: str | None, peers: Iterable[tuple[str, str]],
-          extra: dict[str, str]) -> str:
+def hosts(
+    hostname: str, address: str | None, peers: Iterable[tuple[str, str]], extra: dict[str, str]
+) -> str:
     """``address``: the pod's own on its first network (None: loopback only);
     ``peers``: (address, pod) of the pods it shares a network with."""
-    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-             f"{address or '127.0.1.1'}\t{hostname}"]
-    lines += [f"{peer_address}\t{pod}" for peer_address, pod
-              in sorted(peers, key=lambda peer: ipaddress.ip_address(peer[0]))]
+    lines = [
+        "127.0.0.1\tlocalhost",
+        "::1\tlocalhost ip6-localhost ip6-loopback",
+        f"{address or '127.0.1.1'}\t{hostname}",
+    ]
+    lines += [
+        f"{peer_address}\t{pod}"
+        for peer_address, pod in sorted(peers, key=lambda peer: ipaddress.ip_address(peer[0]))
+    ]
     lines += [f"{extra_address}\t{name}" for name, extra_address in extra.items()]
     return "\n".join(lines) + "\n"
 
 
 def _nameservers(text: str) -> list[str]:
-    return [line.split()[1] for line in text.splitlines()
-            if line.startswith("nameserver") and len(line.split()) > 1]
+    return [
+        line.split()[1]
+        for line in text.splitlines()
+        if line.startswith("nameserver") and len(line.split()) > 1
+    ]
 
 
 def _read(path: Path) -> str:

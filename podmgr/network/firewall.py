@@ -61,13 +61,15 @@ def _skeleton() -> list[dict[str, Any]]:
             spec |= {"type": kind, "hook": hook, "prio": prio, "policy": "accept"}
         return {"add": {"chain": spec}}
 
-    return [{"add": {"table": {"family": FAMILY, "name": TABLE}}},
-            {"add": {"set": {**table, "name": _BRIDGES, "type": "ifname"}}},
-            chain("publish"),
-            chain("prerouting", "nat", "prerouting", -100),
-            chain("output", "nat", "output", -100),
-            chain("postrouting", "nat", "postrouting", 100),
-            chain("forward", "filter", "forward", 0)]
+    return [
+        {"add": {"table": {"family": FAMILY, "name": TABLE}}},
+        {"add": {"set": {**table, "name": _BRIDGES, "type": "ifname"}}},
+        chain("publish"),
+        chain("prerouting", "nat", "prerouting", -100),
+        chain("output", "nat", "output", -100),
+        chain("postrouting", "nat", "postrouting", 100),
+        chain("forward", "filter", "forward", 0),
+    ]
 
 
 def _match(left: dict[str, Any], right: object, op: str = "==") -> dict[str, Any]:
@@ -79,8 +81,17 @@ def _meta(key: str) -> dict[str, Any]:
 
 
 def _rule(chain: str, comment: str, *expr: dict[str, Any]) -> dict[str, Any]:
-    return {"add": {"rule": {"family": FAMILY, "table": TABLE, "chain": chain,
-                             "comment": comment, "expr": list(expr)}}}
+    return {
+        "add": {
+            "rule": {
+                "family": FAMILY,
+                "table": TABLE,
+                "chain": chain,
+                "comment": comment,
+                "expr": list(expr),
+            }
+        }
+    }
 
 
 def rules() -> list[Rule]:
@@ -93,15 +104,28 @@ def rules() -> list[Rule]:
 
 
 def _delete(found: list[Rule]) -> list[dict[str, Any]]:
-    return [{"delete": {"rule": {"family": FAMILY, "table": TABLE, "chain": r["chain"],
-                                 "handle": r["handle"]}}} for r in found]
+    return [
+        {
+            "delete": {
+                "rule": {
+                    "family": FAMILY,
+                    "table": TABLE,
+                    "chain": r["chain"],
+                    "handle": r["handle"],
+                }
+            }
+        }
+        for r in found
+    ]
 
 
 def _jumps() -> list[dict[str, Any]]:
     """prerouting and output send what is addressed to the host to publish."""
     local = _match({"fib": {"result": "type", "flags": ["daddr"]}}, "local")
-    return [_rule(chain, "podmgr", local, {"jump": {"target": "publish"}})
-            for chain in ("prerouting", "output")]
+    return [
+        _rule(chain, "podmgr", local, {"jump": {"target": "publish"}})
+        for chain in ("prerouting", "output")
+    ]
 
 
 def add_network(network: Definition) -> None:
@@ -116,25 +140,52 @@ def add_network(network: Definition) -> None:
     if not any(r.get("comment") == "podmgr" for r in present):
         commands += _jumps()
     commands += [
-        {"add": {"element": {"family": FAMILY, "table": TABLE, "name": _BRIDGES,
-                             "elem": [bridge]}}},
-        _rule("postrouting", tag, _match(_meta("oifname"), bridge),
-              _match(saddr, {"prefix": {"addr": "127.0.0.0", "len": 8}}),
-              {"masquerade": None}),
-        _rule("postrouting", tag, _match(_meta("iifname"), bridge),
-              _match(_meta("oifname"), bridge),
-              _match({"ct": {"key": "status"}}, "dnat", "in"), {"masquerade": None}),
+        {
+            "add": {
+                "element": {"family": FAMILY, "table": TABLE, "name": _BRIDGES, "elem": [bridge]}
+            }
+        },
+        _rule(
+            "postrouting",
+            tag,
+            _match(_meta("oifname"), bridge),
+            _match(saddr, {"prefix": {"addr": "127.0.0.0", "len": 8}}),
+            {"masquerade": None},
+        ),
+        _rule(
+            "postrouting",
+            tag,
+            _match(_meta("iifname"), bridge),
+            _match(_meta("oifname"), bridge),
+            _match({"ct": {"key": "status"}}, "dnat", "in"),
+            {"masquerade": None},
+        ),
     ]
     if network.masquerade:
-        subnet = {"prefix": {"addr": str(network.subnet.network_address),
-                             "len": network.subnet.prefixlen}}
-        commands.append(_rule("postrouting", tag, _match(saddr, subnet),
-                              _match(_meta("oifname"), bridge, "!="), {"masquerade": None}))
+        subnet = {
+            "prefix": {"addr": str(network.subnet.network_address), "len": network.subnet.prefixlen}
+        }
+        commands.append(
+            _rule(
+                "postrouting",
+                tag,
+                _match(saddr, subnet),
+                _match(_meta("oifname"), bridge, "!="),
+                {"masquerade": None},
+            )
+        )
     if network.isolate:
         for inside, outside in (("iifname", "oifname"), ("oifname", "iifname")):
-            commands.append(_rule("forward", tag, _match(_meta(inside), bridge),
-                                  _match(_meta(outside), f"@{_BRIDGES}"),
-                                  _match(_meta(outside), bridge, "!="), {"drop": None}))
+            commands.append(
+                _rule(
+                    "forward",
+                    tag,
+                    _match(_meta(inside), bridge),
+                    _match(_meta(outside), f"@{_BRIDGES}"),
+                    _match(_meta(outside), bridge, "!="),
+                    {"drop": None},
+                )
+            )
     _nft(commands)
 
 
@@ -142,8 +193,18 @@ def remove_network(network: Definition) -> None:
     tag = f"network {network.name}"
     commands = _delete([r for r in rules() if r.get("comment") == tag])
     if commands:
-        commands.append({"delete": {"element": {"family": FAMILY, "table": TABLE,
-                                                "name": _BRIDGES, "elem": [network.bridge]}}})
+        commands.append(
+            {
+                "delete": {
+                    "element": {
+                        "family": FAMILY,
+                        "table": TABLE,
+                        "name": _BRIDGES,
+                        "elem": [network.bridge],
+                    }
+                }
+            }
+        )
         _nft(commands)
 
 
@@ -161,8 +222,11 @@ def published(found: list[Rule] | None = None) -> list[tuple[str, Port]]:
 
 
 def _clash(a: Port, b: Port) -> bool:
-    return (a.protocol == b.protocol and a.host_port == b.host_port
-            and (not a.host_ip or not b.host_ip or a.host_ip == b.host_ip))
+    return (
+        a.protocol == b.protocol
+        and a.host_port == b.host_port
+        and (not a.host_ip or not b.host_ip or a.host_ip == b.host_ip)
+    )
 
 
 def publish(pod: str, address: str, ports: list[Port]) -> None:
@@ -171,17 +235,20 @@ def publish(pod: str, address: str, ports: list[Port]) -> None:
     for owner, taken in published():
         for port in ports:
             if owner != pod and _clash(port, taken):
-                raise PrepareError(f"pod {pod}: network.ports: {port.host_port}/{port.protocol} "
-                                   f"is already published by pod {owner} (stop {owner} or "
-                                   "publish another host port)")
+                raise PrepareError(
+                    f"pod {pod}: network.ports: {port.host_port}/{port.protocol} "
+                    f"is already published by pod {owner} (stop {owner} or "
+                    "publish another host port)"
+                )
     commands = _skeleton()
     for port in ports:
         expr = [_match(_meta("nfproto"), "ipv4")]
         if port.host_ip:
             expr.append(_match({"payload": {"protocol": "ip", "field": "daddr"}}, port.host_ip))
-        expr += [_match({"payload": {"protocol": port.protocol, "field": "dport"}},
-                        port.host_port),
-                 {"dnat": {"family": "ip", "addr": address, "port": port.pod_port}}]
+        expr += [
+            _match({"payload": {"protocol": port.protocol, "field": "dport"}}, port.host_port),
+            {"dnat": {"family": "ip", "addr": address, "port": port.pod_port}},
+        ]
         commands.append(_rule("publish", f"pod {pod} {port}", *expr))
     _nft(commands)
 

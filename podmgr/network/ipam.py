@@ -55,12 +55,22 @@ def networks_with_leases(base: Path = LEASES_DIR) -> list[str]:
 
 def held_by(pod: str, base: Path = LEASES_DIR) -> dict[str, ipaddress.IPv4Address]:
     """The pod's leases: network -> address."""
-    return {network: address for network in networks_with_leases(base)
-            for address, owner in leases(network, base).items() if owner == pod}
+    return {
+        network: address
+        for network in networks_with_leases(base)
+        for address, owner in leases(network, base).items()
+        if owner == pod
+    }
 
 
-def lease(network: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Address,
-          pod: str, prepared: Prepared, base: Path = LEASES_DIR) -> ipaddress.IPv4Address:
+def lease(
+    network: str,
+    subnet: ipaddress.IPv4Network,
+    gateway: ipaddress.IPv4Address,
+    pod: str,
+    prepared: Prepared,
+    base: Path = LEASES_DIR,
+) -> ipaddress.IPv4Address:
     """Lease an address of ``subnet`` to ``pod``: the one it holds already, else the
     lowest one that is free or whose lease is stale."""
     directory = base / network
@@ -82,8 +92,10 @@ def lease(network: str, subnet: ipaddress.IPv4Network, gateway: ipaddress.IPv4Ad
                 (directory / str(address)).unlink()  # stale: its pod is gone
             _write_lease(directory, address, pod)
             return address
-    raise PrepareError(f"network {network}: every address of {subnet} is leased (stop a pod "
-                       "on it, or give the network a larger subnet)")
+    raise PrepareError(
+        f"network {network}: every address of {subnet} is leased (stop a pod "
+        "on it, or give the network a larger subnet)"
+    )
 
 
 def _write_lease(directory: Path, address: ipaddress.IPv4Address, pod: str) -> None:

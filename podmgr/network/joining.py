@@ -60,8 +60,11 @@ def join(plan: Plan, netns: Path) -> None:
 
     pod, network = plan["pod"], plan["network"]
     if network["mode"] == "host" and network["ports"]:
-        log.warning("pod %s: network.ports ignored: a pod on the host's network publishes "
-                    "nothing (its apps listen on the host's addresses)", pod)
+        log.warning(
+            "pod %s: network.ports ignored: a pod on the host's network publishes "
+            "nothing (its apps listen on the host's addresses)",
+            pod,
+        )
     if network["mode"] != "bridge":
         return
     defined = definitions.load_all()
@@ -94,10 +97,12 @@ def _check_unused(pod: str, port: Port) -> None:
             # Closed at once: only asks whether the port is free on those addresses.
             probe.bind((port.host_ip or "0.0.0.0", port.host_port))  # noqa: S104
         except OSError as error:
-            raise PrepareError(f"pod {pod}: network.ports: {port.host_port}/{port.protocol} is "
-                               f"in use on the host ({error.strerror}; ss -lnp 'sport = "
-                               f"{port.host_port}' shows by whom; publish another host "
-                               "port)") from None
+            raise PrepareError(
+                f"pod {pod}: network.ports: {port.host_port}/{port.protocol} is "
+                f"in use on the host ({error.strerror}; ss -lnp 'sport = "
+                f"{port.host_port}' shows by whom; publish another host "
+                "port)"
+            ) from None
 
 
 def leave(pod: str) -> None:
@@ -120,8 +125,7 @@ def _refresh_hosts(changed: set[str] | None = None, without: str = "") -> None:
     from the leases."""
     members: dict[str, dict[str, str]] = {}  # network -> pod -> address
     for network in ipam.networks_with_leases():
-        members[network] = {pod: str(address)
-                            for address, pod in ipam.leases(network).items()}
+        members[network] = {pod: str(address) for address, pod in ipam.leases(network).items()}
     for pod, plan in _plans().items():
         net = plan["network"]
         if pod == without or net["mode"] != "bridge":
@@ -133,8 +137,9 @@ def _refresh_hosts(changed: set[str] | None = None, without: str = "") -> None:
             peers |= members.get(network, {})
         own = peers.pop(pod, None)
         peers.pop(without, None)
-        text = etcfiles.hosts(plan["hostname"], own, ((a, p) for p, a in peers.items()),
-                              net["hosts"])
+        text = etcfiles.hosts(
+            plan["hostname"], own, ((a, p) for p, a in peers.items()), net["hosts"]
+        )
         hosts_file = paths.PodRuntime(pod).etc / "hosts"
         with contextlib.suppress(FileNotFoundError), hosts_file.open("r+") as file:
             file.write(text)  # in place: the apps' bind mounts show this inode
@@ -149,8 +154,10 @@ def addresses(pod: str) -> list[tuple[str, str]]:
     except (OSError, ValueError):
         order = []
     held = ipam.held_by(pod)
-    return sorted(((n, str(a)) for n, a in held.items()),
-                  key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    return sorted(
+        ((n, str(a)) for n, a in held.items()),
+        key=lambda item: order.index(item[0]) if item[0] in order else len(order),
+    )
 
 
 def pods_on(network: str) -> list[str]:
@@ -171,12 +178,16 @@ def collect() -> list[str]:
                 removed.append(f"published ports of pod {pod}")
         for network, pod in ipam.reclaim(prepared):
             removed.append(f"lease of pod {pod} on network {network}")
-        expected = {links.veth_name(pod, network)
-                    for network in ipam.networks_with_leases()
-                    for pod in ipam.leases(network).values()}
-        stray = sorted(name for name in links.host_links()
-                       if name.startswith(links.VETH_PREFIX) and len(name) == 15
-                       and name not in expected)
+        expected = {
+            links.veth_name(pod, network)
+            for network in ipam.networks_with_leases()
+            for pod in ipam.leases(network).values()
+        }
+        stray = sorted(
+            name
+            for name in links.host_links()
+            if name.startswith(links.VETH_PREFIX) and len(name) == 15 and name not in expected
+        )
         links.delete_links(stray)
         removed += [f"veth {name}" for name in stray]
         if removed:
@@ -192,8 +203,10 @@ def remove_network(name: str) -> None:
     with locked():
         users = pods_on(name)
         if users:
-            raise PodmgrError(f"network {name} is in use by pod {', '.join(users)} (stop "
-                              f"{'them' if len(users) > 1 else 'it'} first)")
+            raise PodmgrError(
+                f"network {name} is in use by pod {', '.join(users)} (stop "
+                f"{'them' if len(users) > 1 else 'it'} first)"
+            )
         ipam.reclaim(prepared)
         firewall.remove_network(definition)
         links.remove_bridge(definition)

@@ -99,9 +99,11 @@ def add_bridge(network: Definition) -> None:
             index = _index(ipr, network.bridge)
             ipr.link("set", index=index, ifalias=_alias(network))
         elif _alias_of(ipr, index) != _alias(network):
-            raise PrepareError(f"{network.where}: bridge {network.bridge} is an interface "
-                               "podmgr did not make for this network (name another bridge, "
-                               "or remove that interface)")
+            raise PrepareError(
+                f"{network.where}: bridge {network.bridge} is an interface "
+                "podmgr did not make for this network (name another bridge, "
+                "or remove that interface)"
+            )
         gateway = str(network.gateway)
         if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ipr.get_addr(index=index)):
             ipr.addr("add", index=index, address=gateway, prefixlen=network.subnet.prefixlen)
@@ -140,8 +142,14 @@ def _alias_of(ipr: Any, index: int) -> str | None:
     return alias
 
 
-def attach(pod: str, netns: Path, network: Definition, address: ipaddress.IPv4Address,
-           ifname: str, default_route: bool) -> None:
+def attach(
+    pod: str,
+    netns: Path,
+    network: Definition,
+    address: ipaddress.IPv4Address,
+    ifname: str,
+    default_route: bool,
+) -> None:
     """Join the pod to the network's bridge as ``ifname`` with ``address``."""
     host_end = veth_name(pod, network.name)
     from pyroute2 import NetlinkError  # noqa: PLC0415
@@ -150,22 +158,30 @@ def attach(pod: str, netns: Path, network: Definition, address: ipaddress.IPv4Ad
         with contextlib.closing(_iproute()) as ipr:
             netns_fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
             try:
-                ipr.link("add", ifname=host_end, kind="veth",
-                         peer={"ifname": ifname, "net_ns_fd": netns_fd})
+                ipr.link(
+                    "add",
+                    ifname=host_end,
+                    kind="veth",
+                    peer={"ifname": ifname, "net_ns_fd": netns_fd},
+                )
             finally:
                 os.close(netns_fd)
-            ipr.link("set", index=_index(ipr, host_end), master=_index(ipr, network.bridge),
-                     state="up")
+            ipr.link(
+                "set", index=_index(ipr, host_end), master=_index(ipr, network.bridge), state="up"
+            )
         with contextlib.closing(_iproute_in(netns)) as pod_ipr:
             index = _index(pod_ipr, ifname)
-            pod_ipr.addr("add", index=index, address=str(address),
-                         prefixlen=network.subnet.prefixlen)
+            pod_ipr.addr(
+                "add", index=index, address=str(address), prefixlen=network.subnet.prefixlen
+            )
             pod_ipr.link("set", index=index, state="up")
             if default_route:
                 pod_ipr.route("add", dst="0.0.0.0/0", gateway=str(network.gateway))
     except NetlinkError as error:
-        raise PrepareError(f"pod {pod}: network {network.name}: cannot attach {host_end} to "
-                           f"{network.bridge}: {error.args[-1]}") from None
+        raise PrepareError(
+            f"pod {pod}: network {network.name}: cannot attach {host_end} to "
+            f"{network.bridge}: {error.args[-1]}"
+        ) from None
 
 
 def delete_links(names: list[str]) -> None:

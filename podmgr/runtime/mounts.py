@@ -34,11 +34,19 @@ def _check(result: int, what: str) -> None:
         raise OSError(code, f"{what}: {os.strerror(code)}")
 
 
-def mount(source: str, target: Path, fstype: str | None = None, flags: int = 0,
-          options: str | None = None) -> None:
-    _check(_libc.mount(source.encode(), bytes(target), fstype.encode() if fstype else None,
-                       flags, options.encode() if options else None),
-           f"mount {source} on {target}")
+def mount(
+    source: str, target: Path, fstype: str | None = None, flags: int = 0, options: str | None = None
+) -> None:
+    _check(
+        _libc.mount(
+            source.encode(),
+            bytes(target),
+            fstype.encode() if fstype else None,
+            flags,
+            options.encode() if options else None,
+        ),
+        f"mount {source} on {target}",
+    )
 
 
 def umount(target: Path) -> None:
@@ -51,8 +59,9 @@ def _unescape(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
-def mount_points_under(directory: Path, mountinfo: Path = Path("/proc/self/mountinfo")
-                       ) -> list[Path]:
+def mount_points_under(
+    directory: Path, mountinfo: Path = Path("/proc/self/mountinfo")
+) -> list[Path]:
     """Mount points at or below ``directory``, deepest first, so they can be unmounted in order."""
     prefix = str(directory).rstrip("/") + "/"
     found = []

@@ -51,8 +51,9 @@ if TYPE_CHECKING:
 ENVIRONMENT_FILE_MAX = 1 << 20
 
 
-def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
-            store: Path = paths.STATE_DIR) -> None:
+def prepare(
+    plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR, store: Path = paths.STATE_DIR
+) -> None:
     """Set up everything the pod's app units need; on failure, undo it and raise."""
     name = plan["pod"]
     runtime = paths.PodRuntime(name, runtime_base)
@@ -71,8 +72,11 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
         for app in plan["apps"]:
             _prepare_rootfs(name, app, runtime, store)
             _copy_environment_files(name, app, runtime)
-        userdb.register(runtime.dir, {(userdb.USER, uid) for uid in plan["uids"]}
-                        | {(userdb.GROUP, gid) for gid in plan["gids"]})
+        userdb.register(
+            runtime.dir,
+            {(userdb.USER, uid) for uid in plan["uids"]}
+            | {(userdb.GROUP, gid) for gid in plan["gids"]},
+        )
     except BaseException as error:
         with contextlib.suppress(Exception):
             release(name, runtime_base)
@@ -81,16 +85,19 @@ def prepare(plan: Plan, runtime_base: Path = paths.RUNTIME_PODS_DIR,
         raise
 
 
-def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR,
-            cgroup_root: Path | None = None) -> None:
+def release(
+    name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR, cgroup_root: Path | None = None
+) -> None:
     """Unmount and remove everything prepare made; harmless when there is nothing.
 
     Refused while an app of the pod still has processes: unmounting its root file system
     and volumes under it would leave it running on what is gone (the service stops such
     apps first, pods.stop_apps; this holds for every other caller too)."""
     if running := running_apps(name, cgroup_root):
-        raise PrepareError(f"pod {name}: {running[0]} still runs, so its root file system "
-                           f"stays mounted (stop the pod: systemctl stop {names.pod_unit(name)})")
+        raise PrepareError(
+            f"pod {name}: {running[0]} still runs, so its root file system "
+            f"stays mounted (stop the pod: systemctl stop {names.pod_unit(name)})"
+        )
     runtime = paths.PodRuntime(name, runtime_base)
     joining.leave(name)
     for point in mounts.mount_points_under(runtime.dir):
@@ -101,8 +108,10 @@ def release(name: str, runtime_base: Path = paths.RUNTIME_PODS_DIR,
                 raise PrepareError(f"pod {name}: {error}") from error
     if left := mounts.mount_points_under(runtime.dir):
         # Removing files below a mount would delete what it shows: refuse.
-        raise PrepareError(f"pod {name}: {left[0]} is still mounted (unmount it, then run "
-                           f"podmgr-pod release {name} again)")
+        raise PrepareError(
+            f"pod {name}: {left[0]} is still mounted (unmount it, then run "
+            f"podmgr-pod release {name} again)"
+        )
     if runtime.dir.exists():
         import shutil  # noqa: PLC0415 -- only needed here; costly on every start
 
@@ -127,8 +136,9 @@ def running_apps(name: str, cgroup_root: Path | None = None) -> list[str]:
     for unit_dir in sorted(slice_dir.glob(names.app_unit(name, "*"))):
         for directory, _subdirs, files in os.walk(unit_dir):
             try:
-                procs = Path(directory, "cgroup.procs").read_text() if "cgroup.procs" in files \
-                    else ""
+                procs = (
+                    Path(directory, "cgroup.procs").read_text() if "cgroup.procs" in files else ""
+                )
             except FileNotFoundError:  # the cgroup went with its last process
                 procs = ""
             if procs.strip():
@@ -151,10 +161,14 @@ def _write_etc(plan: Plan, runtime: paths.PodRuntime) -> None:
     network = plan["network"]
     # /etc/hosts names the pod's peers once it has joined its networks (network/joining.py).
     hosts = etcfiles.hosts(plan["hostname"], None, (), network["hosts"])
-    resolv = etcfiles.resolv_conf(network["dns"], network["dns_search"],
-                                  network["mode"] == "bridge")
-    for name, text in (("hosts", hosts), ("hostname", plan["hostname"] + "\n"),
-                       ("resolv.conf", resolv)):
+    resolv = etcfiles.resolv_conf(
+        network["dns"], network["dns_search"], network["mode"] == "bridge"
+    )
+    for name, text in (
+        ("hosts", hosts),
+        ("hostname", plan["hostname"] + "\n"),
+        ("resolv.conf", resolv),
+    ):
         (runtime.etc / name).write_text(text)
         (runtime.etc / name).chmod(0o644)
 
@@ -178,8 +192,9 @@ def _prepare_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -> 
         options = [f"mode={volume['mode']:o}", f"uid={volume['uid']}", f"gid={volume['gid']}"]
         if volume["size"] is not None:
             options.append(f"size={volume['size']}")
-        mounts.mount("tmpfs", directory, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV,
-                     ",".join(options))
+        mounts.mount(
+            "tmpfs", directory, "tmpfs", mounts.MS_NOSUID | mounts.MS_NODEV, ",".join(options)
+        )
 
 
 def _open_literally(source: str, where: str, what: str, missing: str) -> int:
@@ -191,8 +206,10 @@ def _open_literally(source: str, where: str, what: str, missing: str) -> int:
         return hostpaths.open_directory_literally(source)
     except hostpaths.LinkInPath as error:
         inner = "" if error.link == source else f": {error.link}"
-        raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not follow "
-                           f"in {what} (name the directory itself)") from None
+        raise PrepareError(
+            f"{where}{inner} is a symbolic link, which podmgr does not follow "
+            f"in {what} (name the directory itself)"
+        ) from None
     except (FileNotFoundError, NotADirectoryError):
         raise PrepareError(missing) from None
 
@@ -209,8 +226,12 @@ def _bind_host_volume(pod: str, volume: VolumePlan, runtime: paths.PodRuntime) -
     name, source = volume["name"], volume["source"]
     where = f"pod {pod}: volume.{name}.source: {source}"
     assert source is not None, "the manifest requires a source for host volumes"
-    fd = _open_literally(source, where, "a host volume's source",
-                         f"{where} is not a directory (create it or fix the manifest)")
+    fd = _open_literally(
+        source,
+        where,
+        "a host volume's source",
+        f"{where} is not a directory (create it or fix the manifest)",
+    )
     try:
         target = runtime.volume(name)
         target.mkdir(mode=0o700, parents=True)
@@ -230,18 +251,24 @@ def _check_image(app: AppPlan, store: Path) -> None:
     try:
         record = json.loads(paths.image_record(name, store).read_text())
     except FileNotFoundError:
-        raise PrepareError(f"app {app['name']}: image {name} is no longer in the store "
-                           "(podmgr image pull it again)") from None
+        raise PrepareError(
+            f"app {app['name']}: image {name} is no longer in the store "
+            "(podmgr image pull it again)"
+        ) from None
     if record["manifest"] != digest:
-        raise PrepareError(f"app {app['name']}: image {name} is now {record['manifest']}, not "
-                           f"the {digest} the units were generated for (run systemctl "
-                           "daemon-reload)")
+        raise PrepareError(
+            f"app {app['name']}: image {name} is now {record['manifest']}, not "
+            f"the {digest} the units were generated for (run systemctl "
+            "daemon-reload)"
+        )
     import hashlib  # noqa: PLC0415 -- only image apps need it
 
     data = paths.blob(digest, store).read_bytes()
     if f"sha256:{hashlib.sha256(data).hexdigest()}" != digest:
-        raise PrepareError(f"app {app['name']}: the stored manifest of {name} is corrupt "
-                           "(podmgr image rm it and pull it again)")
+        raise PrepareError(
+            f"app {app['name']}: the stored manifest of {name} is corrupt "
+            "(podmgr image rm it and pull it again)"
+        )
 
 
 def _prepare_rootfs(pod: str, app: AppPlan, runtime: paths.PodRuntime, store: Path) -> None:
@@ -251,8 +278,10 @@ def _prepare_rootfs(pod: str, app: AppPlan, runtime: paths.PodRuntime, store: Pa
     if app["image"]:
         for lower in app["lowerdirs"]:
             if not os.path.isdir(lower):
-                raise PrepareError(f"app {name}: layer {lower} of image {app['image']} is "
-                                   "missing (pull the image again)")
+                raise PrepareError(
+                    f"app {name}: layer {lower} of image {app['image']} is "
+                    "missing (pull the image again)"
+                )
         lowers = app["lowerdirs"]
     else:
         lowers = [str(_bind_rootfs_directory(pod, app, app_dir))]
@@ -280,9 +309,12 @@ def _bind_rootfs_directory(pod: str, app: AppPlan, app_dir: Path) -> Path:
     """
     (source,) = app["lowerdirs"]
     where = f"pod {pod}: app.{app['name']}.rootfs: {source}"
-    fd = _open_literally(source, where, "an app's rootfs",
-                         f"app {app['name']}: rootfs {source} is not a directory (create it "
-                         "or fix the manifest)")
+    fd = _open_literally(
+        source,
+        where,
+        "an app's rootfs",
+        f"app {app['name']}: rootfs {source} is not a directory (create it or fix the manifest)",
+    )
     try:
         lower = app_dir / "lower"
         lower.mkdir(mode=0o700, parents=True)
@@ -310,23 +342,28 @@ def _copy_environment_files(pod: str, app: AppPlan, runtime: paths.PodRuntime) -
             fd = hostpaths.open_literally(source, directory=False)
         except hostpaths.LinkInPath as error:
             inner = "" if error.link == source else f": {error.link}"
-            raise PrepareError(f"{where}{inner} is a symbolic link, which podmgr does not "
-                               "follow in an app's environment files (name the file itself)"
-                               ) from None
+            raise PrepareError(
+                f"{where}{inner} is a symbolic link, which podmgr does not "
+                "follow in an app's environment files (name the file itself)"
+            ) from None
         except (FileNotFoundError, NotADirectoryError):
-            raise PrepareError(f"{where} does not exist (create it or fix the manifest)"
-                               ) from None
+            raise PrepareError(f"{where} does not exist (create it or fix the manifest)") from None
         try:
             data = _read_regular_file(fd)
         finally:
             os.close(fd)
         if data is None:
-            raise PrepareError(f"{where} is not a regular file of at most 1M (name a file of "
-                               "VAR=value lines)")
+            raise PrepareError(
+                f"{where} is not a regular file of at most 1M (name a file of VAR=value lines)"
+            )
         copy = runtime.environment_file(app["name"], index)
         copy.parent.mkdir(mode=0o700, exist_ok=True)
-        with open(os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
-                          | os.O_CLOEXEC, 0o600), "wb") as out:
+        with open(
+            os.open(
+                copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+            ),
+            "wb",
+        ) as out:
             out.write(data)
 
 
@@ -348,8 +385,7 @@ def _mount_overlay(lowers: list[str], app_dir: Path, root: Path) -> None:
     common = os.path.commonpath(lowers) if len(lowers) > 1 else ""
     relative = common not in ("", "/")
     names = [os.path.relpath(lower, common) for lower in lowers] if relative else lowers
-    options = (f"lowerdir={':'.join(names)},upperdir={app_dir / 'upper'},"
-               f"workdir={app_dir / 'work'}")
+    options = f"lowerdir={':'.join(names)},upperdir={app_dir / 'upper'},workdir={app_dir / 'work'}"
     previous = os.open(".", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         if relative:
@@ -370,8 +406,14 @@ def _make_mount_point(root: Path, path: str, directory: bool) -> None:
             last = index == len(parts) - 1
             try:
                 if last and not directory:
-                    os.close(os.open(part, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW
-                                     | os.O_CLOEXEC, 0o644, dir_fd=fd))
+                    os.close(
+                        os.open(
+                            part,
+                            os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                            0o644,
+                            dir_fd=fd,
+                        )
+                    )
                     return
                 os.mkdir(part, 0o755, dir_fd=fd)
             except FileExistsError:
@@ -379,8 +421,9 @@ def _make_mount_point(root: Path, path: str, directory: bool) -> None:
             if last:
                 return
             try:
-                next_fd = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                                  dir_fd=fd)
+                next_fd = os.open(
+                    part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                )
             except OSError as error:
                 if error.errno in (errno.ENOTDIR, errno.ELOOP):
                     return
@@ -395,14 +438,17 @@ def load_plan(name: str, path: str | None) -> Plan:
     """The plan the generator wrote at the last daemon-reload, as the drop-in names it
     (PODMGR_PLAN= in pod@NAME.service)."""
     if not path:
-        raise PodmgrError(f"pod@{name}.service: no manifest for pod {name!r} was found at the "
-                          f"last daemon-reload (create /etc/podmgr/pods/{name}.toml, then run "
-                          "systemctl daemon-reload)")
+        raise PodmgrError(
+            f"pod@{name}.service: no manifest for pod {name!r} was found at the "
+            f"last daemon-reload (create /etc/podmgr/pods/{name}.toml, then run "
+            "systemctl daemon-reload)"
+        )
     try:
         plan: Plan = json.loads(Path(path).read_text())
     except (OSError, ValueError) as error:
-        raise PodmgrError(f"pod@{name}.service: cannot read {path}: {error} "
-                          "(run systemctl daemon-reload)") from None
+        raise PodmgrError(
+            f"pod@{name}.service: cannot read {path}: {error} (run systemctl daemon-reload)"
+        ) from None
     if plan["pod"] != name:
         raise PodmgrError(f"pod@{name}.service: {path} is the plan of pod {plan['pod']!r}")
     return plan

@@ -61,9 +61,15 @@ def _host_knows(kind: str, number: int) -> bool:
 def _write_record(kind: str, number: int) -> None:
     name = f"podmgr-{number}"
     if kind == USER:
-        record = {"userName": name, "uid": number, "gid": number, "homeDirectory": "/",
-                  "shell": "/usr/sbin/nologin", "disposition": "container",
-                  "realName": "user of a podmgr pod"}
+        record = {
+            "userName": name,
+            "uid": number,
+            "gid": number,
+            "homeDirectory": "/",
+            "shell": "/usr/sbin/nologin",
+            "disposition": "container",
+            "realName": "user of a podmgr pod",
+        }
     else:
         record = {"groupName": name, "gid": number, "disposition": "container"}
     USERDB_DIR.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -92,8 +98,9 @@ def register(runtime_dir: Path, ids: set[tuple[str, int]]) -> None:
             if not _host_knows(kind, number):
                 raise PrepareError(
                     f"{kind} {number} is not known to the host, and the host does not read "
-                    f"{USERDB_DIR} (install libnss-systemd and add \"systemd\" to the passwd "
-                    "and group lines of /etc/nsswitch.conf)")
+                    f'{USERDB_DIR} (install libnss-systemd and add "systemd" to the passwd '
+                    "and group lines of /etc/nsswitch.conf)"
+                )
         (runtime_dir / IDS_FILE).write_text(json.dumps(registered))
 
 

@@ -29,13 +29,21 @@ from podmgr.image.transports.base import (
 from podmgr.image.transports.files import TarFiles, read
 from podmgr.image.transports.layout import LayoutArchiveSource, archive_signature
 
-_MAGIC = {b"\x1f\x8b": "application/vnd.docker.image.rootfs.diff.tar.gzip",
-          b"\x28\xb5\x2f\xfd": "application/vnd.oci.image.layer.v1.tar+zstd"}
+_MAGIC = {
+    b"\x1f\x8b": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    b"\x28\xb5\x2f\xfd": "application/vnd.oci.image.layer.v1.tar+zstd",
+}
 
 
 class DockerArchiveSource:
-    def __init__(self, path: Path, files: TarFiles, entry: dict[str, Any],
-                 description: str, tag: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        files: TarFiles,
+        entry: dict[str, Any],
+        description: str,
+        tag: str | None = None,
+    ) -> None:
         self.path = path
         self.files = files
         self.entry = entry
@@ -55,8 +63,10 @@ class DockerArchiveSource:
                 hasher.update(chunk)
                 size += len(chunk)
         if media_type is None:
-            media_type = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)),
-                              "application/vnd.docker.image.rootfs.diff.tar")
+            media_type = next(
+                (kind for magic, kind in _MAGIC.items() if head.startswith(magic)),
+                "application/vnd.docker.image.rootfs.diff.tar",
+            )
         digest = Digest(f"sha256:{hasher.hexdigest()}")
         self.by_digest[digest] = name
         return Descriptor(media_type, digest, size)
@@ -68,9 +78,14 @@ class DockerArchiveSource:
         def descriptor(d: Descriptor) -> dict[str, Any]:
             return {"mediaType": d.media_type, "size": d.size, "digest": d.digest}
 
-        return json.dumps({"schemaVersion": 2, "mediaType": oci.DOCKER_MANIFEST,
-                           "config": descriptor(config),
-                           "layers": [descriptor(layer) for layer in layers]}).encode()
+        return json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": oci.DOCKER_MANIFEST,
+                "config": descriptor(config),
+                "layers": [descriptor(layer) for layer in layers],
+            }
+        ).encode()
 
     rereadable = True  # local files: read once to verify, again to unpack
 
@@ -106,13 +121,23 @@ def _entries(files: TarFiles, description: str) -> list[dict[str, Any]]:
     try:
         entries = json.loads(read(files, "manifest.json"))
     except (SourceError, ValueError) as error:
-        raise SourceError(f"{description}: no valid manifest.json ({error}; is it from docker "
-                          "save?)") from None
-    if not isinstance(entries, list) or not entries or not all(
-            isinstance(e, dict) and isinstance(e.get("Layers"), list) and "Config" in e and
-            isinstance(e.get("RepoTags") or [], list) for e in entries):
-        raise SourceError(f"{description}: manifest.json does not list images as docker save "
-                          "writes them")
+        raise SourceError(
+            f"{description}: no valid manifest.json ({error}; is it from docker save?)"
+        ) from None
+    if (
+        not isinstance(entries, list)
+        or not entries
+        or not all(
+            isinstance(e, dict)
+            and isinstance(e.get("Layers"), list)
+            and "Config" in e
+            and isinstance(e.get("RepoTags") or [], list)
+            for e in entries
+        )
+    ):
+        raise SourceError(
+            f"{description}: manifest.json does not list images as docker save writes them"
+        )
     return entries
 
 
@@ -127,15 +152,18 @@ def _normalized(tag: str) -> str | None:
         return None
 
 
-def _pick(entries: list[dict[str, Any]], ref: str | None, number: int | None,
-          description: str) -> dict[str, Any]:
+def _pick(
+    entries: list[dict[str, Any]], ref: str | None, number: int | None, description: str
+) -> dict[str, Any]:
     """The entry REF or @N names, or the only one."""
-    listing = "; ".join(f"@{n}: {', '.join(_tags(e)) or '(untagged)'}"
-                        for n, e in enumerate(entries))
+    listing = "; ".join(
+        f"@{n}: {', '.join(_tags(e)) or '(untagged)'}" for n, e in enumerate(entries)
+    )
     if number is not None:
         if number >= len(entries):
-            raise SourceError(f"{description}: holds {len(entries)} images, so no @{number} "
-                              f"({listing})")
+            raise SourceError(
+                f"{description}: holds {len(entries)} images, so no @{number} ({listing})"
+            )
         return entries[number]
     if ref is not None:
         wanted = str(reference.parse(ref))  # :latest when REF has no tag, as skopeo has it
@@ -144,8 +172,10 @@ def _pick(entries: list[dict[str, Any]], ref: str | None, number: int | None,
             raise SourceError(f"{description}: no image is tagged {wanted} ({listing})")
         return found[0]
     if len(entries) != 1:
-        raise SourceError(f"{description}: holds {len(entries)} images; pick one with "
-                          f":NAME:TAG or :@N ({listing})")
+        raise SourceError(
+            f"{description}: holds {len(entries)} images; pick one with "
+            f":NAME:TAG or :@N ({listing})"
+        )
     return entries[0]
 
 
@@ -164,12 +194,18 @@ def open_docker_archive(spec: str, context: SourceContext) -> ImageSource:
         except reference.BadReference as error:
             raise SourceError(f"{description}: {error}") from None
         if reference.parse(selector).digest is not None:
-            raise SourceError(f"{description}: name the image by a tag (docker-archive has no "
-                              "digests)")
+            raise SourceError(
+                f"{description}: name the image by a tag (docker-archive has no digests)"
+            )
     files = TarFiles(path)
     try:
-        if ref is None and number is None and files.exists("oci-layout") and \
-                files.exists("index.json") and len(_oci_index_entries(files)) == 1:
+        if (
+            ref is None
+            and number is None
+            and files.exists("oci-layout")
+            and files.exists("index.json")
+            and len(_oci_index_entries(files)) == 1
+        ):
             files.close()
             return _DockerLayoutSource(path, description, None)
         entry = _pick(_entries(files, description), ref, number, description)

@@ -35,9 +35,11 @@ def local_path(kind: str, path: str) -> str:
     if not path:
         raise SourceError(f"{kind}:: no path (write {kind}:/path/to/image)")
     if not os.path.isabs(path):
-        raise SourceError(f"{kind}:{path}: a relative path (give an absolute one: the service "
-                          "does not run in your working directory; podmgr image import makes "
-                          "paths absolute)")
+        raise SourceError(
+            f"{kind}:{path}: a relative path (give an absolute one: the service "
+            "does not run in your working directory; podmgr image import makes "
+            "paths absolute)"
+        )
     return path
 
 
@@ -92,8 +94,7 @@ class ImageSource(Protocol):
         """The name the source gives the image (a tag in the archive), if any."""
         ...
 
-    def close(self) -> None:
-        ...
+    def close(self) -> None: ...
 
 
 class SourceContext(Protocol):

@@ -25,8 +25,9 @@ class DirSource:
         self.files = DirFiles(path)
         if not self.files.exists("manifest.json"):
             self.files.close()
-            raise SourceError(f"dir:{path}: no manifest.json (is it a dir: layout written "
-                              "by skopeo copy?)")
+            raise SourceError(
+                f"dir:{path}: no manifest.json (is it a dir: layout written by skopeo copy?)"
+            )
 
     rereadable = True  # local files: read once to verify, again to unpack
 

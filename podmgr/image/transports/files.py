@@ -45,8 +45,9 @@ class DirFiles:
         try:
             self.fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         except OSError as error:
-            raise SourceError(f"{root}: {error.strerror} (give the path of an image layout "
-                              "directory)") from None
+            raise SourceError(
+                f"{root}: {error.strerror} (give the path of an image layout directory)"
+            ) from None
 
     def _open(self, name: str) -> int:
         parts = _parts(name, str(self.root))
@@ -54,8 +55,9 @@ class DirFiles:
         opened = []
         try:
             for part in parts[:-1]:
-                fd = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
-                             dir_fd=fd)
+                fd = os.open(
+                    part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd
+                )
                 opened.append(fd)
             result = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
         finally:
@@ -90,16 +92,18 @@ class TarFiles:
         self.path = path
         try:
             self.archive = tarfile.open(path, mode="r:")  # noqa: SIM115 -- closed by close()
-            self.members = {"/".join(_parts(m.name, str(path))): m
-                            for m in self.archive.getmembers() if m.name not in (".", "./")}
+            self.members = {
+                "/".join(_parts(m.name, str(path))): m
+                for m in self.archive.getmembers()
+                if m.name not in (".", "./")
+            }
         except (OSError, tarfile.TarError) as error:
             raise SourceError(f"{path}: cannot read the archive ({error})") from None
 
     def _member(self, name: str) -> tarfile.TarInfo:
         member = self.members.get("/".join(_parts(name, str(self.path))))
         if member is None or not member.isfile():
-            raise SourceError(f"{self.path}: has no file {name} (is it the right kind of "
-                              "archive?)")
+            raise SourceError(f"{self.path}: has no file {name} (is it the right kind of archive?)")
         return member
 
     def open(self, name: str) -> BinaryIO:

@@ -51,8 +51,9 @@ def parse_selector(kind: str, spec: str) -> tuple[str, str | None, int | None]:
 
 
 class LayoutSource:
-    def __init__(self, files: Files, description: str, tag: str | None,
-                 number: int | None = None) -> None:
+    def __init__(
+        self, files: Files, description: str, tag: str | None, number: int | None = None
+    ) -> None:
         self.files = files
         self.description = description
         self.tag = tag
@@ -62,8 +63,9 @@ class LayoutSource:
             layout = json.loads(read(files, "oci-layout"))
         except (SourceError, ValueError) as error:
             files.close()
-            raise SourceError(f"{description}: not an OCI image layout (no valid oci-layout "
-                              f"file: {error})") from None
+            raise SourceError(
+                f"{description}: not an OCI image layout (no valid oci-layout file: {error})"
+            ) from None
         if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
             files.close()
             raise SourceError(f"{description}: oci-layout has no imageLayoutVersion")
@@ -82,22 +84,31 @@ class LayoutSource:
             entries = self._index().manifests
             if self.number is not None:
                 if self.number >= len(entries):
-                    raise SourceError(f"{self.description}: has {len(entries)} images, so no "
-                                      f"@{self.number} (they are @0 to @{len(entries) - 1})")
+                    raise SourceError(
+                        f"{self.description}: has {len(entries)} images, so no "
+                        f"@{self.number} (they are @0 to @{len(entries) - 1})"
+                    )
                 entries = (entries[self.number],)
             if self.tag is not None:
                 found = [e for e in entries if e.annotation(REF_NAME) == self.tag]
                 if not found:
-                    tags = ", ".join(sorted(filter(None, (e.annotation(REF_NAME)
-                                                          for e in entries)))) or "none"
-                    raise SourceError(f"{self.description}: no image tagged {self.tag!r} "
-                                      f"(it has: {tags})")
+                    tags = (
+                        ", ".join(sorted(filter(None, (e.annotation(REF_NAME) for e in entries))))
+                        or "none"
+                    )
+                    raise SourceError(
+                        f"{self.description}: no image tagged {self.tag!r} (it has: {tags})"
+                    )
                 entries = tuple(found)
             if len(entries) != 1:
-                tags = ", ".join(sorted(filter(None, (e.annotation(REF_NAME)
-                                                      for e in entries)))) or "none"
-                raise SourceError(f"{self.description}: holds {len(entries)} images; name "
-                                  f"one with :REF or :@N (names: {tags})")
+                tags = (
+                    ", ".join(sorted(filter(None, (e.annotation(REF_NAME) for e in entries))))
+                    or "none"
+                )
+                raise SourceError(
+                    f"{self.description}: holds {len(entries)} images; name "
+                    f"one with :REF or :@N (names: {tags})"
+                )
             self._entry = entries[0]
         return self._entry
 
@@ -128,8 +139,9 @@ class LayoutSource:
 
 
 class LayoutArchiveSource(LayoutSource):
-    def __init__(self, path: Path, description: str, tag: str | None,
-                 number: int | None = None) -> None:
+    def __init__(
+        self, path: Path, description: str, tag: str | None, number: int | None = None
+    ) -> None:
         super().__init__(TarFiles(path), description, tag, number)
         self.path = path
 

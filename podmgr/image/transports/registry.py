@@ -39,11 +39,20 @@ HOSTS = {"docker.io": "registry-1.docker.io"}
 class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
     """Follow redirects (blob storage), but never carry credentials to another host."""
 
-    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: HTTPMessage, newurl: str) -> urllib.request.Request | None:
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         new = super().redirect_request(req, fp, code, msg, headers, newurl)
-        if new is not None and urllib.parse.urlsplit(newurl).netloc != \
-                urllib.parse.urlsplit(req.full_url).netloc:
+        if (
+            new is not None
+            and urllib.parse.urlsplit(newurl).netloc != urllib.parse.urlsplit(req.full_url).netloc
+        ):
             new.remove_header("Authorization")
         return new
 
@@ -67,8 +76,8 @@ class RegistrySource:
         self.credentials = context.registry_credentials(ref.registry)
         self.authorization: str | None = None
         self.opener = urllib.request.build_opener(
-            _SameHostRedirects(),
-            urllib.request.HTTPSHandler(context=ssl.create_default_context()))
+            _SameHostRedirects(), urllib.request.HTTPSHandler(context=ssl.create_default_context())
+        )
 
     def describe(self) -> str:
         return f"docker://{self.ref}"
@@ -89,19 +98,25 @@ class RegistrySource:
                 self._authenticate(error.headers.get("WWW-Authenticate", ""))
                 return self._request(url, accept, retry=False)
             if error.code == 401:
-                raise SourceError(f"{self.describe()}: the registry refused the credentials "
-                                  "(check /etc/podmgr/auth.json)") from None
+                raise SourceError(
+                    f"{self.describe()}: the registry refused the credentials "
+                    "(check /etc/podmgr/auth.json)"
+                ) from None
             if error.code == 404:
-                raise SourceError(f"{self.describe()}: not found in the registry (check the "
-                                  "name and tag)") from None
-            raise SourceError(f"{self.describe()}: {url}: HTTP {error.code} "
-                              f"{error.reason}") from None
+                raise SourceError(
+                    f"{self.describe()}: not found in the registry (check the name and tag)"
+                ) from None
+            raise SourceError(
+                f"{self.describe()}: {url}: HTTP {error.code} {error.reason}"
+            ) from None
         except urllib.error.URLError as error:
             hint = ""
             if isinstance(error.reason, ssl.SSLError):
-                hint = (" (no HTTPS: if the registry speaks plain HTTP, mark the registry "
-                        "insecure in podmgr.toml; if its certificate is not trusted, add its "
-                        "CA to the system store)")
+                hint = (
+                    " (no HTTPS: if the registry speaks plain HTTP, mark the registry "
+                    "insecure in podmgr.toml; if its certificate is not trusted, add its "
+                    "CA to the system store)"
+                )
             raise SourceError(f"{self.describe()}: {error.reason}{hint}") from None
         except (OSError, TimeoutError) as error:
             raise SourceError(f"{self.describe()}: {error}") from None
@@ -114,32 +129,39 @@ class RegistrySource:
             basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         if scheme == "basic":
             if basic is None:
-                raise SourceError(f"{self.describe()}: the registry asks for a login (add "
-                                  f"credentials for {self.ref.registry} to "
-                                  "/etc/podmgr/auth.json)")
+                raise SourceError(
+                    f"{self.describe()}: the registry asks for a login (add "
+                    f"credentials for {self.ref.registry} to "
+                    "/etc/podmgr/auth.json)"
+                )
             self.authorization = basic
             return
         if scheme != "bearer" or "realm" not in params:
             raise SourceError(f"{self.describe()}: unsupported authentication {header!r}")
         if urllib.parse.urlsplit(params["realm"]).scheme not in ("http", "https"):
-            raise SourceError(f"{self.describe()}: the token service {params['realm']!r} is "
-                              "not an http(s) URL")
+            raise SourceError(
+                f"{self.describe()}: the token service {params['realm']!r} is not an http(s) URL"
+            )
         query = {"scope": f"repository:{self.ref.repository}:pull"}
         if "service" in params:
             query["service"] = params["service"]
         request = urllib.request.Request(  # noqa: S310 -- the realm was checked above
-            params["realm"] + "?" + urllib.parse.urlencode(query))
+            params["realm"] + "?" + urllib.parse.urlencode(query)
+        )
         if basic:
             request.add_header("Authorization", basic)
         try:
             with self.opener.open(request, timeout=TIMEOUT) as response:
                 answer = json.load(response)
         except urllib.error.HTTPError as error:
-            raise SourceError(f"{self.describe()}: the token service refused access (HTTP "
-                              f"{error.code}; check /etc/podmgr/auth.json)") from None
+            raise SourceError(
+                f"{self.describe()}: the token service refused access (HTTP "
+                f"{error.code}; check /etc/podmgr/auth.json)"
+            ) from None
         except (OSError, ValueError) as error:
-            raise SourceError(f"{self.describe()}: no token from {params['realm']}: "
-                              f"{error}") from None
+            raise SourceError(
+                f"{self.describe()}: no token from {params['realm']}: {error}"
+            ) from None
         token = answer.get("token") or answer.get("access_token")
         if not isinstance(token, str):
             raise SourceError(f"{self.describe()}: the token service answered no token")
@@ -151,8 +173,7 @@ class RegistrySource:
             data = response.read(oci.MAX_METADATA + 1)
             kind = response.headers.get_content_type()
         if len(data) > oci.MAX_METADATA:
-            raise SourceError(f"{self.describe()}: manifest larger than {oci.MAX_METADATA} "
-                              "bytes")
+            raise SourceError(f"{self.describe()}: manifest larger than {oci.MAX_METADATA} bytes")
         return data, kind if kind != "text/plain" else ""
 
     def blob(self, descriptor: Descriptor) -> BinaryIO:
@@ -163,8 +184,10 @@ class RegistrySource:
         if not lookaside:
             return []
         found = []
-        base = (f"{lookaside.rstrip('/')}/{self.ref.repository}"
-                f"@{manifest_digest.algorithm}={manifest_digest.hex}")
+        base = (
+            f"{lookaside.rstrip('/')}/{self.ref.repository}"
+            f"@{manifest_digest.algorithm}={manifest_digest.hex}"
+        )
         for number in range(1, MAX_SIGNATURES + 1):
             data = _fetch_signature(f"{base}/signature-{number}", self.opener)
             if data is None:
