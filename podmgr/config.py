@@ -32,8 +32,9 @@ from pathlib import Path
 
 from podmgr import tables
 from podmgr.errors import ManifestError, PodmgrError, Problem
+from podmgr.quantities import Duration, Size
 from podmgr.tables import Key, Section
-from podmgr.values import Boolean, Duration, Integer, ListOf, Size, String
+from podmgr.values import Boolean, Integer, ListOf, String
 
 CONFIG = Path("/etc/podmgr/podmgr.toml")
 AUTH = Path("/etc/podmgr/auth.json")

@@ -11,28 +11,24 @@ import pytest
 
 from podmgr.manifest import schema
 from podmgr.manifest.schema import Restart
+from podmgr.quantities import Duration, Percent, Size, format_duration, format_size
 from podmgr.values import (
     AbsolutePath,
     Address,
     BadValue,
     Capability,
     Choice,
-    Duration,
     Executable,
     Integer,
     ListOf,
     MapOf,
     Mode,
-    Percent,
     Port,
     PortSpec,
-    Size,
     String,
     SyscallFilter,
     UserRef,
     ValueType,
-    format_duration,
-    format_size,
     toml_type,
 )
 

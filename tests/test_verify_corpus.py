@@ -28,8 +28,9 @@ from podmgr.generator import generator, resolve, units
 from podmgr.limits import DURATION_MAX, PERCENT_MAX, SIZE_MAX, is_text
 from podmgr.manifest import model
 from podmgr.manifest.schema import TASKS_MAX, Ready, Restart
+from podmgr.quantities import format_duration, format_size
 from podmgr.syscalls import SYSCALL_NAMES
-from podmgr.values import CAPABILITIES, SYSCALL_GROUPS, format_duration, format_size
+from podmgr.values import CAPABILITIES, SYSCALL_GROUPS
 
 ROOT = Path(__file__).resolve().parent.parent
 ANALYZE = shutil.which("systemd-analyze")

@@ -23,7 +23,8 @@ from podmgr.generator.unitfile import UnitFile, command_line, escape_specifiers,
 from podmgr.limits import CONTROL_CHARACTERS, is_text
 from podmgr.manifest.model import App, Manifest, Resources, Volume
 from podmgr.manifest.schema import NetworkMode, Ready, VolumeType
-from podmgr.values import BadValue, check_path_length, format_duration, format_size
+from podmgr.quantities import format_duration, format_size
+from podmgr.values import BadValue, check_path_length
 
 # The bounding set an OCI runtime gives a container unless told otherwise.
 DEFAULT_CAPABILITIES = (

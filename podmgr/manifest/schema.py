@@ -15,6 +15,7 @@ import enum
 from podmgr import names
 from podmgr.errors import PodmgrError
 from podmgr.image import reference
+from podmgr.quantities import Duration, Percent, Size
 from podmgr.tables import Key, Section
 from podmgr.values import (
     AbsolutePath,
@@ -24,14 +25,11 @@ from podmgr.values import (
     Capability,
     Choice,
     ChoiceOr,
-    Duration,
     Integer,
     ListOf,
     MapOf,
     Mode,
-    Percent,
     PortSpec,
-    Size,
     String,
     SyscallFilter,
     UserRef,
