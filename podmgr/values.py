@@ -211,7 +211,7 @@ class AbsolutePath(ValueType[str]):
         if re.search(r"[\s:,\\\"']", raw) or CONTROL_CHARACTERS.search(raw):
             raise BadValue(
                 f"{shown(raw)} contains white space, a control character, a quote, "
-                "':', ',' or '\\' (rename the path or use a symlink without them)"
+                "':', ',' or '\\' (rename the path)"
             )
         if not is_text(raw):
             raise BadValue(

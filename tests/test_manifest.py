@@ -305,7 +305,7 @@ TYPES = [
         "path-colon",
         '[volume.v]\ntype = "host"\nsource = "/a:b"\n' + APP,
         "volume.v.source",
-        "rename the path or use a symlink without them",
+        "(rename the path)",
     ),
     case(
         "path-space",
@@ -317,7 +317,7 @@ TYPES = [
         "path-tab",
         '[volume.v]\ntype = "host"\nsource = "/a\\tb"\n' + APP,
         "volume.v.source",
-        "use a symlink without them",
+        "(rename the path)",
     ),
     case(
         "path-type",

@@ -466,7 +466,7 @@ def test_validate_names_the_manifest_key_and_the_config_field(tmp_path: Path) ->
     assert str(error.value) == (
         f"{tmp_path}/web.toml: app.web.image: image {IMAGE} config WorkingDir "
         '"/\\r[Service]\\rExecStartPre=+/...wned\'" contains white space, a control '
-        "character, a quote, ':', ',' or '\\' (rename the path or use a symlink without them)"
+        "character, a quote, ':', ',' or '\\' (rename the path)"
     )
 
 
