@@ -20,6 +20,7 @@ MANDIR ?= $(PREFIX)/share/man
 DBUSDIR ?= $(PREFIX)/share/dbus-1
 POLKITDIR ?= $(PREFIX)/share/polkit-1
 DOCDIR ?= $(PREFIX)/share/doc/podmgr
+COCKPITDIR ?= $(PREFIX)/share/cockpit/podmgr
 # Debian installs distribution packages into dist-packages; others into site-packages.
 PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
 	print(s.get_path("purelib", "deb_system" if "deb_system" in s.get_scheme_names() \
@@ -34,7 +35,12 @@ RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python
 # test helpers; skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the
 # image tests
 CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-db gcc \
-	libc6-dev skopeo docker-registry apache2-utils openssl zstd
+	libc6-dev skopeo docker-registry apache2-utils openssl zstd python3-dbus-fast \
+	$(PACKAGING_DEBS) $(COCKPIT_DEBS)
+# what `make deb` and `make rpm` build with (offline)
+PACKAGING_DEBS = debhelper dh-python python3-all pkgconf lintian rpm rpmlint
+# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium)
+COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
