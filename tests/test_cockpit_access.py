@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from bed import Bed
 from playwright.sync_api import Browser
-from test_pods import ROOTFS, install, reload
+from test_pods import CHECKOUT, ROOTFS, install, reload
 
-from cockpit import CHECKOUT, Login, add_user, login
+from cockpit import Login, add_user, login
 
 pytest_plugins = ["cockpit"]
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
