@@ -27,7 +27,8 @@ const PRIORITIES = [
 
 // A link into Cockpit's own Services page, which shows the unit in full.
 function serviceLink(unit) {
-    const href = `/system/services#/${encodeURIComponent(unit)}`;
+    // Unit names of pods are [a-z0-9_.:@-]: nothing to escape in a fragment.
+    const href = `/system/services#/${unit}`;
     return link(unit, href, {
         class: "pm-unit-link",
         dataset: { unit },
@@ -66,9 +67,9 @@ function appsTable(apps, units) {
 
 function details(pod) {
     const annotations = Object.entries(pod.Annotations || {}).sort(([a], [b]) => a.localeCompare(b));
-    const none = h("span", { class: "pm-muted" }, "none");
+    const none = () => h("span", { class: "pm-muted" }, "none");
     const items = (list, render = x => x) =>
-        list && list.length ? h("ul", { class: "pm-plain-list" }, list.map(x => h("li", null, render(x)))) : none;
+        list && list.length ? h("ul", { class: "pm-plain-list" }, list.map(x => h("li", null, render(x)))) : none();
     return descriptionList([
         ["Manifest", h("code", { class: "pm-manifest-path" }, pod.ManifestPath || "")],
         ["Unit", serviceLink(pod.Unit || `pod@${pod.Name}.service`)],
@@ -78,7 +79,7 @@ function details(pod) {
         ["Annotations", annotations.length
             ? h("ul", { class: "pm-plain-list pm-annotations" },
                 annotations.map(([key, value]) => h("li", { dataset: { key } }, h("code", null, key), " = ", value)))
-            : none],
+            : none()],
     ]);
 }
 

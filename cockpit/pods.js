@@ -9,8 +9,12 @@ import { alert, button, card, emptyState, h, link, replace, spinner, stateLabel,
 
 // "FILE: KEY: what is wrong", the form podmgr validate prints.
 export function problemLines(pod) {
-    return (pod.Problems || []).map(([key, message]) =>
+    const lines = (pod.Problems || []).map(([key, message]) =>
         [pod.ManifestPath, key, message].filter(Boolean).join(": "));
+    // a service without the Problems property still says the manifest does not load
+    if (lines.length === 0 && pod.ManifestPath)
+        lines.push(`${pod.ManifestPath}: does not load (podmgr validate ${pod.ManifestPath} says why)`);
+    return lines;
 }
 
 export function portText([address, hostPort, podPort, protocol]) {
