@@ -35,7 +35,8 @@
 //   emptyState(title, body, ...actions) -> <div class="pm-empty-state">
 //   spinner(label) -> <span class="pm-spinner" role="progressbar" aria-label=label>
 //   stateLabel(state) -> <span class="pm-state pm-state-STATE"> with the state's word
-//   descriptionList([[term, value], ...]) -> <dl class="pm-dl"> (value: string or Node)
+//   descriptionList([[term, value], ...]) -> <dl class="pm-dl"> (value: string or Node;
+//       a null item is left out)
 //   busy(button, fn, errorSlot) -> Promise: disables the button and shows a spinner
 //       while fn() (a Promise) runs; a rejection is shown in errorSlot (inlineError)
 //       when given, and resolves to undefined; otherwise it is re-thrown.
@@ -191,7 +192,7 @@ export function stateLabel(state) {
 
 export function descriptionList(items) {
     return h("dl", { class: "pm-dl" },
-             items.map(([term, value]) => h("div", { class: "pm-dl-group" },
+             items.filter(Boolean).map(([term, value]) => h("div", { class: "pm-dl-group" },
                                              h("dt", null, term), h("dd", null, value))));
 }
 

@@ -75,7 +75,8 @@ function details(pod) {
         ["Unit", serviceLink(pod.Unit || `pod@${pod.Name}.service`)],
         ["Images", items(pod.Images)],
         ["Addresses", items(pod.Addresses)],
-        ["Published ports", items(pod.Ports, portText)],
+        // a service without the Ports property shows nothing here, not "none"
+        pod.Ports === undefined ? null : ["Published ports", items(pod.Ports, portText)],
         ["Annotations", annotations.length
             ? h("ul", { class: "pm-plain-list pm-annotations" },
                 annotations.map(([key, value]) => h("li", { dataset: { key } }, h("code", null, key), " = ", value)))
