@@ -24,7 +24,9 @@
 //   table({columns, rows, key, cells, empty, caption, rowAttrs}) -> <table class="pm-table">
 //       columns: [title | {title, class}]; rows: array; key(row): the row's data-name;
 //       cells(row): array of cell contents (one per column); empty: what to show in
-//       one full-width cell when rows is empty; rowAttrs(row): extra attrs of the <tr>.
+//       one full-width cell when rows is empty; rowAttrs(row): extra attrs of the <tr>;
+//       detail(row): null, or what to show in a full-width row below the row's own
+//       (<tr class="pm-table-detail" data-detail-of=KEY>).
 //   card(title, {actions, body, id, class}) -> <section class="pm-card">
 //       title: string or Node; actions: [Node] at the right of the title;
 //       body: children of the card's body.
@@ -123,7 +125,7 @@ export function link(label, href, attrs = {}) {
     return h("a", { ...attrs, href, class: ["pm-link", attrs.class] }, label);
 }
 
-export function table({ columns, rows, key, cells, empty, caption, rowAttrs }) {
+export function table({ columns, rows, key, cells, empty, caption, rowAttrs, detail }) {
     const head = h("thead", null, h("tr", null, columns.map(column => {
         const { title, class: cls } = typeof column === "string" ? { title: column } : column;
         return h("th", { scope: "col", class: cls }, title);
@@ -142,6 +144,12 @@ export function table({ columns, rows, key, cells, empty, caption, rowAttrs }) {
             tr.appendChild(h("td", { "data-label": label }, cell));
         });
         body.appendChild(tr);
+        const more = detail ? detail(row) : null;
+        if (more) {
+            tr.classList.add("pm-has-detail");
+            body.appendChild(h("tr", { class: "pm-table-detail", dataset: { detailOf: key ? key(row) : undefined } },
+                               h("td", { colspan: columns.length }, more)));
+        }
     }
     return h("table", { class: "pm-table" }, caption ? h("caption", null, caption) : null, head, body);
 }
