@@ -310,3 +310,21 @@ def test_the_page_follows_cockpits_light_and_dark_style(cockpit_page: CockpitPag
     )
     cockpit_page.screenshot("pods", docs=True)
     bed.run("podmgr", "stop", "web")
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "message"),
+    [
+        ("nope", "Pod nope not found", "no pod 'nope'"),
+        ("Bad<Name>", "Cannot show pod Bad<Name>", "is not a valid pod name"),
+    ],
+)
+def test_a_pod_that_cannot_be_shown_says_why(
+    cockpit_page: CockpitPage, name: str, title: str, message: str
+) -> None:
+    cockpit_page.go("pod", name)
+    empty = cockpit_page.frame.locator(".pm-empty-state")
+    expect(empty.locator("h2")).to_have_text(title)
+    expect(empty).to_contain_text(message)  # the service's own words
+    assert cockpit_page.frame.locator("[data-action]").count() == 0
+    wait_for(lambda: cockpit_page.bed.run("pgrep", "journalctl", check=False).returncode == 1)
