@@ -97,18 +97,18 @@ install:
 # Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
 demo:
 	@if [ "$$(cat /proc/1/comm)" = systemd ]; then \
-		$(MAKE) --no-print-directory deps install demo-here; \
+		$(MAKE) --no-print-directory deps install demo-here && \
+		if [ -d /usr/share/cockpit/base1 ]; then \
+			echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods)"; \
+		fi; \
 	else \
 		$(MAKE) --no-print-directory deps && \
-		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here; \
+		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here && \
+		echo "The Cockpit page with the demo pod: make demo-cockpit (http://127.0.0.1:$(COCKPIT_PORT)/podmgr)"; \
 	fi
 
 demo-here:
 	examples/demo.sh
-	@if [ -d /usr/share/cockpit/base1 ]; then \
-		echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods), or" \
-			"make demo-cockpit for one served from a throwaway systemd."; \
-	fi
 
 # The demo pod and the Cockpit page served from a throwaway systemd on the host's
 # 127.0.0.1:$(COCKPIT_PORT) (logged in as its root); Ctrl-C ends both.
