@@ -44,8 +44,9 @@ CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-
 	$(PACKAGING_DEBS) $(COCKPIT_DEBS)
 # what `make deb` and `make rpm` build with (offline)
 PACKAGING_DEBS = debhelper dh-python python3-all pkgconf lintian rpm rpmlint
-# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium)
-COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium
+# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium); sudo
+# is how Cockpit switches on administrative access, which the page's tests log in to use
+COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium sudo
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
