@@ -126,11 +126,11 @@ def test_the_overview_follows_the_system_live(cockpit_page: CockpitPage) -> None
     frame = cockpit_page.frame
     frame.locator("#pods [data-loaded]").wait_for(state="attached")
     # Nothing changes, nothing is read: the page follows signals, it does not poll.
-    idle = bed.run(
+    calls = bed.run(
         "timeout", "4", "busctl", "monitor", "--match", "type='method_call',member='ListPods'",
         check=False,
     ).stdout  # fmt: skip
-    assert "Member=ListPods" not in idle, idle
+    assert "Member=ListPods" not in calls, calls
     # A manifest appears: the page was not reloaded, it follows.
     install(bed, "idle", IDLE)
     reload(bed)
