@@ -139,6 +139,7 @@ MUTATING = [
     ("RestartPod", ["s", "alpha"]),
     ("CreatePod", ["ss", "gamma", POD]),
     ("UpdatePod", ["ss", "beta", POD]),
+    ("UpdatePodIfUnchanged", ["sss", "beta", "0" * 64, POD]),
     ("RemovePod", ["s", "beta"]),
     ("PreparePod", ["s", "alpha"]),
     ("ReleasePod", ["s", "alpha"]),

@@ -27,7 +27,7 @@ from dbus_next.message import Message
 from dbus_next.signature import Variant
 
 from podmgr import names
-from podmgr.bus import api, arguments, polkit
+from podmgr.bus import api, arguments, callers, polkit
 from podmgr.bus.binding import Exported
 from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import PodmgrError
@@ -270,11 +270,43 @@ class Dispatcher:
                 "org.freedesktop.DBus.Error.UnknownProperty",
                 f"no property {names.shown(body[1])} in {interface.name}",
             )
-        values = {p.name: Variant(p.signature, exported.member(p.name)()) for p in wanted}
-        if member == "GetAll":
+        if any(p.per_caller for p in wanted):
+            # Who asks decides what some values are: the bus daemon says, off this call.
+            task = asyncio.get_running_loop().create_task(
+                self._send_properties(message, exported, wanted)
+            )
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            self._reply_properties(message, exported, wanted, None)
+
+    async def _send_properties(
+        self, message: Message, exported: Exported, wanted: list[api.Property]
+    ) -> None:
+        try:
+            caller = await callers.of(self.bus, str(message.sender))
+            self._reply_properties(message, exported, wanted, caller)
+        except Exception as error:  # as for a call: an error reply, never a crash
+            self.bus.send(error_reply(message, error))
+
+    def _reply_properties(
+        self,
+        message: Message,
+        exported: Exported,
+        wanted: list[api.Property],
+        caller: callers.Caller | None,
+    ) -> None:
+        values = {
+            p.name: Variant(
+                p.signature,
+                exported.member(p.name)(caller) if p.per_caller else exported.member(p.name)(),
+            )
+            for p in wanted
+        }
+        if message.member == "GetAll":
             self.bus.send(Message.new_method_return(message, "a{sv}", [values]))
         else:
-            self.bus.send(Message.new_method_return(message, "v", [values[body[1]]]))
+            self.bus.send(Message.new_method_return(message, "v", [values[message.body[1]]]))
 
     def emit(self, path: str, interface: api.Interface, signal: str, *body: Any) -> None:
         spec = interface.signal(signal)
@@ -284,14 +316,22 @@ class Dispatcher:
         exported = self.objects.get(path, {}).get(interface.name)
         if exported is None:
             return
+        # A value that depends on who asks is not broadcast: it is named as invalidated,
+        # and each client that wants it asks (and gets what it may see).
+        wanted = [p for p in interface.properties if p.name in names]
         changed = {
             p.name: Variant(p.signature, exported.member(p.name)())
-            for p in interface.properties
-            if p.name in names
+            for p in wanted
+            if not p.per_caller
         }
+        invalidated = [p.name for p in wanted if p.per_caller]
         self.bus.send(
             Message.new_signal(
-                path, PROPERTIES, "PropertiesChanged", "sa{sv}as", [interface.name, changed, []]
+                path,
+                PROPERTIES,
+                "PropertiesChanged",
+                "sa{sv}as",
+                [interface.name, changed, invalidated],
             )
         )
 
@@ -334,7 +374,8 @@ def _interface_xml(interface: api.Interface) -> str:
         lines += [
             f"  <property name={quoteattr(prop.name)} type={quoteattr(prop.signature)} "
             'access="read">',
-            '   <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="true"/>',
+            '   <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" '
+            f'value="{"invalidates" if prop.per_caller else "true"}"/>',
             f'   <annotation name="{DOC}" value={quoteattr(prop.doc)}/>',
             "  </property>",
         ]
