@@ -224,6 +224,16 @@ function editorWidget(onInput) {
         setDisabled(disabled) {
             textarea.readOnly = disabled;
         },
+        // Put the caret at the start of line NUMBER, scrolled into view.
+        goTo(number) {
+            const before = textarea.value.split("\n").slice(0, number - 1).join("\n");
+            const offset = number > 1 ? before.length + 1 : 0;
+            textarea.focus();
+            textarea.setSelectionRange(offset, offset);
+            const lineHeight = textarea.scrollHeight / Math.max(1, textarea.value.split("\n").length);
+            textarea.scrollTop = Math.max(0, (number - 3) * lineHeight);
+            scroll();
+        },
     };
 }
 
@@ -288,19 +298,27 @@ export function show(main, path) {
         const count = text.split("\n").length;
         const byLine = new Map();
         const items = [];
+        let first = null;
         for (const [where, message] of problems) {
             const line = lineOf(where, lines, count);
+            // Beside its line, "line 3, column 7" says only the column.
+            const shown = where.replace(/^line \d+, (column \d+)$/, "$1");
             if (line)
-                byLine.set(line, [...(byLine.get(line) || []), where ? `${where}: ${message}` : message]);
+                byLine.set(line, [...(byLine.get(line) || []), shown ? `${shown}: ${message}` : message]);
             else
                 items.push(problemItem(where, message));
+            if (line && (first === null || line < first))
+                first = line;
         }
         widget.setProblems(byLine);
         replace(unplaced, items);
+        const counted = `${problems.length} ${problems.length === 1 ? "problem" : "problems"}`;
         if (problems.length === 0)
             setStatus("valid", "✓ No problems");
+        else if (first === null)
+            setStatus("invalid", counted);
         else
-            setStatus("invalid", `${problems.length} ${problems.length === 1 ? "problem" : "problems"}`);
+            setStatus("invalid", button(counted, { kind: "link", small: true, onclick: () => widget.goTo(first) }));
     }
 
     async function validate(text) {

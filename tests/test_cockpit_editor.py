@@ -237,3 +237,27 @@ def test_delete_with_confirmation(cockpit_page: CockpitPage) -> None:
     )
     missing = bed.run("systemctl", "cat", "podapp@gone:main.service", check=False)
     assert missing.returncode != 0
+
+
+def test_a_change_is_seen_while_the_service_is_idle(cockpit_page: CockpitPage) -> None:
+    """org.podmgr1 exits when idle, and nothing then signals a change of the file: the
+    editor's watch on the manifest's directory still sees it."""
+    bed = cockpit_page.bed
+    frame = cockpit_page.frame
+    bed.run("sh", "-c", "printf '[service]\\nidle_timeout = \"1s\"\\n' > /etc/podmgr/podmgr.toml")
+    try:
+        bed.run("systemctl", "stop", "podmgr1.service")
+        open_editor(cockpit_page, "idle")
+        wait_for(
+            lambda: (
+                bed.run("systemctl", "is-active", "podmgr1.service", check=False).stdout.strip()
+                == "inactive"
+            ),
+            timeout=30,
+            what="org.podmgr1 to exit",
+        )
+        install(bed, "idle", SLEEPER + "# changed while the service was gone\n")
+        frame.locator("#pm-disk-changed").wait_for()
+    finally:
+        bed.run("rm", "-f", "/etc/podmgr/podmgr.toml")
+        bed.run("systemctl", "stop", "podmgr1.service")
