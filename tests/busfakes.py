@@ -56,6 +56,7 @@ class FakeBus:
     def __init__(self) -> None:
         self.handlers: list[Any] = []
         self.sent: list[Message] = []
+        self.credentials_asked = 0
 
     def add_message_handler(self, handler: Any) -> None:
         self.handlers.append(handler)
@@ -67,6 +68,7 @@ class FakeBus:
         """What the bus daemon answers about a caller: uid ``CALLER_UID``, no groups."""
         assert message.member == "GetConnectionCredentials", message.member
         message.serial = message.serial or 1  # a connection numbers what it sends
+        self.credentials_asked += 1
         credentials = {"UnixUserID": Variant("u", CALLER_UID), "UnixGroupIDs": Variant("au", [])}
         return Message.new_method_return(message, "a{sv}", [credentials])
 

@@ -60,6 +60,7 @@ STANDARD = """\
  </interface>
 """
 DOC = "org.gtk.GDBus.DocString"
+CALLERS_KEPT = 512  # the credentials of this many recent callers
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Dispatcher:
         self.in_flight = 0
         self.last_activity = asyncio.get_running_loop().time()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.callers: dict[str, callers.Caller] = {}  # by unique name, oldest first
         bus.add_message_handler(self.handle)
 
     async def close(self) -> None:
@@ -284,7 +286,15 @@ class Dispatcher:
         self, message: Message, exported: Exported, wanted: list[api.Property]
     ) -> None:
         try:
-            caller = await callers.of(self.bus, str(message.sender))
+            sender = str(message.sender)
+            caller = self.callers.get(sender)
+            if caller is None:
+                caller = await callers.of(self.bus, sender)
+                # A unique name is never given to another connection, and the bus daemon
+                # took its credentials when it connected: so they can be kept.
+                if len(self.callers) >= CALLERS_KEPT:
+                    self.callers.pop(next(iter(self.callers)))
+                self.callers[sender] = caller
             self._reply_properties(message, exported, wanted, caller)
         except Exception as error:  # as for a call: an error reply, never a crash
             self.bus.send(error_reply(message, error))

@@ -303,7 +303,8 @@ fingerprint for rules; the service asks before the method runs, after checking e
 argument against what its method says it is. Reads need no authorization; the
 properties that show a manifest file's content (Manifest, ManifestDigest, Problems) show
 each caller only what it could read itself, and PropertiesChanged names them as
-invalidated instead of sending their value to everyone. Errors are org.podmgr1.Error.CODE with a one-line message; ERRORS lists the codes.
+invalidated instead of sending their value to everyone. Errors are
+org.podmgr1.Error.CODE with a one-line message; ERRORS lists the codes.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and
