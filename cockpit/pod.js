@@ -184,8 +184,8 @@ export function show(main, path) {
         card("Details", { id: "details", body: detailsBody }),
         card("Journal", {
             id: "journal-card",
-            body: [h("div", { class: "pm-toolbar" }, h("label", null, appLabel, appSelect),
-                     h("label", null, priorityLabel, prioritySelect)), journalOutput],
+            body: [h("div", { class: "pm-toolbar" }, h("div", { class: "pm-field" }, appLabel, appSelect),
+                     h("div", { class: "pm-field" }, priorityLabel, prioritySelect)), journalOutput],
         }));
 
     const actions = {};
@@ -207,7 +207,7 @@ export function show(main, path) {
     let pod = null;
     let allowed = false;
     let units = new Map();
-    let reading = 0;
+    let reads = 0;
     let knownApps = "";
 
     function renderHeader() {
@@ -231,7 +231,9 @@ export function show(main, path) {
         const found = new Map();
         await Promise.all(apps.map(async ([, unit]) => {
             try {
-                found.set(unit, await bus.unitProperties(unit));
+                const props = await bus.unitProperties(unit);
+                if (props)
+                    found.set(unit, props);
             } catch (error) {
                 console.warn(`cannot read ${unit}:`, error);
             }
@@ -239,20 +241,15 @@ export function show(main, path) {
         return found;
     }
 
-    async function refresh() {
-        const mine = ++reading;
+    const refresh = bus.serialized(async () => {
         try {
             const [podPath] = await bus.manager("GetPod", "s", [name]);
             const props = await bus.podProperties(podPath);
             const apps = props.Apps || [];
             const read = await readUnits(apps);
-            if (mine !== reading)
-                return;
             pod = props;
             units = read;
         } catch (exception) {
-            if (mine !== reading)
-                return;
             const error = bus.toError(exception);
             if (error.name === "org.podmgr1.Error.NoSuchPod") {
                 pod = null;
@@ -279,8 +276,8 @@ export function show(main, path) {
                     appNames.map(app => h("option", { value: app }, app)));
             appSelect.value = appNames.includes(chosen) ? chosen : "";
         }
-        main.dataset.loaded = String(mine);
-    }
+        main.dataset.loaded = String(++reads);
+    });
 
     async function refreshCounters() {
         if (!pod || cockpit.hidden)

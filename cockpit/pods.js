@@ -84,22 +84,18 @@ export function show(main) {
             create.title = "Needs administrative access";
     });
     main.appendChild(card("Pods", { id: "pods", actions: [create], body }));
-    let reading = 0;
+    let reads = 0;
 
-    async function refresh() {
-        const mine = ++reading;
+    const refresh = bus.serialized(async () => {
         try {
             const pods = await readPods();
-            if (mine !== reading)
-                return;
             pods.sort((a, b) => a.Name.localeCompare(b.Name));
             replace(body, pods.length ? podsTable(pods) : empty());
-            body.dataset.loaded = String(mine);
         } catch (error) {
-            if (mine === reading)
-                replace(body, alert("danger", "Cannot list the pods", bus.toError(error).message));
+            replace(body, alert("danger", "Cannot list the pods", bus.toError(error).message));
         }
-    }
+        body.dataset.loaded = String(++reads);
+    });
 
     const stop = bus.watchPods(refresh);
     refresh();

@@ -235,6 +235,9 @@ def login(bed: Bed, browser: Browser, tmp_path: Path, user: str, password: str) 
         opened = CockpitPage(bed, page, tmp_path)
         opened.wait_ready()
     except BaseException:
+        # What the login page said, and what cockpit-ws and PAM logged, for the report.
+        screenshot(page, f"login-{user}-failed", tmp_path)
+        print(bed.run("journalctl", "--no-pager", "-n", "30", "-u", ws.unit, check=False).stdout)
         context.close()
         ws.stop()
         raise
