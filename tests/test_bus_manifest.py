@@ -28,6 +28,10 @@ WRONG = '[app.main]\nexec = "x"\n'  # TOML, but not a manifest
 def manifest_bed(bed: Bed) -> Bed:
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     bed.run("useradd", "--create-home", "alice")
+    bed.run("groupadd", "--system", "podmgr")
+    bed.run("useradd", "--create-home", "--groups", "podmgr", "bob")  # manages pods
+    rules = "/etc/polkit-1/rules.d/50-podmgr.rules"
+    bed.run("install", "-m", "644", f"{CHECKOUT}/polkit/50-podmgr.rules", rules)
     for name, text in (("web", PORTS), ("vault", SECRET), ("broken", BROKEN), ("wrong", WRONG)):
         bed.run("sh", "-c", f"cat > /etc/podmgr/pods/{name}.toml", input=text)
     bed.run("chmod", "600", "/etc/podmgr/pods/vault.toml")
@@ -74,6 +78,12 @@ def test_the_manifest_is_read_as_its_file_allows(manifest_bed: Bed) -> None:
     ).stdout
     assert "hunter2" not in everything
     assert sha256(SECRET) not in everything
+    # bob may replace any manifest (polkit allows him manage-pods): he may read them.
+    deadline = time.monotonic() + 30  # polkitd reads the rule asynchronously
+    while prop(bed, "vault", "Manifest", user="bob") != SECRET:
+        assert time.monotonic() < deadline, "bob never got the text"
+        time.sleep(0.2)
+    assert prop(bed, "vault", "ManifestDigest", user="bob") == sha256(SECRET)
     refused = bed.run("runuser", "-u", "alice", "--", "podmgr", "cat", "vault", check=False)
     assert refused.returncode == 1
     assert refused.stderr == (

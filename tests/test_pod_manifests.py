@@ -14,11 +14,12 @@ import struct
 import subprocess
 import tempfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
 import pytest
-from busfakes import CALLER_UID, FakeBus, fake
+from busfakes import ALLOWED, CALLER_UID, REFUSED, FakeBus, RecordingAuthority, fake
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
@@ -152,6 +153,8 @@ def test_the_manifest_properties(tmp_path: Path) -> None:
         # The service reads as root: alice, who could not read the file, learns nothing.
         assert pod.manifest(ALICE) == ""
         assert pod.manifest_digest(ALICE) == ""
+        # Whom polkit allows manage-pods may replace the file anyway: it may read it.
+        assert pod.manifest(replace(ALICE, manages_pods=True)) == path.read_text()
         os.chmod(path, 0o644)
         assert pod.manifest(ALICE) == path.read_text()
 
@@ -188,10 +191,13 @@ def test_an_invalid_manifest_has_its_problems(tmp_path: Path) -> None:
     asyncio.run(run())
 
 
-def test_a_value_that_depends_on_the_caller_is_never_broadcast() -> None:
+@pytest.mark.parametrize("manages_pods", [False, True])
+def test_a_value_that_depends_on_the_caller_is_never_broadcast(manages_pods: bool) -> None:
+    authority = RecordingAuthority(ALLOWED if manages_pods else REFUSED)
+
     async def run() -> list[Message]:
         bus = FakeBus()
-        dispatcher = dispatch.Dispatcher(cast(MessageBus, bus))
+        dispatcher = dispatch.Dispatcher(cast(MessageBus, bus), authority)
         pod = fake(api.POD)
         dispatcher.export(api.pod_path("web"), api.POD, pod)
         dispatcher.properties_changed(api.pod_path("web"), api.POD, podobjects.FROM_MANIFEST)
@@ -210,8 +216,12 @@ def test_a_value_that_depends_on_the_caller_is_never_broadcast() -> None:
             while dispatcher.tasks:
                 await asyncio.gather(*dispatcher.tasks)
         dispatcher.work.shutdown()
-        assert pod.callers == [Caller(CALLER_UID, frozenset())] * 2  # as the bus daemon said
-        assert bus.credentials_asked == 1  # once per connection
+        # As the bus daemon and polkit (asked without interaction) said, once per connection.
+        assert pod.callers == [Caller(CALLER_UID, frozenset(), manages_pods)] * 2
+        assert bus.credentials_asked == 1
+        assert [(q.sender, q.action, q.flags) for q in authority.asked] == [
+            (":1.42", api.MANAGE_PODS, 0)
+        ]
         return bus.sent
 
     signal, reply, again = asyncio.run(run())

@@ -417,11 +417,12 @@ POD = Interface(
             "Manifest",
             "s",
             "The manifest file's text, for a caller who could read the file itself: the "
-            "service reads it as root, so it gives the text only to root and to a user "
+            "service reads it as root, so it gives the text only to root, to a user "
             "whose uid and groups the permission bits of the file and of each directory "
-            "above it allow (a file with an access ACL: only its owner), and an empty "
-            "string to anyone else; a manifest made 0600 because its environment holds "
-            "secrets stays secret.",
+            "above it allow (a file with an access ACL: only its owner), and to a caller "
+            "whom polkit allows org.podmgr1.manage-pods without authentication (it may "
+            "replace the file anyway); anyone else gets an empty string, so a manifest "
+            "made 0600 because its environment holds secrets stays secret.",
             per_caller=True,
         ),
         Property(

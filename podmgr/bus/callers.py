@@ -5,7 +5,9 @@ The service runs as root, and reads need no authorization: so a property that sh
 file's content (a pod's Manifest) must not show more than the caller could read without
 the service.  The bus daemon vouches for the caller's uid and groups
 (GetConnectionCredentials); may_read() applies the permission bits of the file and of
-every directory above it to them, as the kernel would for an open(2) by that caller.
+every directory above it to them, as the kernel would for an open(2) by that caller.  A
+caller whom polkit allows org.podmgr1.manage-pods without authentication may replace
+any manifest (and run anything as root through one), so it may read them all.
 An access ACL can deny what the bits allow, so a file or directory that has one counts
 as readable by its owner only: the check errs on the side of saying no.
 """
@@ -31,6 +33,9 @@ ROOT = 0
 class Caller:
     uid: int
     gids: frozenset[int]
+    # polkit allows it org.podmgr1.manage-pods without authentication: it may replace
+    # any manifest (and so run anything as root), so it may read them too.
+    manages_pods: bool = False
 
 
 async def of(bus: MessageBus, sender: str) -> Caller:
@@ -94,10 +99,11 @@ def _directories(path: str) -> list[str]:
 
 
 def may_read(path: str, caller: Caller) -> bool:
-    """Whether ``caller`` could open the file at ``path`` for reading itself (root can;
-    anyone else needs search permission on each directory of the path, and of the path
-    its symlinks lead to, and read permission on the file)."""
-    if caller.uid == ROOT:
+    """Whether ``caller`` may see the manifest at ``path``: if it could open the file for
+    reading itself (root can; anyone else needs search permission on each directory of
+    the path, and of the path its symlinks lead to, and read permission on the file), or
+    if it manages pods anyway."""
+    if caller.uid == ROOT or caller.manages_pods:
         return True
     absolute = os.path.abspath(path)
     real = os.path.realpath(absolute)

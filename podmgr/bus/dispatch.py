@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -30,7 +30,7 @@ from podmgr import names
 from podmgr.bus import api, arguments, callers, polkit
 from podmgr.bus.binding import Exported
 from podmgr.bus.work import PRIVILEGED, Work
-from podmgr.errors import PodmgrError
+from podmgr.errors import AccessDenied, PodmgrError
 
 log = logging.getLogger(__name__)
 
@@ -282,6 +282,13 @@ class Dispatcher:
         else:
             self._reply_properties(message, exported, wanted, None)
 
+    async def _manages_pods(self, sender: str) -> bool:
+        try:
+            await self.authorize(sender, api.MANAGE_PODS, {"verb": "read"}, False)
+        except AccessDenied:
+            return False
+        return True
+
     async def _send_properties(
         self, message: Message, exported: Exported, wanted: list[api.Property]
     ) -> None:
@@ -290,8 +297,12 @@ class Dispatcher:
             caller = self.callers.get(sender)
             if caller is None:
                 caller = await callers.of(self.bus, sender)
+                if caller.uid != callers.ROOT:
+                    caller = replace(caller, manages_pods=await self._manages_pods(sender))
                 # A unique name is never given to another connection, and the bus daemon
-                # took its credentials when it connected: so they can be kept.
+                # took its credentials when it connected: so they are kept, and polkit's
+                # answer with them (it changes when rules or memberships do, which a
+                # process sees on its next connection, as for its groups).
                 if len(self.callers) >= CALLERS_KEPT:
                     self.callers.pop(next(iter(self.callers)))
                 self.callers[sender] = caller
