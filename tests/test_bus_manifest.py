@@ -191,3 +191,24 @@ def test_a_manifest_edited_on_disk_is_signalled(manifest_bed: Bed) -> None:
     assert changed["Ports"]["data"] == []
     assert prop(bed, "web", "ManifestDigest") == sha256(BROKEN)
     assert prop(bed, "web", "Problems") != []
+
+
+def test_an_update_keeps_the_files_mode_and_owner(manifest_bed: Bed) -> None:
+    """A manifest made 0600 for its secrets (or given to a group) stays so when the
+    service replaces it, as an editor keeps a file's mode."""
+    bed = manifest_bed
+    path = "/etc/podmgr/pods/vault.toml"
+    bed.run("chown", "root:podmgr", path)
+    bed.run("chmod", "640", path)
+    busctl(bed, "UpdatePod", "ss", "vault", SECRET + "# one\n")
+    assert bed.run("stat", "-c", "%a %U:%G", path).stdout == "640 root:podmgr\n"
+    bed.run("chmod", "600", path)
+    digest = sha256(SECRET + "# one\n")
+    busctl(bed, "UpdatePodIfUnchanged", "sss", "vault", digest, SECRET + "# two\n")
+    assert bed.run("stat", "-c", "%a %U:%G", path).stdout == "600 root:podmgr\n"
+    assert prop(bed, "vault", "Manifest", user="alice") == ""
+    # A new pod's file is as before: readable by all, as /etc's files are.
+    busctl(bed, "CreatePod", "ss", "fresh", POD)
+    assert (
+        bed.run("stat", "-c", "%a %U:%G", "/etc/podmgr/pods/fresh.toml").stdout == "644 root:root\n"
+    )

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import os
 import signal
+import stat
 import sys
 
 from dbus_next.constants import NameFlag, RequestNameReply
@@ -184,7 +186,16 @@ class Manager:
                     f"not {digest[:12]}...): read it again, or replace it with UpdatePod"
                 )
         ADMIN_PODS.mkdir(parents=True, exist_ok=True)
-        atomic_write(ADMIN_PODS / f"{name}.toml", toml.encode())
+        # The new file keeps the mode and owner of the one it replaces, as an editor
+        # does: a manifest made 0600 for the secrets in its environment stays 0600.
+        # (Written 0600 first, so that it is never more open than both.)
+        target = ADMIN_PODS / f"{name}.toml"
+        before = lookup.find_manifests().get(name)
+        info = before.stat() if before else None
+        atomic_write(target, toml.encode(), 0o600 if info else 0o644)
+        if info:
+            os.chown(target, info.st_uid, info.st_gid)
+            os.chmod(target, stat.S_IMODE(info.st_mode))
         await self._reload()
 
     @implements(api.MANAGER, "RemovePod")
