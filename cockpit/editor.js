@@ -487,14 +487,26 @@ export function show(main, path) {
     });
     const cancel = link("Cancel", editing ? `#/pod/${encodeURIComponent(name)}` : "#/",
                         { class: "pm-button pm-button-link", dataset: { action: "cancel" } });
-    const actions = [saveButton, cancel];
-    if (editing) {
-        actions.push(button("Delete", {
+    const deleteButton = editing
+        ? button("Delete", {
             action: "delete",
             kind: "danger",
             onclick: event => busy(event.currentTarget, remove, errorSlot),
-        }));
+        })
+        : null;
+    const actions = [saveButton, cancel, deleteButton];
+    let loaded = !editing;
+    let allowed = true; // until polkit says otherwise
+    function updateButtons() {
+        for (const control of [saveButton, deleteButton].filter(Boolean)) {
+            control.disabled = !allowed || (control === saveButton && !loaded);
+            control.title = allowed ? "" : "Needs administrative access";
+        }
     }
+    bus.mayAct(bus.MANAGE_PODS).then(result => {
+        allowed = result;
+        updateButtons();
+    });
 
     const title = editing ? `${name}.toml` : "Create pod";
     const form = h("div", { class: "pm-editor-form" },
@@ -510,16 +522,19 @@ export function show(main, path) {
                      unplaced,
                      widget.element,
                      h("p", { class: "pm-help" }, "TOML, as podmgr.toml(5) describes; checked by the service as you type.")));
-    const body = h("div", { class: "pm-editor-view" },
-                   notice,
-                   card(title, { body: [form, errorSlot, h("div", { class: "pm-actions pm-editor-actions" }, actions)] }));
+    const editorCard = card(title, {
+        body: [form, errorSlot, h("div", { class: "pm-actions pm-editor-actions" }, actions)],
+    });
+    const body = h("div", { class: "pm-editor-view" }, notice, editorCard);
     main.append(breadcrumb(name), h("div", { class: "pm-page-header" },
                                     h("h1", { class: "pm-title" }, editing ? `Edit pod ${name}` : "Create a pod")),
                 body);
 
+    updateButtons();
+    widget.value = "";
     if (editing) {
         widget.setDisabled(true);
-        saveButton.disabled = true;
+        widget.textarea.placeholder = "";
         (async () => {
             try {
                 [podPath] = await bus.manager("GetPod", "s", [name]);
@@ -527,13 +542,15 @@ export function show(main, path) {
                 if (stopped)
                     return;
                 if (!pod.ManifestDigest) {
+                    editorCard.hidden = true;
                     replace(notice, alert("warning", "This manifest is not readable for you",
                                           `${pod.ManifestPath} may only be read by its owner. Turn on ` +
                                           "administrative access to edit it."));
                     return;
                 }
                 widget.setDisabled(false);
-                saveButton.disabled = false;
+                loaded = true;
+                updateButtons();
                 load(pod);
                 watchFile(pod);
             } catch (exception) {

@@ -7,11 +7,14 @@ with a confirmation; each checked on the system too (the file, its units, the ap
 from __future__ import annotations
 
 import hashlib
+import secrets
+from pathlib import Path
 
 import pytest
-from test_pods import ROOTFS, install, main_pid, reload, wait_for
+from playwright.sync_api import Browser
+from test_pods import CHECKOUT, ROOTFS, install, main_pid, reload, wait_for
 
-from cockpit import CockpitPage
+from cockpit import CockpitPage, add_user, login
 
 pytest_plugins = ["cockpit"]
 
@@ -261,3 +264,55 @@ def test_a_change_is_seen_while_the_service_is_idle(cockpit_page: CockpitPage) -
     finally:
         bed.run("rm", "-f", "/etc/podmgr/podmgr.toml")
         bed.run("systemctl", "stop", "podmgr1.service")
+
+
+SECRET = SLEEPER + '[app.main.environment]\nTOKEN = "hunter2"\n'
+
+
+def test_users_without_the_right_and_with_it(
+    cockpit_page: CockpitPage, browser: Browser, tmp_path: Path
+) -> None:
+    """Through a real login: a user polkit does not allow manage-pods can check a
+    manifest but not save it, and does not get the text of a 0600 one; a member of the
+    group the shipped rule names edits both without administrative access."""
+    bed = cockpit_page.bed
+    bed.run("systemctl", "start", "systemd-user-sessions.service")  # lets users log in
+    bed.run("groupadd", "--system", "podmgr")
+    rules = "/etc/polkit-1/rules.d/50-podmgr.rules"
+    bed.run("install", "-D", "-m", "644", f"{CHECKOUT}/polkit/50-podmgr.rules", rules)
+    password = secrets.token_urlsafe(16)
+    add_user(bed, "viewer", password)
+    add_user(bed, "member", password, groups=("podmgr",))
+    install(bed, "vault", SECRET)
+    bed.run("chmod", "600", "/etc/podmgr/pods/vault.toml")
+    install(bed, "open", SLEEPER)
+    reload(bed)
+    viewer = login(bed, browser, tmp_path, "viewer", password)
+    try:
+        page = viewer.cockpit
+        page.go("pod", "vault", "edit")
+        page.frame.locator(".pm-alert", has_text="not readable for you").wait_for()
+        assert page.frame.locator("#pm-manifest-text").is_hidden()
+        assert "hunter2" not in page.frame.locator("body").inner_text()
+        page.screenshot("editor-viewer-secret")
+        page.go("pod", "open", "edit")
+        wait_for(lambda: textarea_value(page) == SLEEPER, what="the manifest in the editor")
+        page.frame.locator("#pm-manifest-text").fill('[app.main]\nexec = "x"\n')
+        page.frame.locator(".pm-editor-problem", has_text="app.main.exec").wait_for()
+        assert page.frame.locator("[data-action=save]").is_disabled()
+        assert page.frame.locator("[data-action=delete]").is_disabled()
+        page.check_errors()
+    finally:
+        viewer.close()
+    member = login(bed, browser, tmp_path, "member", password)
+    try:
+        page = member.cockpit
+        page.go("pod", "vault", "edit")
+        wait_for(lambda: textarea_value(page) == SECRET, what="the secret manifest")
+        page.frame.locator("#pm-manifest-text").fill(SECRET + "# by member\n")
+        page.frame.locator("[data-action=save]:enabled").click()
+        page.frame.locator("#pm-saved").wait_for()
+        assert bed.run("cat", "/etc/podmgr/pods/vault.toml").stdout == SECRET + "# by member\n"
+        page.check_errors()
+    finally:
+        member.close()
