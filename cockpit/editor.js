@@ -326,7 +326,8 @@ export function show(main, path) {
         setStatus("checking", spinner("Checking"), " Checking…");
         try {
             const [problems] = await bus.manager("ValidateManifest", "s", [text]);
-            if (mine === checking && !stopped)
+            // A newer text has its own check coming: these problems are of the old one.
+            if (mine === checking && !stopped && widget.value === text)
                 showProblems(text, problems);
         } catch (exception) {
             if (mine === checking && !stopped)
@@ -508,7 +509,7 @@ export function show(main, path) {
         updateButtons();
     });
 
-    const title = editing ? `${name}.toml` : "Create pod";
+    const title = editing ? `${name}.toml` : "Manifest of the new pod";
     const form = h("div", { class: "pm-editor-form" },
                    editing
                        ? null
@@ -544,14 +545,22 @@ export function show(main, path) {
                 if (!pod.ManifestDigest) {
                     editorCard.hidden = true;
                     replace(notice, alert("warning", "This manifest is not readable for you",
-                                          `${pod.ManifestPath} may only be read by its owner. Turn on ` +
+                                          `${pod.ManifestPath} is kept private by its mode, and the ` +
+                                          "service shows it only to whom may read it. Turn on " +
                                           "administrative access to edit it."));
                     return;
                 }
+                replace(editorCard.querySelector(".pm-card-title"), pod.ManifestPath);
                 widget.setDisabled(false);
                 loaded = true;
                 updateButtons();
                 load(pod);
+                const stored = `/etc/podmgr/pods/${name}.toml`;
+                if (pod.ManifestPath !== stored) {
+                    // A runtime or vendor manifest: saving masks it, as for unit files.
+                    replace(notice, alert("info", `Saving stores ${stored}`,
+                                          `It then overrides ${pod.ManifestPath}, which stays as it is.`));
+                }
                 watchFile(pod);
             } catch (exception) {
                 if (!stopped)

@@ -216,6 +216,21 @@ def test_a_change_on_disk_is_shown_and_not_overwritten(cockpit_page: CockpitPage
     assert hashlib.sha256(mine.encode()).hexdigest() in digest
 
 
+def test_a_vendor_manifest_is_overridden_not_changed(cockpit_page: CockpitPage) -> None:
+    bed = cockpit_page.bed
+    frame = cockpit_page.frame
+    install(bed, "vend", SLEEPER, directory="/usr/lib/podmgr/pods")
+    reload(bed)
+    cockpit_page.go("pod", "vend", "edit")
+    frame.locator(".pm-alert", has_text="Saving stores /etc/podmgr/pods/vend.toml").wait_for()
+    assert frame.locator(".pm-card-title").inner_text() == "/usr/lib/podmgr/pods/vend.toml"
+    frame.locator("#pm-manifest-text").fill(SLEEPER + "# the admin's\n")
+    frame.locator("[data-action=save]").click()
+    frame.locator("#pm-saved").wait_for()
+    assert bed.run("cat", "/etc/podmgr/pods/vend.toml").stdout == SLEEPER + "# the admin's\n"
+    assert bed.run("cat", "/usr/lib/podmgr/pods/vend.toml").stdout == SLEEPER
+
+
 def test_delete_with_confirmation(cockpit_page: CockpitPage) -> None:
     bed = cockpit_page.bed
     frame = cockpit_page.frame
