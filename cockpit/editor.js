@@ -508,6 +508,14 @@ export function show(main, path) {
         allowed = result;
         updateButtons();
     });
+    // Ctrl+S saves, as in every editor (through the button: the same checks and state).
+    widget.textarea.addEventListener("keydown", event => {
+        if (event.key === "s" && (event.ctrlKey || event.metaKey) && !event.altKey) {
+            event.preventDefault();
+            if (!saveButton.disabled)
+                saveButton.click();
+        }
+    });
 
     const title = editing ? `${name}.toml` : "Manifest of the new pod";
     const form = h("div", { class: "pm-editor-form" },

@@ -164,9 +164,9 @@ def test_edit_save_and_restart_a_running_pod(cockpit_page: CockpitPage) -> None:
     assert main_pid(bed, "shop", "main") != before
     annotation = bed.run("podmgr", "status", "shop").stdout
     assert "owner=shop team" in annotation, annotation
-    # Saved twice in a row: the editor knows the file it wrote.
+    # Saved twice in a row (with Ctrl+S): the editor knows the file it wrote.
     frame.locator("#pm-manifest-text").fill(edited + "# again\n")
-    frame.locator("[data-action=save]").click()
+    frame.locator("#pm-manifest-text").press("Control+s")
     frame.locator("#pm-saved").wait_for()
     assert bed.run("cat", "/etc/podmgr/pods/shop.toml").stdout == edited + "# again\n"
     bed.run("podmgr", "stop", "shop")
