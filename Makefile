@@ -3,9 +3,11 @@
 # make deps      install the Debian packages podmgr needs at run time (and for the demo)
 # make install   install for /usr/bin/python3; honours DESTDIR, as distributions build
 # make demo      run the example pod (in a throwaway systemd when PID 1 is not systemd)
+# make demo-cockpit  the example pod and the Cockpit page, served on 127.0.0.1:9090
 # make check     install what the checks need, then lint and format check (ruff), type
 #                check, unit and integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
+# make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
 #                images, the D-Bus service and pod networking (bench/)
 
@@ -51,7 +53,8 @@ ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
 	$(LIBEXECDIR)/podmgr-pod=runtime.prepare \
 	$(LIBEXECDIR)/podmgr1=bus.service
 
-.PHONY: all deps install demo demo-here check lint typecheck test docs bench
+.PHONY: all deps install demo demo-here demo-cockpit check lint typecheck test docs bench \
+	screenshots
 
 all:
 	@echo "targets: deps install demo check docs"
@@ -102,6 +105,17 @@ demo:
 
 demo-here:
 	examples/demo.sh
+	@if [ -d /usr/share/cockpit/base1 ]; then \
+		echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods), or" \
+			"make demo-cockpit for one served from a throwaway systemd."; \
+	fi
+
+# The demo pod and the Cockpit page served from a throwaway systemd on the host's
+# 127.0.0.1:$(COCKPIT_PORT) (logged in as its root); Ctrl-C ends both.
+COCKPIT_PORT ?= 9090
+demo-cockpit: $(VENV)/bin/pytest
+	$(MAKE) --no-print-directory deps
+	$(VENV)/bin/python tests/cockpit.py --demo --port $(COCKPIT_PORT)
 
 $(VENV)/bin/pytest: tests/requirements.txt
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -122,6 +136,11 @@ test: $(VENV)/bin/pytest
 
 docs:
 	$(PYTHON) -m podmgr.cli.docs docs examples
+
+# The README's screenshot of the Cockpit page, from the browser test's own screenshot step
+screenshots: $(VENV)/bin/pytest
+	PODMGR_SCREENSHOTS=$(CURDIR)/docs $(VENV)/bin/pytest -q \
+		tests/test_cockpit_pods.py::test_the_page_follows_cockpits_light_and_dark_style
 
 # podman is the second baseline of the start benchmark.
 bench: deps
