@@ -14,6 +14,8 @@ CODES = {
     "NoSuchPod": "no pod of that name has a manifest",
     "ManifestInvalid": "a manifest that cannot be used; the message names every problem",
     "Exists": "the name is taken",
+    "ManifestChanged": "the manifest file is not the one the caller read (it changed on disk "
+    "since): read it again",
     "JobFailed": "a systemd job or call failed",
     "PrepareFailed": "setting up or releasing a pod's rootfs, volumes or namespaces failed",
     "NoSuchImage": "no image of that name is stored",
@@ -58,6 +60,12 @@ class Exists(PodmgrError):
     """The name is taken."""
 
     code = "Exists"
+
+
+class ManifestChanged(PodmgrError):
+    """The manifest file changed since the caller read it: nothing was written."""
+
+    code = "ManifestChanged"
 
 
 class SystemdError(PodmgrError):

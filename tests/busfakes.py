@@ -56,12 +56,24 @@ class FakeBus:
     def __init__(self) -> None:
         self.handlers: list[Any] = []
         self.sent: list[Message] = []
+        self.credentials_asked = 0
 
     def add_message_handler(self, handler: Any) -> None:
         self.handlers.append(handler)
 
     def send(self, message: Message) -> None:
         self.sent.append(message)
+
+    async def call(self, message: Message) -> Message:
+        """What the bus daemon answers about a caller: uid ``CALLER_UID``, no groups."""
+        assert message.member == "GetConnectionCredentials", message.member
+        message.serial = message.serial or 1  # a connection numbers what it sends
+        self.credentials_asked += 1
+        credentials = {"UnixUserID": Variant("u", CALLER_UID), "UnixGroupIDs": Variant("au", [])}
+        return Message.new_method_return(message, "a{sv}", [credentials])
+
+
+CALLER_UID = 4242
 
 
 def sample(signature: str) -> Any:
@@ -92,6 +104,7 @@ class Recorder:
         self.outcome = outcome
         self.ran: list[tuple[api.Method, tuple[object, ...]]] = []
         self.answers: dict[str, Any] = {}  # entry -> what it returns instead of a sample
+        self.callers: list[Any] = []  # whom each property that depends on it was read for
 
     async def before(self, method: api.Method) -> None:
         """Called when a handler runs, before it answers."""
@@ -121,11 +134,15 @@ def _handler(method: api.Method) -> Callable[..., Any]:
     return run
 
 
-def _getter(prop: api.Property) -> Callable[[Recorder], Any]:
+def _getter(prop: api.Property) -> Callable[..., Any]:
     def get(self: Recorder) -> Any:
         return self.answer(prop.name, prop.signature)
 
-    return get
+    def get_for(self: Recorder, caller: Any) -> Any:
+        self.callers.append(caller)
+        return self.answer(prop.name, prop.signature)
+
+    return get_for if prop.per_caller else get
 
 
 def implementation(interface: api.Interface) -> type[Recorder]:

@@ -139,6 +139,7 @@ MUTATING = [
     ("RestartPod", ["s", "alpha"]),
     ("CreatePod", ["ss", "gamma", POD]),
     ("UpdatePod", ["ss", "beta", POD]),
+    ("UpdatePodIfUnchanged", ["sss", "beta", "0" * 64, POD]),
     ("RemovePod", ["s", "beta"]),
     ("PreparePod", ["s", "alpha"]),
     ("ReleasePod", ["s", "alpha"]),
@@ -209,6 +210,7 @@ def test_root_and_group_members_may_manage_pods(bus_bed: Bed) -> None:
         "state": "inactive",
         "unit": "pod@alpha.service",
         "object": "/org/podmgr1/pod/alpha",
+        "problems": [],
     } in listing
     bed.run("runuser", "-u", "bob", "--", "podmgr", "start", "beta")
     bed.run("runuser", "-u", "bob", "--", "podmgr", "stop", "beta")

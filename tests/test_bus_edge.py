@@ -111,6 +111,7 @@ BAD = {
     "source": ["x" * 4201, LONG],
     "prefix": ["../../..", "a/../../b", "a" * 513, LONG, "ü/x", "x\ny"],
     "fingerprint": ["../../../home/alice", "", "0" * 39, "G" * 40, LONG, "ü" * 40],
+    "digest": ["", "0" * 63, "0" * 65, "g" * 64, "sha256:" + "0" * 64, LONG, "ü" * 64, "0\n" * 32],
 }
 # A value that passes, for the other slots of a call.
 GOOD = {
@@ -124,6 +125,7 @@ GOOD = {
     "prefix": "example.org",
     "fingerprint": "0" * 40,
     "armored": {"bytes": [1]},
+    "digest": "0" * 64,
 }
 
 

@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from podmgr import errors, names
-from podmgr.bus import api, arguments, binding, dispatch, service
+from podmgr.bus import api, arguments, binding, callers, dispatch, service
 from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import AccessDenied, Busy, NoSuchPod, PodmgrError
 from podmgr.image import oci, signing, store, trust, unpack  # noqa: F401 (their errors)
@@ -48,6 +48,7 @@ TYPES: dict[str, object] = {
     "prefix": str,
     "fingerprint": arguments.Fingerprint,
     "armored": bytes,
+    "digest": str,
 }
 # A value of each kind that passes the edge.
 GOOD: dict[str, object] = {
@@ -62,6 +63,7 @@ GOOD: dict[str, object] = {
     "prefix": "example.org",
     "fingerprint": "0" * 40,
     "armored": b"key",
+    "digest": "0" * 64,
 }
 STANDARD_ERRORS = {
     f"org.freedesktop.DBus.Error.{name}"
@@ -446,8 +448,14 @@ def test_handlers_take_typed_arguments() -> None:
             function, eval_str=True, globals=vars(inspect.getmodule(owner))
         )
         method = interface.method_index.get(entry)
-        if method is None:  # a property: no arguments
-            assert list(inspect.signature(function).parameters) == ["self"], entry
+        if method is None:  # a property: no arguments, or the caller it depends on
+            [prop] = [p for p in interface.properties if p.name == entry]
+            parameters = list(inspect.signature(function).parameters)
+            if prop.per_caller:
+                assert parameters == ["self", "caller"], entry
+                assert hints["caller"] is callers.Caller, entry
+            else:
+                assert parameters == ["self"], entry
             continue
         assert inspect.iscoroutinefunction(function), method.name
         parameters = list(inspect.signature(function).parameters)[2:]  # self, call

@@ -50,6 +50,7 @@ NOUNS = {
     "pull": "image reference",
     "source": "image source",
     "armored": "key",
+    "digest": "manifest digest",
 }
 
 
@@ -96,6 +97,12 @@ KINDS = {
             "fingerprint",
         ),
         Kind("armored", MiB, "an ASCII-armored public key (at most 1 MiB)"),
+        Kind(
+            "digest",
+            64,
+            "the sha256 digest of a manifest file: 64 hex digits, as the pod's "
+            "ManifestDigest property gives it",
+        ),
     )
 }
 
@@ -130,6 +137,10 @@ class Property:
     name: str
     signature: str
     doc: str
+    # Its value depends on who asks (what the caller may read): its code takes the
+    # caller, and PropertiesChanged names it as invalidated, without a value, since a
+    # signal goes to everyone.
+    per_caller: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,6 +244,16 @@ MANAGER = Interface(
             "manifest of NAME "
             "atomically, then reload systemd; a running pod keeps running on its old units "
             "until restarted.",
+            MANAGE_PODS,
+        ),
+        _method(
+            "UpdatePodIfUnchanged",
+            "s name:pod, s digest:digest, s toml:manifest",
+            "",
+            "As UpdatePod, but only if the manifest file still has the sha256 DIGEST "
+            "(the pod's ManifestDigest when the caller read it); ManifestChanged and "
+            "nothing written otherwise, so an editor never overwrites a change it has "
+            "not seen.",
             MANAGE_PODS,
         ),
         _method(
@@ -362,7 +383,8 @@ MANAGER = Interface(
 
 POD = Interface(
     "org.podmgr1.Pod",
-    "One pod. Properties change with its units' state.",
+    "One pod. Properties change with its units' state and with its manifest file, "
+    "which the service watches.",
     properties=(
         Property("Name", "s", "The pod's name."),
         Property(
@@ -381,6 +403,40 @@ POD = Interface(
         ),
         Property("ManifestPath", "s", "Where its manifest is."),
         Property("Annotations", "a{ss}", "The manifest's annotations."),
+        Property(
+            "Problems",
+            "a(ss)",
+            "Why the manifest file, as it is now, does not load: each problem's key path "
+            '(or "line L, column C", or empty for the whole file) and message, as podmgr '
+            "validate shows them after the file's name; empty when it loads. A caller who "
+            "may not read the file (see Manifest) gets the key paths only, since a "
+            "message can quote a value.",
+            per_caller=True,
+        ),
+        Property(
+            "Manifest",
+            "s",
+            "The manifest file's text, for a caller who could read the file itself: the "
+            "service reads it as root, so it gives the text only to root, to a user "
+            "whose uid and groups the permission bits of the file and of each directory "
+            "above it allow (a file with an access ACL: only its owner), and to a caller "
+            "whom polkit allows org.podmgr1.manage-pods without authentication (it may "
+            "replace the file anyway); anyone else gets an empty string, so a manifest "
+            "made 0600 because its environment holds secrets stays secret.",
+            per_caller=True,
+        ),
+        Property(
+            "ManifestDigest",
+            "s",
+            "The sha256 of the manifest file, in hex, for whom Manifest gives the text "
+            "(empty for anyone else): what UpdatePodIfUnchanged compares.",
+            per_caller=True,
+        ),
+        Property(
+            "Ports",
+            "a(sqqs)",
+            'Published ports: host address ("" for all), host port, pod port, protocol.',
+        ),
     ),
 )
 

@@ -20,6 +20,7 @@ from podmgr.errors import InvalidName
 from podmgr.image import reference
 
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 # A trust prefix: a registry host or a repository path, then repository path components
 # (reference.py has the full grammar; the trust store normalizes what passes here).
 
@@ -81,6 +82,16 @@ def _manifest(kind: api.Kind, value: object) -> str:
     return text
 
 
+def _digest(kind: api.Kind, value: object) -> str:
+    text = _text(kind, value).lower()
+    if not _DIGEST.fullmatch(text):
+        raise InvalidName(
+            f"{names.shown(text)} is not a sha256 digest (give the 64 hex digits of the "
+            "pod's ManifestDigest property)"
+        )
+    return text
+
+
 def _prefix(kind: api.Kind, value: object) -> str:
     text = _text(kind, value, empty=True)
     if text:
@@ -114,6 +125,7 @@ CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "prefix": _prefix,
     "fingerprint": lambda kind, value: Fingerprint(_text(kind, value, empty=True)),
     "armored": _armored,
+    "digest": _digest,
 }
 
 

@@ -2,7 +2,8 @@
 """Each entry of the API table (api.py) bound to the code that implements it, by name.
 
 A class marks its methods with ``@implements(api.MANAGER, "StartPod")``: a method of the
-table, or a property (a method without arguments returning its value).  The dispatcher
+table, or a property (a method without arguments returning its value; with the caller as
+its one argument for a property whose value depends on who asks).  The dispatcher
 binds a class when it exports an object of it, and the service binds every class it
 serves when it starts, so a table entry without an implementation, an implementation of
 no table entry, two implementations of one entry, or parameters that are not the
@@ -128,7 +129,7 @@ def _check_parameters(
                 f"{interface.name}.{entry.name}: it must be async"
             )
     else:
-        expected = ["self"]
+        expected = ["self", "caller"] if entry.per_caller else ["self"]
     if parameters != expected:
         raise BindingError(
             f"{cls.__qualname__}.{attribute} implements "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -27,10 +27,10 @@ from dbus_next.message import Message
 from dbus_next.signature import Variant
 
 from podmgr import names
-from podmgr.bus import api, arguments, polkit
+from podmgr.bus import api, arguments, callers, polkit
 from podmgr.bus.binding import Exported
 from podmgr.bus.work import PRIVILEGED, Work
-from podmgr.errors import PodmgrError
+from podmgr.errors import AccessDenied, PodmgrError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ STANDARD = """\
  </interface>
 """
 DOC = "org.gtk.GDBus.DocString"
+CALLERS_KEPT = 512  # the credentials of this many recent callers
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class Dispatcher:
         self.in_flight = 0
         self.last_activity = asyncio.get_running_loop().time()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.callers: dict[str, callers.Caller] = {}  # by unique name, oldest first
         bus.add_message_handler(self.handle)
 
     async def close(self) -> None:
@@ -270,11 +272,62 @@ class Dispatcher:
                 "org.freedesktop.DBus.Error.UnknownProperty",
                 f"no property {names.shown(body[1])} in {interface.name}",
             )
-        values = {p.name: Variant(p.signature, exported.member(p.name)()) for p in wanted}
-        if member == "GetAll":
+        if any(p.per_caller for p in wanted):
+            # Who asks decides what some values are: the bus daemon says, off this call.
+            task = asyncio.get_running_loop().create_task(
+                self._send_properties(message, exported, wanted)
+            )
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+        else:
+            self._reply_properties(message, exported, wanted, None)
+
+    async def _manages_pods(self, sender: str) -> bool:
+        try:
+            await self.authorize(sender, api.MANAGE_PODS, {"verb": "read"}, False)
+        except AccessDenied:
+            return False
+        return True
+
+    async def _send_properties(
+        self, message: Message, exported: Exported, wanted: list[api.Property]
+    ) -> None:
+        try:
+            sender = str(message.sender)
+            caller = self.callers.get(sender)
+            if caller is None:
+                caller = await callers.of(self.bus, sender)
+                if caller.uid != callers.ROOT:
+                    caller = replace(caller, manages_pods=await self._manages_pods(sender))
+                # A unique name is never given to another connection, and the bus daemon
+                # took its credentials when it connected: so they are kept, and polkit's
+                # answer with them (it changes when rules or memberships do, which a
+                # process sees on its next connection, as for its groups).
+                if len(self.callers) >= CALLERS_KEPT:
+                    self.callers.pop(next(iter(self.callers)))
+                self.callers[sender] = caller
+            self._reply_properties(message, exported, wanted, caller)
+        except Exception as error:  # as for a call: an error reply, never a crash
+            self.bus.send(error_reply(message, error))
+
+    def _reply_properties(
+        self,
+        message: Message,
+        exported: Exported,
+        wanted: list[api.Property],
+        caller: callers.Caller | None,
+    ) -> None:
+        values = {
+            p.name: Variant(
+                p.signature,
+                exported.member(p.name)(caller) if p.per_caller else exported.member(p.name)(),
+            )
+            for p in wanted
+        }
+        if message.member == "GetAll":
             self.bus.send(Message.new_method_return(message, "a{sv}", [values]))
         else:
-            self.bus.send(Message.new_method_return(message, "v", [values[body[1]]]))
+            self.bus.send(Message.new_method_return(message, "v", [values[message.body[1]]]))
 
     def emit(self, path: str, interface: api.Interface, signal: str, *body: Any) -> None:
         spec = interface.signal(signal)
@@ -284,14 +337,22 @@ class Dispatcher:
         exported = self.objects.get(path, {}).get(interface.name)
         if exported is None:
             return
+        # A value that depends on who asks is not broadcast: it is named as invalidated,
+        # and each client that wants it asks (and gets what it may see).
+        wanted = [p for p in interface.properties if p.name in names]
         changed = {
             p.name: Variant(p.signature, exported.member(p.name)())
-            for p in interface.properties
-            if p.name in names
+            for p in wanted
+            if not p.per_caller
         }
+        invalidated = [p.name for p in wanted if p.per_caller]
         self.bus.send(
             Message.new_signal(
-                path, PROPERTIES, "PropertiesChanged", "sa{sv}as", [interface.name, changed, []]
+                path,
+                PROPERTIES,
+                "PropertiesChanged",
+                "sa{sv}as",
+                [interface.name, changed, invalidated],
             )
         )
 
@@ -334,7 +395,8 @@ def _interface_xml(interface: api.Interface) -> str:
         lines += [
             f"  <property name={quoteattr(prop.name)} type={quoteattr(prop.signature)} "
             'access="read">',
-            '   <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" value="true"/>',
+            '   <annotation name="org.freedesktop.DBus.Property.EmitsChangedSignal" '
+            f'value="{"invalidates" if prop.per_caller else "true"}"/>',
             f'   <annotation name="{DOC}" value={quoteattr(prop.doc)}/>',
             "  </property>",
         ]

@@ -6,12 +6,15 @@ ListUnitsByPatterns when the pods are scanned, then updated from the PropertiesC
 signals systemd sends for units, which carry ActiveState when it changes.  So listing a
 thousand pods asks systemd nothing, and a pod's State and Apps change with its units
 (and emit PropertiesChanged in turn).  Manifests are scanned when the service starts,
-after systemd finishes a reload, and after CreatePod, UpdatePod and RemovePod; a pod's
-manifest is parsed only when its Apps, Images or Annotations are asked for.
+after systemd finishes a reload, after CreatePod, UpdatePod and RemovePod, and when a
+manifest file changes on disk (watch.py); a pod whose file changed (its stamp: inode, size,
+times) emits PropertiesChanged for what the manifest decides.  A pod's manifest is read
+and parsed only when a property that needs it is asked for.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -21,11 +24,13 @@ from typing import TYPE_CHECKING
 from dbus_next.constants import MessageType
 from dbus_next.message import Message
 
-from podmgr import names
+from podmgr import names, paths
 from podmgr.bus import api
 from podmgr.bus.binding import implements
+from podmgr.bus.callers import Caller, may_read
 from podmgr.bus.dispatch import Dispatcher
-from podmgr.errors import ManifestError
+from podmgr.bus.watch import ManifestWatch
+from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import lookup
 from podmgr.manifest.schema import NetworkMode
 from podmgr.network import joining
@@ -40,6 +45,15 @@ UNIT_PATHS = "/org/freedesktop/systemd1/unit"
 GENERATOR_DIR = Path("/run/systemd/generator")
 
 
+def stamp(path: str) -> tuple[object, ...]:
+    """What changes when a manifest file is written, replaced, moved or chmod'ed."""
+    try:
+        info = os.stat(path)
+    except OSError as error:
+        return (path, error.errno)
+    return (path, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 class PodObject:
     """The org.podmgr1.Pod properties of one pod (read by the dispatcher)."""
 
@@ -47,7 +61,10 @@ class PodObject:
         self.pod = pod
         self.path = manifest_path
         self.pods = pods
+        self.stamp = stamp(manifest_path)
         self._parsed: Manifest | None = None  # None: does not load, or not read
+        self._problems: list[Problem] = []
+        self._text = b""
         self._read = False
 
     def _manifest(self) -> Manifest | None:
@@ -56,13 +73,18 @@ class PodObject:
 
             self._read = True
             try:
-                self._parsed = model.load(Path(self.path))
-            except ManifestError:
-                self._parsed = None
+                self._text = Path(self.path).read_bytes()
+            except OSError:
+                self._text = b""  # load says why
+            try:
+                self._parsed, self._problems = model.load(Path(self.path)), []
+            except ManifestError as error:
+                self._parsed, self._problems = None, error.problems
         return self._parsed
 
     def forget_manifest(self) -> None:
-        self._parsed, self._read = None, False
+        self._parsed, self._problems, self._text, self._read = None, [], b"", False
+        self.stamp = stamp(self.path)
 
     @implements(api.POD, "Name")
     def name(self) -> str:
@@ -114,6 +136,46 @@ class PodObject:
         parsed = self._manifest()
         return dict(parsed.pod.annotations) if parsed else {}
 
+    @implements(api.POD, "Problems")
+    def problems(self, caller: Caller) -> list[list[str]]:
+        self._manifest()
+        if not may_read(self.path, caller):
+            hidden = f"not shown: {self.path} is not readable by you"
+            return [[problem.where, hidden] for problem in self._problems]
+        return [[problem.where, problem.message] for problem in self._problems]
+
+    @implements(api.POD, "Manifest")
+    def manifest(self, caller: Caller) -> str:
+        self._manifest()
+        return self._text.decode(errors="replace") if may_read(self.path, caller) else ""
+
+    @implements(api.POD, "ManifestDigest")
+    def manifest_digest(self, caller: Caller) -> str:
+        self._manifest()
+        return hashlib.sha256(self._text).hexdigest() if may_read(self.path, caller) else ""
+
+    @implements(api.POD, "Ports")
+    def ports(self) -> list[list[object]]:
+        parsed = self._manifest()
+        if parsed is None:
+            return []
+        return [[p.host_ip, p.host_port, p.pod_port, p.protocol] for p in parsed.network.ports]
+
+
+# What a change of the manifest file can change.
+FROM_MANIFEST = [
+    "State",
+    "Apps",
+    "Images",
+    "Addresses",
+    "ManifestPath",
+    "Annotations",
+    "Problems",
+    "Manifest",
+    "ManifestDigest",
+    "Ports",
+]
+
 
 def unit_of_path(path: str) -> str:
     """systemd's object path of a unit back to its name (sd_bus_path_decode)."""
@@ -134,9 +196,11 @@ class Pods:
         self.objects: dict[str, PodObject] = {}
         self.unit_states: dict[str, str] = {}
         self.generated: set[str] = set()  # pod units the generator wrote a drop-in for
+        self.watch = ManifestWatch(lambda: self.dispatcher.spawn(self.rescan()))
 
     async def start(self) -> None:
         self.dispatcher.bus.add_message_handler(self._on_signal)
+        self.watch.start()
         for rule in (
             f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
             f"path_namespace='{UNIT_PATHS}'",
@@ -155,6 +219,7 @@ class Pods:
 
     async def rescan(self) -> None:
         """Pods from the manifest directories; unit states from one call to systemd."""
+        self.watch.watch(paths.MANIFEST_DIRS)
         found = lookup.find_manifests()
         # The generator wrote a drop-in for every manifest it accepted.
         try:
@@ -171,6 +236,7 @@ class Pods:
             self.dispatcher.emit(
                 api.MANAGER_PATH, api.MANAGER, "PodRemoved", gone, api.pod_path(gone)
             )
+        changed = []
         for name, path in found.items():
             if name not in self.objects:
                 self.objects[name] = PodObject(name, str(path), self)
@@ -178,10 +244,17 @@ class Pods:
                 self.dispatcher.emit(
                     api.MANAGER_PATH, api.MANAGER, "PodNew", name, api.pod_path(name)
                 )
-            self.objects[name].path = str(path)
-            self.objects[name].forget_manifest()
+            pod = self.objects[name]
+            before = pod.stamp
+            pod.path = str(path)
+            pod.forget_manifest()
+            if pod.stamp != before:
+                changed.append(name)
         states = await self.systemd.list_units(["pod@*.service", "podapp@*.service"])
         self.unit_states = {unit: state.active_state for unit, state in states.items()}
+        for name in changed:
+            if name in self.objects:
+                self.dispatcher.properties_changed(api.pod_path(name), api.POD, FROM_MANIFEST)
 
     async def refresh(self, pod: str) -> None:
         """Read the state of one pod's units again (after a job on it)."""

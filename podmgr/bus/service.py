@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import os
 import signal
+import stat
 import sys
 
 from dbus_next.constants import NameFlag, RequestNameReply
@@ -29,7 +32,14 @@ from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.podobjects import PodObject, Pods
 from podmgr.bus.systemd import SERVICE, Systemd
 from podmgr.bus.transfers import Transfer, Transfers
-from podmgr.errors import AccessDenied, Exists, ManifestError, PodmgrError, SystemdError
+from podmgr.errors import (
+    AccessDenied,
+    Exists,
+    ManifestChanged,
+    ManifestError,
+    PodmgrError,
+    SystemdError,
+)
 from podmgr.image.store import Store, atomic_write
 from podmgr.manifest import lookup
 from podmgr.names import NetworkName, PodName
@@ -153,10 +163,39 @@ class Manager:
         lookup.find_pod(name)
         await self._write(name, toml)
 
-    async def _write(self, name: PodName, toml: str) -> None:
+    @implements(api.MANAGER, "UpdatePodIfUnchanged")
+    async def update_pod_if_unchanged(
+        self, call: Call, name: PodName, digest: str, toml: str
+    ) -> None:
+        lookup.find_pod(name)
+        await self._write(name, toml, digest)
+
+    async def _write(self, name: PodName, toml: str, digest: str | None = None) -> None:
         await self.dispatcher.work.run(self._check, toml, name)  # refused: nothing changes
+        # The comparison and the write with nothing awaited between them: no other call
+        # of this service can write the file in between.
+        if digest is not None:
+            path = lookup.find_pod(name)
+            try:
+                current = hashlib.sha256(path.read_bytes()).hexdigest()
+            except OSError as error:
+                raise ManifestChanged(f"{path}: cannot read it ({error.strerror})") from None
+            if current != digest:
+                raise ManifestChanged(
+                    f"{path} changed since it was read (its sha256 is now {current[:12]}..., "
+                    f"not {digest[:12]}...): read it again, or replace it with UpdatePod"
+                )
         ADMIN_PODS.mkdir(parents=True, exist_ok=True)
-        atomic_write(ADMIN_PODS / f"{name}.toml", toml.encode())
+        # The new file keeps the mode and owner of the one it replaces, as an editor
+        # does: a manifest made 0600 for the secrets in its environment stays 0600.
+        # (Written 0600 first, so that it is never more open than both.)
+        target = ADMIN_PODS / f"{name}.toml"
+        before = lookup.find_manifests().get(name)
+        info = before.stat() if before else None
+        atomic_write(target, toml.encode(), 0o600 if info else 0o644)
+        if info:
+            os.chown(target, info.st_uid, info.st_gid)
+            os.chmod(target, stat.S_IMODE(info.st_mode))
         await self._reload()
 
     @implements(api.MANAGER, "RemovePod")
@@ -256,6 +295,7 @@ async def serve() -> int:
     await asyncio.sleep(0.2)
     while busy():
         await asyncio.sleep(0.05)
+    pod_objects.watch.close()
     bus.disconnect()  # type: ignore[no-untyped-call]
     await dispatcher.close()
     return 0

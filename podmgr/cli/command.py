@@ -24,6 +24,7 @@ from podmgr.errors import ManifestError, PodmgrError
 from podmgr.generator import generator, units
 from podmgr.manifest import lookup, model
 from podmgr.network import definitions
+from podmgr.values import Port
 from podmgr.version import __version__
 
 log = logging.getLogger("podmgr")
@@ -72,13 +73,35 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def problem_lines(manifest_path: str, problems: list[list[str]]) -> list[str]:
+    """A pod's problems as podmgr validate prints them: FILE: KEY: message."""
+    return [
+        f"{manifest_path}: {where + ': ' if where else ''}{message}" for where, message in problems
+    ]
+
+
 async def cmd_list(args: argparse.Namespace) -> int:
     async with Client() as client:
         found = await client.call("ListPods")
+        # Why each invalid pod is: a manifest that silently vanishes helps nobody.
+        invalid = {
+            name: await client.properties(path, api.POD)
+            for name, state, path in found
+            if state == "invalid"
+        }
     if args.json:
         output.print_json(
             [
-                {"name": name, "state": state, "unit": names.pod_unit(name), "object": path}
+                {
+                    "name": name,
+                    "state": state,
+                    "unit": names.pod_unit(name),
+                    "object": path,
+                    "problems": [
+                        {"key": where, "message": message}
+                        for where, message in invalid.get(name, {}).get("Problems", [])
+                    ],
+                }
                 for name, state, path in found
             ]
         )
@@ -90,6 +113,9 @@ async def cmd_list(args: argparse.Namespace) -> int:
     print(f"{'POD':<{width}}  {'STATE':<12}  UNIT")
     for name, state, _ in found:
         print(f"{name:<{width}}  {state:<12}  {names.pod_unit(name)}")
+        if name in invalid:
+            for line in problem_lines(invalid[name]["ManifestPath"], invalid[name]["Problems"]):
+                print(f"{'':<{width}}  {line}")
     return 0
 
 
@@ -111,9 +137,14 @@ async def cmd_status(args: argparse.Namespace) -> int:
     ]
     rows += [("Images" if i == 0 else "", image) for i, image in enumerate(status["Images"])]
     rows += [
+        ("Ports" if i == 0 else "", str(Port(*port))) for i, port in enumerate(status["Ports"])
+    ]
+    rows += [
         ("Annotations" if i == 0 else "", f"{key}={value}")
         for i, (key, value) in enumerate(sorted(status["Annotations"].items()))
     ]
+    problems = problem_lines(status["ManifestPath"], status["Problems"])
+    rows += [("Problems" if i == 0 else "", line) for i, line in enumerate(problems)]
     apps = status["Apps"]
     name_width = max((len(name) for name, _, _ in apps), default=0)
     unit_width = max((len(unit) for _, unit, _ in apps), default=0)
@@ -123,6 +154,24 @@ async def cmd_status(args: argparse.Namespace) -> int:
     ]
     for label, value in rows:
         print(f"{label + ':' if label else '':>12} {value}")
+    return 0
+
+
+async def cmd_cat(args: argparse.Namespace) -> int:
+    """As systemctl cat: each file under a "# PATH" line, as the service read it."""
+    async with Client() as client:
+        shown = []
+        for pod in args.pods:
+            path = await client.call("GetPod", pod)
+            status = await client.properties(path, api.POD)
+            if not status["ManifestDigest"]:
+                raise PodmgrError(
+                    f"{status['ManifestPath']}: permission denied (it is not readable by "
+                    "you; run podmgr cat as its owner or as root)"
+                )
+            text = status["Manifest"].removesuffix("\n")  # each file ends in one newline
+            shown.append(f"# {status['ManifestPath']}\n{text}\n")
+    sys.stdout.write("\n".join(shown))
     return 0
 
 
@@ -180,6 +229,9 @@ def parser() -> argparse.ArgumentParser:
     status = command("status", cmd_status, "show a pod, its units and its apps' state")
     status.add_argument("pod", metavar="POD", help="pod name")
     status.add_argument("--json", action="store_true", help="print JSON")
+    cat = command("cat", cmd_cat, "print the manifest files of pods, as systemctl cat does units")
+    cat.add_argument("pods", nargs="+", metavar="POD", help="pod name")
+    cat.set_defaults(checks={"pods": "pod"})
     for verb in ("start", "stop", "restart"):
         job = command(
             verb, cmd_job, f"{verb} a pod through systemd and wait until its apps are done"

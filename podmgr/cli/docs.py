@@ -300,8 +300,11 @@ about the caller (the sender of the message) for the action they name:
 org.podmgr1.manage-pods (pods and their networks), org.podmgr1.manage-images or
 org.podmgr1.manage-trust, with the details verb, pod, network, image, source, prefix or
 fingerprint for rules; the service asks before the method runs, after checking every
-argument against what its method says it is. Reads need no authorization.
-Errors are org.podmgr1.Error.CODE with a one-line message; ERRORS lists the codes.
+argument against what its method says it is. Reads need no authorization; the
+properties that show a manifest file's content (Manifest, ManifestDigest, Problems) show
+each caller only what it could read itself, and PropertiesChanged names them as
+invalidated instead of sending their value to everyone. Errors are
+org.podmgr1.Error.CODE with a one-line message; ERRORS lists the codes.
 
 The objects are /org/podmgr1 (org.podmgr1.Manager), /org/podmgr1/pod/NAME
 (org.podmgr1.Pod, NAME escaped as sd_bus_path_encode() does) and
