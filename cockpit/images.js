@@ -104,8 +104,10 @@ function transferPanel(kind, source, allowed) {
         } else if (event.log !== undefined) {
             log.appendChild(h("li", null, event.log));
         } else if (event.result === "done") {
-            const stored = [...log.children].map(line => line.textContent).find(line => line !== "done");
-            finish("done", "success", words.done, stored);
+            // What was stored, and who signed it, becomes the message: not a log line too.
+            const stored = [...log.children].find(line => line.textContent !== "done");
+            finish("done", "success", words.done, stored?.textContent);
+            stored?.remove();
         } else if (event.result === "canceled") {
             finish("canceled", "info", "Canceled", "Nothing of it was kept.");
         } else if (event.result !== undefined) {

@@ -44,6 +44,15 @@ for name in ("app", "gone"):
 """
 
 
+def shot(cockpit_page: CockpitPage, name: str, part: Locator | None = None) -> None:
+    """A screenshot of the view from its top, as one opens it, or scrolled to PART."""
+    if part is None:
+        cockpit_page.frame.locator("body").evaluate("() => window.scrollTo(0, 0)")
+    else:
+        part.scroll_into_view_if_needed()
+    cockpit_page.screenshot(name)
+
+
 def fingerprint_of_release_key(bed: Bed) -> str:
     return bed.run(
         "sh",
@@ -114,7 +123,7 @@ def test_a_pull_shows_its_progress_and_stores_the_image(
     bed.run("podmgr", "image", "rm", SIGNED, check=False)
     images.locator("#images [data-action=pull]").click()
     images.locator("#pm-pull-reference").press_sequentially(SIGNED)
-    cockpit_page.screenshot("images-pull-dialog")
+    shot(cockpit_page, "images-pull-dialog")
     images.locator("dialog footer [data-action=pull]").click()
 
     panel = images.locator(f".pm-transfer[data-name='{SIGNED}']")
@@ -125,7 +134,7 @@ def test_a_pull_shows_its_progress_and_stores_the_image(
     expect(panel.locator(".pm-transfer-result")).to_contain_text(f"signed by {release_key}")
     row = images.locator(f"tr[data-name='{SIGNED}']")
     expect(row).to_contain_text(release_key[-16:])
-    cockpit_page.screenshot("images")
+    shot(cockpit_page, "images")
 
     record = stored(bed)[SIGNED]
     assert record["signed_by"] == [release_key]
@@ -152,7 +161,7 @@ def test_a_refused_pull_shows_the_reason_and_stores_nothing(
     expect(message).to_contain_text(reason)
     assert "\n" not in message.inner_text()
     assert not message.inner_text().startswith("failed:")
-    cockpit_page.screenshot(f"images-refused-{name.split('/')[1]}")
+    shot(cockpit_page, f"images-refused-{name.split('/')[1]}")
     assert name not in stored(cockpit_page.bed)
     expect(images.locator(f"tr[data-name='{name}']")).to_have_count(0)
 
@@ -222,7 +231,8 @@ def test_inspect_shows_config_layers_and_signers(
     expect(config).to_contain_text(inspected["config"]["platform"])
     expect(config).to_contain_text('/bin/sh -c "echo pulled and running;')
     expect(view.locator("#image-overview")).to_contain_text(inspected["id"])
-    cockpit_page.screenshot("image-inspect")
+    shot(cockpit_page, "image-inspect")
+    shot(cockpit_page, "image-inspect-layers", view.locator("#image-layers"))
 
 
 def count(bed: Bed, directory: str) -> int:
@@ -271,7 +281,7 @@ def test_remove_then_garbage_collect(images: FrameLocator, cockpit_page: Cockpit
     assert bed.run(
         "test", "-e", "/var/lib/podmgr/networks/podmgr/10.87.0.99", check=False
     ).returncode
-    cockpit_page.screenshot("images-gc")
+    shot(cockpit_page, "images-gc")
 
 
 def test_inspecting_an_image_that_is_not_stored(cockpit_page: CockpitPage) -> None:

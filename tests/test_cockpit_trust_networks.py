@@ -13,6 +13,7 @@ import pytest
 from bed import Bed
 from playwright.sync_api import FrameLocator, expect
 from signing_keys import Key, Keyring
+from test_cockpit_images import shot
 from test_network import pod_with
 from test_pods import install, reload
 
@@ -78,7 +79,7 @@ def test_a_pasted_key_is_trusted_once_its_fingerprint_is_confirmed(
     expect(dialog.locator(".pm-fingerprint")).to_have_text(grouped(key.fingerprint))
     expect(dialog).to_contain_text("release@example.org")
     expect(dialog).to_contain_text(PREFIX)
-    cockpit_page.screenshot("trust-confirm")
+    shot(cockpit_page, "trust-confirm")
     assert trusted(bed) == []  # nothing before the confirmation
 
     # Cancelled: still nothing.
@@ -94,7 +95,7 @@ def test_a_pasted_key_is_trusted_once_its_fingerprint_is_confirmed(
     assert trusted(bed) == [(key.fingerprint, PREFIX)]
     stored = bed.run("cat", f"{TRUST}/prefix.d/{PREFIX}/{key.fingerprint}").stdout
     assert stored == key.armored.decode()
-    cockpit_page.screenshot("trust")
+    shot(cockpit_page, "trust")
 
     # Distrusted, after a confirmation.
     row.locator("[data-action=untrust]").click()
@@ -163,7 +164,7 @@ def test_what_the_service_refuses_is_shown_and_nothing_is_stored(
     frame.locator("#trust-add [data-action=trust]").click()
     expect(error).to_contain_text("no valid OpenPGP data found")
     expect(frame.locator("dialog.pm-modal")).to_have_count(0)
-    cockpit_page.screenshot("trust-refused")
+    shot(cockpit_page, "trust-refused")
     assert trusted(bed) == []
 
 
@@ -196,7 +197,7 @@ def test_a_network_in_use_is_not_removed(cockpit_page: CockpitPage, backend: Bed
     expect(row).to_contain_text("pm-backend")
     expect(row.locator("[data-flag]")).to_have_text(["masquerade", "isolate"])
     expect(row.locator("a[href='#/pod/web']")).to_have_text("web")
-    cockpit_page.screenshot("networks")
+    shot(cockpit_page, "networks")
 
     row.locator("[data-action=remove-network]").click()
     dialog = frame.locator("dialog.pm-modal")
@@ -204,7 +205,7 @@ def test_a_network_in_use_is_not_removed(cockpit_page: CockpitPage, backend: Bed
     dialog.locator("footer [data-action=remove-network]").click()
     refusal = frame.locator(".pm-errors .pm-alert-danger")
     expect(refusal).to_contain_text("network backend is in use by pod web (stop it first)")
-    cockpit_page.screenshot("networks-refused")
+    shot(cockpit_page, "networks-refused")
     assert bed.run("test", "-f", "/etc/podmgr/networks/backend.toml", check=False).returncode == 0
 
     # The pod stops elsewhere: the list follows, and removal works.
