@@ -70,6 +70,7 @@ function transferPanel(kind, source, allowed) {
     const log = h("ul", { class: "pm-plain-list pm-transfer-log pm-mono" });
     const result = h("div", { class: "pm-transfer-result" });
     const errorSlot = h("div");
+    const progressRow = h("div", { class: "pm-progress-row" }, progress, percent);
     let path = null;
     let done = 0;
     const cancel = button("Cancel", {
@@ -84,12 +85,13 @@ function transferPanel(kind, source, allowed) {
                       h("div", { class: "pm-transfer-header" },
                         h("span", { class: "pm-transfer-title" }, `${words.running} `, h("span", { class: "pm-mono" }, source)),
                         h("div", { class: "pm-actions" }, cancel, dismiss)),
-                      h("div", { class: "pm-progress-row" }, progress, percent),
+                      progressRow,
                       log, errorSlot, result);
 
     function finish(state, alertKind, title, message) {
         element.dataset.state = state;
         cancel.hidden = true;
+        progressRow.hidden = state !== "done"; // a bar stopped short says nothing more
         dismiss.hidden = false;
         replace(result, alert(alertKind, title, message));
     }
@@ -239,8 +241,12 @@ async function askTransfer({ title, action, label, fields }) {
           help ? h("p", { class: "pm-form-help" }, help) : null)));
     for (const input of inputs) {
         input.addEventListener("keydown", event => {
-            if (event.key === "Enter")
-                input.closest("dialog")?.querySelector(`footer [data-action="${action}"]`)?.click();
+            if (event.key !== "Enter")
+                return;
+            // Not passed on: focus returns to the button that opened the dialog, which
+            // the same Enter would press again.
+            event.preventDefault();
+            input.closest("dialog")?.querySelector(`footer [data-action="${action}"]`)?.click();
         });
     }
     window.setTimeout(() => inputs[0].focus(), 0);

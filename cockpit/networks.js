@@ -47,7 +47,7 @@ export function show(main) {
                 replace(notice, alert("danger", `Cannot remove network ${name}`, bus.toError(error).message));
                 return;
             }
-            replace(notice, alert("success", "Network removed", `Network ${name} and its bridge are gone.`));
+            replace(notice, alert("success", "Network removed", `Removed network ${name}.`));
             await refresh();
         });
     }

@@ -214,7 +214,7 @@ def test_a_network_in_use_is_not_removed(cockpit_page: CockpitPage, backend: Bed
     row.locator("[data-action=remove-network]").click()
     frame.locator("dialog.pm-modal footer [data-action=remove-network]").click()
     expect(row).to_have_count(0)
-    expect(frame.locator(".pm-errors .pm-alert-success")).to_contain_text("backend")
+    expect(frame.locator(".pm-errors .pm-alert-success")).to_contain_text("Removed network backend")
     assert bed.run("test", "-e", "/etc/podmgr/networks/backend.toml", check=False).returncode
     assert bed.run("ip", "link", "show", "pm-backend", check=False).returncode != 0
     names = [n["name"] for n in json.loads(bed.run("podmgr", "network", "list", "--json").stdout)]
