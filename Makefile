@@ -6,6 +6,7 @@
 # make check     install what the checks need, then lint and format check (ruff), type
 #                check, unit and integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
+# make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
 #                images, the D-Bus service and pod networking (bench/)
 
@@ -51,7 +52,8 @@ ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
 	$(LIBEXECDIR)/podmgr-pod=runtime.prepare \
 	$(LIBEXECDIR)/podmgr1=bus.service
 
-.PHONY: all deps install demo demo-here check lint typecheck test docs bench
+.PHONY: all deps install demo demo-here demo-cockpit check lint typecheck test docs bench \
+	screenshots
 
 all:
 	@echo "targets: deps install demo check docs"
@@ -122,6 +124,11 @@ test: $(VENV)/bin/pytest
 
 docs:
 	$(PYTHON) -m podmgr.cli.docs docs examples
+
+# The README's screenshot of the Cockpit page, from the browser test's own screenshot step
+screenshots: $(VENV)/bin/pytest
+	PODMGR_SCREENSHOTS=$(CURDIR)/docs $(VENV)/bin/pytest -q \
+		tests/test_cockpit_pods.py::test_the_page_follows_cockpits_light_and_dark_style
 
 # podman is the second baseline of the start benchmark.
 bench: deps

@@ -27,7 +27,8 @@ const PRIORITIES = [
 
 // A link into Cockpit's own Services page, which shows the unit in full.
 function serviceLink(unit) {
-    const href = `/system/services#/${encodeURIComponent(unit)}`;
+    // Unit names of pods are [a-z0-9_.:@-]: nothing to escape in a fragment.
+    const href = `/system/services#/${unit}`;
     return link(unit, href, {
         class: "pm-unit-link",
         dataset: { unit },
@@ -66,9 +67,9 @@ function appsTable(apps, units) {
 
 function details(pod) {
     const annotations = Object.entries(pod.Annotations || {}).sort(([a], [b]) => a.localeCompare(b));
-    const none = h("span", { class: "pm-muted" }, "none");
+    const none = () => h("span", { class: "pm-muted" }, "none");
     const items = (list, render = x => x) =>
-        list && list.length ? h("ul", { class: "pm-plain-list" }, list.map(x => h("li", null, render(x)))) : none;
+        list && list.length ? h("ul", { class: "pm-plain-list" }, list.map(x => h("li", null, render(x)))) : none();
     return descriptionList([
         ["Manifest", h("code", { class: "pm-manifest-path" }, pod.ManifestPath || "")],
         ["Unit", serviceLink(pod.Unit || `pod@${pod.Name}.service`)],
@@ -78,7 +79,7 @@ function details(pod) {
         ["Annotations", annotations.length
             ? h("ul", { class: "pm-plain-list pm-annotations" },
                 annotations.map(([key, value]) => h("li", { dataset: { key } }, h("code", null, key), " = ", value)))
-            : none],
+            : none()],
     ]);
 }
 
@@ -184,8 +185,8 @@ export function show(main, path) {
         card("Details", { id: "details", body: detailsBody }),
         card("Journal", {
             id: "journal-card",
-            body: [h("div", { class: "pm-toolbar" }, h("label", null, appLabel, appSelect),
-                     h("label", null, priorityLabel, prioritySelect)), journalOutput],
+            body: [h("div", { class: "pm-toolbar" }, h("div", { class: "pm-field" }, appLabel, appSelect),
+                     h("div", { class: "pm-field" }, priorityLabel, prioritySelect)), journalOutput],
         }));
 
     const actions = {};
@@ -207,7 +208,7 @@ export function show(main, path) {
     let pod = null;
     let allowed = false;
     let units = new Map();
-    let reading = 0;
+    let reads = 0;
     let knownApps = "";
 
     function renderHeader() {
@@ -231,7 +232,9 @@ export function show(main, path) {
         const found = new Map();
         await Promise.all(apps.map(async ([, unit]) => {
             try {
-                found.set(unit, await bus.unitProperties(unit));
+                const props = await bus.unitProperties(unit);
+                if (props)
+                    found.set(unit, props);
             } catch (error) {
                 console.warn(`cannot read ${unit}:`, error);
             }
@@ -239,20 +242,15 @@ export function show(main, path) {
         return found;
     }
 
-    async function refresh() {
-        const mine = ++reading;
+    const refresh = bus.serialized(async () => {
         try {
             const [podPath] = await bus.manager("GetPod", "s", [name]);
             const props = await bus.podProperties(podPath);
             const apps = props.Apps || [];
             const read = await readUnits(apps);
-            if (mine !== reading)
-                return;
             pod = props;
             units = read;
         } catch (exception) {
-            if (mine !== reading)
-                return;
             const error = bus.toError(exception);
             if (error.name === "org.podmgr1.Error.NoSuchPod") {
                 pod = null;
@@ -279,8 +277,8 @@ export function show(main, path) {
                     appNames.map(app => h("option", { value: app }, app)));
             appSelect.value = appNames.includes(chosen) ? chosen : "";
         }
-        main.dataset.loaded = String(mine);
-    }
+        main.dataset.loaded = String(++reads);
+    });
 
     async function refreshCounters() {
         if (!pod || cockpit.hidden)

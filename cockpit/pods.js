@@ -9,8 +9,12 @@ import { alert, button, card, emptyState, h, link, replace, spinner, stateLabel,
 
 // "FILE: KEY: what is wrong", the form podmgr validate prints.
 export function problemLines(pod) {
-    return (pod.Problems || []).map(([key, message]) =>
+    const lines = (pod.Problems || []).map(([key, message]) =>
         [pod.ManifestPath, key, message].filter(Boolean).join(": "));
+    // a service without the Problems property still says the manifest does not load
+    if (lines.length === 0 && pod.ManifestPath)
+        lines.push(`${pod.ManifestPath}: does not load (podmgr validate ${pod.ManifestPath} says why)`);
+    return lines;
 }
 
 export function portText([address, hostPort, podPort, protocol]) {
@@ -84,22 +88,18 @@ export function show(main) {
             create.title = "Needs administrative access";
     });
     main.appendChild(card("Pods", { id: "pods", actions: [create], body }));
-    let reading = 0;
+    let reads = 0;
 
-    async function refresh() {
-        const mine = ++reading;
+    const refresh = bus.serialized(async () => {
         try {
             const pods = await readPods();
-            if (mine !== reading)
-                return;
             pods.sort((a, b) => a.Name.localeCompare(b.Name));
             replace(body, pods.length ? podsTable(pods) : empty());
-            body.dataset.loaded = String(mine);
         } catch (error) {
-            if (mine === reading)
-                replace(body, alert("danger", "Cannot list the pods", bus.toError(error).message));
+            replace(body, alert("danger", "Cannot list the pods", bus.toError(error).message));
         }
-    }
+        body.dataset.loaded = String(++reads);
+    });
 
     const stop = bus.watchPods(refresh);
     refresh();

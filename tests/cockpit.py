@@ -20,8 +20,8 @@ namespace):
 ``cockpit_page`` is logged in as root through a local session (no login, the page has
 administrative rights).  ``login(...)`` logs a user in through Cockpit's login page and
 PAM (cockpit-ws without --local-session), for the tests of users without the right.
-Screenshots go to the test's temporary directory; with PODMGR_SCREENSHOTS=DIR (``make
-screenshots``) also to DIR/cockpit-NAME.png.
+Screenshots go to the test's temporary directory; those marked for the documentation also
+to DIR/cockpit-NAME.png with PODMGR_SCREENSHOTS=DIR (``make screenshots``: docs/).
 """
 
 from __future__ import annotations
@@ -36,7 +36,14 @@ from pathlib import Path
 
 import pytest
 from bed import Bed
-from playwright.sync_api import Browser, BrowserContext, FrameLocator, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    FrameLocator,
+    Page,
+    expect,
+    sync_playwright,
+)
 from test_pods import CHECKOUT, ROOTFS
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -46,6 +53,8 @@ COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
 PACKAGE = "podmgr"
 FRAME = f"iframe[name='cockpit1:localhost/{PACKAGE}']"
 TIMEOUT_MS = 20_000
+# expect() waits this long for what the page shows (Cockpit's own pages load slowly)
+expect.set_options(timeout=15_000)
 _ports = itertools.count(9091)
 _screenshot_dir: Path | None = None
 
@@ -155,21 +164,22 @@ class CockpitPage:
     def wait_ready(self) -> None:
         self.frame.locator("body[data-ready]").wait_for(state="attached", timeout=TIMEOUT_MS)
 
-    def screenshot(self, name: str) -> Path:
-        return screenshot(self.page, name, self.tmp_path)
+    def screenshot(self, name: str, docs: bool = False) -> Path:
+        return screenshot(self.page, name, self.tmp_path, docs)
 
 
-def screenshot(page: Page, name: str, directory: Path | None = None) -> Path:
-    """Save the whole window as NAME.png under the test's temporary directory (and, with
-    PODMGR_SCREENSHOTS, as cockpit-NAME.png there).  Returns the test artifact's path."""
+def screenshot(page: Page, name: str, directory: Path | None = None, docs: bool = False) -> Path:
+    """Save the whole window as NAME.png under the test's temporary directory.  One that
+    the documentation shows (DOCS) is also saved as cockpit-NAME.png in the directory
+    PODMGR_SCREENSHOTS names (make screenshots: docs/).  Returns the test artifact."""
     directory = directory or _screenshot_dir
     assert directory, "screenshot() needs a directory outside of cockpit_page"
     target = directory / f"{name}.png"
     # Written here, not by Playwright (path=), which would write from a thread of its
     # own that outlives the test.
     target.write_bytes(page.screenshot())
-    if docs := os.environ.get("PODMGR_SCREENSHOTS"):
-        shutil.copyfile(target, Path(docs) / f"cockpit-{name}.png")
+    if docs and (renewed := os.environ.get("PODMGR_SCREENSHOTS")):
+        shutil.copyfile(target, Path(renewed) / f"cockpit-{name}.png")
     return target
 
 
@@ -235,6 +245,9 @@ def login(bed: Bed, browser: Browser, tmp_path: Path, user: str, password: str) 
         opened = CockpitPage(bed, page, tmp_path)
         opened.wait_ready()
     except BaseException:
+        # What the login page said, and what cockpit-ws and PAM logged, for the report.
+        screenshot(page, f"login-{user}-failed", tmp_path)
+        print(bed.run("journalctl", "--no-pager", "-n", "30", "-u", ws.unit, check=False).stdout)
         context.close()
         ws.stop()
         raise
