@@ -277,9 +277,9 @@ function listView(main) {
         const mine = ++reading;
         try {
             const images = await listImages();
+            const may = await allowed;
             if (mine !== reading)
                 return;
-            const removes = [];
             replace(body, images.length === 0
                 ? emptyState("No images",
                              [h("p", null, "Pull an image from a registry, or import an archive or layout ",
@@ -299,7 +299,7 @@ function listView(main) {
                                     await refresh();
                             }),
                         });
-                        removes.push(remove);
+                        needsRight([remove], may);
                         return [
                             link(image.name, imageHref(image.name), { class: "pm-image-name" }),
                             shortDigest(image.digest),
@@ -318,7 +318,6 @@ function listView(main) {
                     },
                 }));
             body.dataset.loaded = String(mine);
-            needsRight(removes, await allowed);
         } catch (error) {
             if (mine === reading)
                 replace(body, alert("danger", "Cannot list the images", bus.toError(error).message));
@@ -387,6 +386,8 @@ function listView(main) {
             gcResult(gcSlot, await bus.manager("GarbageCollect"));
         }, gcSlot),
     });
+    // Disabled until polkit's answer is known, so that nothing is pressed in vain.
+    needsRight([pull, importButton, gc], false);
     allowed.then(yes => needsRight([pull, importButton, gc], yes));
 
     main.appendChild(h("div", { class: "pm-stack" },
@@ -483,6 +484,7 @@ function inspectView(main, name) {
                 cockpit.location.go(["images"]);
         }),
     });
+    needsRight([remove], false);
     bus.mayAct(bus.MANAGE_IMAGES).then(yes => needsRight([remove], yes));
     main.appendChild(h("div", { class: "pm-stack pm-image", dataset: { name } },
                        h("nav", { class: "pm-breadcrumb", "aria-label": "Breadcrumb" },

@@ -13,11 +13,12 @@ import pytest
 from bed import Bed
 from playwright.sync_api import FrameLocator, expect
 from signing_keys import Key, Keyring
+from test_cockpit_access import access_bed, session  # noqa: F401 -- the fixtures
 from test_cockpit_images import shot
 from test_network import pod_with
 from test_pods import install, reload
 
-from cockpit import CockpitPage
+from cockpit import CockpitPage, Login
 
 # the fixtures of the page's browser tests (cockpit_page, browser, cockpit_bed)
 pytest_plugins = ["cockpit"]
@@ -219,3 +220,35 @@ def test_a_network_in_use_is_not_removed(cockpit_page: CockpitPage, backend: Bed
     assert bed.run("ip", "link", "show", "pm-backend", check=False).returncode != 0
     names = [n["name"] for n in json.loads(bed.run("podmgr", "network", "list", "--json").stdout)]
     assert "backend" not in names
+
+
+@pytest.mark.parametrize("session", ["viewer"], indirect=True)
+def test_a_user_without_the_right_sees_images_keys_and_networks_read_only(
+    session: Login,  # noqa: F811 -- the fixture
+    keys: dict[str, Key],
+) -> None:
+    page = session.cockpit
+    frame = page.frame
+    bed = page.bed
+    key = keys["release"]
+    bed.run("sh", "-c", "cat > /tmp/release.asc", input=key.armored.decode())
+    bed.run("podmgr", "trust", "add", "--yes", "--prefix", PREFIX, "/tmp/release.asc")
+    try:
+        views = {
+            "images": ("#images .pm-images[data-loaded]", ("pull", "import", "gc")),
+            "trust": ("#trusted-keys .pm-keys[data-loaded]", ("untrust",)),
+            "networks": (".pm-networks[data-loaded]", ("remove-network",)),
+        }
+        for view, (loaded, actions) in views.items():
+            page.go(view)
+            frame.locator(loaded).wait_for()
+            for action in actions:
+                expect(frame.locator(f"[data-action={action}]").first).to_be_disabled()
+        page.go("trust")
+        frame.locator("#pm-trust-prefix").press_sequentially(PREFIX)
+        frame.locator("#pm-trust-key").fill(keys["vendor"].armored.decode())
+        expect(frame.locator("#trust-add [data-action=trust]")).to_be_disabled()
+        shot(page, "viewer-trust")
+        assert trusted(bed) == [(key.fingerprint, PREFIX)]
+    finally:
+        bed.run("podmgr", "trust", "rm", key.fingerprint)
