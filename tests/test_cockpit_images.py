@@ -29,6 +29,8 @@ UNSIGNED = f"{TLS}/shop/unsigned:1.0"
 UNTRUSTED = f"{TLS}/other/api:1.0"  # signed, by a key trusted for shop/ only
 PULL_MS = 60_000
 
+MARKUP = "<img src=x onerror=document.body.dataset.owned=1><b>bold</b>"
+
 # Two small images that share no layer with the registry's: one to import from an
 # archive, one to remove and collect.
 BUILD = f"""
@@ -41,6 +43,11 @@ for name in ("app", "gone"):
                      {{"Cmd": ["/bin/sh", "-c", "echo " + name], "Env": ["VIEW=" + name]}})
     ib.write_layout(Path(f"/tmp/views/{{name}}"), {{"1": image}})
     ib.write_archive(Path(f"/tmp/views/{{name}}.tar"), Path(f"/tmp/views/{{name}}"))
+# Every string slot of a config holds markup: the page must show it as text.
+hostile = {{"Entrypoint": [{MARKUP!r}], "Cmd": [{MARKUP!r}, "x"], "Env": ["X=" + {MARKUP!r}],
+           "User": {MARKUP!r}, "WorkingDir": "/" + {MARKUP!r}}}
+image = ib.Image([ib.tar([ib.file("h", b"h")])], "gzip", hostile)
+ib.write_layout(Path("/tmp/views/hostile"), {{"1": image}})
 """
 
 
@@ -289,3 +296,18 @@ def test_inspecting_an_image_that_is_not_stored(cockpit_page: CockpitPage) -> No
     view = cockpit_page.frame.locator(".pm-image[data-name='example.org/nothing:1']")
     expect(view.locator(".pm-empty-state")).to_contain_text("No such image")
     expect(view.locator(".pm-empty-state")).to_contain_text("example.org/nothing:1")
+
+
+def test_what_an_image_says_about_itself_is_shown_as_text(
+    images: FrameLocator, cockpit_page: CockpitPage
+) -> None:
+    name = "example.org/views/hostile:1"
+    cockpit_page.bed.run("podmgr", "image", "import", "oci:/tmp/views/hostile:1", "--name", name)
+    cockpit_page.go("images", name.replace("/", "%2F").replace(":", "%3A"))
+    config = images.locator("#image-config")
+    expect(config).to_contain_text(MARKUP)
+    for slot in ("Entrypoint", "Command", "User", "Working directory", "Environment"):
+        expect(config.locator(".pm-dl-group", has_text=slot)).to_contain_text(MARKUP)
+    expect(config.locator("img, b")).to_have_count(0)
+    expect(images.locator("body[data-owned]")).to_have_count(0)
+    shot(cockpit_page, "image-hostile", config)
