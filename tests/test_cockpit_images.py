@@ -109,13 +109,17 @@ def stored(bed: Bed) -> dict[str, dict[str, object]]:
     return {record["name"]: record for record in listing}
 
 
-def start_transfer(frame: FrameLocator, action: str, **fields: str) -> None:
-    """Open the Pull or Import dialog, fill it in as a user types, and start it."""
+def start_transfer(frame: FrameLocator, action: str, enter: bool = False, **fields: str) -> None:
+    """Open the Pull or Import dialog, fill it in as a user types, and start it with its
+    button, or with Enter in its last field."""
     frame.locator(f"#images [data-action={action}]").click()
     dialog = frame.locator("dialog.pm-modal")
     for field, value in fields.items():
         dialog.locator(f"#pm-{action}-{field}").press_sequentially(value)
-    dialog.locator(f"footer [data-action={action}]").click()
+    if enter:
+        dialog.locator(f"#pm-{action}-{field}").press("Enter")
+    else:
+        dialog.locator(f"footer [data-action={action}]").click()
     expect(dialog).to_have_count(0)
 
 
@@ -138,6 +142,7 @@ def test_a_pull_shows_its_progress_and_stores_the_image(
     # The bar was fed by the Transfer's Progress, the lines by its Log signal.
     expect(panel.locator("progress")).to_have_js_property("value", 1)
     expect(panel.locator(".pm-progress-text")).to_have_text("100 %")
+    expect(panel.locator("[data-action=cancel]")).to_be_hidden()  # nothing left to cancel
     expect(panel.locator(".pm-transfer-result")).to_contain_text(f"signed by {release_key}")
     row = images.locator(f"tr[data-name='{SIGNED}']")
     expect(row).to_contain_text(release_key[-16:])
@@ -161,7 +166,7 @@ def test_a_pull_shows_its_progress_and_stores_the_image(
 def test_a_refused_pull_shows_the_reason_and_stores_nothing(
     images: FrameLocator, cockpit_page: CockpitPage, name: str, reason: str
 ) -> None:
-    start_transfer(images, "pull", reference=name)
+    start_transfer(images, "pull", enter=True, reference=name)
     panel = images.locator(f".pm-transfer[data-name='{name}']")
     expect(panel).to_have_attribute("data-state", "failed", timeout=PULL_MS)
     message = panel.locator(".pm-alert-message")
