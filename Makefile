@@ -3,6 +3,7 @@
 # make deps      install the Debian packages podmgr needs at run time (and for the demo)
 # make install   install for /usr/bin/python3; honours DESTDIR, as distributions build
 # make demo      run the example pod (in a throwaway systemd when PID 1 is not systemd)
+# make demo-cockpit  the example pod and the Cockpit page, served on 127.0.0.1:9090
 # make check     install what the checks need, then lint and format check (ruff), type
 #                check, unit and integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
@@ -104,6 +105,17 @@ demo:
 
 demo-here:
 	examples/demo.sh
+	@if [ -d /usr/share/cockpit/base1 ]; then \
+		echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods), or" \
+			"make demo-cockpit for one served from a throwaway systemd."; \
+	fi
+
+# The demo pod and the Cockpit page served from a throwaway systemd on the host's
+# 127.0.0.1:$(COCKPIT_PORT) (logged in as its root); Ctrl-C ends both.
+COCKPIT_PORT ?= 9090
+demo-cockpit: $(VENV)/bin/pytest
+	$(MAKE) --no-print-directory deps
+	$(VENV)/bin/python tests/cockpit.py --demo --port $(COCKPIT_PORT)
 
 $(VENV)/bin/pytest: tests/requirements.txt
 	$(PYTHON) -m venv --system-site-packages $(VENV)

@@ -75,7 +75,8 @@ function details(pod) {
         ["Unit", serviceLink(pod.Unit || `pod@${pod.Name}.service`)],
         ["Images", items(pod.Images)],
         ["Addresses", items(pod.Addresses)],
-        ["Published ports", items(pod.Ports, portText)],
+        // a service without the Ports property shows nothing here, not "none"
+        pod.Ports === undefined ? null : ["Published ports", items(pod.Ports, portText)],
         ["Annotations", annotations.length
             ? h("ul", { class: "pm-plain-list pm-annotations" },
                 annotations.map(([key, value]) => h("li", { dataset: { key } }, h("code", null, key), " = ", value)))
@@ -103,9 +104,17 @@ function journalLine(entry) {
 }
 
 // journalctl --follow for the pod, newest first; restarted when a filter changes.
+const NO_ENTRIES = "No entries yet.";
+// journalctl shows a user without the right to the system's journal nothing, and says
+// nothing about it either while it follows
+const NO_ENTRIES_LIMITED = "No entries yet. Without administrative access only the entries " +
+    "you may read are shown (the system's journal is for administrators and the groups " +
+    "adm and systemd-journal).";
+
 function journal(name, appSelect, prioritySelect, output) {
     let process = null;
     let pending = "";
+    let empty = NO_ENTRIES;
 
     function stop() {
         if (process) {
@@ -117,12 +126,15 @@ function journal(name, appSelect, prioritySelect, output) {
     function start() {
         stop();
         pending = "";
-        replace(output, h("p", { class: "pm-journal-empty" }, "No entries yet."));
+        for (const notice of output.parentElement?.querySelectorAll(".pm-journal-notice") ?? [])
+            notice.remove();
+        replace(output, h("p", { class: "pm-journal-empty" }, empty));
         const argv = ["journalctl", "--output=json", "--follow", `--lines=${JOURNAL_LINES}`,
             `--priority=${prioritySelect.value}`, `PODMGR_POD=${name}`];
         if (appSelect.value)
             argv.push(`PODMGR_APP=${appSelect.value}`);
-        const mine = cockpit.spawn(argv, { superuser: "try", err: "message" });
+        // stderr too: journalctl says there why a user sees no entries (no permission)
+        const mine = cockpit.spawn(argv, { superuser: "try", err: "out" });
         process = mine;
         mine.stream(data => {
             if (process !== mine)
@@ -134,11 +146,15 @@ function journal(name, appSelect, prioritySelect, output) {
             for (const line of lines) {
                 if (!line.trim())
                     continue;
+                let entry = null;
                 try {
-                    entries.push(journalLine(JSON.parse(line)));
+                    entry = JSON.parse(line);
                 } catch (error) {
-                    console.warn("journal line that is not JSON:", error);
+                    // not an entry: what journalctl itself says, shown as it says it
+                    output.before(h("p", { class: "pm-journal-notice pm-muted" }, line));
+                    continue;
                 }
+                entries.push(journalLine(entry));
             }
             if (!entries.length)
                 return;
@@ -148,13 +164,24 @@ function journal(name, appSelect, prioritySelect, output) {
                 output.lastElementChild.remove();
         });
         mine.catch(error => {
-            if (process === mine && error.problem !== "cancelled")
-                replace(output, alert("danger", "Cannot read the journal", cockpit.message(error)));
+            if (process !== mine || error.problem === "cancelled")
+                return;
+            // journalctl's own words, e.g. that this user may not read the system's journal
+            const said = [...output.parentElement.querySelectorAll(".pm-journal-notice")];
+            const why = said.map(notice => notice.textContent).join(" ") || cockpit.message(error);
+            said.forEach(notice => notice.remove());
+            replace(output, alert("warning", "Cannot read the journal", why));
         });
     }
 
     appSelect.addEventListener("change", start);
     prioritySelect.addEventListener("change", start);
+    bus.superuser().then(admin => {
+        empty = admin ? NO_ENTRIES : NO_ENTRIES_LIMITED;
+        const shown = output.querySelector(".pm-journal-empty");
+        if (shown)
+            shown.textContent = empty;
+    });
     return { start, stop };
 }
 
@@ -301,6 +328,7 @@ export function show(main, path) {
     bus.mayAct(bus.MANAGE_PODS).then(result => {
         allowed = result;
         renderHeader();
+        main.dataset.allowed = String(result); // polkit's answer is in: tests wait for it
     });
     renderHeader();
     refresh();

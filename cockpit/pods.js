@@ -53,15 +53,14 @@ function podsTable(pods) {
         rows: pods,
         key: pod => pod.Name,
         rowAttrs: pod => ({ class: pod.State === "invalid" ? "pm-row-invalid" : null }),
+        // what is wrong with a pod gets the table's whole width, below its row
+        detail: pod => pod.State === "invalid"
+            ? list(problemLines(pod), "pm-problems")
+            : pod.error ? h("div", { class: "pm-inline-error" }, pod.error.message) : null,
         cells: pod => [
-            h("div", null,
-              link(pod.Name, `#/pod/${encodeURIComponent(pod.Name)}`, { class: "pm-pod-name" }),
-              pod.State === "invalid"
-                  ? list(problemLines(pod), "pm-problems")
-                  : null,
-              pod.error ? h("div", { class: "pm-inline-error" }, pod.error.message) : null),
+            link(pod.Name, `#/pod/${encodeURIComponent(pod.Name)}`, { class: "pm-pod-name" }),
             stateLabel(pod.State),
-            appsText(pod.Apps),
+            h("span", { class: "pm-nowrap" }, appsText(pod.Apps)),
             list(pod.Images),
             list(pod.Addresses),
             list((pod.Ports || []).map(portText)),

@@ -19,9 +19,13 @@ from cockpit import CockpitPage
 pytest_plugins = ["cockpit"]
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
+# An annotation is the manifest author's text: shown as it is, never as markup.
+MARKUP = "<b>bold</b><img src=x onerror=alert(1)>"
 WEB = f"""
-    [pod]
-    annotations = {{ owner = "shop team", "docs.example.org/url" = "https://example.org/web" }}
+    [pod.annotations]
+    owner = "shop team"
+    "docs.example.org/url" = "https://example.org/web"
+    note = "{MARKUP}"
 
     [app.front]
     rootfs = "{ROOTFS}"
@@ -97,6 +101,8 @@ def test_start_stop_restart_in_the_page(cockpit_page: CockpitPage) -> None:
     details = frame.locator("#details")
     expect(details).to_contain_text("/etc/podmgr/pods/web.toml")
     expect(details.locator(".pm-annotations li[data-key=owner]")).to_have_text("owner = shop team")
+    expect(details.locator(".pm-annotations li[data-key=note]")).to_have_text(f"note = {MARKUP}")
+    assert frame.locator("#details b, #details img").count() == 0
     cockpit_page.screenshot("pod")
 
     before = show(bed, "pod@web.service", "InvocationID")
@@ -161,7 +167,7 @@ def test_an_invalid_manifest_is_listed_with_its_problems(cockpit_page: CockpitPa
     cockpit_page.go()
     broken = cockpit_page.frame.locator(row(cockpit_page, "broken"))
     expect(broken.locator(".pm-state")).to_have_text("invalid")
-    problems = broken.locator(".pm-problems li")
+    problems = cockpit_page.frame.locator("#pods tr[data-detail-of=broken] .pm-problems li")
     expect(problems).to_have_text(expected)
     for line in expected:
         assert line.startswith("/etc/podmgr/pods/broken.toml: app.api."), line
