@@ -72,7 +72,7 @@ function keyDescription(key) {
             : h("span", { class: "pm-muted" }, "none")],
         ["Expires", expires ? new Date(expires * 1000).toLocaleString() : "never"],
         key.state ? ["State", h("span", { class: "pm-badge pm-badge-danger" }, key.state)] : null,
-    ].filter(Boolean));
+    ]);
 }
 
 function keysTable(keys, onUntrust, allowed) {
