@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -178,19 +179,32 @@ def test_a_refused_pull_shows_the_reason_and_stores_nothing(
     expect(images.locator(f"tr[data-name='{name}']")).to_have_count(0)
 
 
+@pytest.fixture
+def slow_service(cockpit_page: CockpitPage) -> Iterator[None]:
+    """The service on a twentieth of a CPU, so that an import of the big layout (a
+    second otherwise) is still under way when the user presses Cancel."""
+    quota = ("systemctl", "set-property", "--runtime", "podmgr1.service")
+    cockpit_page.bed.run(*quota, "CPUQuota=5%")
+    yield
+    cockpit_page.bed.run(*quota, "CPUQuota=")
+
+
 def test_a_transfer_is_canceled_and_leaves_nothing(
-    images: FrameLocator, cockpit_page: CockpitPage
+    images: FrameLocator, cockpit_page: CockpitPage, slow_service: None
 ) -> None:
     name = "example.org/big/app:1"
     start_transfer(images, "import", source="oci:/tmp/big:1", name=name)
     panel = images.locator(".pm-transfer[data-name='oci:/tmp/big:1']")
-    # Cancel once the service says it is under way (its object path is known).
+    # Cancel once the bar moved: the service says it is under way.
     expect(panel).to_have_attribute(
         "data-transfer", re.compile(r"^/org/podmgr1/transfer/_[0-9]+$"), timeout=PULL_MS
     )
+    expect(panel.locator(".pm-progress-text")).not_to_have_text("0 %", timeout=PULL_MS)
+    shot(cockpit_page, "images-transfer")
     panel.locator("[data-action=cancel]").click()
     expect(panel).to_have_attribute("data-state", "canceled", timeout=PULL_MS)
     expect(panel.locator(".pm-transfer-result")).to_contain_text("Canceled")
+    assert panel.locator("progress").evaluate("bar => bar.value") < 1
     bed = cockpit_page.bed
     assert name not in stored(bed)
     assert bed.run("find", f"{STORE}/layers", "-name", ".*.partial").stdout == ""
