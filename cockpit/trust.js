@@ -157,7 +157,7 @@ function addKeyForm(onTrusted, allowed) {
         armored.value = "";
         upload.value = "";
         update();
-        onTrusted(fingerprint, scope);
+        onTrusted(fingerprint);
     }, errors));
 
     return h("div", { class: "pm-form", id: "trust-add" },
@@ -230,9 +230,11 @@ export function show(main) {
         }
     }
 
-    allowed.then(may => replace(form, addKeyForm((fingerprint, scope) => {
+    // The fingerprint is the one the service stored; the prefix is as it stored it (a
+    // short name is on docker.io), which the list shows.
+    allowed.then(may => replace(form, addKeyForm(fingerprint => {
         replace(notice, alert("success", "Key trusted",
-                              `${groupedFingerprint(fingerprint)} is trusted to sign ${scopeText(scope)}.`));
+                              `${groupedFingerprint(fingerprint)} is trusted; the list says for which images.`));
         refresh();
     }, may)));
 
