@@ -44,8 +44,9 @@ CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-
 	$(PACKAGING_DEBS) $(COCKPIT_DEBS)
 # what `make deb` and `make rpm` build with (offline)
 PACKAGING_DEBS = debhelper dh-python python3-all pkgconf lintian rpm rpmlint
-# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium)
-COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium
+# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium); sudo
+# is how Cockpit switches on administrative access, which the page's tests log in to use
+COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium sudo
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
@@ -97,18 +98,18 @@ install:
 # Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
 demo:
 	@if [ "$$(cat /proc/1/comm)" = systemd ]; then \
-		$(MAKE) --no-print-directory deps install demo-here; \
+		$(MAKE) --no-print-directory deps install demo-here && \
+		if [ -d /usr/share/cockpit/base1 ]; then \
+			echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods)"; \
+		fi; \
 	else \
 		$(MAKE) --no-print-directory deps && \
-		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here; \
+		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here && \
+		echo "The Cockpit page with the demo pod: make demo-cockpit (http://127.0.0.1:$(COCKPIT_PORT)/podmgr)"; \
 	fi
 
 demo-here:
 	examples/demo.sh
-	@if [ -d /usr/share/cockpit/base1 ]; then \
-		echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods), or" \
-			"make demo-cockpit for one served from a throwaway systemd."; \
-	fi
 
 # The demo pod and the Cockpit page served from a throwaway systemd on the host's
 # 127.0.0.1:$(COCKPIT_PORT) (logged in as its root); Ctrl-C ends both.

@@ -279,10 +279,15 @@ export function show(main, path) {
             units = read;
         } catch (exception) {
             const error = bus.toError(exception);
-            if (error.name === "org.podmgr1.Error.NoSuchPod") {
+            // Nothing to show (no such pod, a name the service refuses ...): say so
+            // instead of the page.  A pod shown before keeps its page, with the error.
+            if (error.name === "org.podmgr1.Error.NoSuchPod" || pod === null) {
                 pod = null;
-                clear(main).appendChild(emptyState(`Pod ${name} not found`, error.message,
-                                                   link("Back to the pods", "#/")));
+                const title = error.name === "org.podmgr1.Error.NoSuchPod"
+                    ? `Pod ${name} not found`
+                    : `Cannot show pod ${name}`;
+                clear(main).appendChild(emptyState(title, error.message, link("Back to the pods", "#/")));
+                main.dataset.loaded = String(++reads);
                 stopAll();
                 return;
             }

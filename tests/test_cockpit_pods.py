@@ -33,7 +33,7 @@ WEB = f"""
 
     [app.back]
     rootfs = "{ROOTFS}"
-    exec = ["/bin/sh", "-c", "echo back says hello; exec sleep infinity"]
+    exec = ["/bin/sh", "-c", "echo back says hello; echo '{MARKUP}'; exec sleep infinity"]
 """
 IDLE = f"""
     [app.idle]
@@ -46,6 +46,7 @@ BROKEN = f"""
     rootfs = "{ROOTFS}"
     exec = ["/bin/true"]
     colour = "red"
+    "{MARKUP}" = 1
     memory = "12X"
 """
 
@@ -170,7 +171,9 @@ def test_an_invalid_manifest_is_listed_with_its_problems(cockpit_page: CockpitPa
     problems = cockpit_page.frame.locator("#pods tr[data-detail-of=broken] .pm-problems li")
     expect(problems).to_have_text(expected)
     for line in expected:
-        assert line.startswith("/etc/podmgr/pods/broken.toml: app.api."), line
+        assert line.startswith("/etc/podmgr/pods/broken.toml: app.api"), line
+    assert any(MARKUP in line for line in expected)  # an unknown key of markup, as text
+    assert cockpit_page.frame.locator("#pods b, #pods img").count() == 0
     cockpit_page.screenshot("pods-invalid")
     # Its page says the same, above what is there to see
     broken.locator("a").click()
@@ -192,6 +195,8 @@ def test_the_journal_follows_filters_and_stops(cockpit_page: CockpitPage) -> Non
     expect(journal).to_contain_text("front says hello")
     expect(journal).to_contain_text("back says hello")
     expect(journal.locator(".pm-journal-warning")).to_contain_text("front warns")
+    expect(journal).to_contain_text(MARKUP)
+    assert journal.locator("b, img").count() == 0
 
     frame.locator("#journal-app").select_option("back")
     expect(journal).to_contain_text("back says hello")
@@ -310,3 +315,21 @@ def test_the_page_follows_cockpits_light_and_dark_style(cockpit_page: CockpitPag
     )
     cockpit_page.screenshot("pods", docs=True)
     bed.run("podmgr", "stop", "web")
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "message"),
+    [
+        ("nope", "Pod nope not found", "no pod 'nope'"),
+        ("Bad<Name>", "Cannot show pod Bad<Name>", "is not a valid pod name"),
+    ],
+)
+def test_a_pod_that_cannot_be_shown_says_why(
+    cockpit_page: CockpitPage, name: str, title: str, message: str
+) -> None:
+    cockpit_page.go("pod", name)
+    empty = cockpit_page.frame.locator(".pm-empty-state")
+    expect(empty.locator("h2")).to_have_text(title)
+    expect(empty).to_contain_text(message)  # the service's own words
+    assert cockpit_page.frame.locator("[data-action]").count() == 0
+    wait_for(lambda: cockpit_page.bed.run("pgrep", "journalctl", check=False).returncode == 1)
