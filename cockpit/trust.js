@@ -77,11 +77,11 @@ function keyDescription(key) {
 
 function keysTable(keys, onUntrust, allowed) {
     return table({
-        columns: ["Fingerprint", "Trusted to sign", { title: "", class: "pm-table-actions" }],
+        columns: ["Fingerprint", "Trusted to sign", "Trusted by", { title: "", class: "pm-table-actions" }],
         rows: keys,
         key: ([fingerprint]) => fingerprint,
-        rowAttrs: ([, prefix]) => ({ dataset: { prefix } }),
-        cells: ([fingerprint, prefix]) => {
+        rowAttrs: ([, prefix, origin]) => ({ dataset: { prefix, origin } }),
+        cells: ([fingerprint, prefix, origin]) => {
             const untrust = button("Remove", {
                 action: "untrust",
                 small: true,
@@ -92,6 +92,8 @@ function keysTable(keys, onUntrust, allowed) {
             return [
                 h("span", { class: "pm-mono" }, groupedFingerprint(fingerprint)),
                 prefix ? h("span", { class: "pm-mono" }, prefix) : h("span", { class: "pm-badge" }, "every image"),
+                // A vendor key is masked, not deleted, when removed (UntrustKey's doc).
+                origin === "vendor" ? "the vendor (/usr/lib/podmgr/trustedkeys)" : "this host's administrator",
                 untrust,
             ];
         },

@@ -26,6 +26,7 @@ pytest_plugins = ["cockpit"]
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 TRUST = "/etc/podmgr/trustedkeys"
+VENDOR_PREFIX = "registry.example.org/vendor"
 PREFIX = "registry.example.org/views"
 
 
@@ -96,6 +97,20 @@ def test_a_pasted_key_is_trusted_once_its_fingerprint_is_confirmed(
     assert trusted(bed) == [(key.fingerprint, PREFIX)]
     stored = bed.run("cat", f"{TRUST}/prefix.d/{PREFIX}/{key.fingerprint}").stdout
     assert stored == key.armored.decode()
+    expect(row).to_have_attribute("data-origin", "admin")
+    expect(row).to_contain_text("this host's administrator")
+
+    # A key the vendor ships says so.
+    vendor = f"/usr/lib/podmgr/trustedkeys/prefix.d/{VENDOR_PREFIX}"
+    bed.run("mkdir", "-p", vendor)
+    bed.run("cp", f"{TRUST}/prefix.d/{PREFIX}/{key.fingerprint}", vendor)
+    frame = trust_view(cockpit_page, reload=True)
+    shipped = frame.locator(f"tr[data-name='{key.fingerprint}'][data-prefix='{VENDOR_PREFIX}']")
+    expect(shipped).to_have_attribute("data-origin", "vendor")
+    expect(shipped).to_contain_text("the vendor")
+    bed.run("rm", "-r", "/usr/lib/podmgr/trustedkeys")
+    frame = trust_view(cockpit_page, reload=True)
+    row = frame.locator(f"tr[data-name='{key.fingerprint}'][data-prefix='{PREFIX}']")
     shot(cockpit_page, "trust")
 
     # Distrusted, after a confirmation.

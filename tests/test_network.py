@@ -400,6 +400,10 @@ def test_named_networks_isolation_and_removal(net_bed: Bed) -> None:
     assert "network back is in use by pod b, both (stop them first)" in refused.stderr
     assert bed.run("test", "-f", "/etc/podmgr/networks/back.toml", check=False).returncode == 0
 
+    builtin = bed.run("podmgr", "network", "rm", "podmgr", check=False)
+    assert builtin.returncode == 1
+    assert "network podmgr is built in and cannot be removed" in builtin.stderr
+
     stop(bed, "a", "b", "both")
     assert_nothing_left(bed, "a", "b", "both")
     bed.run("podmgr", "network", "rm", "back", "front")

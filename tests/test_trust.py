@@ -607,6 +607,23 @@ def test_untrust_for_one_prefix_or_all(tmp_path: Path, world: World) -> None:
     ).read_bytes() == b""
 
 
+def test_a_key_says_whether_the_vendor_or_the_admin_trusts_it(tmp_path: Path, world: World) -> None:
+    """The origin ListTrustedKeys gives: an admin file is the admin's, also where it
+    replaces a vendor file of the same prefix and fingerprint."""
+    vendor = TrustStore(tmp_path / "lib", tmp_path / "none")
+    trust = TrustStore(tmp_path / "etc", tmp_path / "lib")
+    release, other = world.keys["release"], world.keys["other"]
+    vendor.add("registry.example.org/v", release.armored)
+    vendor.add("registry.example.org/both", other.armored)
+    trust.add("registry.example.org/both", other.armored)
+    trust.add("registry.example.org/a", release.armored)
+    assert sorted((key.prefix, key.origin) for key in trust.all_keys()) == [
+        ("registry.example.org/a", "admin"),
+        ("registry.example.org/both", "admin"),
+        ("registry.example.org/v", "vendor"),
+    ]
+
+
 def test_insecure_prefixes_read_as_trust_prefixes() -> None:
     """[images] insecure = ["testing/scratch"] means docker.io/testing/scratch, as a trust
     prefix does; a prefix that is none matches nothing."""

@@ -343,8 +343,10 @@ MANAGER = Interface(
         _method(
             "ListTrustedKeys",
             "",
-            "a(ss) keys",
-            "Trusted keys: primary fingerprint, name prefix (empty for the root set).",
+            "a(sss) keys",
+            "Trusted keys: primary fingerprint, name prefix (empty for the root set), "
+            'origin ("admin": under /etc/podmgr/trustedkeys; "vendor": shipped under '
+            "/usr/lib/podmgr/trustedkeys).",
         ),
         _method(
             "TrustKey",

@@ -114,7 +114,7 @@ class ImageMethods:
 
     @implements(api.MANAGER, "ListTrustedKeys")
     async def list_trusted_keys(self, call: Call) -> list[list[str]]:
-        return [[k.fingerprint, k.prefix] for k in TrustStore().all_keys()]
+        return [[k.fingerprint, k.prefix, k.origin] for k in TrustStore().all_keys()]
 
     @implements(api.MANAGER, "TrustKey")
     async def trust_key(self, call: Call, prefix: str, armored: bytes) -> str:

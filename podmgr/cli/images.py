@@ -147,12 +147,12 @@ async def cmd_trust_list(args: argparse.Namespace) -> int:
     async with Client() as client:
         keys = await client.call("ListTrustedKeys")
     if args.json:
-        output.print_json([{"fingerprint": f, "prefix": p} for f, p in keys])
+        output.print_json([{"fingerprint": f, "prefix": p, "origin": o} for f, p, o in keys])
         return 0
     if not keys:
         print("No trusted keys. Add one with: podmgr trust add --prefix PREFIX KEY.asc")
-    for fingerprint, prefix in keys:
-        print(f"{fingerprint}  {prefix or '(root: every name)'}")
+    for fingerprint, prefix, origin in keys:
+        print(f"{fingerprint}  {origin:6}  {prefix or '(root: every name)'}")
     return 0
 
 

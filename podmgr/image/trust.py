@@ -44,6 +44,11 @@ class TrustedKey:
     prefix: str  # ROOT ("") for the root set
     path: Path
     armored: bytes
+    vendor: bool = False  # shipped under /usr/lib, not trusted by this host's admin
+
+    @property
+    def origin(self) -> str:
+        return "vendor" if self.vendor else "admin"
 
     @property
     def scope(self) -> str:
@@ -109,13 +114,15 @@ class TrustStore:
         fingerprint (stored prefixes are normalized as they are read, so a key stored
         under prefix.d/testing/x serves docker.io/testing/x)."""
         found: dict[tuple[str, str], TrustedKey | None] = {}
-        for _, prefix, path in self._files():
+        for admin, prefix, path in self._files():
             identity = (prefix, path.name)
             if identity in found:
                 continue
             data = path.read_bytes()
             found[identity] = (
-                TrustedKey(path.name, prefix, path, data) if data.strip() else None
+                TrustedKey(path.name, prefix, path, data, vendor=not admin)
+                if data.strip()
+                else None
             )  # an empty file masks
         return [key for key in found.values() if key is not None]
 

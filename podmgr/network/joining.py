@@ -200,6 +200,13 @@ def remove_network(name: str) -> None:
     from podmgr.network import definitions, firewall  # noqa: PLC0415
 
     definition = definitions.load(name)
+    if definition.path is None:
+        # It has no file to remove, and a bridged pod that names no network joins it:
+        # removing its bridge and rules would only last until the next such pod starts.
+        raise PodmgrError(
+            f"network {name} is built in and cannot be removed (bridged pods that name no "
+            "other network join it)"
+        )
     with locked():
         users = pods_on(name)
         if users:
