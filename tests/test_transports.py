@@ -159,6 +159,14 @@ def test_relative_paths_are_refused(source: str) -> None:
         open_source(source, CONFIG)
 
 
+@pytest.mark.parametrize("kind", ["oci-archive", "docker-archive"])
+def test_an_archive_that_is_not_there_is_named_in_plain_words(kind: str, tmp_path: Path) -> None:
+    missing = tmp_path / "nope.tar"
+    with pytest.raises(SourceError) as refused:
+        open_source(f"{kind}:{missing}", CONFIG)
+    assert str(refused.value) == f"{missing}: cannot read the archive: no such file or directory"
+
+
 def test_clients_make_paths_absolute() -> None:
     assert base.absolute("oci-archive:a.tar", "/x") == "oci-archive:/x/a.tar"
     assert base.absolute("oci:../l:example.test/app:2", "/x/y") == "oci:/x/l:example.test/app:2"

@@ -97,7 +97,10 @@ class TarFiles:
                 for m in self.archive.getmembers()
                 if m.name not in (".", "./")
             }
-        except (OSError, tarfile.TarError) as error:
+        except OSError as error:  # the path, not Python's wording of it
+            reason = (error.strerror or str(error)).lower()
+            raise SourceError(f"{path}: cannot read the archive: {reason}") from None
+        except tarfile.TarError as error:
             raise SourceError(f"{path}: cannot read the archive ({error})") from None
 
     def _member(self, name: str) -> tarfile.TarInfo:
