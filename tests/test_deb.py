@@ -1,0 +1,338 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The .deb as a user meets it: built by make deb from the release tarball, checked by
+lintian, then installed, used, upgraded, removed and purged under a real systemd, each
+in a fresh bed that has no podmgr (no make install: only what the package brings).
+
+The packages are built once per session on the host (tests/packages.py); the bed sees
+them through copy_in, since the host's temporary directories are not in it."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+from bed import Bed
+from packages import CHECKOUT, VERSION, debs, source_ref, tarball
+
+# N+1 of the upgrade: a snapshot of this tree with the next patch version.
+_major, _minor, _patch = VERSION.split(".")
+NEXT = f"{_major}.{_minor}.{int(_patch) + 1}"
+
+ROOTFS = "/var/lib/machines/podmgr-busybox"
+EXAMPLES = "/usr/share/doc/podmgr/examples"
+DPKG_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+# Where the package puts what systemd, D-Bus and polkit read: after removal, none of
+# its files may be left there.
+INTEGRATION_DIRS = (
+    "/lib/systemd/system/",
+    "/lib/systemd/system-generators/",
+    "/usr/lib/systemd/",
+    "/usr/share/dbus-1/",
+    "/usr/share/polkit-1/",
+    "/usr/lib/sysusers.d/",
+    "/usr/lib/tmpfiles.d/",
+)
+
+
+class Session:
+    """Commands typed into a root shell of a bed, with what they printed (the
+    transcript of a user's install)."""
+
+    def __init__(self, bed: Bed) -> None:
+        self.bed = bed
+        self.transcript: list[str] = []
+
+    def __call__(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        result = self.bed.run("sh", "-c", command, check=check, env=DPKG_ENV, timeout=300)
+        self.transcript.append(f"# {command}\n{result.stdout}{result.stderr}")
+        return result
+
+
+def wait_until(what: str, check: object, timeout: float = 30) -> None:
+    assert callable(check)
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.1)
+
+
+def active(bed: Bed, unit: str) -> bool:
+    state = bed.run("systemctl", "is-active", unit, check=False).stdout.strip()
+    return state == "active"
+
+
+def main_pid(bed: Bed, unit: str) -> int:
+    return int(bed.run("systemctl", "show", "-P", "MainPID", unit).stdout)
+
+
+def busctl(bed: Bed, *argv: str, user: str | None = None) -> subprocess.CompletedProcess[str]:
+    command = ["busctl", "--json=short", *argv]
+    if user:
+        command = ["runuser", "-u", user, "--", *command]
+    return bed.run(*command, check=False)
+
+
+def version_property(bed: Bed) -> str:
+    got = busctl(
+        bed, "get-property", "org.podmgr1", "/org/podmgr1", "org.podmgr1.Manager", "Version"
+    )
+    assert got.returncode == 0, got.stderr
+    value: str = json.loads(got.stdout)["data"]
+    return value
+
+
+@pytest.fixture(scope="module")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return debs(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def next_packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return debs(tmp_path_factory, NEXT)
+
+
+def install(bed: Bed, packages: dict[str, Path], shell: Session | None = None) -> str:
+    """apt-get install the packages, as a user installs downloaded .debs; its output."""
+    # /tmp, where a download lands: apt's _apt user can read it (not so /root).
+    paths = [bed.copy_in(path, "/tmp") for path in packages.values()]
+    run = shell or Session(bed)
+    return run(f"apt-get install -y {shlex.join(paths)}").stdout
+
+
+def sleeping_pod(bed: Bed, name: str, volume: bool = False) -> None:
+    """A pod of one app that sleeps (and keeps a file in an empty volume)."""
+    text = f'[app.main]\nrootfs = "{ROOTFS}"\n'
+    if volume:
+        text += 'exec = ["/bin/sh", "-c", "echo kept > /data/file; exec sleep infinity"]\n'
+        text += '[[app.main.mount]]\nvolume = "data"\npath = "/data"\n[volume.data]\n'
+        text += 'type = "empty"\n'
+    else:
+        text += 'exec = ["/bin/sleep", "infinity"]\n'
+    bed.run("sh", "-c", f"cat > /etc/podmgr/pods/{name}.toml", input=text)
+
+
+# Without a bed
+
+
+def test_the_changelog_agrees_with_the_version() -> None:
+    """debian/changelog is committed (a distribution takes it as it is); make deb refuses
+    to build when its top entry is not podmgr/version.py's version, and this test finds
+    the disagreement before a build does."""
+    top = subprocess.run(
+        ["dpkg-parsechangelog", "-l", str(CHECKOUT / "packaging/deb/changelog"), "-S", "Version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert top == VERSION, "packaging/deb/changelog: add an entry for podmgr/version.py's version"
+
+
+def test_the_tarball_is_the_tree_with_its_version(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """git archive of the tree, under podmgr-VERSION/; a snapshot of another version has
+    that version in its one place, its man pages and its changelog."""
+    files = subprocess.run(
+        ["git", "-C", str(CHECKOUT), "ls-tree", "-r", "--name-only", source_ref()],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    with tarfile.open(tarball(tmp_path_factory)) as release:
+        names = release.getnames()
+        assert sorted(
+            n.removeprefix(f"podmgr-{VERSION}/") for n in names if release.getmember(n).isfile()
+        ) == sorted(files)
+        assert all(release.getmember(n).uid == 0 for n in names)
+    with tarfile.open(tarball(tmp_path_factory, NEXT)) as snapshot:
+
+        def text(path: str) -> str:
+            member = snapshot.extractfile(f"podmgr-{NEXT}/{path}")
+            assert member
+            return member.read().decode()
+
+        assert f'__version__ = "{NEXT}"' in text("podmgr/version.py")
+        assert text("docs/podmgr.1").startswith(f'.TH PODMGR 1 "" "podmgr {NEXT}"')
+        assert text("packaging/deb/changelog").startswith(f"podmgr ({NEXT}) unstable;")
+
+
+def test_lintian_reports_nothing(packages: dict[str, Path]) -> None:
+    """make deb fails on an error or warning; pedantic and informational tags are
+    overridden only with a comment that says why (packaging/deb/*.lintian-overrides)."""
+    result = subprocess.run(
+        ["lintian", "--pedantic", "-I", *map(str, packages.values())],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:", "I:", "P:")]
+    assert tags == [], result.stdout
+    assert set(packages) == {"podmgr"} | ({"cockpit-podmgr"} & set(packages))
+
+
+# In a fresh bed
+
+
+@pytest.fixture
+def new_host(fresh_bed: Bed) -> Bed:
+    """A bed as a freshly installed machine is: no podmgr, and no policy-rc.d.  Where
+    the host is a container image, its /usr/sbin/policy-rc.d forbids maintainer scripts
+    to start, restart or stop services (deb-systemd-invoke asks it), as a container's
+    image build wants; a booted machine has none."""
+    assert fresh_bed.run("test", "-e", "/usr/bin/podmgr", check=False).returncode == 1
+    fresh_bed.run("rm", "-f", "/usr/sbin/policy-rc.d")
+    return fresh_bed
+
+
+@pytest.mark.integration
+def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
+    bed = new_host
+    shell = Session(bed)
+    install(bed, packages, shell)
+    assert shell("podmgr --version").stdout == f"podmgr {VERSION}\n"
+    for page in ("podmgr", "podmgr.toml", "org.podmgr1"):
+        assert shell(f"man -w {page}").stdout.startswith("/usr/share/man/")
+    assert "org.podmgr1.Manager" in shell("MANWIDTH=80 man org.podmgr1 | head -20").stdout
+    assert shell("getent group podmgr").stdout.startswith("podmgr:x:")
+    assert shell("stat -c '%a %U' /var/lib/podmgr").stdout == "700 root\n"
+    assert bed.run("test", "-x", "/lib/systemd/system-generators/podmgr-generator").returncode == 0
+    # Activation: nothing runs until the first call.
+    assert shell("systemctl is-active podmgr1.service", check=False).stdout == "inactive\n"
+    assert json.loads(
+        shell(
+            "busctl --json=short call org.podmgr1 /org/podmgr1 org.podmgr1.Manager ListPods"
+        ).stdout
+    )["data"] == [[]]
+    assert active(bed, "podmgr1.service")
+    assert version_property(bed) == VERSION
+    # The example pod, as the README and the issue show it.
+    shell(f"sh {EXAMPLES}/busybox-rootfs.sh {ROOTFS}")
+    shell(f"cp {EXAMPLES}/demo.toml /etc/podmgr/pods/web.toml")
+    shell("systemctl daemon-reload && systemctl start pod@web")
+    wait_until("the web app is active", lambda: active(bed, "podapp@web:web.service"))
+    wait_until(
+        "the page is served",
+        lambda: (
+            "hello from demo" in bed.run("curl", "-s", "http://127.0.0.1:8080/", check=False).stdout
+        ),
+    )
+    shell("curl -s http://127.0.0.1:8080/")
+    shell("systemctl status --no-pager --lines=0 pod@web.service podapp@web:web.service | head -12")
+    # polkit: a user outside the group is refused, a member allowed by the shipped rule.
+    shell("useradd alice && useradd --groups podmgr bob")
+    refused = shell(
+        "runuser -u alice -- busctl call org.podmgr1 /org/podmgr1 org.podmgr1.Manager"
+        " StopPod s web",
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "org.podmgr1.manage-pods" in refused.stderr
+    assert active(bed, "pod@web.service")
+    start = ("call", "org.podmgr1", "/org/podmgr1", "org.podmgr1.Manager", "StartPod", "s", "web")
+    # polkitd reads rules.d asynchronously after the install.
+    wait_until("bob may manage pods", lambda: busctl(bed, *start, user="bob").returncode == 0)
+    shell("runuser -u bob -- podmgr status web | head -3")
+    print("\n".join(shell.transcript))  # pytest -s shows what the user saw
+
+
+@pytest.mark.integration
+def test_an_upgrade_keeps_pods_running_and_restarts_the_service(
+    new_host: Bed, packages: dict[str, Path], next_packages: dict[str, Path]
+) -> None:
+    bed = new_host
+    install(bed, packages)
+    bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
+    # The service must outlive the upgrade's start to be seen restarted.
+    bed.run("sh", "-c", "cat > /etc/podmgr/podmgr.toml", input='[service]\nidle_timeout = "1h"\n')
+    for name in ("alpha", "beta"):
+        sleeping_pod(bed, name)
+    bed.run("systemctl", "daemon-reload")
+    bed.run("systemctl", "start", "pod@alpha", "pod@beta")
+    apps = ("podapp@alpha:main.service", "podapp@beta:main.service")
+    for app in apps:
+        wait_until(f"{app} is active", lambda app=app: active(bed, app))
+    before = {app: main_pid(bed, app) for app in apps}
+    service = main_pid(bed, "podmgr1.service")
+    assert service
+    assert version_property(bed) == VERSION
+    # A manifest added without a daemon-reload: its app unit exists once the generator ran.
+    sleeping_pod(bed, "gamma")
+    gamma = "podapp@gamma:main.service"
+    assert bed.run("systemctl", "show", "-P", "LoadState", gamma).stdout == "not-found\n"
+
+    install(bed, next_packages)
+
+    assert bed.run("podmgr", "--version").stdout == f"podmgr {NEXT}\n"
+    assert {app: main_pid(bed, app) for app in apps} == before
+    assert all(active(bed, unit) for unit in ("pod@alpha.service", "pod@beta.service", *apps))
+    assert bed.run("systemctl", "show", "-P", "LoadState", gamma).stdout == "loaded\n"
+    restarted = main_pid(bed, "podmgr1.service")
+    assert restarted not in (0, service)
+    assert version_property(bed) == NEXT  # the new code runs
+    for unit in ("pod@alpha.service", *apps, "podmgr1.service"):
+        assert bed.run("systemctl", "show", "-P", "NeedDaemonReload", unit).stdout == "no\n"
+    # The pods still stop cleanly with the new code.
+    bed.run("systemctl", "stop", "pod@alpha", "pod@beta")
+    assert bed.run("ls", "/run/podmgr/pods").stdout.split() == []
+
+
+@pytest.mark.integration
+def test_remove_leaves_config_and_state_and_purge_what_the_readme_says(
+    new_host: Bed, packages: dict[str, Path]
+) -> None:
+    bed = new_host
+    install(bed, packages)
+    shipped = [
+        path
+        for path in bed.run("dpkg", "-L", "podmgr").stdout.splitlines()
+        if path.startswith(INTEGRATION_DIRS)
+    ]
+    assert "/lib/systemd/system/pod@.service" in shipped
+    bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
+    sleeping_pod(bed, "web", volume=True)
+    bed.run("systemctl", "daemon-reload")
+    bed.run("systemctl", "start", "pod@web")
+    wait_until(
+        "the app wrote its file",
+        lambda: (
+            bed.run("test", "-s", "/var/lib/podmgr/volumes/web/data/file", check=False).returncode
+            == 0
+        ),
+    )
+
+    bed.run("apt-get", "remove", "-y", "podmgr", env=DPKG_ENV)
+
+    left = [path for path in shipped if bed.run("test", "-f", path, check=False).returncode == 0]
+    assert left == []
+    units = bed.run(
+        "systemctl",
+        "list-units",
+        "--all",
+        "--plain",
+        "--no-legend",
+        "pod@*",
+        "podapp@*",
+        "pod.slice",
+        "pod-*.slice",
+        "podmgr1.service",
+    ).stdout
+    assert units == "", units
+    assert bed.run("busctl", "status", "org.podmgr1", check=False).returncode != 0
+    # No pod left prepared: no mounts, namespaces or runtime files of it.
+    assert "/run/podmgr" not in bed.run("findmnt", "-rn", "-o", "TARGET").stdout
+    kept = ("/etc/podmgr/pods/web.toml", "/var/lib/podmgr/volumes/web/data/file")
+    for path in kept:
+        assert bed.run("test", "-f", path, check=False).returncode == 0, path
+    assert bed.run("getent", "group", "podmgr", check=False).returncode == 0
+
+    bed.run("apt-get", "purge", "-y", "podmgr", env=DPKG_ENV)
+
+    status = bed.run("dpkg-query", "-W", "-f=${db:Status-Status}", "podmgr", check=False)
+    assert status.stdout in ("", "not-installed")
+    # README, Install: purge keeps what administrators and pods stored.
+    for path in kept:
+        assert bed.run("test", "-f", path, check=False).returncode == 0, path
+    assert bed.run("getent", "group", "podmgr", check=False).returncode == 0
