@@ -8,16 +8,22 @@ them through copy_in, since the host's temporary directories are not in it."""
 
 from __future__ import annotations
 
+import io
 import json
 import shlex
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 
+import imagebuild as ib
 import pytest
 from bed import Bed
 from packages import CHECKOUT, VERSION, debs, source_ref, tarball
+
+from podmgr.image import layerstream, unpack
+from podmgr.image.tarentry import BadLayer
 
 # N+1 of the upgrade: a snapshot of this tree with the next patch version.
 _major, _minor, _patch = VERSION.split(".")
@@ -171,6 +177,31 @@ def test_lintian_reports_nothing(packages: dict[str, Path]) -> None:
     tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:", "I:", "P:")]
     assert tags == [], result.stdout
     assert set(packages) == {"podmgr"} | ({"cockpit-podmgr"} & set(packages))
+
+
+def test_a_zstd_layer_without_zstandard_says_what_to_install(
+    layer_dir: tuple[Path, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """python3-zstandard is a Recommends: without it, an image of zstd layers is refused
+    in one line naming the layer and the package, before the confined unpacker starts
+    (which would die on the import, saying only ModuleNotFoundError)."""
+    layer, fd = layer_dir
+    [blob] = [
+        b
+        for b in ib.Image([ib.tar([ib.file("etc/hostname", b"x")])], "zstd").blobs()[0].values()
+        if b.startswith(b"\x28\xb5\x2f\xfd")
+    ]
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # as if it were not installed
+    what = "layer sha256:" + "ab" * 32
+    with pytest.raises(BadLayer) as refused:
+        layerstream.unpack_blob_confined(
+            io.BytesIO(blob), ib.COMPRESSIONS["zstd"][0], fd, unpack.Limits(), what, len(blob)
+        )
+    assert str(refused.value) == (
+        f"{what}: is zstd-compressed, and the Python module zstandard is not installed "
+        "(install python3-zstandard)"
+    )
+    assert list(layer.iterdir()) == []
 
 
 # In a fresh bed
