@@ -25,6 +25,9 @@ DOCDIR ?= $(PREFIX)/share/doc/podmgr
 COCKPITDIR ?= $(PREFIX)/share/cockpit/podmgr
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+# the Cockpit page: installed flat, as it is (no build step; cockpit/README says why)
+COCKPIT_FILES = cockpit/manifest.json cockpit/index.html cockpit/style.css \
+	$(sort $(wildcard cockpit/*.js))
 # Debian installs distribution packages into dist-packages; others into site-packages.
 PYTHONDIR ?= $(shell $(PYTHON) -c 'import sysconfig as s; \
 	print(s.get_path("purelib", "deb_system" if "deb_system" in s.get_scheme_names() \
@@ -101,6 +104,8 @@ install:
 	install -m 644 docs/podmgr.toml.5 docs/org.podmgr1.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(DOCDIR)/examples
 	install -m 644 examples/*.toml examples/busybox-rootfs.sh $(DESTDIR)$(DOCDIR)/examples/
+	install -d $(DESTDIR)$(COCKPITDIR)
+	install -m 644 $(COCKPIT_FILES) $(DESTDIR)$(COCKPITDIR)/
 
 # Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
 demo:

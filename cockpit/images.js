@@ -1,0 +1,9 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+//
+// Images: a first version that renders its heading only, so that the router loads it.
+
+import { h } from "./dom.js";
+
+export function show(main, path) {
+    main.appendChild(h("h1", { class: "pm-title" }, "Images"));
+}
