@@ -42,6 +42,7 @@ INTEGRATION_DIRS = (
     "/usr/share/polkit-1/",
     "/usr/lib/sysusers.d/",
     "/usr/lib/tmpfiles.d/",
+    "/usr/share/cockpit/",
 )
 
 
@@ -176,7 +177,7 @@ def test_lintian_reports_nothing(packages: dict[str, Path]) -> None:
     )
     tags = [line for line in result.stdout.splitlines() if line[:2] in ("E:", "W:", "I:", "P:")]
     assert tags == [], result.stdout
-    assert set(packages) == {"podmgr"} | ({"cockpit-podmgr"} & set(packages))
+    assert set(packages) == {"podmgr", "cockpit-podmgr"}
 
 
 def test_a_zstd_layer_without_zstandard_says_what_to_install(
@@ -230,6 +231,9 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     assert shell("getent group podmgr").stdout.startswith("podmgr:x:")
     assert shell("stat -c '%a %U' /var/lib/podmgr").stdout == "700 root\n"
     assert bed.run("test", "-x", "/lib/systemd/system-generators/podmgr-generator").returncode == 0
+    # Cockpit finds the page where the package put it.
+    page = shell("cockpit-bridge --packages | grep podmgr").stdout.split()
+    assert (page[0], page[-1]) == ("podmgr", "/usr/share/cockpit/podmgr")  # name, label, path
     # Activation: nothing runs until the first call.
     assert shell("systemctl is-active podmgr1.service", check=False).stdout == "inactive\n"
     assert json.loads(
@@ -316,12 +320,10 @@ def test_remove_leaves_config_and_state_and_purge_what_the_readme_says(
 ) -> None:
     bed = new_host
     install(bed, packages)
-    shipped = [
-        path
-        for path in bed.run("dpkg", "-L", "podmgr").stdout.splitlines()
-        if path.startswith(INTEGRATION_DIRS)
-    ]
+    listed = bed.run("dpkg", "-L", "podmgr", "cockpit-podmgr").stdout.splitlines()
+    shipped = [path for path in listed if path.startswith(INTEGRATION_DIRS)]
     assert "/lib/systemd/system/pod@.service" in shipped
+    assert "/usr/share/cockpit/podmgr/manifest.json" in shipped
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     sleeping_pod(bed, "web", volume=True)
     bed.run("systemctl", "daemon-reload")
@@ -334,10 +336,18 @@ def test_remove_leaves_config_and_state_and_purge_what_the_readme_says(
         ),
     )
 
-    bed.run("apt-get", "remove", "-y", "podmgr", env=DPKG_ENV)
+    # As the user does: the page goes with podmgr, which it depends on.
+    removed = bed.run("apt-get", "remove", "-y", "podmgr", env=DPKG_ENV).stdout
+    assert "Removing cockpit-podmgr" in removed
 
     left = [path for path in shipped if bed.run("test", "-f", path, check=False).returncode == 0]
     assert left == []
+    for directory in (
+        "/usr/share/cockpit/podmgr",
+        "/usr/lib/podmgr",
+        "/usr/lib/python3/dist-packages/podmgr",
+    ):
+        assert bed.run("test", "-e", directory, check=False).returncode == 1, directory
     units = bed.run(
         "systemctl",
         "list-units",
@@ -359,10 +369,12 @@ def test_remove_leaves_config_and_state_and_purge_what_the_readme_says(
         assert bed.run("test", "-f", path, check=False).returncode == 0, path
     assert bed.run("getent", "group", "podmgr", check=False).returncode == 0
 
+    # cockpit-podmgr has nothing to purge: its removal left nothing of it.
     bed.run("apt-get", "purge", "-y", "podmgr", env=DPKG_ENV)
 
-    status = bed.run("dpkg-query", "-W", "-f=${db:Status-Status}", "podmgr", check=False)
-    assert status.stdout in ("", "not-installed")
+    for package in ("podmgr", "cockpit-podmgr"):
+        status = bed.run("dpkg-query", "-W", "-f=${db:Status-Status}", package, check=False)
+        assert status.stdout in ("", "not-installed"), package
     # README, Install: purge keeps what administrators and pods stored.
     for path in kept:
         assert bed.run("test", "-f", path, check=False).returncode == 0, path
