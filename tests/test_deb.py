@@ -232,8 +232,8 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     assert shell("stat -c '%a %U' /var/lib/podmgr").stdout == "700 root\n"
     assert bed.run("test", "-x", "/lib/systemd/system-generators/podmgr-generator").returncode == 0
     # Cockpit finds the page where the package put it.
-    page = shell("cockpit-bridge --packages | grep podmgr").stdout.split()
-    assert (page[0], page[-1]) == ("podmgr", "/usr/share/cockpit/podmgr")  # name, label, path
+    listed = shell("cockpit-bridge --packages | grep podmgr").stdout.split()
+    assert (listed[0], listed[-1]) == ("podmgr", "/usr/share/cockpit/podmgr")  # name, label, path
     # Activation: nothing runs until the first call.
     assert shell("systemctl is-active podmgr1.service", check=False).stdout == "inactive\n"
     assert json.loads(
