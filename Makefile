@@ -179,6 +179,7 @@ deb: dist
 	fi; \
 	(cd "$$build/$(DIST_NAME)" && dpkg-buildpackage -us -uc -b); \
 	lintian --pedantic -I --fail-on error,warning "$$build"/podmgr_$(VERSION)_*.changes; \
+	echo "lintian --pedantic -I: done"; \
 	for file in "$$build"/*.deb; do cp "$$file" $(DISTDIR)/; echo "$(DISTDIR)/$${file##*/}"; done
 
 # podman is the second baseline of the start benchmark.

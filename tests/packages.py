@@ -28,6 +28,7 @@ assert _written, "podmgr/version.py: no __version__ line"
 VERSION = _written.group(1)
 
 _built: dict[tuple[str, str], list[Path]] = {}
+_logs: dict[tuple[str, str], str] = {}
 
 
 def source_ref() -> str:
@@ -66,7 +67,14 @@ def _make(factory: pytest.TempPathFactory, target: str, version: str) -> list[Pa
         made = [Path(line) for line in done.stdout.splitlines() if line.startswith(str(out))]
         assert made, f"make {target} named no file it made:\n{done.stdout}"
         _built[key] = made
+        _logs[key] = done.stdout
     return _built[key]
+
+
+def deb_log(factory: pytest.TempPathFactory, version: str = VERSION) -> str:
+    """What make deb printed (dpkg-buildpackage's and lintian's output)."""
+    _make(factory, "deb", version)
+    return _logs[("deb", version)]
 
 
 def tarball(factory: pytest.TempPathFactory, version: str = VERSION) -> Path:
