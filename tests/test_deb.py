@@ -8,9 +8,14 @@ them through copy_in, since the host's temporary directories are not in it."""
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import io
 import json
+import os
+import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -180,6 +185,89 @@ def test_lintian_reports_nothing(
     after = log[log.index("dpkg-buildpackage: info: binary-only upload (no source included)") + 1 :]
     assert [line for line in after if not line.startswith("/")] == ["lintian --pedantic -I: done"]
     assert set(packages) == {"podmgr", "cockpit-podmgr"}
+
+
+# Imported modules the package only recommends: without one, what needs it says so.
+OPTIONAL = {"zstandard": "zstd layers (podmgr/image/layerstream.py)"}
+# Programs podmgr runs, and the file that runs each (checked to still be there).
+PROGRAMS = {
+    "busctl": "units/pod@.service",
+    "journalctl": "podmgr/bus/jobs.py",
+    "gpg": "podmgr/image/gpgchild.py",  # python-gnupg runs it
+    "gpgconf": "podmgr/image/gpgchild.py",
+}
+# What neither an import nor a program shows: the interpreter, the system bus the
+# service is on and polkitd, which reads the actions and the rule; nft(8), recommended
+# to look at podmgr's rules (README, Networks).
+SERVICES = [{"python3"}, {"default-dbus-system-bus", "dbus-system-bus"}, {"polkitd"}]
+ADMIN_TOOLS = [{"nftables"}]
+
+
+def _relations(deb: Path, field: str) -> list[set[str]]:
+    """A relation field of a built package: its groups of alternatives, bare names."""
+    text = subprocess.run(
+        ["dpkg-deb", "-f", str(deb), field], capture_output=True, text=True, check=True
+    ).stdout
+    groups = [
+        {re.sub(r"\(.*?\)|:any", "", alternative).strip() for alternative in group.split("|")}
+        for group in text.split(",")
+    ]
+    return [group for group in groups if group != {""}]
+
+
+def _owner(path: str) -> str:
+    """The host package that has ``path`` (merged /usr: also as /bin or /usr/bin)."""
+    for candidate in dict.fromkeys(
+        [path, os.path.realpath(path), path.replace("/usr/bin/", "/bin/")]
+    ):
+        found = subprocess.run(
+            ["dpkg", "-S", candidate], capture_output=True, text=True, check=False
+        )
+        if found.returncode == 0:
+            return found.stdout.split(":", 1)[0]
+    raise AssertionError(f"{path} belongs to no package")
+
+
+def _third_party_imports() -> set[str]:
+    """Top-level modules podmgr imports that are neither its own nor the standard library's,
+    deferred imports included."""
+    found = set()
+    for path in (CHECKOUT / "podmgr").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - {"podmgr"}
+
+
+def test_the_dependencies_are_what_the_code_imports_and_runs(packages: dict[str, Path]) -> None:
+    depends = _relations(packages["podmgr"], "Depends")
+    recommends = _relations(packages["podmgr"], "Recommends")
+    modules = {}
+    for module in sorted(_third_party_imports()):
+        spec = importlib.util.find_spec(module)
+        assert spec, f"podmgr imports {module}, which is not installed here"
+        assert spec.origin, module
+        modules[module] = _owner(spec.origin)
+    needed = []
+    for module, package in modules.items():
+        relation = recommends if module in OPTIONAL else depends
+        [group] = [g for g in relation if package in g] or [set()]
+        assert group, f"podmgr imports {module} ({package}): not in the package's relations"
+        needed.append(group)
+    for program, user in PROGRAMS.items():
+        assert program in (CHECKOUT / user).read_text(), f"{user} no longer runs {program}"
+        path = shutil.which(program)
+        assert path, program
+        package = _owner(path)
+        [group] = [g for g in depends if package in g] or [set()]
+        assert group, f"podmgr runs {program} ({package}): not in Depends"
+        needed.append(group)
+    # Nothing else: no package the code does not use (pystemd, xdg, toml ...).
+    unneeded = [g for g in depends + recommends if g not in needed + SERVICES + ADMIN_TOOLS]
+    assert unneeded == []
+    assert set(OPTIONAL) <= set(modules)
 
 
 def test_a_zstd_layer_without_zstandard_says_what_to_install(
