@@ -469,3 +469,64 @@ def test_remove_leaves_config_and_state_and_purge_what_the_readme_says(
     for path in kept:
         assert bed.run("test", "-f", path, check=False).returncode == 0, path
     assert bed.run("getent", "group", "podmgr", check=False).returncode == 0
+
+
+# What gnupg brings beyond gpg and gpgconf, which are what podmgr runs.
+GNUPG_EXTRAS = ("gnupg", "dirmngr", "gpg-agent", "gpgsm", "gpg-wks-client", "gpg-wks-server")
+SIGNED_IMAGE = f"""
+import sys
+sys.path.insert(0, "{CHECKOUT}/tests")
+from pathlib import Path
+import imagebuild as ib
+image = ib.Image([ib.tar([ib.directory("etc"), ib.file("etc/version", b"1.4")])], "gzip")
+ib.write_layout(Path("/tmp/work/layout"), {{"1.4": image}})
+ib.write_archive(Path("/tmp/work/app.tar"), Path("/tmp/work/layout"))
+"""
+RELEASE_KEY = """\
+%no-protection
+Key-Type: RSA
+Key-Length: 2048
+Name-Real: Release
+Name-Email: release@example.org
+Expire-Date: 0
+%commit
+"""
+
+
+@pytest.mark.integration
+def test_signatures_are_checked_with_gpg_and_gpgconf_alone(
+    new_host: Bed, packages: dict[str, Path]
+) -> None:
+    """Depends names gpg and gpgconf, not gnupg: a signed image is imported with nothing
+    else of GnuPG installed (no gpg-agent, no dirmngr)."""
+    bed = new_host
+    install(bed, packages, tool="dpkg")
+    # Made while gnupg is whole: generating a key needs gpg-agent.
+    bed.run("mkdir", "-p", "/tmp/work")
+    bed.run("/usr/bin/python3", "-c", SIGNED_IMAGE)
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key"
+        " && gpg --armor --export release@example.org > /tmp/work/release.asc"
+        " && gpg --batch --armor --detach-sign /tmp/work/app.tar && gpgconf --kill all",
+        env={"GNUPGHOME": "/tmp/gnupg"},
+        input=RELEASE_KEY,
+    )
+    bed.run("dpkg", "--purge", "--force-depends", *GNUPG_EXTRAS, env=DPKG_ENV)
+    for program in ("gpg-agent", "dirmngr"):
+        assert bed.run("sh", "-c", f"command -v {program}", check=False).returncode != 0
+    bed.run(
+        "podmgr", "trust", "add", "--yes", "--prefix", "example.org/sig", "/tmp/work/release.asc"
+    )
+    bed.run(
+        "podmgr",
+        "image",
+        "import",
+        "oci-archive:/tmp/work/app.tar:1.4",
+        "--name",
+        "example.org/sig/app:1.4",
+    )
+    [image] = json.loads(bed.run("podmgr", "image", "list", "--json").stdout)
+    assert image["name"] == "example.org/sig/app:1.4"
+    assert image["signed_by"], image
