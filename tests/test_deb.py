@@ -320,6 +320,9 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     assert "org.podmgr1.Manager" in shell("MANWIDTH=80 man org.podmgr1 | head -20").stdout
     assert shell("getent group podmgr").stdout.startswith("podmgr:x:")
     assert shell("stat -c '%a %U' /var/lib/podmgr").stdout == "700 root\n"
+    # The package ships the rule in polkitd's rules.d, which stays polkitd's own.
+    rules = bed.run("stat", "-c", "%a %U", "/usr/share/polkit-1/rules.d").stdout
+    assert rules == "700 polkitd\n"
     assert bed.run("test", "-x", "/lib/systemd/system-generators/podmgr-generator").returncode == 0
     # Cockpit finds the page where the package put it.
     listed = shell("cockpit-bridge --packages | grep podmgr").stdout.split()
