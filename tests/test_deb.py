@@ -9,6 +9,7 @@ them through copy_in, since the host's temporary directories are not in it."""
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.util
 import io
 import json
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import imagebuild as ib
@@ -65,8 +67,7 @@ class Session:
         return result
 
 
-def wait_until(what: str, check: object, timeout: float = 30) -> None:
-    assert callable(check)
+def wait_until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not check():
         assert time.monotonic() < deadline, f"timed out waiting until {what}"
@@ -381,7 +382,7 @@ def test_an_upgrade_keeps_pods_running_and_restarts_the_service(
     bed.run("systemctl", "start", "pod@alpha", "pod@beta")
     apps = ("podapp@alpha:main.service", "podapp@beta:main.service")
     for app in apps:
-        wait_until(f"{app} is active", lambda app=app: active(bed, app))
+        wait_until(f"{app} is active", functools.partial(active, bed, app))
     before = {app: main_pid(bed, app) for app in apps}
     service = main_pid(bed, "podmgr1.service")
     assert service
