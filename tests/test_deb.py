@@ -364,6 +364,16 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     # polkitd reads rules.d asynchronously after the install.
     wait_until("bob may manage pods", lambda: busctl(bed, *start, user="bob").returncode == 0)
     shell("runuser -u bob -- podmgr status web | head -3")
+    # README.Debian: an earlier rule that decides keeps an action with administrators.
+    bed.run(
+        "sh",
+        "-c",
+        "cat > /etc/polkit-1/rules.d/49-podmgr-local.rules",
+        input="polkit.addRule(function(action, subject) {\n"
+        '    if (action.id == "org.podmgr1.manage-pods") return polkit.Result.AUTH_ADMIN;\n'
+        "});\n",
+    )
+    wait_until("bob is refused again", lambda: busctl(bed, *start, user="bob").returncode != 0)
     print("\n".join(shell.transcript))  # pytest -s shows what the user saw
 
 
