@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -269,6 +270,55 @@ def test_the_dependencies_are_what_the_code_imports_and_runs(packages: dict[str,
     unneeded = [g for g in depends + recommends if g not in needed + SERVICES + ADMIN_TOOLS]
     assert unneeded == []
     assert set(OPTIONAL) <= set(modules)
+
+
+def _deb_files(deb: Path) -> dict[str, str]:
+    """Each regular file or symlink of a package and its mode, as dpkg-deb lists them."""
+    listing = subprocess.run(
+        ["dpkg-deb", "--contents", str(deb)], capture_output=True, text=True, check=True
+    ).stdout
+    files = {}
+    for line in listing.splitlines():
+        mode, _, _, _, _, path = line.split(None, 5)
+        if not mode.startswith("d"):
+            files[path.removeprefix(".").split(" -> ")[0]] = mode
+    return files
+
+
+def test_make_install_installs_what_the_packages_hold(
+    packages: dict[str, Path], tmp_path: Path
+) -> None:
+    """A development install is the package's install: the same files with the same modes,
+    less what debhelper adds (copyright, changelog, README files, lintian overrides) and
+    with the man pages compressed."""
+    subprocess.run(
+        [
+            "make",
+            "-C",
+            str(CHECKOUT),
+            "--no-print-directory",
+            "install",
+            f"DESTDIR={tmp_path}",
+            "UNITDIR=/lib/systemd/system",
+            "GENERATORDIR=/lib/systemd/system-generators",
+        ],
+        capture_output=True,
+        check=True,
+    )
+    installed = {}
+    for file in sorted(tmp_path.rglob("*")):
+        if not file.is_dir() and "__pycache__" not in file.parts:
+            mode = "-" + stat.filemode(file.lstat().st_mode)[1:]
+            installed["/" + str(file.relative_to(tmp_path))] = mode
+    packaged = {}
+    for deb in packages.values():
+        for path, mode in _deb_files(deb).items():
+            doc = re.match(r"/usr/share/doc/[^/]+/(copyright|changelog\.gz|README\..*)$", path)
+            if not doc and not path.startswith("/usr/share/lintian/overrides/"):
+                packaged[path.removesuffix(".gz") if "/man/" in path else path] = mode
+    # README.md and cockpit/README are the packages' documentation, not installed files.
+    packaged.pop("/usr/share/doc/cockpit-podmgr/README")
+    assert installed == packaged
 
 
 def test_a_zstd_layer_without_zstandard_says_what_to_install(
