@@ -3,11 +3,13 @@
 # make deps      install the Debian packages podmgr needs at run time (and for the demo)
 # make install   install for /usr/bin/python3; honours DESTDIR, as distributions build
 # make demo      run the example pod (in a throwaway systemd when PID 1 is not systemd)
+# make demo-cockpit  the example pod and the Cockpit page, served on 127.0.0.1:9090
 # make check     install what the checks need, then lint and format check (ruff), type
 #                check, unit and integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
 # make dist      the release tarball podmgr-VERSION.tar.gz (git archive of DIST_REF) in DISTDIR
 # make deb       the .deb packages, built offline from that tarball, checked by lintian
+# make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
 #                images, the D-Bus service and pod networking (bench/)
 
@@ -46,8 +48,9 @@ CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-
 	$(PACKAGING_DEBS) $(COCKPIT_DEBS)
 # what `make deb` and `make rpm` build with (offline)
 PACKAGING_DEBS = debhelper dh-python python3-all pkgconf lintian rpm rpmlint
-# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium)
-COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium
+# Cockpit and the browser of the page's tests (Playwright drives Debian's chromium); sudo
+# is how Cockpit switches on administrative access, which the page's tests log in to use
+COCKPIT_DEBS = cockpit-ws cockpit-bridge cockpit-system chromium sudo
 
 # entry point = module whose main() it runs
 ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
@@ -63,7 +66,8 @@ DISTDIR ?= dist
 DIST_NAME = podmgr-$(VERSION)
 TARBALL = $(DISTDIR)/$(DIST_NAME).tar.gz
 
-.PHONY: all deps install demo demo-here check lint typecheck test docs bench dist deb
+.PHONY: all deps install demo demo-here demo-cockpit check lint typecheck test docs bench \
+	screenshots dist deb
 
 all:
 	@echo "targets: deps install demo check docs"
@@ -110,14 +114,25 @@ install:
 # Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
 demo:
 	@if [ "$$(cat /proc/1/comm)" = systemd ]; then \
-		$(MAKE) --no-print-directory deps install demo-here; \
+		$(MAKE) --no-print-directory deps install demo-here && \
+		if [ -d /usr/share/cockpit/base1 ]; then \
+			echo "The Cockpit page: https://$$(hostname -f):9090/podmgr (menu: Pods)"; \
+		fi; \
 	else \
 		$(MAKE) --no-print-directory deps && \
-		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here; \
+		$(PYTHON) tests/bed.py --install -- $(MAKE) --no-print-directory -C $(CURDIR) demo-here && \
+		echo "The Cockpit page with the demo pod: make demo-cockpit (http://127.0.0.1:$(COCKPIT_PORT)/podmgr)"; \
 	fi
 
 demo-here:
 	examples/demo.sh
+
+# The demo pod and the Cockpit page served from a throwaway systemd on the host's
+# 127.0.0.1:$(COCKPIT_PORT) (logged in as its root); Ctrl-C ends both.
+COCKPIT_PORT ?= 9090
+demo-cockpit: $(VENV)/bin/pytest
+	$(MAKE) --no-print-directory deps
+	$(VENV)/bin/python tests/cockpit.py --demo --port $(COCKPIT_PORT)
 
 $(VENV)/bin/pytest: tests/requirements.txt
 	$(PYTHON) -m venv --system-site-packages $(VENV)
@@ -181,6 +196,11 @@ deb: dist
 	lintian --pedantic -I --fail-on error,warning "$$build"/podmgr_$(VERSION)_*.changes; \
 	echo "lintian --pedantic -I: done"; \
 	for file in "$$build"/*.deb; do cp "$$file" $(DISTDIR)/; echo "$(DISTDIR)/$${file##*/}"; done
+
+# The README's screenshot of the Cockpit page, from the browser test's own screenshot step
+screenshots: $(VENV)/bin/pytest
+	PODMGR_SCREENSHOTS=$(CURDIR)/docs $(VENV)/bin/pytest -q \
+		tests/test_cockpit_pods.py::test_the_page_follows_cockpits_light_and_dark_style
 
 # podman is the second baseline of the start benchmark.
 bench: deps

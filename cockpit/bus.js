@@ -33,10 +33,13 @@
 //       changed: PodNew, PodRemoved, PropertiesChanged of a Pod, systemd's signals for
 //       pod@*/podapp@* units and its reloads, and changes in the manifest directories
 //       (fswatch1).  Never polls.  The callback re-reads through org.podmgr1.
+//   serialized(fn) -> run(): calls of run() never overlap; one made while fn runs makes
+//       fn run once more afterwards (for re-reads triggered by signals)
 //   installed() -> Promise<boolean>: whether org.podmgr1 is running or activatable
 //   systemd() -> the shared cockpit.dbus client for org.freedesktop.systemd1
 //   unitProperties(unit) -> Promise<{ActiveState, SubState, NRestarts, MemoryCurrent,
-//       CPUUsageNSec, ...}> (Unit and Service properties; unset numbers are null)
+//       CPUUsageNSec, ...} | null> (Unit and Service properties; unset numbers are null;
+//       null when systemd has not loaded the unit: inactive and nothing refers to it)
 //   superuser() -> Promise<boolean>: whether Cockpit's administrative access is on
 //   mayAct(action) -> Promise<boolean>: whether calls needing polkit ACTION would be
 //       allowed without authentication for this page (its bridge process)
@@ -151,6 +154,7 @@ function isPodUnitPath(path) {
 export function watchPods(callback) {
     let timer = null;
     let stopped = false;
+    const unitStates = new Map(); // unit object path -> ActiveState last signalled
     const changed = () => {
         if (stopped || timer !== null)
             return;
@@ -166,12 +170,23 @@ export function watchPods(callback) {
         client().subscribe({ interface: PROPERTIES, path_namespace: "/org/podmgr1/pod", member: "PropertiesChanged" },
                            changed),
         // The service exits when idle: systemd's own signals tell of pods started and
-        // stopped by anyone meanwhile, and of reloads after a manifest changed.
+        // stopped by anyone meanwhile, and of reloads after a manifest changed.  Only a
+        // change of a unit's ActiveState counts: reading a unit's properties loads it,
+        // and systemd then sends its properties (ActiveState "inactive" too), so a unit
+        // first seen inactive is no news, or each re-read would trigger the next.
         systemd().subscribe({ interface: PROPERTIES, path_namespace: UNIT_PATHS, member: "PropertiesChanged" },
-                            path => { if (isPodUnitPath(path)) changed() }),
-        systemd().subscribe({ interface: "org.freedesktop.systemd1.Manager", member: "Reloading" }, changed),
-        systemd().subscribe({ interface: "org.freedesktop.systemd1.Manager", member: "UnitNew" },
-                            (path, iface, member, [unit]) => { if (/^pod(app)?@/.test(unit)) changed() }),
+                            (path, iface, member, [changedIface, props]) => {
+                                if (!isPodUnitPath(path) || changedIface !== `${SYSTEMD}.Unit` ||
+                                    !props?.ActiveState)
+                                    return;
+                                const state = props.ActiveState.v;
+                                const before = unitStates.get(path) ?? "inactive";
+                                unitStates.set(path, state);
+                                if (state !== before)
+                                    changed();
+                            }),
+        systemd().subscribe({ interface: `${SYSTEMD}.Manager`, member: "Reloading" },
+                            (path, iface, member, [starting]) => { if (!starting) changed() }),
     ];
     // systemd sends unit signals only while some client asked for them.
     callOn(systemd(), SYSTEMD_PATH, `${SYSTEMD}.Manager`, "Subscribe", "", []).catch(() => {});
@@ -189,6 +204,36 @@ export function watchPods(callback) {
         for (const channel of watches)
             channel.close();
     };
+}
+
+// fn, run so that calls never overlap: a call while it runs makes it run once more
+// afterwards (however many calls came meanwhile), so the last state is always read and
+// a stream of signals cannot starve it.
+export function serialized(fn) {
+    let running = null;
+    let again = false;
+    const run = async () => {
+        if (running) {
+            again = true;
+            return running;
+        }
+        running = (async () => {
+            do {
+                again = false;
+                try {
+                    await fn();
+                } catch (error) {
+                    console.warn(error);
+                }
+            } while (again);
+        })();
+        try {
+            await running;
+        } finally {
+            running = null;
+        }
+    };
+    return run;
 }
 
 export async function installed() {
@@ -211,7 +256,16 @@ function unsetToNull(value) {
 }
 
 export async function unitProperties(unit) {
-    const [path] = await callOn(systemd(), SYSTEMD_PATH, `${SYSTEMD}.Manager`, "LoadUnit", "s", [unit]);
+    // GetUnit, not LoadUnit: loading an unloaded unit makes systemd announce it, and
+    // org.podmgr1 passes that on as a change of the pod, which would re-read it again.
+    let path;
+    try {
+        [path] = await callOn(systemd(), SYSTEMD_PATH, `${SYSTEMD}.Manager`, "GetUnit", "s", [unit]);
+    } catch (error) {
+        if (error.name === "org.freedesktop.systemd1.NoSuchUnit")
+            return null;
+        throw error;
+    }
     const props = {};
     for (const iface of [`${SYSTEMD}.Unit`, `${SYSTEMD}.Service`]) {
         const [variants] = await callOn(systemd(), path, PROPERTIES, "GetAll", "s", [iface]);
@@ -223,15 +277,20 @@ export async function unitProperties(unit) {
 }
 
 let superuserState = null;
+let permission = null;
 
+// cockpit.permission also reloads the page when the access changes (Cockpit's pages
+// are built for what the user may do once, at load); it stays alive for that.
 export function superuser() {
     if (!superuserState) {
         superuserState = new Promise(resolve => {
-            const channel = window.cockpit.channel({ payload: "null", superuser: "require" });
-            channel.wait()
-                    .then(() => resolve(true))
-                    .catch(() => resolve(false))
-                    .always(() => channel.close());
+            permission = window.cockpit.permission({ admin: true });
+            const known = () => {
+                if (permission.allowed !== null)
+                    resolve(Boolean(permission.allowed));
+            };
+            permission.addEventListener("changed", known);
+            known();
         });
     }
     return superuserState;

@@ -24,7 +24,9 @@
 //   table({columns, rows, key, cells, empty, caption, rowAttrs}) -> <table class="pm-table">
 //       columns: [title | {title, class}]; rows: array; key(row): the row's data-name;
 //       cells(row): array of cell contents (one per column); empty: what to show in
-//       one full-width cell when rows is empty; rowAttrs(row): extra attrs of the <tr>.
+//       one full-width cell when rows is empty; rowAttrs(row): extra attrs of the <tr>;
+//       detail(row): null, or what to show in a full-width row below the row's own
+//       (<tr class="pm-table-detail" data-detail-of=KEY>).
 //   card(title, {actions, body, id, class}) -> <section class="pm-card">
 //       title: string or Node; actions: [Node] at the right of the title;
 //       body: children of the card's body.
@@ -35,7 +37,8 @@
 //   emptyState(title, body, ...actions) -> <div class="pm-empty-state">
 //   spinner(label) -> <span class="pm-spinner" role="progressbar" aria-label=label>
 //   stateLabel(state) -> <span class="pm-state pm-state-STATE"> with the state's word
-//   descriptionList([[term, value], ...]) -> <dl class="pm-dl"> (value: string or Node)
+//   descriptionList([[term, value], ...]) -> <dl class="pm-dl"> (value: string or Node;
+//       a null item is left out)
 //   busy(button, fn, errorSlot) -> Promise: disables the button and shows a spinner
 //       while fn() (a Promise) runs; a rejection is shown in errorSlot (inlineError)
 //       when given, and resolves to undefined; otherwise it is re-thrown.
@@ -122,7 +125,7 @@ export function link(label, href, attrs = {}) {
     return h("a", { ...attrs, href, class: ["pm-link", attrs.class] }, label);
 }
 
-export function table({ columns, rows, key, cells, empty, caption, rowAttrs }) {
+export function table({ columns, rows, key, cells, empty, caption, rowAttrs, detail }) {
     const head = h("thead", null, h("tr", null, columns.map(column => {
         const { title, class: cls } = typeof column === "string" ? { title: column } : column;
         return h("th", { scope: "col", class: cls }, title);
@@ -141,6 +144,12 @@ export function table({ columns, rows, key, cells, empty, caption, rowAttrs }) {
             tr.appendChild(h("td", { "data-label": label }, cell));
         });
         body.appendChild(tr);
+        const more = detail ? detail(row) : null;
+        if (more) {
+            tr.classList.add("pm-has-detail");
+            body.appendChild(h("tr", { class: "pm-table-detail", dataset: { detailOf: key ? key(row) : undefined } },
+                               h("td", { colspan: columns.length }, more)));
+        }
     }
     return h("table", { class: "pm-table" }, caption ? h("caption", null, caption) : null, head, body);
 }
@@ -191,7 +200,7 @@ export function stateLabel(state) {
 
 export function descriptionList(items) {
     return h("dl", { class: "pm-dl" },
-             items.map(([term, value]) => h("div", { class: "pm-dl-group" },
+             items.filter(Boolean).map(([term, value]) => h("div", { class: "pm-dl-group" },
                                              h("dt", null, term), h("dd", null, value))));
 }
 

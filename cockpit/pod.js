@@ -27,7 +27,8 @@ const PRIORITIES = [
 
 // A link into Cockpit's own Services page, which shows the unit in full.
 function serviceLink(unit) {
-    const href = `/system/services#/${encodeURIComponent(unit)}`;
+    // Unit names of pods are [a-z0-9_.:@-]: nothing to escape in a fragment.
+    const href = `/system/services#/${unit}`;
     return link(unit, href, {
         class: "pm-unit-link",
         dataset: { unit },
@@ -66,19 +67,20 @@ function appsTable(apps, units) {
 
 function details(pod) {
     const annotations = Object.entries(pod.Annotations || {}).sort(([a], [b]) => a.localeCompare(b));
-    const none = h("span", { class: "pm-muted" }, "none");
+    const none = () => h("span", { class: "pm-muted" }, "none");
     const items = (list, render = x => x) =>
-        list && list.length ? h("ul", { class: "pm-plain-list" }, list.map(x => h("li", null, render(x)))) : none;
+        list && list.length ? h("ul", { class: "pm-plain-list" }, list.map(x => h("li", null, render(x)))) : none();
     return descriptionList([
         ["Manifest", h("code", { class: "pm-manifest-path" }, pod.ManifestPath || "")],
         ["Unit", serviceLink(pod.Unit || `pod@${pod.Name}.service`)],
         ["Images", items(pod.Images)],
         ["Addresses", items(pod.Addresses)],
-        ["Published ports", items(pod.Ports, portText)],
+        // a service without the Ports property shows nothing here, not "none"
+        pod.Ports === undefined ? null : ["Published ports", items(pod.Ports, portText)],
         ["Annotations", annotations.length
             ? h("ul", { class: "pm-plain-list pm-annotations" },
                 annotations.map(([key, value]) => h("li", { dataset: { key } }, h("code", null, key), " = ", value)))
-            : none],
+            : none()],
     ]);
 }
 
@@ -102,9 +104,17 @@ function journalLine(entry) {
 }
 
 // journalctl --follow for the pod, newest first; restarted when a filter changes.
+const NO_ENTRIES = "No entries yet.";
+// journalctl shows a user without the right to the system's journal nothing, and says
+// nothing about it either while it follows
+const NO_ENTRIES_LIMITED = "No entries yet. Without administrative access only the entries " +
+    "you may read are shown (the system's journal is for administrators and the groups " +
+    "adm and systemd-journal).";
+
 function journal(name, appSelect, prioritySelect, output) {
     let process = null;
     let pending = "";
+    let empty = NO_ENTRIES;
 
     function stop() {
         if (process) {
@@ -116,12 +126,15 @@ function journal(name, appSelect, prioritySelect, output) {
     function start() {
         stop();
         pending = "";
-        replace(output, h("p", { class: "pm-journal-empty" }, "No entries yet."));
+        for (const notice of output.parentElement?.querySelectorAll(".pm-journal-notice") ?? [])
+            notice.remove();
+        replace(output, h("p", { class: "pm-journal-empty" }, empty));
         const argv = ["journalctl", "--output=json", "--follow", `--lines=${JOURNAL_LINES}`,
             `--priority=${prioritySelect.value}`, `PODMGR_POD=${name}`];
         if (appSelect.value)
             argv.push(`PODMGR_APP=${appSelect.value}`);
-        const mine = cockpit.spawn(argv, { superuser: "try", err: "message" });
+        // stderr too: journalctl says there why a user sees no entries (no permission)
+        const mine = cockpit.spawn(argv, { superuser: "try", err: "out" });
         process = mine;
         mine.stream(data => {
             if (process !== mine)
@@ -133,11 +146,15 @@ function journal(name, appSelect, prioritySelect, output) {
             for (const line of lines) {
                 if (!line.trim())
                     continue;
+                let entry = null;
                 try {
-                    entries.push(journalLine(JSON.parse(line)));
+                    entry = JSON.parse(line);
                 } catch (error) {
-                    console.warn("journal line that is not JSON:", error);
+                    // not an entry: what journalctl itself says, shown as it says it
+                    output.before(h("p", { class: "pm-journal-notice pm-muted" }, line));
+                    continue;
                 }
+                entries.push(journalLine(entry));
             }
             if (!entries.length)
                 return;
@@ -147,13 +164,24 @@ function journal(name, appSelect, prioritySelect, output) {
                 output.lastElementChild.remove();
         });
         mine.catch(error => {
-            if (process === mine && error.problem !== "cancelled")
-                replace(output, alert("danger", "Cannot read the journal", cockpit.message(error)));
+            if (process !== mine || error.problem === "cancelled")
+                return;
+            // journalctl's own words, e.g. that this user may not read the system's journal
+            const said = [...output.parentElement.querySelectorAll(".pm-journal-notice")];
+            const why = said.map(notice => notice.textContent).join(" ") || cockpit.message(error);
+            said.forEach(notice => notice.remove());
+            replace(output, alert("warning", "Cannot read the journal", why));
         });
     }
 
     appSelect.addEventListener("change", start);
     prioritySelect.addEventListener("change", start);
+    bus.superuser().then(admin => {
+        empty = admin ? NO_ENTRIES : NO_ENTRIES_LIMITED;
+        const shown = output.querySelector(".pm-journal-empty");
+        if (shown)
+            shown.textContent = empty;
+    });
     return { start, stop };
 }
 
@@ -184,8 +212,8 @@ export function show(main, path) {
         card("Details", { id: "details", body: detailsBody }),
         card("Journal", {
             id: "journal-card",
-            body: [h("div", { class: "pm-toolbar" }, h("label", null, appLabel, appSelect),
-                     h("label", null, priorityLabel, prioritySelect)), journalOutput],
+            body: [h("div", { class: "pm-toolbar" }, h("div", { class: "pm-field" }, appLabel, appSelect),
+                     h("div", { class: "pm-field" }, priorityLabel, prioritySelect)), journalOutput],
         }));
 
     const actions = {};
@@ -207,7 +235,7 @@ export function show(main, path) {
     let pod = null;
     let allowed = false;
     let units = new Map();
-    let reading = 0;
+    let reads = 0;
     let knownApps = "";
 
     function renderHeader() {
@@ -231,7 +259,9 @@ export function show(main, path) {
         const found = new Map();
         await Promise.all(apps.map(async ([, unit]) => {
             try {
-                found.set(unit, await bus.unitProperties(unit));
+                const props = await bus.unitProperties(unit);
+                if (props)
+                    found.set(unit, props);
             } catch (error) {
                 console.warn(`cannot read ${unit}:`, error);
             }
@@ -239,25 +269,25 @@ export function show(main, path) {
         return found;
     }
 
-    async function refresh() {
-        const mine = ++reading;
+    const refresh = bus.serialized(async () => {
         try {
             const [podPath] = await bus.manager("GetPod", "s", [name]);
             const props = await bus.podProperties(podPath);
             const apps = props.Apps || [];
             const read = await readUnits(apps);
-            if (mine !== reading)
-                return;
             pod = props;
             units = read;
         } catch (exception) {
-            if (mine !== reading)
-                return;
             const error = bus.toError(exception);
-            if (error.name === "org.podmgr1.Error.NoSuchPod") {
+            // Nothing to show (no such pod, a name the service refuses ...): say so
+            // instead of the page.  A pod shown before keeps its page, with the error.
+            if (error.name === "org.podmgr1.Error.NoSuchPod" || pod === null) {
                 pod = null;
-                clear(main).appendChild(emptyState(`Pod ${name} not found`, error.message,
-                                                   link("Back to the pods", "#/")));
+                const title = error.name === "org.podmgr1.Error.NoSuchPod"
+                    ? `Pod ${name} not found`
+                    : `Cannot show pod ${name}`;
+                clear(main).appendChild(emptyState(title, error.message, link("Back to the pods", "#/")));
+                main.dataset.loaded = String(++reads);
                 stopAll();
                 return;
             }
@@ -279,8 +309,8 @@ export function show(main, path) {
                     appNames.map(app => h("option", { value: app }, app)));
             appSelect.value = appNames.includes(chosen) ? chosen : "";
         }
-        main.dataset.loaded = String(mine);
-    }
+        main.dataset.loaded = String(++reads);
+    });
 
     async function refreshCounters() {
         if (!pod || cockpit.hidden)
@@ -303,6 +333,7 @@ export function show(main, path) {
     bus.mayAct(bus.MANAGE_PODS).then(result => {
         allowed = result;
         renderHeader();
+        main.dataset.allowed = String(result); // polkit's answer is in: tests wait for it
     });
     renderHeader();
     refresh();

@@ -9,8 +9,12 @@ import { alert, button, card, emptyState, h, link, replace, spinner, stateLabel,
 
 // "FILE: KEY: what is wrong", the form podmgr validate prints.
 export function problemLines(pod) {
-    return (pod.Problems || []).map(([key, message]) =>
+    const lines = (pod.Problems || []).map(([key, message]) =>
         [pod.ManifestPath, key, message].filter(Boolean).join(": "));
+    // a service without the Problems property still says the manifest does not load
+    if (lines.length === 0 && pod.ManifestPath)
+        lines.push(`${pod.ManifestPath}: does not load (podmgr validate ${pod.ManifestPath} says why)`);
+    return lines;
 }
 
 export function portText([address, hostPort, podPort, protocol]) {
@@ -49,15 +53,14 @@ function podsTable(pods) {
         rows: pods,
         key: pod => pod.Name,
         rowAttrs: pod => ({ class: pod.State === "invalid" ? "pm-row-invalid" : null }),
+        // what is wrong with a pod gets the table's whole width, below its row
+        detail: pod => pod.State === "invalid"
+            ? list(problemLines(pod), "pm-problems")
+            : pod.error ? h("div", { class: "pm-inline-error" }, pod.error.message) : null,
         cells: pod => [
-            h("div", null,
-              link(pod.Name, `#/pod/${encodeURIComponent(pod.Name)}`, { class: "pm-pod-name" }),
-              pod.State === "invalid"
-                  ? list(problemLines(pod), "pm-problems")
-                  : null,
-              pod.error ? h("div", { class: "pm-inline-error" }, pod.error.message) : null),
+            link(pod.Name, `#/pod/${encodeURIComponent(pod.Name)}`, { class: "pm-pod-name" }),
             stateLabel(pod.State),
-            appsText(pod.Apps),
+            h("span", { class: "pm-nowrap" }, appsText(pod.Apps)),
             list(pod.Images),
             list(pod.Addresses),
             list((pod.Ports || []).map(portText)),
@@ -84,22 +87,18 @@ export function show(main) {
             create.title = "Needs administrative access";
     });
     main.appendChild(card("Pods", { id: "pods", actions: [create], body }));
-    let reading = 0;
+    let reads = 0;
 
-    async function refresh() {
-        const mine = ++reading;
+    const refresh = bus.serialized(async () => {
         try {
             const pods = await readPods();
-            if (mine !== reading)
-                return;
             pods.sort((a, b) => a.Name.localeCompare(b.Name));
             replace(body, pods.length ? podsTable(pods) : empty());
-            body.dataset.loaded = String(mine);
         } catch (error) {
-            if (mine === reading)
-                replace(body, alert("danger", "Cannot list the pods", bus.toError(error).message));
+            replace(body, alert("danger", "Cannot list the pods", bus.toError(error).message));
         }
-    }
+        body.dataset.loaded = String(++reads);
+    });
 
     const stop = bus.watchPods(refresh);
     refresh();

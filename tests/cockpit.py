@@ -20,23 +20,38 @@ namespace):
 ``cockpit_page`` is logged in as root through a local session (no login, the page has
 administrative rights).  ``login(...)`` logs a user in through Cockpit's login page and
 PAM (cockpit-ws without --local-session), for the tests of users without the right.
-Screenshots go to the test's temporary directory; with PODMGR_SCREENSHOTS=DIR (``make
-screenshots``) also to DIR/cockpit-NAME.png.
+Screenshots go to the test's temporary directory; those marked for the documentation also
+to DIR/cockpit-NAME.png with PODMGR_SCREENSHOTS=DIR (``make screenshots``: docs/).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import itertools
+import logging
 import os
 import shutil
+import signal
+import socket
 import stat
+import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from bed import Bed
-from playwright.sync_api import Browser, BrowserContext, FrameLocator, Page, sync_playwright
+from bed import Bed, sweep_stale_beds
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    FrameLocator,
+    Page,
+    expect,
+    sync_playwright,
+)
 from test_pods import CHECKOUT, ROOTFS
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -46,6 +61,8 @@ COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
 PACKAGE = "podmgr"
 FRAME = f"iframe[name='cockpit1:localhost/{PACKAGE}']"
 TIMEOUT_MS = 20_000
+# expect() waits this long for what the page shows (Cockpit's own pages load slowly)
+expect.set_options(timeout=15_000)
 _ports = itertools.count(9091)
 _screenshot_dir: Path | None = None
 
@@ -128,18 +145,20 @@ class CockpitPage:
 
     def __post_init__(self) -> None:
         self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-        self.page.on(
-            "console",
-            lambda message: (
-                print(f"console {message.type}: {message.text}")
-                if message.type in ("error", "warning")
-                else None
-            ),
-        )
+        self.page.on("console", self._console)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type not in ("error", "warning"):
+            return
+        print(f"console {message.type}: {message.text}")
+        # Cockpit's policy forbids inline scripts and styles; chromium says so here.
+        if "Content Security Policy" in message.text:
+            self.errors.append(message.text)
 
     def check_errors(self) -> None:
-        """Fail if the page threw: every view must survive what the bus sends."""
-        assert not self.errors, f"uncaught exceptions in the page: {self.errors}"
+        """Fail if the page threw or broke Cockpit's content security policy: every view
+        must survive what the bus sends."""
+        assert not self.errors, f"errors in the page: {self.errors}"
 
     @property
     def frame(self) -> FrameLocator:
@@ -155,21 +174,22 @@ class CockpitPage:
     def wait_ready(self) -> None:
         self.frame.locator("body[data-ready]").wait_for(state="attached", timeout=TIMEOUT_MS)
 
-    def screenshot(self, name: str) -> Path:
-        return screenshot(self.page, name, self.tmp_path)
+    def screenshot(self, name: str, docs: bool = False) -> Path:
+        return screenshot(self.page, name, self.tmp_path, docs)
 
 
-def screenshot(page: Page, name: str, directory: Path | None = None) -> Path:
-    """Save the whole window as NAME.png under the test's temporary directory (and, with
-    PODMGR_SCREENSHOTS, as cockpit-NAME.png there).  Returns the test artifact's path."""
+def screenshot(page: Page, name: str, directory: Path | None = None, docs: bool = False) -> Path:
+    """Save the whole window as NAME.png under the test's temporary directory.  One that
+    the documentation shows (DOCS) is also saved as cockpit-NAME.png in the directory
+    PODMGR_SCREENSHOTS names (make screenshots: docs/).  Returns the test artifact."""
     directory = directory or _screenshot_dir
     assert directory, "screenshot() needs a directory outside of cockpit_page"
     target = directory / f"{name}.png"
     # Written here, not by Playwright (path=), which would write from a thread of its
     # own that outlives the test.
     target.write_bytes(page.screenshot())
-    if docs := os.environ.get("PODMGR_SCREENSHOTS"):
-        shutil.copyfile(target, Path(docs) / f"cockpit-{name}.png")
+    if docs and (renewed := os.environ.get("PODMGR_SCREENSHOTS")):
+        shutil.copyfile(target, Path(renewed) / f"cockpit-{name}.png")
     return target
 
 
@@ -235,7 +255,80 @@ def login(bed: Bed, browser: Browser, tmp_path: Path, user: str, password: str) 
         opened = CockpitPage(bed, page, tmp_path)
         opened.wait_ready()
     except BaseException:
+        # What the login page said, and what cockpit-ws and PAM logged, for the report.
+        screenshot(page, f"login-{user}-failed", tmp_path)
+        print(bed.run("journalctl", "--no-pager", "-n", "30", "-u", ws.unit, check=False).stdout)
         context.close()
         ws.stop()
         raise
     return Login(opened, ws, context)
+
+
+# make demo-cockpit: the demo pod and the page, served to the host's 127.0.0.1.  The
+# bed's network is its own, so connections are relayed into it: the listening socket is
+# made in the host's namespace, then this process enters the bed's, where each relayed
+# connection's socket is made (a socket keeps the namespace it was made in).  The bridge
+# and everything it runs stay in the bed.
+
+CLONE_NEWNET = 0x40000000
+
+
+def _enter_network(pid: int) -> None:
+    import ctypes  # noqa: PLC0415 -- only the demo needs it
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY)
+    try:
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into the bed's network namespace")
+    finally:
+        os.close(fd)
+
+
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+def _relay(client: socket.socket, port: int) -> None:
+    with client, socket.create_connection(("127.0.0.1", port)) as upstream:
+        back = threading.Thread(target=_pump, args=(upstream, client), daemon=True)
+        back.start()
+        _pump(client, upstream)
+        back.join()
+
+
+def demo(port: int) -> int:
+    """Boot a bed with podmgr, start the demo pod, serve Cockpit until interrupted."""
+    logging.basicConfig(level=logging.INFO, format="demo: %(message)s")
+    # Ctrl-C or kill: either ends the demo through the bed's teardown.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    sweep_stale_beds()
+    listener = socket.create_server(("127.0.0.1", port))
+    with Bed("cockpit-demo", Path(CHECKOUT)) as bed:
+        bed.install_project()
+        bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
+        bed.run("install", "-D", "-m", "644", f"{CHECKOUT}/examples/demo.toml",
+                "/etc/podmgr/pods/demo.toml")  # fmt: skip
+        bed.run("systemctl", "daemon-reload")
+        bed.run("podmgr", "start", "demo")
+        ws = CockpitWs(bed)
+        _enter_network(bed.pid)
+        print(f"Open http://127.0.0.1:{port}/{PACKAGE} (logged in as root of the throwaway")
+        print("systemd, with the pod demo running).  Ctrl-C ends the demo and its systemd.")
+        with listener, contextlib.suppress(KeyboardInterrupt):
+            while True:
+                client, _ = listener.accept()
+                threading.Thread(target=_relay, args=(client, ws.port), daemon=True).start()
+    return 0
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description="Serve the Cockpit page from a bed.")
+    parser.add_argument("--demo", action="store_true", required=True)
+    parser.add_argument("--port", type=int, default=9090)
+    sys.exit(demo(parser.parse_args().port))
