@@ -7,6 +7,8 @@
 # make check     install what the checks need, then lint and format check (ruff), type
 #                check, unit and integration tests
 # make docs      regenerate the man pages and the annotated example from the key table
+# make dist      the release tarball podmgr-VERSION.tar.gz (git archive of DIST_REF) in DISTDIR
+# make deb       the .deb packages, built offline from that tarball, checked by lintian
 # make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
 #                images, the D-Bus service and pod networking (bench/)
@@ -23,6 +25,8 @@ DBUSDIR ?= $(PREFIX)/share/dbus-1
 POLKITDIR ?= $(PREFIX)/share/polkit-1
 DOCDIR ?= $(PREFIX)/share/doc/podmgr
 COCKPITDIR ?= $(PREFIX)/share/cockpit/podmgr
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
 # the Cockpit page: installed flat, as it is (no build step; cockpit/README says why)
 COCKPIT_FILES = cockpit/manifest.json cockpit/index.html cockpit/style.css \
 	$(sort $(wildcard cockpit/*.js))
@@ -54,8 +58,16 @@ ENTRY_POINTS = $(BINDIR)/podmgr=cli.command \
 	$(LIBEXECDIR)/podmgr-pod=runtime.prepare \
 	$(LIBEXECDIR)/podmgr1=bus.service
 
+# The version is written in podmgr/version.py only.  VERSION=X makes a tarball and
+# packages of version X from the same tree (a snapshot, as the upgrade test builds).
+DIST_REF ?= HEAD
+VERSION ?= $(shell git show $(DIST_REF):podmgr/version.py | sed -n 's/^__version__ = "\(.*\)"$$/\1/p')
+DISTDIR ?= dist
+DIST_NAME = podmgr-$(VERSION)
+TARBALL = $(DISTDIR)/$(DIST_NAME).tar.gz
+
 .PHONY: all deps install demo demo-here demo-cockpit check lint typecheck test docs bench \
-	screenshots
+	screenshots dist deb
 
 all:
 	@echo "targets: deps install demo check docs"
@@ -86,12 +98,16 @@ install:
 	install -m 644 dbus/org.podmgr1.service $(DESTDIR)$(DBUSDIR)/system-services/
 	install -d $(DESTDIR)$(POLKITDIR)/actions
 	install -m 644 polkit/org.podmgr1.policy $(DESTDIR)$(POLKITDIR)/actions/
+	@# -D: polkitd keeps rules.d its own (0700); install -d would change its mode
+	install -D -m 644 polkit/50-podmgr.rules $(DESTDIR)$(POLKITDIR)/rules.d/50-podmgr.rules
+	install -D -m 644 sysusers.d/podmgr.conf $(DESTDIR)$(SYSUSERSDIR)/podmgr.conf
+	install -D -m 644 tmpfiles.d/podmgr.conf $(DESTDIR)$(TMPFILESDIR)/podmgr.conf
 	install -d $(DESTDIR)/etc/podmgr/pods $(DESTDIR)$(PREFIX)/lib/podmgr/pods
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5
 	install -m 644 docs/podmgr.1 $(DESTDIR)$(MANDIR)/man1/
 	install -m 644 docs/podmgr.toml.5 docs/org.podmgr1.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d $(DESTDIR)$(DOCDIR)/examples
-	install -m 644 examples/*.toml polkit/50-podmgr.rules $(DESTDIR)$(DOCDIR)/examples/
+	install -m 644 examples/*.toml examples/busybox-rootfs.sh $(DESTDIR)$(DOCDIR)/examples/
 	install -d $(DESTDIR)$(COCKPITDIR)
 	install -m 644 $(COCKPIT_FILES) $(DESTDIR)$(COCKPITDIR)/
 
@@ -137,6 +153,49 @@ test: $(VENV)/bin/pytest
 
 docs:
 	$(PYTHON) -m podmgr.cli.docs docs examples
+
+# The tarball is what git archive makes of DIST_REF: the man pages and the annotated
+# example are committed (test_docs.py keeps them current) and the Cockpit page has no
+# build step, so a build needs nothing else and no network.  A VERSION other than the
+# committed one is written into the tarball's podmgr/version.py, its man pages are
+# rendered again and packaging/deb/changelog gets an entry for it.  Reproducible: file
+# times, owners and order come from the commit, not from this machine.
+dist:
+	@set -e; stage=$$(mktemp -d); trap 'rm -rf "$$stage"' EXIT; \
+	tree=$$stage/$(DIST_NAME); mkdir "$$tree"; \
+	git -c tar.umask=0022 archive --format=tar $(DIST_REF) | tar -x -C "$$tree"; \
+	stamp=$$(git log -1 --format=%ct $(DIST_REF)); \
+	committed=$$(sed -n 's/^__version__ = "\(.*\)"$$/\1/p' "$$tree/podmgr/version.py"); \
+	if [ "$(VERSION)" != "$$committed" ]; then \
+		sed -i 's/^__version__ = .*/__version__ = "$(VERSION)"/' "$$tree/podmgr/version.py"; \
+		(cd "$$tree" && $(PYTHON) -m podmgr.cli.docs docs examples); \
+		changelog=$$tree/packaging/deb/changelog; \
+		{ printf 'podmgr (%s) unstable; urgency=medium\n\n  * Snapshot built from %s.\n\n -- %s  %s\n\n' \
+			"$(VERSION)" "$$(git rev-parse --short $(DIST_REF))" \
+			"$$(sed -n 's/^Maintainer: //p' packaging/deb/control)" \
+			"$$(LC_ALL=C date -u -R -d @$$stamp)"; cat "$$changelog"; } > "$$changelog.new"; \
+		mv "$$changelog.new" "$$changelog"; \
+	fi; \
+	mkdir -p $(DISTDIR); \
+	tar --create --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$stamp \
+		-C "$$stage" $(DIST_NAME) | gzip -n > $(TARBALL).tmp; \
+	mv $(TARBALL).tmp $(TARBALL); echo "$(TARBALL)"
+
+# dpkg-buildpackage in the unpacked tarball, with packaging/deb as its debian/; the
+# packages land in DISTDIR.  Offline: every build dependency is a host package (make deps).
+deb: dist
+	@set -e; build=$$(mktemp -d); trap 'rm -rf "$$build"' EXIT; \
+	tar -x -z -f $(TARBALL) -C "$$build"; \
+	cp -r "$$build/$(DIST_NAME)/packaging/deb" "$$build/$(DIST_NAME)/debian"; \
+	changelog=$$(cd "$$build/$(DIST_NAME)" && dpkg-parsechangelog -S Version); \
+	if [ "$$changelog" != "$(VERSION)" ]; then \
+		echo "packaging/deb/changelog: version $$changelog is not podmgr/version.py's $(VERSION) (add an entry for $(VERSION))" >&2; \
+		exit 1; \
+	fi; \
+	(cd "$$build/$(DIST_NAME)" && dpkg-buildpackage -us -uc -b); \
+	lintian --pedantic -I --fail-on error,warning "$$build"/podmgr_$(VERSION)_*.changes; \
+	echo "lintian --pedantic -I: done"; \
+	for file in "$$build"/*.deb; do cp "$$file" $(DISTDIR)/; echo "$(DISTDIR)/$${file##*/}"; done
 
 # The README's screenshot of the Cockpit page, from the browser test's own screenshot step
 screenshots: $(VENV)/bin/pytest

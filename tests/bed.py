@@ -30,6 +30,7 @@ import logging
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -387,6 +388,14 @@ class Bed:
             *(f"{key}={value}" for key, value in clean.items()),
             *argv,
         ]
+
+    def copy_in(self, source: Path, directory: str) -> str:
+        """Copy the host's file ``source`` into the bed's ``directory``; its path there.
+        (The bed's /tmp is its own tmpfs, so the host's temporary files are not in it.)"""
+        target = f"{directory.rstrip('/')}/{source.name}"
+        # /proc/PID/root is the bed's root as its PID 1 sees it.
+        shutil.copyfile(source, f"/proc/{self.pid}/root{target}")
+        return target
 
     def install_project(self) -> None:
         """make install the checkout into the bed, and have systemd read the units."""

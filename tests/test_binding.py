@@ -242,7 +242,7 @@ def test_the_service_binds_every_entry() -> None:
     binding.check(service.SERVED)
     bound = binding.bind(service.Manager, api.MANAGER)
     assert set(bound.deferred) == set(service.IMAGES.entries)
-    assert set(bound.attributes) | set(bound.deferred) == set(api.MANAGER.method_index)
+    assert set(bound.attributes) | set(bound.deferred) == set(binding.members(api.MANAGER))
     _, images = service.IMAGES.load()
     assert set(images.attributes) == set(service.IMAGES.entries)
 

@@ -371,6 +371,7 @@ MANAGER = Interface(
             MANAGE_TRUST,
         ),
     ),
+    properties=(Property("Version", "s", "podmgr's version, as podmgr --version prints it."),),
     signals=(
         Signal("PodNew", _args("s name, o pod"), "A manifest appeared."),
         Signal("PodRemoved", _args("s name, o pod"), "A manifest went away."),

@@ -45,6 +45,7 @@ from podmgr.manifest import lookup
 from podmgr.names import NetworkName, PodName
 from podmgr.network import joining
 from podmgr.runtime import prepare
+from podmgr.version import __version__
 
 log = logging.getLogger("podmgr1")
 
@@ -85,6 +86,10 @@ class Manager:
         self.pods = pod_objects
         self.transfers = transfers
         self._pod_locks: dict[str, asyncio.Lock] = {}  # prepare and release, one pod at once
+
+    @implements(api.MANAGER, "Version")
+    def version(self) -> str:
+        return __version__
 
     # Pods
 

@@ -203,6 +203,18 @@ def confined(
     )
 
 
+def _require_zstandard(what: str) -> None:
+    """zstandard is optional (the packages only recommend it): only zstd layers need it.
+    Without it, refuse such a layer in one line that names the package."""
+    try:
+        import zstandard  # noqa: F401, PLC0415 -- only zstd layers need it
+    except ImportError:
+        raise BadLayer(
+            f"{what}: is zstd-compressed, and the Python module zstandard is not installed "
+            "(install python3-zstandard)"
+        ) from None
+
+
 def unpack_blob_confined(
     stream: Readable,
     media_type: str,
@@ -212,6 +224,8 @@ def unpack_blob_confined(
     compressed: int | None = None,
 ) -> str:
     """``unpack_blob`` in a confined process that can write only below ``fd``."""
+    if oci.LAYERS[media_type] == "zstd":
+        _require_zstandard(what)  # before the unpacker starts: it would die importing it
     opaque: list[str] = []
     held = 0
 
