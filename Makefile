@@ -9,6 +9,7 @@
 # make docs      regenerate the man pages and the annotated example from the key table
 # make dist      the release tarball podmgr-VERSION.tar.gz (git archive of DIST_REF) in DISTDIR
 # make deb       the .deb packages, built offline from that tarball, checked by lintian
+# make rpm       the noarch .rpm packages, built offline from that tarball, checked by rpmlint
 # make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
 #                images, the D-Bus service and pod networking (bench/)
@@ -67,7 +68,7 @@ DIST_NAME = podmgr-$(VERSION)
 TARBALL = $(DISTDIR)/$(DIST_NAME).tar.gz
 
 .PHONY: all deps install demo demo-here demo-cockpit check lint typecheck test docs bench \
-	screenshots dist deb
+	screenshots dist deb rpm
 
 all:
 	@echo "targets: deps install demo check docs"
@@ -145,8 +146,10 @@ lint: $(VENV)/bin/pytest
 	$(VENV)/bin/ruff check podmgr tests bench
 	$(VENV)/bin/ruff format --check podmgr tests bench
 
+# against each D-Bus library podmgr runs on (podmgr/bus/dbuslib.py)
 typecheck: $(VENV)/bin/pytest
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --always-true DBUS_FAST
 
 test: $(VENV)/bin/pytest
 	$(VENV)/bin/pytest
@@ -158,7 +161,8 @@ docs:
 # example are committed (test_docs.py keeps them current) and the Cockpit page has no
 # build step, so a build needs nothing else and no network.  A VERSION other than the
 # committed one is written into the tarball's podmgr/version.py, its man pages are
-# rendered again and packaging/deb/changelog gets an entry for it.  Reproducible: file
+# rendered again, packaging/deb/changelog gets an entry for it and
+# packaging/rpm/podmgr.spec its Version and a %changelog entry.  Reproducible: file
 # times, owners and order come from the commit, not from this machine.
 dist:
 	@set -e; stage=$$(mktemp -d); trap 'rm -rf "$$stage"' EXIT; \
@@ -175,6 +179,14 @@ dist:
 			"$$(sed -n 's/^Maintainer: //p' packaging/deb/control)" \
 			"$$(LC_ALL=C date -u -R -d @$$stamp)"; cat "$$changelog"; } > "$$changelog.new"; \
 		mv "$$changelog.new" "$$changelog"; \
+		spec=$$tree/packaging/rpm/podmgr.spec; \
+		{ sed -e 's/^Version:.*/Version:        $(VERSION)/' -e '/^%changelog$$/q' "$$spec"; \
+		  printf '* %s %s - %s-1\n- Snapshot built from %s\n\n' \
+			"$$(LC_ALL=C date -u -d @$$stamp '+%a %b %d %Y')" \
+			"$$(sed -n 's/^Maintainer: //p' packaging/deb/control)" \
+			"$(VERSION)" "$$(git rev-parse --short $(DIST_REF))"; \
+		  sed '1,/^%changelog$$/d' "$$spec"; } > "$$spec.new"; \
+		mv "$$spec.new" "$$spec"; \
 	fi; \
 	mkdir -p $(DISTDIR); \
 	tar --create --sort=name --owner=0 --group=0 --numeric-owner --mtime=@$$stamp \
@@ -196,6 +208,26 @@ deb: dist
 	lintian --pedantic -I --fail-on error,warning "$$build"/podmgr_$(VERSION)_*.changes; \
 	echo "lintian --pedantic -I: done"; \
 	for file in "$$build"/*.deb; do cp "$$file" $(DISTDIR)/; echo "$(DISTDIR)/$${file##*/}"; done
+
+# rpmbuild -bb from the tarball, with Fedora's paths and scriptlets from the project's
+# own macro file (Debian's rpm has no systemd or Python macros; Fedora's build does not
+# load it), checked by rpmlint with Fedora's settings.  --nodeps: the BuildRequires are Fedora's names, and this machine's rpm
+# database is empty; their Debian counterparts are host packages (make deps).  The
+# packages land in DISTDIR.
+rpm: dist
+	@set -e; top=$$(mktemp -d); trap 'rm -rf "$$top"' EXIT; \
+	mkdir -p "$$top/SOURCES"; cp $(TARBALL) "$$top/SOURCES/"; \
+	tar -x -z -f $(TARBALL) -C "$$top" $(DIST_NAME)/packaging/rpm; \
+	rpmdir=$$top/$(DIST_NAME)/packaging/rpm; spec=$$rpmdir/podmgr.spec; \
+	specced=$$(sed -n 's/^Version: *//p' "$$spec"); \
+	if [ "$$specced" != "$(VERSION)" ]; then \
+		echo "packaging/rpm/podmgr.spec: Version $$specced is not podmgr/version.py's $(VERSION) (set it, and add a %changelog entry)" >&2; \
+		exit 1; \
+	fi; \
+	rpmbuild -bb --nodeps --load "$$rpmdir/macros.podmgr" --define "_topdir $$top" "$$spec" \
+		> "$$top/build.log" 2>&1 || { cat "$$top/build.log" >&2; exit 1; }; \
+	rpmlint --strict -c "$$rpmdir/rpmlint.toml" -r "$$rpmdir/podmgr.rpmlintrc" "$$spec" "$$top"/RPMS/noarch/*.rpm; \
+	for file in "$$top"/RPMS/noarch/*.rpm; do cp "$$file" $(DISTDIR)/; echo "$(DISTDIR)/$${file##*/}"; done
 
 # The README's screenshot of the Cockpit page, from the browser test's own screenshot step
 screenshots: $(VENV)/bin/pytest

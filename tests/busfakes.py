@@ -12,11 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbus_next.message import Message
-from dbus_next.signature import SignatureTree, Variant
-
 from podmgr.bus import api, dispatch, polkit
 from podmgr.bus.binding import implements
+from podmgr.bus.dbuslib import Message, SignatureTree, Variant
 
 
 @dataclass

@@ -1,8 +1,9 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """The release tarball and the packages, built once per test session.
 
-``tarball(factory)`` runs ``make dist`` and ``debs(factory)`` runs ``make deb`` (which
-makes its own tarball first) into a directory of the session's temporary directory;
+``tarball(factory)`` runs ``make dist``, ``debs(factory)`` ``make deb`` and
+``rpms(factory)`` ``make rpm`` (each package target makes its own tarball first) into a
+directory of the session's temporary directory;
 each result is cached per version, so every test module of a session shares one build.
 ``version=`` builds a snapshot of another version from the same tree, as an upgrade
 needs.
@@ -90,4 +91,13 @@ def debs(factory: pytest.TempPathFactory, version: str = VERSION) -> dict[str, P
     packages = {path.name.split("_")[0]: path for path in made if path.suffix == ".deb"}
     for name, path in packages.items():
         assert path.name == f"{name}_{version}_all.deb"
+    return packages
+
+
+def rpms(factory: pytest.TempPathFactory, version: str = VERSION) -> dict[str, Path]:
+    """The .rpm of each binary package by its name, as make rpm makes them."""
+    made = _make(factory, "rpm", version)
+    packages = {path.name.rsplit("-", 2)[0]: path for path in made if path.suffix == ".rpm"}
+    for name, path in packages.items():
+        assert path.name == f"{name}-{version}-1.noarch.rpm"
     return packages

@@ -15,13 +15,10 @@ from typing import Any, cast
 
 import pytest
 from busfakes import ALLOWED, CHALLENGE, REFUSED, FakeBus, Recorder, RecordingAuthority, fake
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-from dbus_next.signature import Variant
 
 from podmgr import names
 from podmgr.bus import api, dispatch, polkit, service, transfers
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType, Variant
 from podmgr.errors import Exists, NoSuchPod
 
 SENDER = ":1.77"
@@ -42,7 +39,7 @@ def call(
     return Message(
         destination=api.BUS_NAME,
         path=path,
-        interface=interface,  # type: ignore[arg-type]  # None: any
+        interface=interface,  # type: ignore[arg-type, unused-ignore]  # None: any
         member=member,
         signature=signature,
         body=body,
@@ -98,7 +95,7 @@ def answer(message: Message, served: Served | None = None) -> tuple[Message, Ser
 def error_of(reply: Message) -> tuple[str | None, str]:
     assert reply.message_type is MessageType.ERROR, reply.body
     [text] = reply.body
-    return reply.error_name, text
+    return str(reply.error_name), text
 
 
 def ran(recorder: Recorder) -> list[tuple[str, tuple[object, ...]]]:

@@ -33,6 +33,7 @@ ORDER = (
 )
 BASE = "base"
 DBUS = ("dbus_next", "dbus_fast")
+SEAM = "podmgr.bus.dbuslib"  # the one module that imports either (DBUS)
 LINES_MAX = 600
 
 
@@ -134,8 +135,21 @@ def test_imports_point_downward(module: str) -> None:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_only_the_bus_speaks_dbus(module: str) -> None:
-    speaks = sorted(i for i in IMPORTS[module] if i.split(".")[0] in DBUS)
+    """Nothing outside bus/ imports the D-Bus library or the seam that stands for it."""
+    speaks = sorted(i for i in IMPORTS[module] if i.split(".")[0] in DBUS or i == SEAM)
     assert _folder(module) == "bus" or not speaks, f"{module} imports {speaks}"
+
+
+TESTS = {path.name: _imports(path) for path in sorted((ROOT / "tests").glob("*.py"))}
+
+
+@pytest.mark.parametrize("module", sorted(MODULES) + sorted(TESTS))
+def test_only_the_seam_imports_a_dbus_library(module: str) -> None:
+    """dbus-next or dbus-fast, whichever runs: every module and test takes the names from
+    the seam, so that the same code (and the same tests) run on both."""
+    imported = IMPORTS[module] if module in IMPORTS else TESTS[module]
+    speaks = sorted(i for i in imported if i.split(".")[0] in DBUS)
+    assert module == SEAM or not speaks, f"{module} imports {speaks} (take them from {SEAM})"
 
 
 def test_init_files_are_empty() -> None:

@@ -20,14 +20,12 @@ from typing import cast
 
 import pytest
 from busfakes import ALLOWED, CALLER_UID, REFUSED, FakeBus, RecordingAuthority, fake
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podmgr.bus import api, dispatch, podobjects, watch
 from podmgr.bus.callers import Caller, may_read
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType
 from podmgr.bus.systemd import Systemd
 
 ALICE = Caller(4242, frozenset({4242}))

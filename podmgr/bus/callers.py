@@ -20,10 +20,7 @@ import pwd
 import stat
 from dataclasses import dataclass
 
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType
 from podmgr.errors import AccessDenied
 
 ROOT = 0

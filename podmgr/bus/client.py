@@ -14,12 +14,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-
 from podmgr.bus import api
 from podmgr.bus.connection import Bus
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType
 from podmgr.errors import PodmgrError
 
 
@@ -62,7 +59,7 @@ class Client:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.bus:
-            self.bus.disconnect()  # type: ignore[no-untyped-call]
+            self.bus.disconnect()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def _send(self, message: Message) -> list[Any]:
         return list((await self._reply(message)).body)
@@ -72,8 +69,8 @@ class Client:
         reply = await self.bus.call(message)
         assert reply is not None
         if reply.message_type is MessageType.ERROR:
-            text = str(reply.body[0]) if reply.body else reply.error_name or "failed"
-            name = reply.error_name or ""
+            name = str(reply.error_name or "")
+            text = str(reply.body[0]) if reply.body else name or "failed"
             if name.startswith(api.ERROR_PREFIX):
                 raise ServiceError(name.removeprefix(api.ERROR_PREFIX), text, name)
             if name == "org.freedesktop.DBus.Error.ServiceUnknown":

@@ -1,47 +1,69 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A system bus connection that holds up under load.
 
-Debian 12's dbus-next (0.2.3) has two limits a busy service meets: its writer treats a
-full socket buffer (EAGAIN) as a broken connection and drops it, and nothing stops a
-connection from having more calls pending than dbus-daemon allows (the system bus
-refuses the 128th or so: "maximum number of pending replies").  Bus fixes the first by
-waiting for the socket to drain, and the second by letting at most MAX_PENDING calls
-wait for replies at once.
+The writers of both D-Bus libraries (dbuslib.py) fall short of what a busy service
+needs: dbus-next 0.2.3's and dbus-fast 1.84's treat a full socket buffer (EAGAIN) as a
+broken connection and drop it, and dbus-fast 1.84's sends queued messages last first
+(dbus-fast fixed that in August 2023, after Debian 12 froze).  Nothing in either stops
+a connection from having more calls pending than dbus-daemon allows (the system bus
+refuses the 128th or so: "maximum number of pending replies").  Bus writes with a
+writer of its own, which keeps messages in order and waits for the socket to drain,
+and lets at most MAX_PENDING calls wait for replies at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 
-from dbus_next.aio.message_bus import MessageBus, _MessageWriter
-from dbus_next.constants import BusType
-from dbus_next.message import Message
+from podmgr.bus.dbuslib import BusType, Message, MessageBus
 
 MAX_PENDING = 64
 
 
-class _Writer(_MessageWriter):
+class _Writer:
+    """Sends messages first in, first out; a full socket waits until it is writable.
+
+    Both libraries call schedule_write(message, future) to send and schedule_write() once
+    the connection has its name; nothing else of their writer is used.  podmgr does not
+    negotiate file descriptors, so there are none to pass."""
+
     def __init__(self, bus: MessageBus) -> None:
-        super().__init__(bus)  # type: ignore[no-untyped-call]
+        self.bus = bus
+        self.sock = bus._sock
+        self.loop: asyncio.AbstractEventLoop = bus._loop
+        self.fd: int = bus._fd
+        self.queue: deque[tuple[memoryview, asyncio.Future[None] | None]] = deque()
+        self.buf: memoryview | None = None
+        self.fut: asyncio.Future[None] | None = None
+
+    def schedule_write(
+        self, msg: Message | None = None, future: asyncio.Future[None] | None = None
+    ) -> None:
+        if msg is not None:
+            data = msg._marshall(False)  # type: ignore[no-untyped-call, unused-ignore]
+            self.queue.append((memoryview(data), future))
+        if self.bus.unique_name:  # before Hello's reply, nothing but Hello may go out
+            self.loop.add_writer(self.fd, self.write_callback)
 
     def write_callback(self) -> None:
         while True:
             if self.buf is None:
-                if self.messages.qsize() == 0:
+                if not self.queue:
                     self.loop.remove_writer(self.fd)
                     return
-                buf, _unix_fds, self.fut = self.messages.get_nowait()
-                self.buf, self.offset = memoryview(buf), 0
+                self.buf, self.fut = self.queue.popleft()
             try:
-                self.offset += self.sock.send(self.buf[self.offset :])
+                sent = self.sock.send(self.buf)
             except BlockingIOError:
                 return  # full: the loop calls again once the socket is writable
             except OSError as error:
                 if self.fut is not None and not self.fut.done():
                     self.fut.set_exception(error)
-                self.bus._finalize(error)
+                self.bus._finalize(error)  # type: ignore[no-untyped-call, unused-ignore]
                 return
-            if self.offset < len(self.buf):
+            if sent < len(self.buf):
+                self.buf = self.buf[sent:]
                 return
             self.buf = None
             if self.fut is not None and not self.fut.done():
@@ -54,7 +76,7 @@ class Bus(MessageBus):
 
     def __init__(self, address: str | None = None) -> None:
         super().__init__(bus_address=address, bus_type=BusType.SYSTEM)  # type: ignore[arg-type]
-        self._writer = _Writer(self)
+        self._writer = _Writer(self)  # type: ignore[assignment]  # the two methods used
         self._slots = asyncio.Semaphore(MAX_PENDING)
 
     async def call(self, msg: Message) -> Message | None:

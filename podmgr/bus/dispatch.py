@@ -1,10 +1,10 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """Serving the API table (api.py) on a bus connection.
 
-dbus-next carries the messages; the dispatching is done here, from the table, because
-the service needs what dbus-next's ServiceInterface does not give: the sender of each
-call (for polkit), typed handlers, doc annotations in the introspection data, and error
-replies that are not re-raised afterwards.  The table drives all of it: arguments are
+The D-Bus library (dbuslib.py) carries the messages; the dispatching is done here, from
+the table, because the service needs what its ServiceInterface does not give: the sender
+of each call (for polkit), typed handlers, doc annotations in the introspection data, and
+error replies that are not re-raised afterwards.  The table drives all of it: arguments are
 converted to typed values at the edge (arguments.py), the method's polkit action is
 checked here, never by handlers, each method and property runs the code bound to it
 (binding.py), and every exception becomes a one-line error reply.
@@ -21,14 +21,10 @@ from dataclasses import dataclass, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-from dbus_next.signature import Variant
-
 from podmgr import names
 from podmgr.bus import api, arguments, callers, polkit
 from podmgr.bus.binding import Exported
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType, Variant
 from podmgr.bus.work import PRIVILEGED, Work
 from podmgr.errors import AccessDenied, PodmgrError
 
@@ -158,7 +154,7 @@ class Dispatcher:
             return False
         self.last_activity = asyncio.get_running_loop().time()
         if message.interface == PEER:
-            return False  # dbus-next answers Ping and GetMachineId itself
+            return False  # the library answers Ping and GetMachineId itself
         try:
             self._handle(message)
         except Exception as error:  # whatever a caller sends, the answer is a reply
@@ -167,7 +163,9 @@ class Dispatcher:
 
     def _handle(self, message: Message) -> None:
         if message.interface in (INTROSPECTABLE, None) and message.member == "Introspect":
-            self.bus.send(Message.new_method_return(message, "s", [self.introspect(message.path)]))
+            self.bus.send(
+                Message.new_method_return(message, "s", [self.introspect(str(message.path))])
+            )
             return
         entry = self.objects.get(str(message.path))
         if entry is None:

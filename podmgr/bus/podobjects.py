@@ -21,13 +21,11 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-
 from podmgr import names, paths
 from podmgr.bus import api
 from podmgr.bus.binding import implements
 from podmgr.bus.callers import Caller, may_read
+from podmgr.bus.dbuslib import Message, MessageType
 from podmgr.bus.dispatch import Dispatcher
 from podmgr.bus.watch import ManifestWatch
 from podmgr.errors import ManifestError, Problem

@@ -18,11 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-from dbus_next.signature import Variant
-
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType, Variant
 from podmgr.errors import AccessDenied
 
 AUTHORITY = "org.freedesktop.PolicyKit1"

@@ -22,12 +22,11 @@ import signal
 import stat
 import sys
 
-from dbus_next.constants import NameFlag, RequestNameReply
-
 from podmgr import config, names, paths
 from podmgr.bus import api, binding, jobs
 from podmgr.bus.binding import Deferred, implements
 from podmgr.bus.connection import Bus
+from podmgr.bus.dbuslib import NameFlag, RequestNameReply
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.bus.podobjects import PodObject, Pods
 from podmgr.bus.systemd import SERVICE, Systemd
@@ -301,7 +300,7 @@ async def serve() -> int:
     while busy():
         await asyncio.sleep(0.05)
     pod_objects.watch.close()
-    bus.disconnect()  # type: ignore[no-untyped-call]
+    bus.disconnect()  # type: ignore[no-untyped-call, unused-ignore]
     await dispatcher.close()
     return 0
 

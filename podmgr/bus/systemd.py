@@ -12,11 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from dbus_next.aio.message_bus import MessageBus
-from dbus_next.constants import MessageType
-from dbus_next.message import Message
-
 from podmgr.bus.connection import Bus
+from podmgr.bus.dbuslib import Message, MessageBus, MessageType
 from podmgr.errors import SystemdError
 
 SYSTEMD = "org.freedesktop.systemd1"
@@ -73,7 +70,7 @@ class Systemd:
 
     async def __aexit__(self, *exc: object) -> None:
         if self.bus and self._own_bus:
-            self.bus.disconnect()  # type: ignore[no-untyped-call]
+            self.bus.disconnect()  # type: ignore[no-untyped-call, unused-ignore]
 
     async def call(
         self,

@@ -1,0 +1,78 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The D-Bus library, dbus-next or dbus-fast: the one module that imports either.
+
+dbus-fast is a maintained fork of dbus-next with the same API.  Debian 12 packages both
+(python3-dbus-next 0.2.3, python3-dbus-fast 1.84); Fedora packages only dbus-fast.
+Every other module takes the names it needs from here, so podmgr runs on whichever the
+distribution has.  Where both are installed, dbus-next is used: it is what the Debian
+package depends on, and a package that happens to pull in dbus-fast (a Bluetooth stack
+does) must not change the library a running service uses behind the administrator's
+back.  ``PODMGR_DBUS=dbus_fast`` (or ``dbus_next``) in the environment forces one; a
+value that names neither, or a library that is not installed, ends the program with one
+line that says so.
+
+The two differ, where podmgr looks, only in their private writer: connection.py has its
+own, so the same code runs on both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+FORCE = "PODMGR_DBUS"  # the environment variable that picks the library
+LIBRARIES = ("dbus_next", "dbus_fast")  # in the order of preference
+PACKAGES = {"dbus_next": "python3-dbus-next", "dbus_fast": "python3-dbus-fast"}
+
+
+def choose(forced: str | None) -> str:
+    """The library to use: ``forced`` (the value of PODMGR_DBUS) if set, else the first of
+    LIBRARIES installed.  SystemExit with one line if there is none."""
+    if forced:
+        if forced not in LIBRARIES:
+            raise SystemExit(
+                f"podmgr: {FORCE}={forced!r} is not a D-Bus library podmgr uses "
+                f"(set {' or '.join(LIBRARIES)}, or unset it)"
+            )
+        if importlib.util.find_spec(forced) is None:
+            raise SystemExit(
+                f"podmgr: {FORCE}={forced}, but {forced} is not installed "
+                f"(install {PACKAGES[forced]}, or unset {FORCE})"
+            )
+        return forced
+    for name in LIBRARIES:
+        if importlib.util.find_spec(name) is not None:
+            return name
+    raise SystemExit(f"podmgr: needs a D-Bus library: install {' or '.join(PACKAGES.values())}")
+
+
+NAME = choose(os.environ.get(FORCE))
+# mypy checks the code against each library in turn: setup.cfg makes this always false,
+# `mypy --always-true DBUS_FAST` (make typecheck) always true.
+DBUS_FAST = NAME == "dbus_fast"
+
+if DBUS_FAST:
+    from dbus_fast._private.unmarshaller import Unmarshaller  # tests read bytes back
+    from dbus_fast.aio.message_bus import MessageBus
+    from dbus_fast.constants import BusType, MessageType, NameFlag, RequestNameReply
+    from dbus_fast.message import Message
+    from dbus_fast.signature import SignatureTree, Variant
+else:
+    from dbus_next._private.unmarshaller import Unmarshaller  # tests read bytes back
+    from dbus_next.aio.message_bus import MessageBus
+    from dbus_next.constants import BusType, MessageType, NameFlag, RequestNameReply
+    from dbus_next.message import Message
+    from dbus_next.signature import SignatureTree, Variant
+
+__all__ = [
+    "NAME",
+    "BusType",
+    "Message",
+    "MessageBus",
+    "MessageType",
+    "NameFlag",
+    "RequestNameReply",
+    "SignatureTree",
+    "Unmarshaller",
+    "Variant",
+]
