@@ -30,9 +30,13 @@ class _Writer:
 
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
-        self.sock = bus._sock
+        sock, fd = bus._sock, bus._fd
+        # Both libraries open the socket in MessageBus.__init__, before this runs.
+        assert sock is not None
+        assert fd is not None
+        self.sock = sock
         self.loop: asyncio.AbstractEventLoop = bus._loop
-        self.fd: int = bus._fd
+        self.fd: int = fd
         self.queue: deque[tuple[memoryview, asyncio.Future[None] | None]] = deque()
         self.buf: memoryview | None = None
         self.fut: asyncio.Future[None] | None = None
@@ -75,7 +79,7 @@ class Bus(MessageBus):
     service and its clients on a private dbus-daemon)."""
 
     def __init__(self, address: str | None = None) -> None:
-        super().__init__(bus_address=address, bus_type=BusType.SYSTEM)  # type: ignore[arg-type]
+        super().__init__(bus_address=address, bus_type=BusType.SYSTEM)  # type: ignore[arg-type, unused-ignore]
         self._writer = _Writer(self)  # type: ignore[assignment]  # the two methods used
         self._slots = asyncio.Semaphore(MAX_PENDING)
 

@@ -64,6 +64,31 @@ else:
     from dbus_next.message import Message
     from dbus_next.signature import SignatureTree, Variant
 
+
+def _writes_multibyte_strings_whole() -> bool:
+    """Whether a string of non-ASCII characters goes out with its length in bytes, as
+    the D-Bus specification says.  dbus-fast 1.84 (Debian 12) writes the number of
+    characters instead, so every such string corrupts its message; dbus-fast fixed it in
+    October 2023 (its pull request 261), dbus-next never had it."""
+    import io  # noqa: PLC0415 -- once, at import
+
+    probe = Message(path="/", member="Probe", signature="s", body=["\u00e9\u6f22"], serial=1)
+    unmarshaller = Unmarshaller(io.BytesIO(probe._marshall(False)))  # type: ignore[no-untyped-call, arg-type, unused-ignore]
+    try:
+        unmarshaller.unmarshall()  # type: ignore[no-untyped-call, unused-ignore]
+    except Exception:  # whatever the library makes of its own bytes
+        return False
+    message = unmarshaller.message
+    return message is not None and list(message.body) == ["\u00e9\u6f22"]
+
+
+if not _writes_multibyte_strings_whole():
+    raise SystemExit(
+        f"podmgr: this {NAME} writes non-ASCII strings with wrong lengths, which corrupts "
+        f"messages (install {PACKAGES['dbus_next']}, or {PACKAGES[NAME]} 2.12 or later, "
+        "which has the fix)"
+    )
+
 __all__ = [
     "NAME",
     "BusType",
