@@ -169,7 +169,7 @@ def test_what_it_requires_is_what_the_code_imports_and_runs(package: Path) -> No
         "gnupg2",
         "nftables",
         "polkit",
-        "python3-dbus-fast",
+        "python3-dbus-fast >= 2.12",
         "python3-gnupg",
         "python3-nftables",
         "python3-pyroute2",
@@ -180,8 +180,6 @@ def test_what_it_requires_is_what_the_code_imports_and_runs(package: Path) -> No
 
 
 def test_the_cockpit_page_requires_the_bridge_and_this_podmgr(built: dict[str, Path]) -> None:
-    if "cockpit-podmgr" not in built:
-        pytest.skip("no Cockpit page in this tree")
     requires = rpm("-qp", "--requires", str(built["cockpit-podmgr"])).splitlines()
     assert [r for r in requires if not r.startswith("rpmlib(")] == [
         "cockpit-bridge",
