@@ -320,9 +320,18 @@ def demo(port: int) -> int:
         _enter_network(bed.pid)
         print(f"Open http://127.0.0.1:{port}/{PACKAGE} (logged in as root of the throwaway")
         print("systemd, with the pod demo running).  Ctrl-C ends the demo and its systemd.")
+        # A local session ends 15 s after its last page closes, and that cockpit-ws then
+        # offers only a login page: once its session was seen and is gone, the next
+        # connection gets a new cockpit-ws, so a browser that comes back finds the page.
+        seen = False
         with listener, contextlib.suppress(KeyboardInterrupt):
             while True:
                 client, _ = listener.accept()
+                alive = bed.run("pgrep", "-x", "cockpit-bridge", check=False).returncode == 0
+                if seen and not alive:
+                    ws.stop()
+                    ws = CockpitWs(bed)
+                seen = alive
                 threading.Thread(target=_relay, args=(client, ws.port), daemon=True).start()
     return 0
 
