@@ -11,12 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from bed import Bed
 from busfakes import fake
+from test_pods import ROOTFS, show, wait_for
 
 from podmgr.bus import api, dbuslib, dispatch
 from podmgr.bus.dbuslib import FORCE, LIBRARIES, MessageBus
@@ -36,7 +36,6 @@ def found(name: str) -> Path:
 
 # The tests that speak D-Bus without a bed: each also runs on the other library.
 BUS_TESTS = ("test_private_bus.py", "test_dispatch.py", "test_bus_layer.py", "test_dbuslib.py")
-ROOTFS = "/var/lib/machines/podmgr-busybox"
 
 installed = pytest.mark.skipif(
     not all(importlib.util.find_spec(name) for name in LIBRARIES),
@@ -215,10 +214,11 @@ def test_the_service_its_clients_and_polkit_on_dbus_fast(bed: Bed) -> None:
     )
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "start", "pod@web")
-    deadline = time.monotonic() + 30
-    while bed.run("systemctl", "is-active", "podapp@web:main.service", check=False).returncode:
-        assert time.monotonic() < deadline, "the pod's app never became active"
-        time.sleep(0.1)
+    wait_for(
+        lambda: show(bed, "podapp@web:main.service", "ActiveState") == "active",
+        30,
+        "the pod's app to become active",
+    )
     service = bed.run("systemctl", "show", "-P", "MainPID", "podmgr1.service").stdout.strip()
     assert service != "0", "pod@web's start did not activate podmgr1.service"
     # Forced, the seam uses dbus-fast or exits (test_the_library_is_the_one_installed_or_

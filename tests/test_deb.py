@@ -20,14 +20,13 @@ import stat
 import subprocess
 import sys
 import tarfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import imagebuild as ib
 import pytest
 from bed import Bed
 from packages import CHECKOUT, VERSION, deb_log, debs, source_ref, tarball
+from test_pods import wait_for
 
 from podmgr.image import layerstream, unpack
 from podmgr.image.tarentry import BadLayer
@@ -65,13 +64,6 @@ class Session:
         result = self.bed.run("sh", "-c", command, check=check, env=DPKG_ENV, timeout=300)
         self.transcript.append(f"# {command}\n{result.stdout}{result.stderr}")
         return result
-
-
-def wait_until(what: str, check: Callable[[], bool], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.1)
 
 
 def active(bed: Bed, unit: str) -> bool:
@@ -407,12 +399,13 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     shell(f"sh {EXAMPLES}/busybox-rootfs.sh {ROOTFS}")
     shell(f"cp {EXAMPLES}/demo.toml /etc/podmgr/pods/web.toml")
     shell("systemctl daemon-reload && systemctl start pod@web")
-    wait_until("the web app is active", lambda: active(bed, "podapp@web:web.service"))
-    wait_until(
-        "the page is served",
+    wait_for(lambda: active(bed, "podapp@web:web.service"), 30, "the web app to be active")
+    wait_for(
         lambda: (
             "hello from demo" in bed.run("curl", "-s", "http://127.0.0.1:8080/", check=False).stdout
         ),
+        30,
+        "the page to be served",
     )
     shell("curl -s http://127.0.0.1:8080/")
     shell("systemctl status --no-pager --lines=0 pod@web.service podapp@web:web.service | head -12")
@@ -428,7 +421,11 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     assert active(bed, "pod@web.service")
     start = ("call", "org.podmgr1", "/org/podmgr1", "org.podmgr1.Manager", "StartPod", "s", "web")
     # polkitd reads rules.d asynchronously after the install.
-    wait_until("bob may manage pods", lambda: busctl(bed, *start, user="bob").returncode == 0)
+    wait_for(
+        lambda: busctl(bed, *start, user="bob").returncode == 0,
+        30,
+        "bob to be allowed to manage pods",
+    )
     shell("runuser -u bob -- podmgr status web | head -3")
     # README.Debian: an earlier rule that decides keeps an action with administrators.
     bed.run(
@@ -439,7 +436,7 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
         '    if (action.id == "org.podmgr1.manage-pods") return polkit.Result.AUTH_ADMIN;\n'
         "});\n",
     )
-    wait_until("bob is refused again", lambda: busctl(bed, *start, user="bob").returncode != 0)
+    wait_for(lambda: busctl(bed, *start, user="bob").returncode != 0, 30, "bob to be refused again")
     print("\n".join(shell.transcript))  # pytest -s shows what the user saw
 
 
@@ -458,7 +455,7 @@ def test_an_upgrade_keeps_pods_running_and_restarts_the_service(
     bed.run("systemctl", "start", "pod@alpha", "pod@beta")
     apps = ("podapp@alpha:main.service", "podapp@beta:main.service")
     for app in apps:
-        wait_until(f"{app} is active", functools.partial(active, bed, app))
+        wait_for(functools.partial(active, bed, app), 30, f"{app} to be active")
     before = {app: main_pid(bed, app) for app in apps}
     service = main_pid(bed, "podmgr1.service")
     assert service
@@ -498,12 +495,13 @@ def test_remove_leaves_config_and_state_and_purge_what_the_readme_says(
     sleeping_pod(bed, "web", volume=True)
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "start", "pod@web")
-    wait_until(
-        "the app wrote its file",
+    wait_for(
         lambda: (
             bed.run("test", "-s", "/var/lib/podmgr/volumes/web/data/file", check=False).returncode
             == 0
         ),
+        30,
+        "the app to write its file",
     )
 
     # As the user does: the page goes with podmgr, which it depends on.

@@ -7,6 +7,7 @@ import json
 import re
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -49,8 +50,8 @@ def main_pid(bed: Bed, pod: str, app: str) -> int:
     return int(show(bed, f"podapp@{pod}:{app}.service", "MainPID"))
 
 
-def wait_for(check: object, timeout: float = 15, what: str = "condition") -> None:
-    assert callable(check)
+def wait_for(check: Callable[[], object], timeout: float = 15, what: str = "condition") -> None:
+    """Poll ``check`` every 0.1 s until it returns something true."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

@@ -15,12 +15,12 @@ import stat
 import subprocess
 import sysconfig
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 from bed import Bed
 from packages import CHECKOUT, VERSION, debs, rpms
+from test_pods import ROOTFS, show, wait_for
 
 SPEC = CHECKOUT / "packaging/rpm/podmgr.spec"
 # N+1 of the upgrade: a snapshot of this tree with the next patch version.
@@ -263,9 +263,6 @@ def test_installed_verified_and_erased_in_a_scratch_root(
     assert all(n.startswith(dbpath + "/") for n in database), database
 
 
-ROOTFS = "/var/lib/machines/podmgr-busybox"
-
-
 @pytest.mark.integration
 def test_installed_used_upgraded_and_erased_under_systemd(
     package: Path, tmp_path_factory: pytest.TempPathFactory, fresh_bed: Bed
@@ -309,10 +306,11 @@ def test_installed_used_upgraded_and_erased_under_systemd(
     )
     bed.run("systemctl", "daemon-reload")
     bed.run("systemctl", "start", "pod@web")
-    deadline = time.monotonic() + 30
-    while bed.run("systemctl", "is-active", "podapp@web:main.service", check=False).returncode:
-        assert time.monotonic() < deadline, "the pod's app never became active"
-        time.sleep(0.1)
+    wait_for(
+        lambda: show(bed, "podapp@web:main.service", "ActiveState") == "active",
+        30,
+        "the pod's app to become active",
+    )
     bed.run("useradd", "alice")
     refused = bed.run(
         "runuser",

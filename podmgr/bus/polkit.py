@@ -91,5 +91,5 @@ async def check(
         what = "needs authentication" if result.challenge else "is not allowed"
         raise AccessDenied(
             f"{action} {what} for this caller (ask an administrator, or to be "
-            "added to the group podmgr if its rule is installed)"
+            "added to the group podmgr)"
         )
