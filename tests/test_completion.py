@@ -8,6 +8,7 @@ The tests here run without a bed, with a source of values of their own; test_com
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bed import Bed
 
 from podmgr.cli import command, completion
 
@@ -191,10 +193,9 @@ def bash_words(line: str) -> list[str]:
     return words
 
 
-def complete_in_bash(line: str, path: str, script: Path | None = BASH_SCRIPT) -> list[str]:
-    """What bash's completion of ``line`` (cursor at its end) sets COMPREPLY to.  With no
-    ``script``, bash-completion finds podmgr's itself, where it looks."""
-    words = bash_words(line)
+def bash_argv(line: str, script: Path | None = BASH_SCRIPT) -> list[str]:
+    """bash completing ``line`` (cursor at its end) and printing COMPREPLY.  With no
+    ``script``, bash-completion finds podmgr's itself, where it looks for it."""
     load = f"source {script}" if script else "_completion_loader podmgr"
     program = f"""
         source {BASH_COMPLETION}
@@ -206,11 +207,23 @@ def complete_in_bash(line: str, path: str, script: Path | None = BASH_SCRIPT) ->
             "${{COMP_WORDS[-2]}}"
         printf '%s\\n' "${{COMPREPLY[@]}}"
     """
+    return ["bash", "--norc", "--noprofile", "-c", program, "bash", line, *bash_words(line)]
+
+
+def zsh_argv(line: str) -> list[str]:
+    """zsh completing ``line`` and printing its matches (zsh_complete.zsh)."""
+    return ["zsh", "-f", str(ZSH_HARNESS), line]
+
+
+SHELL_ENV = {"HOME": "/nonexistent", "LANG": "C.UTF-8", "TERM": "xterm"}
+
+
+def complete_in_bash(line: str, path: str) -> list[str]:
     result = subprocess.run(
-        ["bash", "--norc", "--noprofile", "-c", program, "bash", line, *words],
+        bash_argv(line),
         capture_output=True,
         text=True,
-        env={"PATH": path, "HOME": "/nonexistent", "LANG": "C.UTF-8"},
+        env={**SHELL_ENV, "PATH": path},
         check=True,
         timeout=60,
     )
@@ -218,15 +231,12 @@ def complete_in_bash(line: str, path: str, script: Path | None = BASH_SCRIPT) ->
     return [reply for reply in result.stdout.split("\n") if reply]
 
 
-def complete_in_zsh(line: str, path: str, fpath_first: Path | None = ZSH_DIR) -> list[str]:
-    env = {"PATH": path, "HOME": "/nonexistent", "LANG": "C.UTF-8", "TERM": "xterm"}
-    if fpath_first:
-        env["FPATH_FIRST"] = str(fpath_first)
+def complete_in_zsh(line: str, path: str) -> list[str]:
     result = subprocess.run(
-        ["zsh", "-f", str(ZSH_HARNESS), line],
+        zsh_argv(line),
         capture_output=True,
         text=True,
-        env=env,
+        env={**SHELL_ENV, "PATH": path, "FPATH_FIRST": str(ZSH_DIR)},
         check=True,
         timeout=60,
     )
@@ -276,3 +286,148 @@ def test_a_tab_without_the_system_is_quick(podmgr_on_path: Path) -> None:
         [str(podmgr_on_path / "podmgr"), completion.COMMAND, "st"], check=True, capture_output=True
     )
     assert time.monotonic() - start < 3
+
+
+def test_the_system_is_read_with_calls_that_need_no_privilege() -> None:
+    """No TAB may ask polkit: every method completion calls is a read."""
+    from podmgr.bus import api  # noqa: PLC0415
+
+    source = Path(completion.__file__).read_text()
+    called = [m for m in api.MANAGER.method_index if f'"{m}"' in source]
+    assert sorted(called) == ["GetPod", "ListImages", "ListNetworks", "ListTrustedKeys"]
+    assert [api.MANAGER.method_index[m].action for m in called] == [None] * len(called)
+
+
+# In a bed: what the running system has, through the installed scripts, where
+# bash-completion and zsh find them.
+
+BUILD_IMAGE = f"""
+import sys
+sys.path.insert(0, "{ROOT}/tests")
+from pathlib import Path
+import imagebuild as ib
+image = ib.Image([ib.tar([ib.directory("etc"), ib.file("etc/version", b"1")])], "gzip")
+ib.write_layout(Path("/tmp/work/layout"), {{"1": image}})
+"""
+KEY_SPEC = """\
+%no-protection
+Key-Type: RSA
+Key-Length: 2048
+Name-Real: Completion Release
+Name-Email: release@completion.example
+Expire-Date: 0
+%commit
+"""
+ROOTFS = "/var/lib/machines/podmgr-busybox"
+PODS = {"web": ("front", "back"), "db": ("main",)}
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.fixture(scope="module")
+def comp_bed(bed: Bed) -> Bed:
+    bed.run(f"{ROOT}/examples/busybox-rootfs.sh", ROOTFS)
+    bed.run("mkdir", "-p", "/etc/podmgr/pods", "/etc/podmgr/networks", "/tmp/work")
+    for pod, apps in PODS.items():
+        text = "".join(
+            f'[app.{app}]\nrootfs = "{ROOTFS}"\nexec = ["/bin/sleep", "infinity"]\n' for app in apps
+        )
+        bed.run("sh", "-c", f"cat > /etc/podmgr/pods/{pod}.toml", input=text)
+    bed.run(
+        "sh", "-c", "cat > /etc/podmgr/networks/backend.toml", input='subnet = "10.89.0.0/24"\n'
+    )
+    bed.run(
+        "sh", "-c", "cat > /etc/podmgr/podmgr.toml", input='[images]\ninsecure = ["example.org"]\n'
+    )
+    bed.run("/usr/bin/python3", "-c", BUILD_IMAGE)
+    bed.run(
+        "podmgr", "image", "import", "oci:/tmp/work/layout:1", "--name", "example.org/comp/app:1"
+    )
+    bed.run(
+        "sh",
+        "-c",
+        "mkdir -p -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key && "
+        "gpg --armor --export release@completion.example > /tmp/work/release.asc",
+        env={"GNUPGHOME": "/tmp/gnupg"},
+        input=KEY_SPEC,
+    )
+    bed.run("podmgr", "trust", "add", "--root", "--yes", "/tmp/work/release.asc")
+    bed.run("systemctl", "daemon-reload")
+    return bed
+
+
+def in_bed(bed: Bed, argv: list[str], as_nobody: bool) -> list[str]:
+    result = bed.run(*(NOBODY if as_nobody else []), *argv, env=SHELL_ENV)
+    assert result.stderr == ""
+    return [line for line in result.stdout.split("\n") if line]
+
+
+def offered(bed: Bed, line: str, as_nobody: bool = False) -> dict[str, list[str]]:
+    """What bash and zsh offer for ``line`` in the bed, each sorted."""
+    return {
+        "bash": sorted(in_bed(bed, bash_argv(line, script=None), as_nobody)),
+        "zsh": sorted(in_bed(bed, zsh_argv(line), as_nobody)),
+    }
+
+
+def both(values: list[str]) -> dict[str, list[str]]:
+    return {"bash": sorted(values), "zsh": sorted(values)}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_start_offers_the_pods(comp_bed: Bed, as_nobody: bool) -> None:
+    assert offered(comp_bed, "podmgr start ", as_nobody) == both(["db", "web"])
+    assert offered(comp_bed, "podmgr status w", as_nobody) == both(["web"])
+    assert offered(comp_bed, "podmgr cat db ", as_nobody) == both(["db", "web"])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_app_offers_the_apps_of_the_pod_on_the_line(comp_bed: Bed, as_nobody: bool) -> None:
+    assert offered(comp_bed, "podmgr logs web --app ", as_nobody) == both(["back", "front"])
+    assert offered(comp_bed, "podmgr logs db -f --app ", as_nobody) == both(["main"])
+    assert offered(comp_bed, "podmgr logs nosuch --app ", as_nobody) == both([])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("as_nobody", [False, True], ids=["root", "nobody"])
+def test_images_networks_and_keys_come_from_the_service(comp_bed: Bed, as_nobody: bool) -> None:
+    bed = comp_bed
+    assert offered(bed, "podmgr image inspect ", as_nobody) == both(["example.org/comp/app:1"])
+    # bash replaces only what follows the word's last ":" (COMP_WORDBREAKS)
+    assert offered(bed, "podmgr image rm example.org/comp/app:", as_nobody) == {
+        "bash": ["1"],
+        "zsh": ["example.org/comp/app:1"],
+    }
+    networks = json.loads(bed.run("podmgr", "network", "list", "--json").stdout)
+    assert offered(bed, "podmgr network rm ", as_nobody) == both([n["name"] for n in networks])
+    assert "backend" in [n["name"] for n in networks]
+    keys = json.loads(bed.run("podmgr", "trust", "list", "--json").stdout)
+    assert offered(bed, "podmgr trust rm ", as_nobody) == both([k["fingerprint"] for k in keys])
+    assert len(keys) == 1
+
+
+@pytest.mark.integration
+def test_completing_starts_nothing_and_is_quick(comp_bed: Bed) -> None:
+    bed = comp_bed
+    timings = {}
+    cases = (
+        ["start", ""],
+        ["logs", "web", "--app", ""],
+        ["image", "inspect", ""],
+        ["trust", "rm", ""],
+    )
+    for index, words in enumerate(cases):
+        if index == len(cases) - 1:  # the last one activates the service
+            bed.run("systemctl", "stop", "podmgr1.service")
+        start = time.monotonic()
+        result = bed.run("podmgr", completion.COMMAND, *words)
+        timings[" ".join(words)] = time.monotonic() - start
+        assert result.stdout
+        assert result.stderr == ""
+    print("podmgr __complete, seconds:", {k: round(v, 3) for k, v in timings.items()})
+    assert max(timings.values()) < completion.SOURCE_TIMEOUT + 1.5
+    for pod in PODS:
+        assert bed.run("systemctl", "is-active", f"pod@{pod}.service", check=False).stdout == (
+            "inactive\n"
+        )
