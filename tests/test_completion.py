@@ -387,6 +387,10 @@ def test_app_offers_the_apps_of_the_pod_on_the_line(comp_bed: Bed, as_nobody: bo
     assert offered(comp_bed, "podmgr logs web --app ", as_nobody) == both(["back", "front"])
     assert offered(comp_bed, "podmgr logs db -f --app ", as_nobody) == both(["main"])
     assert offered(comp_bed, "podmgr logs nosuch --app ", as_nobody) == both([])
+    assert offered(comp_bed, "podmgr logs web --app=f", as_nobody) == {
+        "bash": ["front"],  # what follows "=", which bash replaces
+        "zsh": ["--app=front"],
+    }
 
 
 @pytest.mark.integration

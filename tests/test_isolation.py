@@ -4,6 +4,7 @@ the host's namespaces with every capability; a "container" pod's beside it keep 
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -96,6 +97,8 @@ def test_a_fly_app_lives_in_the_hosts_namespaces_with_every_capability(iso_bed: 
     bed.run("podmgr", "start", "boxed")
     try:
         fly, boxed = main_pid(bed, "flown"), main_pid(bed, "boxed")
+        status = json.loads(bed.run("podmgr", "status", "--json", "flown").stdout)
+        assert (status["State"], status["Addresses"]) == ("active", [])  # the host's are its
         assert "0" not in (fly, boxed)
         for kind in ("net", "ipc"):
             assert namespace(bed, fly, kind) == namespace(bed, "1", kind), kind
