@@ -62,15 +62,6 @@ def _takes_value(action: argparse.Action) -> bool:
     return action.nargs != 0  # store_true, help, version ... take none
 
 
-def _subcommands(
-    parser: argparse.ArgumentParser,
-) -> argparse._SubParsersAction[argparse.ArgumentParser] | None:
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action
-    return None
-
-
 def _positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [a for a in parser._actions if not a.option_strings]
 
@@ -124,7 +115,7 @@ def _walk(top: argparse.ArgumentParser, words: Sequence[str]) -> _Position:
 def _visible_commands(
     action: argparse._SubParsersAction[argparse.ArgumentParser],
 ) -> list[Candidate]:
-    """The subcommands with a help text: a hidden one (none yet) stays hidden."""
+    """The subcommands with a help text: one added without help stays hidden."""
     helps = {choice.dest: choice.help or "" for choice in action._choices_actions}
     return [Candidate(name, helps[name]) for name in action.choices if name in helps]
 

@@ -466,8 +466,9 @@ _FLY_REFUSED_APP: tuple[tuple[str, Callable[[App], bool]], ...] = (
 
 
 def _check_isolation(manifest: Manifest, raw: dict[str, object]) -> list[Problem]:
-    """The keys an isolation level cannot honour.  ``raw`` tells a network.mode the file
-    sets from the default, which a fly pod does not get either."""
+    """The keys an isolation level cannot honour.  ``raw`` (the file's TOML) tells a
+    network.mode written in the file, refused with "fly" unless it is "host", from the
+    default one, which a fly pod does not get either."""
     if manifest.pod.isolation is not Isolation.FLY:
         return []
     fix = 'with isolation = "fly" the apps use the host\'s'
