@@ -2,8 +2,8 @@
 """Shell completion: ``podmgr __complete`` walks the command line parser, and the bash and
 zsh scripts in shell-completion/ offer what it prints, in real shells.
 
-The tests here run without a bed, with a source of values of their own; test_completion_bed
-(in this file, marker integration) completes from a running system."""
+The first tests run without a bed, with a source of values of their own; those marked
+integration complete from a running system in a bed, through the installed scripts."""
 
 from __future__ import annotations
 
@@ -282,10 +282,18 @@ def test_zsh_completes_commands_options_and_files(podmgr_on_path: Path, tmp_path
 def test_a_tab_without_the_system_is_quick(podmgr_on_path: Path) -> None:
     """Command names need no D-Bus: a TAB costs what starting podmgr costs."""
     start = time.monotonic()
-    subprocess.run(
-        [str(podmgr_on_path / "podmgr"), completion.COMMAND, "st"], check=True, capture_output=True
+    result = subprocess.run(
+        [str(podmgr_on_path / "podmgr"), completion.COMMAND, "st"],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     assert time.monotonic() - start < 3
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
+        "status",
+        "start",
+        "stop",
+    ]
 
 
 def test_the_system_is_read_with_calls_that_need_no_privilege() -> None:
