@@ -28,6 +28,10 @@ DOCDIR ?= $(PREFIX)/share/doc/podmgr
 COCKPITDIR ?= $(PREFIX)/share/cockpit/podmgr
 SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
 TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+# where bash-completion loads completions from on demand, and zsh's fpath (Debian's;
+# Fedora's zsh reads $(PREFIX)/share/zsh/site-functions)
+BASHCOMPLETIONDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPLETIONDIR ?= $(PREFIX)/share/zsh/vendor-completions
 # the Cockpit page: installed flat, as it is (no build step; cockpit/README says why)
 COCKPIT_FILES = cockpit/manifest.json cockpit/index.html cockpit/style.css \
 	$(sort $(wildcard cockpit/*.js))
@@ -43,10 +47,10 @@ RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python
 	util-linux
 # busybox-static for the example rootfs, curl for the demo, gcc and libc6-dev for static
 # test helpers; skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the
-# image tests
+# image tests; bash-completion and zsh for the shell completion tests
 CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-db gcc \
 	libc6-dev skopeo docker-registry apache2-utils openssl zstd python3-dbus-fast \
-	$(PACKAGING_DEBS) $(COCKPIT_DEBS)
+	bash-completion zsh $(PACKAGING_DEBS) $(COCKPIT_DEBS)
 # what `make deb` and `make rpm` build with (offline)
 PACKAGING_DEBS = debhelper dh-python python3-all pkgconf lintian rpm rpmlint
 # Cockpit and the browser of the page's tests (Playwright drives Debian's chromium); sudo
@@ -111,6 +115,8 @@ install:
 	install -m 644 examples/*.toml examples/busybox-rootfs.sh $(DESTDIR)$(DOCDIR)/examples/
 	install -d $(DESTDIR)$(COCKPITDIR)
 	install -m 644 $(COCKPIT_FILES) $(DESTDIR)$(COCKPITDIR)/
+	install -D -m 644 shell-completion/bash/podmgr $(DESTDIR)$(BASHCOMPLETIONDIR)/podmgr
+	install -D -m 644 shell-completion/zsh/_podmgr $(DESTDIR)$(ZSHCOMPLETIONDIR)/_podmgr
 
 # Outside systemd (PID 1 is something else), boot a throwaway one and run the demo there.
 demo:

@@ -97,6 +97,8 @@ NASTY = st.sampled_from(
         "always",
         "0755",
         "1777",
+        "fly",
+        "container",
     ]
 )
 TEXT = st.one_of(NASTY, st.text(max_size=8), st.lists(NASTY, max_size=3).map("".join))
@@ -241,3 +243,48 @@ def check_units(parsed: model.Manifest) -> None:
             assert [e for e in environment if not e.startswith(("USER=", "LOGNAME=", "HOME="))] == [
                 f"{k}={v}" for k, v in resolved.environment
             ]
+
+
+# What isolation = "fly" refuses, each with a valid value of its own: (table, key, value).
+FLY_REFUSED: tuple[tuple[str, str, Any], ...] = (
+    ("network", "mode", "bridge"),
+    ("network", "ports", ["8080:80"]),
+    ("network", "networks", ["backend"]),
+    ("network", "dns", ["9.9.9.9"]),
+    ("network", "dns_search", ["example.org"]),
+    ("network", "hosts", {"db": "10.0.0.5"}),
+    ("pod", "hostname", "web"),
+    ("app.main", "capabilities_retain", []),
+    ("app.main", "capabilities_remove", ["CAP_NET_RAW"]),
+    ("app.main", "no_new_privileges", True),
+    ("app.main", "private_users", True),
+    ("app.main", "system_call_filter", ["~@mount"]),
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(FLY_REFUSED), unique_by=lambda r: r[1]), st.booleans())
+def test_fly_refuses_each_key_it_cannot_honour_and_only_those(
+    refused: list[tuple[str, str, Any]], host_mode: bool
+) -> None:
+    table: dict[str, Any] = {
+        "pod": {"isolation": "fly"},
+        "network": {"mode": "host"} if host_mode else {},
+        "app": {"main": {"rootfs": "/srv/rootfs", "exec": ["/bin/true"]}},
+    }
+    for where, key, value in refused:
+        (table["app"]["main"] if where == "app.main" else table[where])[key] = value
+    text = tomlwrite.document(table)
+    if not refused:
+        check_units(model.parse(text, PATH))
+        return
+    try:
+        model.parse(text, PATH)
+    except ManifestError as error:
+        problems = error.problems
+    else:
+        raise AssertionError(f"accepted: {text}")
+    assert sorted(p.where for p in problems) == sorted(f"{w}.{k}" for w, k, _ in refused)
+    for problem in problems:
+        assert 'isolation = "fly"' in problem.message
+        assert problem.message.endswith(")"), problem  # with what to write instead

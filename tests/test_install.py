@@ -40,6 +40,8 @@ def test_make_install_honours_destdir(tmp_path: Path) -> None:
         "usr/lib/sysusers.d/podmgr.conf",
         "usr/lib/tmpfiles.d/podmgr.conf",
         "usr/share/doc/podmgr/examples/busybox-rootfs.sh",
+        "usr/share/bash-completion/completions/podmgr",
+        "usr/share/zsh/vendor-completions/_podmgr",
         "etc/podmgr/pods",
         "usr/lib/podmgr/pods",
         f"{site.lstrip('/')}/podmgr/cli/command.py",

@@ -929,6 +929,7 @@ hostname = "shop-host"
 annotations = { "org.example.owner" = "ops" }
 restart = "on-failure"
 stop_timeout = "1min 30s"
+isolation = "container"
 
 [pod.resources]
 memory_max = "1G"
@@ -1437,3 +1438,114 @@ def test_a_dotted_name_is_quoted_in_every_key_path(tmp_path: Path) -> None:
         )
     ).problems
     assert problem.where == 'app."a.b".user'
+
+
+# Isolation levels.
+FLY = '[pod]\nisolation = "fly"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"),
+    [
+        case(
+            "fly-bridge",
+            FLY + '[network]\nmode = "bridge"\n' + APP,
+            "network.mode",
+            'with isolation = "fly" the apps use the host\'s network (remove it, or set it to '
+            '"host")',
+        ),
+        case(
+            "fly-private",
+            FLY + '[network]\nmode = "private"\n' + APP,
+            "network.mode",
+            "the host's network",
+        ),
+        case(
+            "fly-network-name",
+            FLY + '[network]\nmode = "backend"\n' + APP,
+            "network.mode",
+            "the host's network",
+        ),
+        case(
+            "fly-ports",
+            FLY + '[network]\nmode = "host"\nports = ["8080:80"]\n' + APP,
+            "network.ports",
+            'the host\'s network and /etc files (remove it, or set isolation = "container")',
+        ),
+        case(
+            "fly-networks",
+            FLY + '[network]\nnetworks = ["backend"]\n' + APP,
+            "network.networks",
+            'set isolation = "container"',
+        ),
+        case(
+            "fly-dns",
+            FLY + '[network]\ndns = ["9.9.9.9"]\n' + APP,
+            "network.dns",
+            "/etc files",
+        ),
+        case(
+            "fly-dns-search",
+            FLY + '[network]\ndns_search = ["example.org"]\n' + APP,
+            "network.dns_search",
+            "/etc files",
+        ),
+        case(
+            "fly-hosts",
+            FLY + '[network]\nhosts = { db = "10.0.0.5" }\n' + APP,
+            "network.hosts",
+            "/etc files",
+        ),
+        case(
+            "fly-hostname",
+            '[pod]\nisolation = "fly"\nhostname = "web"\n' + APP,
+            "pod.hostname",
+            "the host's /etc/hostname",
+        ),
+        *(
+            case(
+                f"fly-{key}",
+                FLY + APP + f"{key} = {value}\n",
+                f"app.main.{key}",
+                'with isolation = "fly" the apps have every privilege (remove it, or set '
+                'isolation = "container")',
+            )
+            for key, value in (
+                ("capabilities_retain", '["CAP_CHOWN"]'),
+                ("capabilities_retain", "[]"),
+                ("capabilities_remove", '["CAP_NET_RAW"]'),
+                ("no_new_privileges", "true"),
+                ("private_users", "true"),
+                ("system_call_filter", '["@system-service"]'),
+            )
+        ),
+        case(
+            "isolation-unknown",
+            '[pod]\nisolation = "vm"\n' + APP,
+            "pod.isolation",
+            '\'vm\' is not valid (use one of "container", "fly")',
+        ),
+    ],
+)
+def test_what_fly_cannot_honour_is_refused(
+    tmp_path: Path, text: str, where: str, hint: str
+) -> None:
+    path = write(tmp_path, text)
+    [problem] = error_of(path).problems
+    assert (problem.where, hint in problem.message) == (where, True), problem
+
+
+def test_a_fly_pod_is_on_the_hosts_network_and_warned_of() -> None:
+    for network in ("", '[network]\nmode = "host"\n'):
+        pod = model.parse(FLY + network + APP + "read_only = true\n", Path("kubelet.toml"))
+        assert pod.pod.isolation is schema.Isolation.FLY
+        assert pod.network.kind is NetworkMode.HOST
+        assert [str(w) for w in model.warnings(pod)] == [
+            'pod.isolation: "fly" gives up isolation: the apps run in the host\'s namespaces '
+            'with every capability, as root can (use "container" unless the apps must manage '
+            "the host)"
+        ]
+    contained = model.parse(APP, Path("web.toml"))
+    assert contained.pod.isolation is schema.Isolation.CONTAINER
+    assert contained.network.kind is NetworkMode.PRIVATE
+    assert model.warnings(contained) == []

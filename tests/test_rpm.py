@@ -34,6 +34,8 @@ DEBIAN_PYTHON = "/usr/lib/python3/dist-packages"
 MOVED = (
     ("/lib/systemd/", "/usr/lib/systemd/"),
     (DEBIAN_PYTHON + "/", FEDORA_PYTHON + "/"),
+    # zsh's fpath: Debian's vendor directory, Fedora's site-functions
+    ("/usr/share/zsh/vendor-completions/", "/usr/share/zsh/site-functions/"),
 )
 # Each distribution's own files about a package: Debian's changelog, copyright,
 # README.Debian and lintian overrides; Fedora's license directory (its changelog is in

@@ -7,11 +7,13 @@ review the diff.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import systemd_syntax
 
 from podmgr import names
 from podmgr.cli import command
@@ -35,6 +37,7 @@ CASES = {
     "demo": ROOT / "examples" / "demo.toml",
     "shop": ROOT / "examples" / "shop.toml",
     "edge-cases": GOLDEN / "edge-cases.toml",
+    "fly": GOLDEN / "fly.toml",
 }
 
 
@@ -110,3 +113,49 @@ def test_command_line_quoting(argv: list[str], expected: str) -> None:
 def test_environment_quoting() -> None:
     assert quote("A=b") == "A=b"
     assert quote('A=say "100%"') == '"A=say \\"100%%\\""'
+
+
+# What each isolation level confines, by the keys of the app units it generates.
+CONFINEMENT = {
+    "NetworkNamespacePath",
+    "IPCNamespacePath",
+    "PrivateDevices",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectControlGroups",
+    "CapabilityBoundingSet",
+    "NoNewPrivileges",
+    "PrivateUsers",
+    "SystemCallFilter",
+}
+
+
+@pytest.mark.parametrize("isolation", ["container", "fly"])
+def test_a_fly_app_is_confined_by_nothing_but_its_root(isolation: str) -> None:
+    text = (
+        f'[pod]\nisolation = "{isolation}"\n[volume.v]\ntype = "tmpfs"\n'
+        '[app.main]\nrootfs = "/srv/rootfs"\nexec = ["/bin/true"]\n'
+        '[[app.main.mount]]\nvolume = "v"\npath = "/v"\n'
+    )
+    parsed = model.parse(text, Path("/etc/podmgr/pods/p.toml"))
+    outputs = units.render(parsed, {"main": resolve.resolve_app(parsed.apps["main"], Rootfs("/r"))})
+    files = {o.path: o.text for o in outputs if isinstance(o, units.GeneratedFile)}
+    found = systemd_syntax.settings(files["podapp@p:main.service"])
+    keys = {s.key for s in found}
+    binds = [s.value for s in found if s.key == "BindReadOnlyPaths"]
+    plan = json.loads(files["pod@p.service.d/podmgr-plan.json"])
+    assert {"RootDirectory", "MountAPIVFS", "BindPaths"} <= keys  # its root and volume
+    if isolation == "fly":
+        assert keys & CONFINEMENT == set()
+        assert binds == [
+            "-/etc/hosts:/etc/hosts -/etc/hostname:/etc/hostname -/etc/resolv.conf:/etc/resolv.conf"
+        ]
+        assert (plan["isolation"], plan["network"]["mode"]) == ("fly", "host")
+    else:
+        assert keys >= CONFINEMENT - {"NoNewPrivileges", "PrivateUsers", "SystemCallFilter"}
+        assert binds == [
+            " ".join(
+                f"/run/podmgr/pods/p/etc/{n}:/etc/{n}" for n in ("hosts", "hostname", "resolv.conf")
+            )
+        ]
+        assert "isolation" not in plan  # plans of container pods are as before

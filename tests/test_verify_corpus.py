@@ -75,6 +75,13 @@ DURATION = st.one_of(
     st.integers(0, DURATION_MAX).map(format_duration),
 )
 ID = st.integers(0, 2**32 - 2).filter(lambda n: n != 65535)
+FLY_REFUSED_APP_KEYS = (
+    "capabilities_retain",
+    "capabilities_remove",
+    "no_new_privileges",
+    "private_users",
+    "system_call_filter",
+)
 
 
 def resources() -> st.SearchStrategy[dict[str, Any]]:
@@ -161,7 +168,12 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             for volume, path in zip(volumes, mount_paths, strict=False)
         ]
     mode = draw(st.sampled_from(["private", "host", "bridge"]))
-    return {
+    if fly := draw(st.booleans()):  # isolation = "fly": without the keys it refuses
+        mode = "host"
+        for app in apps.values():
+            for key in FLY_REFUSED_APP_KEYS:
+                app.pop(key, None)
+    pod: dict[str, Any] = {
         "pod": draw(
             st.fixed_dictionaries(
                 {},
@@ -185,6 +197,10 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
         "volume": volumes,
         "app": apps,
     }
+    if fly:
+        pod["pod"].pop("hostname", None)
+        pod["pod"]["isolation"] = "fly"
+    return pod
 
 
 # Long pod names full of '-' make the longest slice names systemd still takes.

@@ -265,7 +265,12 @@ def check_arguments(args: argparse.Namespace) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    if words[:1] == ["__complete"]:  # what the shell completion scripts call (completion.py)
+        from podmgr.cli import completion  # noqa: PLC0415 -- only at a TAB
+
+        return completion.main(parser(), words[1:])
+    args = parser().parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.WARNING, format="podmgr: %(message)s"
     )

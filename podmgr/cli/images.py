@@ -214,14 +214,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="show an image's config, layers and signers",
         description="Show an image's config, layers and signers.",
     )
-    inspect.add_argument("name", metavar="NAME", help="image name")
+    inspect.add_argument("name", metavar="IMAGE", help="image name")
     inspect.set_defaults(handler=cmd_inspect, checks={"name": "image"})
     remove = commands.add_parser(
         "rm",
         help="remove images (podmgr gc frees their layers)",
         description="Remove images from the store.",
     )
-    remove.add_argument("names", nargs="+", metavar="NAME", help="image name")
+    remove.add_argument("names", nargs="+", metavar="IMAGE", help="image name")
     remove.set_defaults(handler=cmd_rm, checks={"names": "image"})
 
     gc = sub.add_parser(
@@ -260,7 +260,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     rm = trust_commands.add_parser(
         "rm", help="distrust a key (a vendor key is masked)", description="Distrust a key."
     )
-    rm.add_argument("fingerprint", metavar="FINGERPRINT", help="primary key fingerprint")
+    rm.add_argument("fingerprint", metavar="KEY", help="primary key fingerprint")
     rm_scope = rm.add_mutually_exclusive_group()
     rm_scope.add_argument(
         "--prefix",

@@ -65,5 +65,5 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="remove a network no pod is on: its bridge, rules and definition",
         description="Remove networks.",
     )
-    remove.add_argument("names", nargs="+", metavar="NAME", help="network name")
+    remove.add_argument("names", nargs="+", metavar="NETWORK", help="network name")
     remove.set_defaults(handler=cmd_rm, checks={"names": "network"})

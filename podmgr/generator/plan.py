@@ -10,12 +10,12 @@ importing the manifest machinery (that import alone would double a pod's start t
 from __future__ import annotations
 
 import json
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from podmgr import names, paths
 from podmgr.generator.resolve import ResolvedApp
 from podmgr.manifest.model import Manifest
-from podmgr.manifest.schema import Ready, VolumeType
+from podmgr.manifest.schema import Isolation, Ready, VolumeType
 
 FILE = "podmgr-plan.json"  # in the pod unit's drop-in directory
 
@@ -56,6 +56,8 @@ class NetworkPlan(TypedDict):
 
 class Plan(TypedDict):
     pod: str
+    # schema.Isolation; absent for "container" (and in plans of older generators)
+    isolation: NotRequired[str]
     hostname: str
     network: NetworkPlan
     volumes: list[VolumePlan]
@@ -96,7 +98,7 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
                 "mount_files": files,
             }
         )
-    return {
+    plan: Plan = {
         "pod": manifest.name,
         "hostname": manifest.hostname,
         "network": {
@@ -112,6 +114,9 @@ def build(manifest: Manifest, apps: dict[str, ResolvedApp]) -> Plan:
         "uids": sorted({a.creds.uid for a in apps.values()}),
         "gids": sorted({a.creds.gid for a in apps.values()}),
     }
+    if manifest.pod.isolation is not Isolation.CONTAINER:
+        plan["isolation"] = manifest.pod.isolation.value
+    return plan
 
 
 def render(plan: Plan) -> str:

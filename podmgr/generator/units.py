@@ -22,7 +22,7 @@ from podmgr.generator.resolve import ResolvedApp
 from podmgr.generator.unitfile import UnitFile, command_line, escape_specifiers, quote
 from podmgr.limits import CONTROL_CHARACTERS, is_text
 from podmgr.manifest.model import App, Manifest, Resources, Volume
-from podmgr.manifest.schema import NetworkMode, Ready, VolumeType
+from podmgr.manifest.schema import Isolation, NetworkMode, Ready, VolumeType
 from podmgr.quantities import format_duration, format_size
 from podmgr.values import BadValue, check_path_length
 
@@ -195,25 +195,25 @@ def _app_unit(
 
 
 def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRuntime) -> None:
-    """Root file system, namespaces, mounts and isolators of one app."""
+    """Root file system, namespaces, mounts and isolators of one app, as the pod's
+    isolation level has them (the one place the generator dispatches on it)."""
     service = "Service"
     unit.add(service, "RootDirectory", escape_specifiers(str(runtime.rootfs(app.name))))
     unit.add(service, "MountAPIVFS", True)
+    if manifest.pod.isolation is Isolation.FLY:
+        # The host's namespaces, /dev (MountAPIVFS= binds it without PrivateDevices=) and
+        # bounding set; the host's own /etc files, live, since the app is on the host's
+        # network and UTS namespace ("-": a host without one of them is no error).
+        etc = " ".join(f"-/etc/{name}:/etc/{name}" for name in paths.POD_ETC_FILES)
+        unit.add(service, "BindReadOnlyPaths", etc)
+        _mounts(unit, manifest, app, runtime)
+        return
     if manifest.network.kind is not NetworkMode.HOST:
         unit.add(service, "NetworkNamespacePath", str(runtime.netns))
     unit.add(service, "IPCNamespacePath", str(runtime.ipcns))
     etc = " ".join(f"{runtime.etc / name}:/etc/{name}" for name in paths.POD_ETC_FILES)
     unit.add(service, "BindReadOnlyPaths", etc)
-    if app.ready is Ready.NOTIFY:
-        # With RootDirectory= the app cannot see systemd's notification socket otherwise.
-        unit.add(service, "BindPaths", "/run/systemd/notify")
-    if app.read_only:
-        unit.add(service, "TemporaryFileSystem", " ".join(READ_ONLY_TMPFS))
-    for mount in app.mounts:
-        volume = manifest.volumes[mount.volume]
-        key = "BindReadOnlyPaths" if mount.read_only or volume.read_only else "BindPaths"
-        source = _volume_source(manifest.name, volume, runtime)
-        unit.add(service, key, f"{source}:{escape_specifiers(mount.path)}")
+    _mounts(unit, manifest, app, runtime)
 
     # What a container runtime gives by default: a minimal /dev, read-only kernel
     # tunables (/proc/sys needs no capability, only root), no module loading or cgroup
@@ -241,6 +241,22 @@ def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRun
     denied = [e.removeprefix("~") for e in app.system_call_filter if e.startswith("~")]
     unit.add(service, "SystemCallFilter", " ".join(allowed) or None)
     unit.add(service, "SystemCallFilter", "~" + " ".join(denied) if denied else None)
+
+
+def _mounts(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRuntime) -> None:
+    """What an app mounts at every isolation level: the notification socket, the tmpfs
+    dirs of a read-only root, its volumes."""
+    service = "Service"
+    if app.ready is Ready.NOTIFY:
+        # With RootDirectory= the app cannot see systemd's notification socket otherwise.
+        unit.add(service, "BindPaths", "/run/systemd/notify")
+    if app.read_only:
+        unit.add(service, "TemporaryFileSystem", " ".join(READ_ONLY_TMPFS))
+    for mount in app.mounts:
+        volume = manifest.volumes[mount.volume]
+        key = "BindReadOnlyPaths" if mount.read_only or volume.read_only else "BindPaths"
+        source = _volume_source(manifest.name, volume, runtime)
+        unit.add(service, key, f"{source}:{escape_specifiers(mount.path)}")
 
 
 def _volume_source(pod: str, volume: Volume, runtime: paths.PodRuntime) -> str:

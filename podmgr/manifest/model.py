@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import schema
-from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest.schema import Isolation, NetworkMode, Ready, Restart, VolumeType
 from podmgr.values import BadValue, Executable, Port, toml_key
 
 
@@ -39,6 +39,7 @@ class PodSettings:
     restart: Restart
     stop_timeout: int
     resources: Resources
+    isolation: Isolation = Isolation.CONTAINER  # a default: code that builds one needs none
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,10 @@ def parse(text: str, path: Path) -> Manifest:
         raise ManifestError(str(path), problems)
     manifest = Manifest(name=name, path=str(path), **values)
     problems.extend(_check(manifest))
+    problems.extend(_check_isolation(manifest, raw))
     if problems:
         raise ManifestError(str(path), problems)
-    return manifest
+    return _isolated(manifest)
 
 
 def _check(manifest: Manifest) -> list[Problem]:
@@ -220,13 +222,22 @@ def _check(manifest: Manifest) -> list[Problem]:
     for app in manifest.apps.values():
         problems.extend(_check_app(manifest, app))
     problems.extend(_check_cycles(manifest))
-    problems.extend(_check_network(manifest.network))
+    if manifest.pod.isolation is not Isolation.FLY:  # its network keys: _check_isolation
+        problems.extend(_check_network(manifest.network))
     return problems
 
 
 def warnings(manifest: Manifest) -> list[Problem]:
     """What a valid manifest says that will not happen: shown, not refused."""
     found = []
+    if manifest.pod.isolation is Isolation.FLY:
+        found.append(
+            Problem(
+                "pod.isolation",
+                '"fly" gives up isolation: the apps run in the host\'s namespaces with every '
+                'capability, as root can (use "container" unless the apps must manage the host)',
+            )
+        )
     if manifest.network.kind is NetworkMode.HOST and manifest.network.ports:
         found.append(
             Problem(
@@ -432,3 +443,60 @@ def _check_cycles(manifest: Manifest) -> list[Problem]:
                 chain.append(other)
                 pending.append(iter(manifest.apps[other].after))
     return []
+
+
+# Isolation levels.  A fly pod's apps live in the host's namespaces with full privileges:
+# the keys below describe a pod's own network and an app's confinement, so with "fly" they
+# could mean nothing and are refused, each with what to do instead.
+_FLY_REFUSED_POD: tuple[tuple[str, Callable[[Manifest], bool]], ...] = (
+    ("network.networks", lambda m: bool(m.network.networks)),
+    ("network.ports", lambda m: bool(m.network.ports)),
+    ("network.dns", lambda m: bool(m.network.dns)),
+    ("network.dns_search", lambda m: bool(m.network.dns_search)),
+    ("network.hosts", lambda m: bool(m.network.hosts)),
+    ("pod.hostname", lambda m: m.pod.hostname is not None),
+)
+_FLY_REFUSED_APP: tuple[tuple[str, Callable[[App], bool]], ...] = (
+    ("capabilities_retain", lambda a: a.capabilities_retain is not None),
+    ("capabilities_remove", lambda a: bool(a.capabilities_remove)),
+    ("no_new_privileges", lambda a: a.no_new_privileges),
+    ("private_users", lambda a: a.private_users),
+    ("system_call_filter", lambda a: bool(a.system_call_filter)),
+)
+
+
+def _check_isolation(manifest: Manifest, raw: dict[str, object]) -> list[Problem]:
+    """The keys an isolation level cannot honour.  ``raw`` (the file's TOML) tells a
+    network.mode written in the file, refused with "fly" unless it is "host", from the
+    default one, which a fly pod does not get either."""
+    if manifest.pod.isolation is not Isolation.FLY:
+        return []
+    fix = 'with isolation = "fly" the apps use the host\'s'
+    problems = []
+    network = raw.get("network")
+    if isinstance(network, dict) and "mode" in network and manifest.network.mode != "host":
+        problems.append(Problem("network.mode", f'{fix} network (remove it, or set it to "host")'))
+    for key, is_set in _FLY_REFUSED_POD:
+        if is_set(manifest):
+            what = "network and /etc files" if key.startswith("network") else "/etc/hostname"
+            problems.append(
+                Problem(key, f'{fix} {what} (remove it, or set isolation = "container")')
+            )
+    for app in manifest.apps.values():
+        for key, app_is_set in _FLY_REFUSED_APP:
+            if app_is_set(app):
+                problems.append(
+                    Problem(
+                        f"app.{toml_key(app.name)}.{key}",
+                        'with isolation = "fly" the apps have every privilege (remove it, '
+                        'or set isolation = "container")',
+                    )
+                )
+    return problems
+
+
+def _isolated(manifest: Manifest) -> Manifest:
+    """The manifest as its isolation level runs it: a fly pod is on the host's network."""
+    if manifest.pod.isolation is Isolation.FLY:
+        return replace(manifest, network=replace(manifest.network, mode=NetworkMode.HOST))
+    return manifest

@@ -76,6 +76,15 @@ class Ready(enum.StrEnum):
     NOTIFY = "notify"
 
 
+class Isolation(enum.StrEnum):
+    """How far a pod's apps are kept from the host: rkt's stage1 flavours, as levels.  The
+    generator (units.py) and prepare (prepare.py) each dispatch on it in one place, so a
+    further level (a virtual machine per pod, say) is one more branch there."""
+
+    CONTAINER = "container"
+    FLY = "fly"
+
+
 class VolumeType(enum.StrEnum):
     HOST = "host"
     EMPTY = "empty"
@@ -175,6 +184,21 @@ POD = Section(
             Duration(),
             "Time an app gets to stop before it is killed (TimeoutStopSec=).",
             default="90s",
+        ),
+        Key(
+            "isolation",
+            Choice(Isolation),
+            '"container": every app runs from its root file system in the pod\'s own network '
+            "and IPC namespaces, with the OCI runtime's default capability bounding set, a "
+            'minimal /dev and read-only kernel tunables; "fly": every app runs from its root '
+            "file system (an overlay, as with container) but in the host's namespaces, with "
+            "every capability, the host's /dev and no system call filter, and sees the host's "
+            "/etc/hosts, /etc/resolv.conf and /etc/hostname: for privileged host tools, as "
+            "rkt's fly stage1 ran the kubelet. It gives up isolation, so podmgr validate "
+            'warns of it; the [network] keys (except mode = "host"), pod.hostname and the apps\' '
+            "capabilities_retain, capabilities_remove, no_new_privileges, private_users and "
+            "system_call_filter are refused with it, as they mean nothing there.",
+            default="container",
         ),
     ),
     subsections=(RESOURCES,),

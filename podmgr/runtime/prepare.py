@@ -8,8 +8,9 @@ pod@.service releases through it when the service cannot be reached.  Prepare fo
 the plan the generator wrote (generator/plan.py); everything it makes lives under
 /run/podmgr/pods/NAME/:
 
-    ns/net, ns/ipc            the pod's namespaces, pinned (net unless network.mode = host)
-    etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app
+    ns/net, ns/ipc            the pod's namespaces, pinned (net unless network.mode = host;
+                              neither for isolation = "fly", whose apps use the host's)
+    etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app (not "fly")
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
     apps/APP/upper, work      the overlay's writable layer, gone at release
     apps/APP/lower            an app's rootfs directory, checked and bound (no symlinks)
@@ -61,12 +62,10 @@ def prepare(
     try:
         runtime.dir.mkdir(mode=0o700, parents=True)
         runtime.plan.write_text(json.dumps(plan))
-        _write_etc(plan, runtime)
-        pins = {"ipc": runtime.ipcns}
-        if plan["network"]["mode"] != "host":
-            pins["net"] = runtime.netns
-        namespaces.create(pins)
-        joining.join(plan, runtime.netns)
+        # The one place prepare dispatches on the isolation level (schema.Isolation).
+        if plan.get("isolation", "container") == "container":
+            _prepare_namespaces(plan, runtime)
+        # "fly": the apps live in the host's namespaces and see its /etc files (units.py).
         for volume in plan["volumes"]:
             _prepare_volume(name, volume, runtime)
         for app in plan["apps"]:
@@ -83,6 +82,16 @@ def prepare(
         if isinstance(error, OSError):
             raise PrepareError(f"pod {name}: {error}") from error
         raise
+
+
+def _prepare_namespaces(plan: Plan, runtime: paths.PodRuntime) -> None:
+    """A contained pod's own namespaces, its /etc files and its networks."""
+    _write_etc(plan, runtime)
+    pins = {"ipc": runtime.ipcns}
+    if plan["network"]["mode"] != "host":
+        pins["net"] = runtime.netns
+    namespaces.create(pins)
+    joining.join(plan, runtime.netns)
 
 
 def release(
