@@ -203,6 +203,7 @@ STUB_UNITS = (
     "-.slice",
     "multi-user.target",
     "graphical.target",
+    "sockets.target",
 )
 STUB_PROGRAMS = ("/usr/bin/busctl", "/bin/sh")
 
@@ -224,9 +225,10 @@ def verify(
     os.symlink("pod@.service", here / names.pod_unit(pod))
     args = [str(here / names.pod_unit(pod)), str(here / names.pod_slice(pod))]
     programs = list(STUB_PROGRAMS)
-    for index, output in enumerate(o for o in outputs if o.path.startswith("podapp@")):
+    named = [o for o in outputs if o.path.startswith(("podapp@", "podsocket@"))]
+    for index, output in enumerate(named):
         assert isinstance(output, units.GeneratedFile)
-        alias = here / "alias" / f"{index}.service"
+        alias = here / "alias" / f"{index}{Path(output.path).suffix}"
         alias.write_text(output.text)
         # "FILE:NAME" verifies FILE as the unit NAME, whose ":" a file name cannot carry here.
         args.append(f"{alias}:{output.path}")

@@ -18,7 +18,15 @@ from pathlib import Path
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import schema
-from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest.listen import Listen
+from podmgr.manifest.schema import (
+    NetworkMode,
+    Ready,
+    Restart,
+    SocketNamespace,
+    SocketType,
+    VolumeType,
+)
 from podmgr.values import BadValue, Executable, Port, toml_key
 
 
@@ -90,6 +98,15 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Socket:
+    listen: Listen
+    type: SocketType
+    namespace: SocketNamespace
+    activate: bool
+    fd_name: str | None  # None: the app's name
+
+
+@dataclass(frozen=True)
 class App:
     name: str
     rootfs: str | None
@@ -111,6 +128,7 @@ class App:
     private_users: bool
     resources: Resources
     mounts: tuple[Mount, ...]
+    sockets: tuple[Socket, ...]
 
 
 @dataclass(frozen=True)
@@ -140,6 +158,7 @@ _CLASSES: dict[str, type] = {
     "install": Install,
     "volumes": Volume,
     "mounts": Mount,
+    "sockets": Socket,
     "apps": App,
 }
 
@@ -221,6 +240,7 @@ def _check(manifest: Manifest) -> list[Problem]:
         problems.extend(_check_app(manifest, app))
     problems.extend(_check_cycles(manifest))
     problems.extend(_check_network(manifest.network))
+    problems.extend(_check_sockets(manifest))
     return problems
 
 
@@ -432,3 +452,98 @@ def _check_cycles(manifest: Manifest) -> list[Problem]:
                 chain.append(other)
                 pending.append(iter(manifest.apps[other].after))
     return []
+
+
+# Sockets ([[app.NAME.socket]]): what the socket units could not do as written.
+
+
+def socket_name(app: App, socket: Socket) -> str:
+    """The socket's name: its FileDescriptorName= and the last part of its unit's name."""
+    return socket.fd_name or app.name
+
+
+def _check_sockets(manifest: Manifest) -> list[Problem]:
+    problems = []
+    seen: list[tuple[Socket, str]] = []  # every socket of the pod, with its key path
+    for app in manifest.apps.values():
+        # The first socket of each of the app's socket units, with its key path.
+        units: dict[str, tuple[Socket, str]] = {}
+        for index, socket in enumerate(app.sockets):
+            where = f"app.{toml_key(app.name)}.socket[{index}]"
+            problems.extend(_check_socket(manifest, socket, where))
+            name = socket_name(app, socket)
+            first, first_where = units.setdefault(name, (socket, where))
+            for key in ("namespace", "activate"):
+                if getattr(first, key) != getattr(socket, key):
+                    problems.append(
+                        Problem(
+                            f"{where}.{key}",
+                            f"differs from {first_where}.{key}, a socket of the same fd_name "
+                            f"({name!r}), and both are one socket unit (give this one "
+                            "another fd_name)",
+                        )
+                    )
+            for other, path in seen:
+                if _same_place(socket, other) and socket.listen.overlaps(other.listen):
+                    problems.append(
+                        Problem(
+                            f"{where}.listen",
+                            f"{socket.listen} overlaps {other.listen} of {path}, and both "
+                            "cannot listen (listen on another port or address)",
+                        )
+                    )
+                    break
+            seen.append((socket, where))
+    return problems
+
+
+def _same_place(one: Socket, other: Socket) -> bool:
+    """Whether two sockets compete for the same addresses: a path in one file system,
+    or ports of one protocol in one network namespace."""
+    if one.listen.path or other.listen.path:
+        return True
+    return one.type is other.type and one.namespace is other.namespace
+
+
+def _check_socket(manifest: Manifest, socket: Socket, where: str) -> list[Problem]:
+    problems = []
+    in_pod = socket.namespace is SocketNamespace.POD
+    if in_pod and socket.listen.path:
+        problems.append(
+            Problem(
+                f"{where}.namespace",
+                "a unix socket is in the file system, not in a network namespace "
+                '(remove namespace = "pod")',
+            )
+        )
+    elif in_pod and manifest.network.kind is NetworkMode.HOST:
+        problems.append(
+            Problem(
+                f"{where}.namespace",
+                'the pod uses the host\'s network (mode = "host"), so it has no namespace '
+                'of its own (set namespace = "host")',
+            )
+        )
+    if in_pod and socket.activate:
+        problems.append(
+            Problem(
+                f"{where}.activate",
+                "a socket in the pod's namespace exists only once the pod is prepared, so a "
+                'connection to it cannot start the pod (set namespace = "host", or remove '
+                "activate)",
+            )
+        )
+    if not in_pod and not socket.listen.path and manifest.network.kind is NetworkMode.BRIDGE:
+        protocol = "tcp" if socket.type is SocketType.STREAM else "udp"
+        for index, port in enumerate(manifest.network.ports):
+            published = Listen(address=port.host_ip, port=port.host_port)
+            if port.protocol == protocol and published.overlaps(socket.listen):
+                problems.append(
+                    Problem(
+                        f"{where}.listen",
+                        f"{socket.listen} is published to the pod by network.ports[{index}], "
+                        "which takes its connections first (listen on another port, or "
+                        'remove the port and listen with namespace = "pod")',
+                    )
+                )
+    return problems
