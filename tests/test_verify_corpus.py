@@ -112,6 +112,9 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             max_size=2,
         )
     )
+    mode = draw(st.sampled_from(["private", "host", "bridge"]))
+    # Ports of the pod's sockets, none twice and none the published 8080.
+    ports = iter(draw(st.lists(st.integers(1, 65535).filter(lambda p: p != 8080), unique=True)))
     app_names = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
     apps = {}
     for index, name in enumerate(app_names):
@@ -160,7 +163,9 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             {"volume": volume, "path": path}
             for volume, path in zip(volumes, mount_paths, strict=False)
         ]
-    mode = draw(st.sampled_from(["private", "host", "bridge"]))
+        apps[name]["socket"] = [
+            draw(socket(mode, port, index)) for index, port in zip(range(3), ports, strict=False)
+        ]
     return {
         "pod": draw(
             st.fixed_dictionaries(
@@ -185,6 +190,32 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
         "volume": volumes,
         "app": apps,
     }
+
+
+@st.composite
+def socket(draw: st.DrawFn, mode: str, port: int, index: int) -> dict[str, Any]:
+    """A [[app.NAME.socket]] table of a socket unit of its own, on ``port`` or a path."""
+    listen = draw(
+        st.sampled_from(
+            [
+                port,
+                str(port),
+                f"127.0.0.1:{port}",
+                f"[::1]:{port}",
+                f"0.0.0.0:{port}",
+                f"/run/s{port}-{draw(PATH_NAME)}",
+            ]
+        )
+    )
+    table: dict[str, Any] = {"listen": listen, "fd_name": f"s{index}"}
+    table |= draw(
+        st.fixed_dictionaries({}, optional={"type": st.sampled_from(["stream", "datagram"])})
+    )
+    if mode != "host" and not str(listen).startswith("/") and draw(st.booleans()):
+        table["namespace"] = "pod"
+    else:
+        table |= draw(st.fixed_dictionaries({}, optional={"activate": st.booleans()}))
+    return table
 
 
 # Long pod names full of '-' make the longest slice names systemd still takes.
