@@ -256,8 +256,8 @@ def test_a_socket_that_cannot_listen_fails_the_app_not_the_pod(socket_bed: Bed) 
         "--unit=holder",
         "python3",
         "-c",
-        "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 8095)); "
-        "s.listen(); time.sleep(600)",
+        "import socket; s = socket.socket(); s.bind(('127.0.0.1', 8095)); s.listen()\n"
+        "while True: s.accept()[0].close()",
     )
     wait_for(lambda: ask(bed, "tcp", "127.0.0.1:8095") != "refused", what="the holder")
     install(
