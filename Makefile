@@ -243,4 +243,4 @@ bench: deps
 	$(PYTHON) bench/pull.py
 	$(PYTHON) bench/dbus.py
 	$(PYTHON) bench/network.py
-	$(PYTHON) bench/socket.py
+	$(PYTHON) bench/socket_activation.py

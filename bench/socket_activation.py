@@ -16,7 +16,7 @@ baselines measured in the same run, all from connect() to the whole reply:
 
 The app is tests/listen-serve.c, which serves only on the fds systemd passes it.
 
-Usage: bench/socket.py [ROUNDS]   (as root)
+Usage: bench/socket_activation.py [ROUNDS]   (as root)
 """
 
 from __future__ import annotations
