@@ -360,9 +360,11 @@ class SocketNamespace(enum.StrEnum):
 SOCKET = Section(
     "socket",
     "sockets",
-    "A socket systemd listens on and passes to the app (sd_listen_fds(3): LISTEN_FDS, "
-    "LISTEN_FDNAMES; the first is fd 3). Each fd_name is one socket unit, "
-    "podsocket@POD:APP:FD_NAME.socket; repeat the table for more sockets.",
+    "A socket systemd listens on and passes to the app: its main process gets the fds "
+    "from fd 3 on, with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES (sd_listen_fds(3)). "
+    "Each fd_name of an app is one socket unit, podsocket@POD:APP:FD_NAME.socket, whose "
+    "fds come in the order of its tables; those of different units come in no fixed "
+    "order, so an app with several finds them by name. Repeat the table for more sockets.",
     (
         Key(
             "listen",
