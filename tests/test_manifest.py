@@ -879,9 +879,9 @@ SOCKETS = [
     ),
     case(
         "socket-wildcard-overlaps-address",
-        SOCKET + 'listen = "[::1]:80"\n' + '[[app.main.socket]]\nlisten = "0.0.0.0:80"\n',
+        SOCKET + 'listen = "127.0.0.1:80"\n' + '[[app.main.socket]]\nlisten = "[::]:80"\n',
         "app.main.socket[1].listen",
-        "0.0.0.0:80 overlaps [::1]:80",
+        "[::]:80 overlaps 127.0.0.1:80",
     ),
     case(
         "socket-published-port",
@@ -920,6 +920,8 @@ SOCKETS = [
     [
         pytest.param(['listen = "80"', 'listen = "80"\ntype = "datagram"'], id="tcp-and-udp"),
         pytest.param(['listen = "127.0.0.1:80"', 'listen = "[::1]:80"'], id="v4-and-v6"),
+        pytest.param(['listen = "0.0.0.0:80"', 'listen = "[::1]:80"'], id="every-v4-and-a-v6"),
+        pytest.param(['listen = "[::1]:8080"'], id="v6-beside-a-published-port"),
         pytest.param(['listen = "127.0.0.1:80"', 'listen = "127.0.0.2:80"'], id="two-addresses"),
         pytest.param(['listen = "80"', 'listen = "80"\nnamespace = "pod"'], id="host-and-pod"),
         pytest.param(['listen = "8080"\ntype = "datagram"'], id="udp-beside-a-tcp-port"),

@@ -50,19 +50,37 @@ class Listen:
 
     @property
     def wildcard(self) -> bool:
-        """Every address of the namespace: "8080", "0.0.0.0:8080" or "[::]:8080"."""
+        """Every address of its families: "8080", "0.0.0.0:8080" or "[::]:8080"."""
         return not self.path and (
             not self.address or ipaddress.ip_address(self.address).is_unspecified
         )
 
+    @property
+    def families(self) -> frozenset[int]:
+        """The IP versions it takes connections of.  "8080" and "[::]:8080" are IPv6
+        sockets that take IPv4 too (systemd's BindIPv6Only=default, and the kernel's
+        net.ipv6.bindv6only=0); any other IPv6 address takes IPv6 only."""
+        if self.path:
+            return frozenset()
+        if self.address and self._compared.version == 4:
+            return frozenset({4})
+        return frozenset({4, 6}) if self.wildcard else frozenset({6})
+
+    @property
+    def _compared(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        """The address as the kernel compares it: "::ffff:127.0.0.1" is 127.0.0.1."""
+        ip = ipaddress.ip_address(self.address)
+        return (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
+
     def overlaps(self, other: Listen) -> bool:
-        """Whether binding both fails (EADDRINUSE): the same path, or the same port with the
-        same address or a wildcard on either side.  Assumes the same type and namespace."""
+        """Whether binding both fails (EADDRINUSE): the same path, or the same port of an
+        IP version both take, on the same address or a wildcard on either side.  Assumes
+        the same type and namespace."""
         if self.path or other.path:
             return self.path == other.path
-        if self.port != other.port:
+        if self.port != other.port or not self.families & other.families:
             return False
-        return self.wildcard or other.wildcard or self.address == other.address
+        return self.wildcard or other.wildcard or self._compared == other._compared
 
 
 class ListenAddress(ValueType[Listen]):

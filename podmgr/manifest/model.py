@@ -536,7 +536,8 @@ def _check_socket(manifest: Manifest, socket: Socket, where: str) -> list[Proble
     if not in_pod and not socket.listen.path and manifest.network.kind is NetworkMode.BRIDGE:
         protocol = "tcp" if socket.type is SocketType.STREAM else "udp"
         for index, port in enumerate(manifest.network.ports):
-            published = Listen(address=port.host_ip, port=port.host_port)
+            # Published ports are IPv4 (the pods' addresses are), on every address by default.
+            published = Listen(address=port.host_ip or "0.0.0.0", port=port.host_port)  # noqa: S104
             if port.protocol == protocol and published.overlaps(socket.listen):
                 problems.append(
                     Problem(
