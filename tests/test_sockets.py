@@ -43,6 +43,8 @@ try:
         print(data.decode(), end="")
 except (ConnectionRefusedError, FileNotFoundError):
     print("refused", end="")
+except ConnectionResetError:
+    print("reset", end="")
 except TimeoutError:
     print("timeout", end="")
 """
@@ -284,3 +286,31 @@ def test_a_socket_that_cannot_listen_fails_the_app_not_the_pod(socket_bed: Bed) 
     assert state(bed, "podapp@busy:web.service") == "inactive"
     assert show(bed, "podapp@busy:web.service", "ExecMainPID") == "0"
     bed.run("systemctl", "stop", "holder.service")
+
+
+def test_a_pod_that_cannot_start_fails_its_socket(socket_bed: Bed) -> None:
+    bed = socket_bed
+    install(
+        bed,
+        "broken",
+        f"""
+        [app.web]
+        rootfs = "{ROOTFS}"
+        exec = ["/bin/listen-serve", "never"]
+        environment_files = ["/etc/no-such.env"]
+
+        [[app.web.socket]]
+        listen = "127.0.0.1:8096"
+        activate = true
+        """,
+    )
+    reload(bed)
+    listening(bed)
+    # Each try to start the pod fails its prepare, and the connection still waiting
+    # triggers the socket again; systemd gives up at the socket's trigger limit
+    # (TriggerLimitBurst=) instead of trying for ever, and closes the connection.
+    assert ask(bed, "tcp", "127.0.0.1:8096") == "reset"
+    assert state(bed, "podsocket@broken:web:web.socket") == "failed"
+    assert show(bed, "podsocket@broken:web:web.socket", "Result") == "trigger-limit-hit"
+    assert state(bed, "pod@broken.service") == "failed"
+    assert ask(bed, "tcp", "127.0.0.1:8096") == "refused"
