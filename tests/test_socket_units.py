@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_fuzz_manifest import NASTY
 from test_units import Rootfs
-from test_verify_corpus import manifests
+from test_verify_corpus import POD, manifests
 
 from podmgr import names
 from podmgr.generator import resolve, units
@@ -24,7 +24,6 @@ from podmgr.manifest.listen import Listen, ListenAddress
 from podmgr.manifest.schema import SocketNamespace
 from podmgr.values import BadValue
 
-NAME = st.from_regex(names.NAME_PATTERN, fullmatch=True)
 EVERY_V4 = "0.0.0.0"  # noqa: S104 -- an address to parse, never bound
 # What a unit name may be (systemd's unit_name_is_valid()): an instance of a template.
 UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\-]+@[A-Za-z0-9:_.\\-]+\.socket")
@@ -113,7 +112,7 @@ def _by_key(found: list[systemd_syntax.Setting], section: str, key: str) -> list
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-@given(manifests(), NAME)
+@given(manifests(), POD)
 def test_every_socket_unit_ties_to_its_app_and_pod(table: dict[str, Any], pod: str) -> None:
     parsed = model.parse(tomlwrite.document(table), Path(f"/etc/podmgr/pods/{pod}.toml"))
     apps = {

@@ -56,7 +56,7 @@ PROGRAM = st.lists(
         ),
         min_size=1,
         max_size=12,
-    ).filter(is_text),
+    ).filter(lambda n: is_text(n) and n not in (".", "..")),  # a program is no directory
     min_size=1,
     max_size=3,
 ).map(lambda parts: "/" + "/".join(parts))
