@@ -5,6 +5,7 @@ names, and how every generated socket unit ties to its app and pod."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ from podmgr import names
 from podmgr.generator import resolve, units
 from podmgr.limits import CONTROL_CHARACTERS
 from podmgr.manifest import model
-from podmgr.manifest.listen import Listen, ListenAddress
+from podmgr.manifest.listen import Listen, ListenAddress, Taken
 from podmgr.manifest.schema import SocketNamespace
 from podmgr.values import BadValue
 
@@ -77,6 +78,29 @@ LISTENS = st.one_of(
 def test_overlapping_is_symmetric(one: Listen, other: Listen) -> None:
     assert one.overlaps(other) == other.overlaps(one)
     assert one.overlaps(one)
+
+
+@given(st.lists(LISTENS, max_size=8))
+def test_taken_addresses_find_what_overlaps_as_comparing_each_does(listens: list[Listen]) -> None:
+    taken = Taken()
+    for index, listen in enumerate(listens):
+        found = taken.overlapped(listen)
+        earlier = [str(i) for i in range(index) if listen.overlaps(listens[i])]
+        assert (found is None) == (not earlier)
+        assert found is None or found in earlier
+        taken.take(listen, str(index))
+
+
+def test_many_sockets_are_checked_in_linear_time(tmp_path: Path) -> None:
+    # The generator runs at boot: a manifest of many sockets must not hold it up.
+    sockets = "".join(
+        f'[[app.main.socket]]\nlisten = "127.0.{n // 250}.{n % 250 + 1}:80"\n' for n in range(20000)
+    )
+    path = tmp_path / "many.toml"
+    path.write_text('[app.main]\nrootfs = "/srv"\nexec = ["/bin/true"]\n' + sockets)
+    begin = time.monotonic()
+    assert len(model.load(path).apps["main"].sockets) == 20000
+    assert time.monotonic() - begin < 10
 
 
 def test_which_addresses_overlap() -> None:

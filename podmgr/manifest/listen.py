@@ -25,7 +25,9 @@ SUN_PATH_MAX = 107
 # "+80", " 80" and "080", and what it makes of them is not what one reads.
 _PORT = r"[1-9][0-9]{0,4}"
 _FORMS = re.compile(
-    rf"(?P<port>{_PORT})|(?P<v4>[0-9.]+):(?P<v4port>{_PORT})|\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<v6port>{_PORT})"
+    rf"(?P<port>{_PORT})"
+    rf"|(?P<v4>[0-9.]+):(?P<v4port>{_PORT})"
+    rf"|\[(?P<v6>[0-9A-Fa-f:.]+)\]:(?P<v6port>{_PORT})"
 )
 HINT = 'write "8080", "127.0.0.1:8080", "[::1]:8080" or an absolute path like "/run/web.sock"'
 
@@ -62,12 +64,12 @@ class Listen:
         net.ipv6.bindv6only=0); any other IPv6 address takes IPv6 only."""
         if self.path:
             return frozenset()
-        if self.address and self._compared.version == 4:
+        if self.address and self.compared.version == 4:
             return frozenset({4})
         return frozenset({4, 6}) if self.wildcard else frozenset({6})
 
     @property
-    def _compared(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    def compared(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
         """The address as the kernel compares it: "::ffff:127.0.0.1" is 127.0.0.1."""
         ip = ipaddress.ip_address(self.address)
         return (ip.ipv4_mapped or ip) if isinstance(ip, ipaddress.IPv6Address) else ip
@@ -80,7 +82,43 @@ class Listen:
             return self.path == other.path
         if self.port != other.port or not self.families & other.families:
             return False
-        return self.wildcard or other.wildcard or self._compared == other._compared
+        return self.wildcard or other.wildcard or self.compared == other.compared
+
+
+class Taken:
+    """The addresses taken in one place (a file system, or one type of socket in one
+    network namespace), each with a label (its key path): ``overlapped`` finds one that
+    a new address overlaps in constant time, as Listen.overlaps would by comparing it
+    with each, so that a manifest of many sockets is checked in linear time."""
+
+    def __init__(self) -> None:
+        self._paths: dict[str, str] = {}
+        self._addresses: dict[tuple[int, object], str] = {}  # (port, address as compared)
+        self._any: dict[tuple[int, int], str] = {}  # (port, family): the first taken
+        self._wildcards: dict[tuple[int, int], str] = {}  # (port, family): a wildcard
+
+    def overlapped(self, listen: Listen) -> str | None:
+        """The label of a taken address that ``listen`` overlaps, if any."""
+        if listen.path:
+            return self._paths.get(listen.path)
+        taken = self._any if listen.wildcard else self._wildcards
+        for family in sorted(listen.families):
+            if label := taken.get((listen.port, family)):
+                return label
+        if listen.wildcard:
+            return None
+        return self._addresses.get((listen.port, listen.compared))
+
+    def take(self, listen: Listen, label: str) -> None:
+        if listen.path:
+            self._paths.setdefault(listen.path, label)
+            return
+        for family in listen.families:
+            self._any.setdefault((listen.port, family), label)
+            if listen.wildcard:
+                self._wildcards.setdefault((listen.port, family), label)
+        if not listen.wildcard:
+            self._addresses.setdefault((listen.port, listen.compared), label)
 
 
 class ListenAddress(ValueType[Listen]):

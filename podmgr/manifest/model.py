@@ -18,7 +18,7 @@ from pathlib import Path
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import schema
-from podmgr.manifest.listen import Listen
+from podmgr.manifest.listen import Listen, Taken
 from podmgr.manifest.schema import (
     NetworkMode,
     Ready,
@@ -464,7 +464,16 @@ def socket_name(app: App, socket: Socket) -> str:
 
 def _check_sockets(manifest: Manifest) -> list[Problem]:
     problems = []
-    seen: list[tuple[Socket, str]] = []  # every socket of the pod, with its key path
+    # The addresses taken so far: a file system's paths, and each type of socket in each
+    # namespace; the pod's published ports are taken in the host's first.
+    taken: dict[tuple[SocketType, SocketNamespace] | None, Taken] = {}
+    if manifest.network.kind is NetworkMode.BRIDGE:
+        for index, port in enumerate(manifest.network.ports):
+            kind = SocketType.STREAM if port.protocol == "tcp" else SocketType.DATAGRAM
+            # Published ports are IPv4 (the pods' addresses are), on every address by default.
+            published = Listen(address=port.host_ip or "0.0.0.0", port=port.host_port)  # noqa: S104
+            place = taken.setdefault((kind, SocketNamespace.HOST), Taken())
+            place.take(published, f"network.ports[{index}]")
     for app in manifest.apps.values():
         # The first socket of each of the app's socket units, with its key path.
         units: dict[str, tuple[Socket, str]] = {}
@@ -483,26 +492,23 @@ def _check_sockets(manifest: Manifest) -> list[Problem]:
                             "another fd_name)",
                         )
                     )
-            for other, path in seen:
-                if _same_place(socket, other) and socket.listen.overlaps(other.listen):
-                    problems.append(
-                        Problem(
-                            f"{where}.listen",
-                            f"{socket.listen} overlaps {other.listen} of {path}, and both "
-                            "cannot listen (listen on another port or address)",
-                        )
-                    )
-                    break
-            seen.append((socket, where))
+            place = taken.setdefault(
+                None if socket.listen.path else (socket.type, socket.namespace), Taken()
+            )
+            if other := place.overlapped(socket.listen):
+                problems.append(Problem(f"{where}.listen", _overlap(socket.listen, other)))
+            place.take(socket.listen, f"{socket.listen} of {where}")
     return problems
 
 
-def _same_place(one: Socket, other: Socket) -> bool:
-    """Whether two sockets compete for the same addresses: a path in one file system,
-    or ports of one protocol in one network namespace."""
-    if one.listen.path or other.listen.path:
-        return True
-    return one.type is other.type and one.namespace is other.namespace
+def _overlap(listen: Listen, other: str) -> str:
+    """What is wrong with ``listen``, which overlaps the address labelled ``other``."""
+    if other.startswith("network.ports"):
+        return (
+            f"{listen} is published to the pod by {other}, which takes its connections "
+            'first (listen on another port, or remove the port and listen with namespace = "pod")'
+        )
+    return f"{listen} overlaps {other}, and both cannot listen (listen on another port or address)"
 
 
 def _check_socket(manifest: Manifest, socket: Socket, where: str) -> list[Problem]:
@@ -533,18 +539,4 @@ def _check_socket(manifest: Manifest, socket: Socket, where: str) -> list[Proble
                 "activate)",
             )
         )
-    if not in_pod and not socket.listen.path and manifest.network.kind is NetworkMode.BRIDGE:
-        protocol = "tcp" if socket.type is SocketType.STREAM else "udp"
-        for index, port in enumerate(manifest.network.ports):
-            # Published ports are IPv4 (the pods' addresses are), on every address by default.
-            published = Listen(address=port.host_ip or "0.0.0.0", port=port.host_port)  # noqa: S104
-            if port.protocol == protocol and published.overlaps(socket.listen):
-                problems.append(
-                    Problem(
-                        f"{where}.listen",
-                        f"{socket.listen} is published to the pod by network.ports[{index}], "
-                        "which takes its connections first (listen on another port, or "
-                        'remove the port and listen with namespace = "pod")',
-                    )
-                )
     return problems
