@@ -10,6 +10,7 @@ is the bed's loopback or inside the pod's own network namespace.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -314,3 +315,31 @@ def test_a_pod_that_cannot_start_fails_its_socket(socket_bed: Bed) -> None:
     assert show(bed, "podsocket@broken:web:web.socket", "Result") == "trigger-limit-hit"
     assert state(bed, "pod@broken.service") == "failed"
     assert ask(bed, "tcp", "127.0.0.1:8096") == "refused"
+
+
+def test_a_published_port_reaches_a_socket_in_the_pods_namespace(socket_bed: Bed) -> None:
+    bed = socket_bed
+    install(
+        bed,
+        "pub",
+        f"""
+        [network]
+        mode = "bridge"
+        ports = ["8085:80/tcp"]
+
+        [app.web]
+        rootfs = "{ROOTFS}"
+        exec = ["/bin/listen-serve", "published"]
+
+        [[app.web.socket]]
+        listen = "80"
+        namespace = "pod"
+        """,
+    )
+    reload(bed)
+    bed.run("systemctl", "start", "pod@pub.service")
+    wait_for(lambda: state(bed, "podapp@pub:web.service") == "active", what="the app")
+    # Through the pod's address, directly and as the host's published port forwards to it.
+    [address, *_] = json.loads(bed.run("podmgr", "status", "--json", "pub").stdout)["Addresses"]
+    assert ask(bed, "tcp", f"{address}:80") == "published web 1 web\n"
+    assert ask(bed, "tcp", "127.0.0.1:8085") == "published web 1 web\n"
