@@ -11,9 +11,9 @@ Naming scheme (documented in podmgr.toml(5)):
                              refused
     podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
                              name, so the instance splits back without ambiguity
-    podsocket@POD:APP:NAME.socket
-                             one socket unit per socket name of an app
-                             ([[app.APP.socket]] name, by default APP); it
+    podsocket@POD:APP:FD_NAME.socket
+                             one socket unit per fd_name of an app's
+                             [[app.APP.socket]] tables (by default APP); it
                              activates podapp@POD:APP.service
 """
 

@@ -834,7 +834,7 @@ SOCKETS = [
         "socket-fd-name",
         SOCKET + 'listen = "80"\nfd_name = "web:1"\n',
         "app.main.socket[0].fd_name",
-        "is not a valid socket name",
+        "is not a valid file descriptor name",
     ),
     case(
         "socket-not-tables",

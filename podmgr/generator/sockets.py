@@ -2,7 +2,7 @@
 """Socket units: ``[[app.NAME.socket]]`` as systemd.socket(5) units that pass their
 listening sockets to the app (sd_listen_fds(3)).
 
-For app "web" of pod "shop" with sockets named "web" (the default) and "admin":
+For app "web" of pod "shop" with sockets of fd_name "web" (the default) and "admin":
 
     podsocket@shop:web:web.socket     ListenStream=..., Service=podapp@shop:web.service
     podsocket@shop:web:admin.socket
@@ -46,7 +46,7 @@ class SocketUnit:
 
 
 def _by_name(app: App) -> dict[str, list[Socket]]:
-    """The app's sockets by socket unit: those of one name are one unit, in order."""
+    """The app's sockets by socket unit: those of one fd_name are one unit, in order."""
     units: dict[str, list[Socket]] = {}
     for socket in app.sockets:
         units.setdefault(socket_name(app, socket), []).append(socket)
@@ -82,7 +82,7 @@ def _socket_unit(
     source_path: str | None,
 ) -> SocketUnit:
     pod = manifest.name
-    # The model checks that the sockets of one name agree on these.
+    # The model checks that the sockets of one fd_name agree on these.
     in_pod = sockets[0].namespace is SocketNamespace.POD
     activate = sockets[0].activate
     unit = UnitFile(list(comment))

@@ -7,7 +7,7 @@ For pod "shop" with apps "web" and "db" (names.py documents the scheme):
     pod@shop.service.d/podmgr-plan.json  what prepare sets up (plan.py)
     pod-shop.slice                     the pod's slice with the pod's resource limits
     podapp@shop:web.service            one service per app
-    podsocket@shop:web:NAME.socket     one socket unit per socket name of an app (sockets.py)
+    podsocket@shop:web:FD_NAME.socket  one socket unit per fd_name of an app (sockets.py)
     multi-user.target.wants/pod@shop.service -> pod@.service   from [install]
 
 """

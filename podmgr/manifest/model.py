@@ -458,7 +458,8 @@ def _check_cycles(manifest: Manifest) -> list[Problem]:
 
 
 def socket_name(app: App, socket: Socket) -> str:
-    """The socket's name: its FileDescriptorName= and the last part of its unit's name."""
+    """The socket's fd_name, or the app's name: its FileDescriptorName= and the last part
+    of its socket unit's name."""
     return socket.fd_name or app.name
 
 

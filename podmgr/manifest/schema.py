@@ -402,7 +402,7 @@ SOCKET = Section(
         ),
         Key(
             "fd_name",
-            String(names.NAME_PATTERN.pattern, names.NAME_HINT, "socket name"),
+            String(names.NAME_PATTERN.pattern, names.NAME_HINT, "file descriptor name"),
             "The name the app sees in LISTEN_FDNAMES (FileDescriptorName=); defaults to "
             "the app's name. Sockets of one app with the same fd_name are one socket unit, "
             "so they must agree on namespace and activate.",
