@@ -378,7 +378,8 @@ SOCKET = Section(
         Key(
             "type",
             Choice(SocketType),
-            '"stream" (TCP, ListenStream=) or "datagram" (UDP, ListenDatagram=).',
+            '"stream" (ListenStream=: TCP, or a unix stream socket) or "datagram" '
+            "(ListenDatagram=: UDP, or a unix datagram socket).",
             default="stream",
         ),
         Key(
