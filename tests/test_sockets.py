@@ -343,3 +343,47 @@ def test_a_published_port_reaches_a_socket_in_the_pods_namespace(socket_bed: Bed
     [address, *_] = json.loads(bed.run("podmgr", "status", "--json", "pub").stdout)["Addresses"]
     assert ask(bed, "tcp", f"{address}:80") == "published web 1 web\n"
     assert ask(bed, "tcp", "127.0.0.1:8085") == "published web 1 web\n"
+
+
+def test_booting_with_a_socket_in_the_pods_namespace_has_no_ordering_cycle(
+    socket_bed: Bed,
+) -> None:
+    # A socket is before sockets.target by default, which is before basic.target, which
+    # is before the pod: a socket after the pod (its namespace) must drop that default.
+    # systemd-analyze verify of multi-user.target builds the start transaction of a
+    # boot, from the bed's own targets and the generated units.
+    bed = socket_bed
+    install(
+        bed,
+        "cycle",
+        f"""
+        [network]
+        mode = "bridge"
+
+        [install]
+        wanted_by = ["multi-user.target"]
+
+        [app.web]
+        rootfs = "{ROOTFS}"
+        exec = ["/bin/sh"]
+
+        [[app.web.socket]]
+        listen = "80"
+        namespace = "pod"
+        fd_name = "inner"
+
+        [[app.web.socket]]
+        listen = "127.0.0.1:8097"
+        activate = true
+        """,
+    )
+    reload(bed)
+    generated = {"SYSTEMD_UNIT_PATH": "/run/systemd/generator:"}
+    boot = ["systemd-analyze", "verify", "--man=no", "multi-user.target"]
+    result = bed.run(*boot, env=generated, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    # The pod's units were in that transaction.
+    units = bed.run(
+        "systemctl", "list-dependencies", "--all", "--plain", "multi-user.target"
+    ).stdout
+    assert "podsocket@cycle:web:inner.socket" in units
