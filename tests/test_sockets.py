@@ -375,6 +375,10 @@ def test_booting_with_a_socket_in_the_pods_namespace_has_no_ordering_cycle(
         [[app.web.socket]]
         listen = "127.0.0.1:8097"
         activate = true
+
+        [[app.web.socket]]
+        listen = "/run/cycle.sock"
+        fd_name = "local"
         """,
     )
     reload(bed)
