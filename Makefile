@@ -12,7 +12,7 @@
 # make rpm       the noarch .rpm packages, built offline from that tarball, checked by rpmlint
 # make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
 # make bench     pod start against bare units and podman, the generator over 1000 pods,
-#                images, the D-Bus service and pod networking (bench/)
+#                images, the D-Bus service, pod networking and socket activation (bench/)
 
 PYTHON ?= /usr/bin/python3
 DESTDIR ?=
@@ -249,3 +249,4 @@ bench: deps
 	$(PYTHON) bench/pull.py
 	$(PYTHON) bench/dbus.py
 	$(PYTHON) bench/network.py
+	$(PYTHON) bench/socket_activation.py

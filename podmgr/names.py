@@ -11,6 +11,10 @@ Naming scheme (documented in podmgr.toml(5)):
                              refused
     podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
                              name, so the instance splits back without ambiguity
+    podsocket@POD:APP:FD_NAME.socket
+                             one socket unit per fd_name of an app's
+                             [[app.APP.socket]] tables (by default APP); it
+                             activates podapp@POD:APP.service
 """
 
 from __future__ import annotations
@@ -122,3 +126,7 @@ def pod_slice(pod: str) -> str:
 
 def app_unit(pod: str, app: str) -> str:
     return f"podapp@{pod}:{app}.service"
+
+
+def socket_unit(pod: str, app: str, name: str) -> str:
+    return f"podsocket@{pod}:{app}:{name}.socket"

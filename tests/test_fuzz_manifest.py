@@ -99,6 +99,21 @@ NASTY = st.sampled_from(
         "1777",
         "fly",
         "container",
+        # socket addresses, types and namespaces
+        "127.0.0.1:8080",
+        "[::1]:8080",
+        "[::]:80",
+        "0.0.0.0:80",
+        "[fe80::1%eth0]:80",
+        "127.0.0.1:0",
+        "/run/web.sock",
+        "/run/%i.sock",
+        "/run/" + "s" * 102,
+        "@abstract",
+        "vsock:2:80",
+        "stream",
+        "datagram",
+        "pod",
     ]
 )
 TEXT = st.one_of(NASTY, st.text(max_size=8), st.lists(NASTY, max_size=3).map("".join))
@@ -172,8 +187,10 @@ APP_KEYS = {
         "BindsTo",
         "After",
         "AssertPathIsMountPoint",
+        "Requires",
     },
     "Service": {
+        "Sockets",
         "Type",
         "Slice",
         "ExecStart",
@@ -227,7 +244,9 @@ def check_units(parsed: model.Manifest) -> None:
         if not isinstance(output, units.GeneratedFile) or output.path.endswith(".json"):
             continue
         found = systemd_syntax.settings(output.text)
-        assert all(s.key and s.section in ("Unit", "Service", "Slice") for s in found)
+        assert all(s.key and s.section in ("Unit", "Service", "Slice", "Socket") for s in found)
+        if output.path.startswith("podsocket@"):
+            check_socket_unit(parsed, output.path, found)
         if output.path.startswith("podapp@"):
             resolved = apps[output.path.split(":", 1)[1].removesuffix(".service")]
             assert all(s.key in APP_KEYS[s.section] for s in found), found
@@ -288,3 +307,23 @@ def test_fly_refuses_each_key_it_cannot_honour_and_only_those(
     for problem in problems:
         assert 'isolation = "fly"' in problem.message
         assert problem.message.endswith(")"), problem  # with what to write instead
+
+
+def check_socket_unit(
+    parsed: model.Manifest, name: str, found: list[systemd_syntax.Setting]
+) -> None:
+    """A socket unit listens where its sockets say, as systemd reads the unit back, and
+    activates its app."""
+    pod, app_name, fd_name = name.removeprefix("podsocket@").removesuffix(".socket").split(":")
+    app = parsed.apps[app_name]
+    sockets = [s for s in app.sockets if model.socket_name(app, s) == fd_name]
+    listens = [
+        (s.key, systemd_syntax.unspecify(s.value)) for s in found if s.key.startswith("Listen")
+    ]
+    assert listens == [
+        ("ListenStream" if s.type is schema.SocketType.STREAM else "ListenDatagram", str(s.listen))
+        for s in sockets
+    ]
+    [service] = [s.value for s in found if s.key == "Service"]
+    assert (pod, service) == (parsed.name, f"podapp@{pod}:{app_name}.service")
+    assert [s.value for s in found if s.key == "FileDescriptorName"] == [fd_name]

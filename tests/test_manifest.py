@@ -14,8 +14,25 @@ import pytest
 from podmgr import names
 from podmgr.errors import ManifestError
 from podmgr.manifest import model, schema
-from podmgr.manifest.model import App, Install, Mount, Network, PodSettings, Resources, Volume
-from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest.listen import Listen
+from podmgr.manifest.model import (
+    App,
+    Install,
+    Mount,
+    Network,
+    PodSettings,
+    Resources,
+    Socket,
+    Volume,
+)
+from podmgr.manifest.schema import (
+    NetworkMode,
+    Ready,
+    Restart,
+    SocketNamespace,
+    SocketType,
+    VolumeType,
+)
 from podmgr.tables import Section
 from podmgr.values import Port
 
@@ -754,8 +771,207 @@ CROSS_CHECKS = [
 ]
 
 
+# [[app.NAME.socket]]: the address systemd would bind, and combinations it could not do.
+SOCKET = APP + "[[app.main.socket]]\n"
+BRIDGED = '[network]\nmode = "bridge"\nports = ["8080:80/tcp", "5353:53/udp"]\n'
+SOCKETS = [
+    case(
+        "socket-listen-missing",
+        SOCKET + 'type = "stream"\n',
+        "app.main.socket[0].listen",
+        'missing (add: listen = "127.0.0.1:8080")',
+    ),
+    *(
+        case(
+            f"socket-listen-{name}",
+            SOCKET + f"listen = {value}\n",
+            "app.main.socket[0].listen",
+            hint,
+        )
+        for name, value, hint in [
+            ("port-zero", '"0"', "is not a port, IP address and port or path"),
+            ("port-range", '"65536"', "a port is 1..65535"),
+            ("port-range-integer", "70000", "a port is 1..65535"),
+            ("negative-integer", "-1", "is not a port, IP address and port or path"),
+            ("leading-zero", '"08080"', "is not a port, IP address and port or path"),
+            ("sign", '"+80"', "is not a port, IP address and port or path"),
+            ("space", '" 80"', "is not a port, IP address and port or path"),
+            ("host-name", '"localhost:8080"', 'write "8080", "127.0.0.1:8080"'),
+            ("ipv6-unbracketed", '"::1:8080"', "is not a port, IP address and port or path"),
+            ("ipv6-zone", '"[fe80::1%eth0]:80"', "is not a port, IP address and port or path"),
+            ("ipv4-bad", '"256.0.0.1:80"', "does not hold an IPv4 address"),
+            ("ipv4-leading-zero", '"010.0.0.1:80"', "does not hold an IPv4 address"),
+            ("ipv6-bad", '"[1::2::3]:80"', "does not hold an IPv6 address"),
+            ("no-port", '"127.0.0.1"', "is not a port, IP address and port or path"),
+            ("abstract", '"@web"', "is not a port, IP address and port or path"),
+            ("interface", '"eth0"', "is not a port, IP address and port or path"),
+            ("vsock", '"vsock:2:80"', "is not a port, IP address and port or path"),
+            ("relative", '"run/web.sock"', "is not a port, IP address and port or path"),
+            ("path-too-long", '"/run/' + "a" * 103 + '"', "a unix socket's path is at most 107"),
+            ("path-unnormalized", '"/run//web.sock"', "write '/run/web.sock'"),
+            ("path-dot-dot", '"/run/../web.sock"', "contains '..'"),
+            ("path-directory", '"/run/sock/"', "write '/run/sock'"),
+            ("path-root", '"/"', "names a directory, not a socket"),
+            ("path-space", '"/run/web sock"', "contains white space"),
+            ("path-control", '"/run/web\\u0001"', "a control character"),
+            ("boolean", "true", 'expected a socket address like "8080", got a boolean'),
+            ("float", "8080.0", 'expected a socket address like "8080", got a float'),
+        ]
+    ),
+    case(
+        "socket-type",
+        SOCKET + 'listen = "80"\ntype = "seqpacket"\n',
+        "app.main.socket[0].type",
+        'use one of "stream", "datagram"',
+    ),
+    case(
+        "socket-namespace",
+        SOCKET + 'listen = "80"\nnamespace = "container"\n',
+        "app.main.socket[0].namespace",
+        'use one of "host", "pod"',
+    ),
+    case(
+        "socket-fd-name",
+        SOCKET + 'listen = "80"\nfd_name = "web:1"\n',
+        "app.main.socket[0].fd_name",
+        "is not a valid file descriptor name",
+    ),
+    case(
+        "socket-not-tables",
+        APP + 'socket = "80"\n',
+        "app.main.socket",
+        "expected [[app.main.socket]] tables, got a string",
+    ),
+    case(
+        "socket-unix-in-pod",
+        SOCKET + 'listen = "/run/web.sock"\nnamespace = "pod"\n',
+        "app.main.socket[0].namespace",
+        'not in a network namespace (remove namespace = "pod")',
+    ),
+    case(
+        "socket-pod-namespace-on-host-network",
+        '[network]\nmode = "host"\n' + SOCKET + 'listen = "80"\nnamespace = "pod"\n',
+        "app.main.socket[0].namespace",
+        'so it has no namespace of its own (set namespace = "host")',
+    ),
+    case(
+        "socket-activate-in-pod",
+        SOCKET + 'listen = "80"\nnamespace = "pod"\nactivate = true\n',
+        "app.main.socket[0].activate",
+        "cannot start the pod",
+    ),
+    case(
+        "socket-twice",
+        SOCKET
+        + 'listen = "127.0.0.1:80"\n'
+        + '[[app.main.socket]]\nlisten = "127.0.0.1:80"\nfd_name = "b"\n',
+        "app.main.socket[1].listen",
+        "127.0.0.1:80 overlaps 127.0.0.1:80 of app.main.socket[0]",
+    ),
+    case(
+        "socket-path-twice-across-apps",
+        SOCKET
+        + 'listen = "/run/a.sock"\n'
+        + APP.replace("main", "other")
+        + '[[app.other.socket]]\nlisten = "/run/a.sock"\ntype = "datagram"\n',
+        "app.other.socket[0].listen",
+        "/run/a.sock overlaps /run/a.sock of app.main.socket[0]",
+    ),
+    case(
+        "socket-wildcard-overlaps-address",
+        SOCKET + 'listen = "127.0.0.1:80"\n' + '[[app.main.socket]]\nlisten = "[::]:80"\n',
+        "app.main.socket[1].listen",
+        "[::]:80 overlaps 127.0.0.1:80",
+    ),
+    case(
+        "socket-published-port",
+        BRIDGED + SOCKET + 'listen = "127.0.0.1:8080"\n',
+        "app.main.socket[0].listen",
+        "127.0.0.1:8080 is published to the pod by network.ports[0]",
+    ),
+    case(
+        "socket-published-udp-port",
+        BRIDGED + SOCKET + 'listen = "5353"\ntype = "datagram"\n',
+        "app.main.socket[0].listen",
+        "5353 is published to the pod by network.ports[1]",
+    ),
+    case(
+        "socket-one-unit-two-namespaces",
+        '[network]\nmode = "bridge"\n'
+        + SOCKET
+        + 'listen = "80"\n'
+        + '[[app.main.socket]]\nlisten = "81"\nnamespace = "pod"\n',
+        "app.main.socket[1].namespace",
+        "differs from app.main.socket[0].namespace, a socket of the same fd_name ('main')",
+    ),
+    case(
+        "socket-one-unit-two-activations",
+        SOCKET
+        + 'listen = "80"\nfd_name = "web"\n'
+        + '[[app.main.socket]]\nlisten = "81"\nfd_name = "web"\nactivate = true\n',
+        "app.main.socket[1].activate",
+        "(give this one another fd_name)",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("text", "where", "hint"), SYNTAX + UNKNOWN_KEYS + TYPES + STRUCTURE + CROSS_CHECKS
+    "sockets",
+    [
+        pytest.param(['listen = "80"', 'listen = "80"\ntype = "datagram"'], id="tcp-and-udp"),
+        pytest.param(['listen = "127.0.0.1:80"', 'listen = "[::1]:80"'], id="v4-and-v6"),
+        pytest.param(['listen = "0.0.0.0:80"', 'listen = "[::1]:80"'], id="every-v4-and-a-v6"),
+        pytest.param(['listen = "[::1]:8080"'], id="v6-beside-a-published-port"),
+        pytest.param(['listen = "127.0.0.1:80"', 'listen = "127.0.0.2:80"'], id="two-addresses"),
+        pytest.param(['listen = "80"', 'listen = "80"\nnamespace = "pod"'], id="host-and-pod"),
+        pytest.param(['listen = "8080"\ntype = "datagram"'], id="udp-beside-a-tcp-port"),
+        pytest.param(['listen = "80"\nnamespace = "pod"'], id="the-published-pod-port"),
+        pytest.param(["listen = 81\nactivate = true", 'listen = "/run/a.sock"'], id="many"),
+    ],
+)
+def test_sockets_that_can_listen_side_by_side(tmp_path: Path, sockets: list[str]) -> None:
+    tables = "".join(
+        f'[[app.main.socket]]\n{socket}\nfd_name = "s{index}"\n'
+        for index, socket in enumerate(sockets)
+    )
+    pod = model.load(write(tmp_path, BRIDGED + APP + tables))
+    assert len(pod.apps["main"].sockets) == len(sockets)
+
+
+def test_a_socket_address_is_written_as_systemd_reads_it(tmp_path: Path) -> None:
+    values = [
+        "8080",
+        8080,
+        "0.0.0.0:80",
+        "[::]:80",
+        "[0:0::1]:80",
+        "[::ffff:127.0.0.1]:1",
+        "/run/w.sock",
+    ]
+    tables = "".join(
+        f'[[app.main.socket]]\nlisten = {value!r}\nfd_name = "s{index}"\n'.replace("'", '"')
+        for index, value in enumerate(values)
+    )
+    # Apart in types and namespaces, so that none overlaps another.
+    tables = tables.replace('fd_name = "s1"', 'fd_name = "s1"\ntype = "datagram"')
+    tables = tables.replace('fd_name = "s3"', 'fd_name = "s3"\nnamespace = "pod"')
+    tables = tables.replace(
+        'fd_name = "s4"', 'fd_name = "s4"\ntype = "datagram"\nnamespace = "pod"'
+    )
+    pod = model.load(write(tmp_path, APP + tables))
+    assert [str(socket.listen) for socket in pod.apps["main"].sockets] == [
+        "8080",
+        "8080",
+        "0.0.0.0:80",
+        "[::]:80",
+        "[::1]:80",
+        "[::ffff:7f00:1]:1",
+        "/run/w.sock",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "hint"), SYNTAX + UNKNOWN_KEYS + TYPES + STRUCTURE + CROSS_CHECKS + SOCKETS
 )
 def test_each_error_names_the_key_and_the_fix(
     tmp_path: Path, text: str, where: str, hint: str
@@ -1004,6 +1220,18 @@ path = "/var/lib/data"
 volume = "conf"
 path = "/etc/shop"
 read_only = true
+
+[[app.web.socket]]
+listen = "127.0.0.1:8081"
+type = "stream"
+namespace = "host"
+activate = true
+fd_name = "http"
+
+[[app.web.socket]]
+listen = 53
+type = "datagram"
+namespace = "pod"
 """
 
 
@@ -1126,6 +1354,16 @@ def test_a_manifest_with_every_key(tmp_path: Path) -> None:
             Mount("data", "/var/lib/data", read_only=False),
             Mount("conf", "/etc/shop", read_only=True),
         ),
+        sockets=(
+            Socket(
+                Listen(address="127.0.0.1", port=8081),
+                SocketType.STREAM,
+                SocketNamespace.HOST,
+                activate=True,
+                fd_name="http",
+            ),
+            Socket(Listen(port=53), SocketType.DATAGRAM, SocketNamespace.POD, False, None),
+        ),
     )
     assert pod.restart_of(pod.apps["web"]) is Restart.ALWAYS
     assert pod.restart_of(pod.apps["db"]) is Restart.ON_FAILURE
@@ -1172,6 +1410,7 @@ def test_defaults_apply_when_keys_and_tables_are_absent(tmp_path: Path) -> None:
         private_users=False,
         resources=unlimited,
         mounts=(Mount("v", "/v", False),),
+        sockets=(),
     )
     assert pod.restart_of(pod.apps["main"]) is Restart.NO
 
@@ -1518,6 +1757,12 @@ FLY = '[pod]\nisolation = "fly"\n'
                 ("private_users", "true"),
                 ("system_call_filter", '["@system-service"]'),
             )
+        ),
+        case(
+            "fly-socket-in-the-pod",
+            FLY + APP + '[[app.main.socket]]\nlisten = "8080"\nnamespace = "pod"\n',
+            "app.main.socket[0].namespace",
+            'with isolation = "fly" the apps use the host\'s network',
         ),
         case(
             "isolation-unknown",

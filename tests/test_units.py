@@ -38,6 +38,7 @@ CASES = {
     "shop": ROOT / "examples" / "shop.toml",
     "edge-cases": GOLDEN / "edge-cases.toml",
     "fly": GOLDEN / "fly.toml",
+    "sockets": GOLDEN / "sockets.toml",
 }
 
 

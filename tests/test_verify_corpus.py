@@ -56,7 +56,7 @@ PROGRAM = st.lists(
         ),
         min_size=1,
         max_size=12,
-    ).filter(is_text),
+    ).filter(lambda n: is_text(n) and n not in (".", "..")),  # a program is no directory
     min_size=1,
     max_size=3,
 ).map(lambda parts: "/" + "/".join(parts))
@@ -119,6 +119,9 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             max_size=2,
         )
     )
+    mode = draw(st.sampled_from(["private", "host", "bridge"]))
+    # Ports of the pod's sockets, none twice and none the published 8080.
+    ports = iter(draw(st.lists(st.integers(1, 65535).filter(lambda p: p != 8080), unique=True)))
     app_names = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
     apps = {}
     for index, name in enumerate(app_names):
@@ -167,12 +170,16 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
             {"volume": volume, "path": path}
             for volume, path in zip(volumes, mount_paths, strict=False)
         ]
-    mode = draw(st.sampled_from(["private", "host", "bridge"]))
+        apps[name]["socket"] = [
+            draw(socket(mode, port, index)) for index, port in zip(range(3), ports, strict=False)
+        ]
     if fly := draw(st.booleans()):  # isolation = "fly": without the keys it refuses
         mode = "host"
         for app in apps.values():
             for key in FLY_REFUSED_APP_KEYS:
                 app.pop(key, None)
+            for table in app["socket"]:  # a fly pod has no namespace of its own
+                table.pop("namespace", None)
     pod: dict[str, Any] = {
         "pod": draw(
             st.fixed_dictionaries(
@@ -203,6 +210,32 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
     return pod
 
 
+@st.composite
+def socket(draw: st.DrawFn, mode: str, port: int, index: int) -> dict[str, Any]:
+    """A [[app.NAME.socket]] table of a socket unit of its own, on ``port`` or a path."""
+    listen = draw(
+        st.sampled_from(
+            [
+                port,
+                str(port),
+                f"127.0.0.1:{port}",
+                f"[::1]:{port}",
+                f"0.0.0.0:{port}",
+                f"/run/s{port}-{draw(PATH_NAME)}",
+            ]
+        )
+    )
+    table: dict[str, Any] = {"listen": listen, "fd_name": f"s{index}"}
+    table |= draw(
+        st.fixed_dictionaries({}, optional={"type": st.sampled_from(["stream", "datagram"])})
+    )
+    if mode != "host" and not str(listen).startswith("/") and draw(st.booleans()):
+        table["namespace"] = "pod"
+    else:
+        table |= draw(st.fixed_dictionaries({}, optional={"activate": st.booleans()}))
+    return table
+
+
 # Long pod names full of '-' make the longest slice names systemd still takes.
 POD = st.one_of(NAME, st.from_regex(r"[a-z][a-z-]{55,61}[a-z]", fullmatch=True)).filter(
     names.is_valid_pod_name
@@ -219,6 +252,7 @@ STUB_UNITS = (
     "-.slice",
     "multi-user.target",
     "graphical.target",
+    "sockets.target",
 )
 STUB_PROGRAMS = ("/usr/bin/busctl", "/bin/sh")
 
@@ -240,9 +274,10 @@ def verify(
     os.symlink("pod@.service", here / names.pod_unit(pod))
     args = [str(here / names.pod_unit(pod)), str(here / names.pod_slice(pod))]
     programs = list(STUB_PROGRAMS)
-    for index, output in enumerate(o for o in outputs if o.path.startswith("podapp@")):
+    named = [o for o in outputs if o.path.startswith(("podapp@", "podsocket@"))]
+    for index, output in enumerate(named):
         assert isinstance(output, units.GeneratedFile)
-        alias = here / "alias" / f"{index}.service"
+        alias = here / "alias" / f"{index}{Path(output.path).suffix}"
         alias.write_text(output.text)
         # "FILE:NAME" verifies FILE as the unit NAME, whose ":" a file name cannot carry here.
         args.append(f"{alias}:{output.path}")

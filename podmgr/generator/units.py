@@ -7,6 +7,7 @@ For pod "shop" with apps "web" and "db" (names.py documents the scheme):
     pod@shop.service.d/podmgr-plan.json  what prepare sets up (plan.py)
     pod-shop.slice                     the pod's slice with the pod's resource limits
     podapp@shop:web.service            one service per app
+    podsocket@shop:web:FD_NAME.socket  one socket unit per fd_name of an app (sockets.py)
     multi-user.target.wants/pod@shop.service -> pod@.service   from [install]
 
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from podmgr import names, paths
 from podmgr.generator import plan as podplan
+from podmgr.generator import sockets
 from podmgr.generator.resolve import ResolvedApp
 from podmgr.generator.unitfile import UnitFile, command_line, escape_specifiers, quote
 from podmgr.limits import CONTROL_CHARACTERS, is_text
@@ -95,6 +97,12 @@ def render(
     for app in manifest.apps.values():
         unit = _app_unit(manifest, app, apps[app.name], runtime)
         out.append(GeneratedFile(names.app_unit(pod, app.name), unit.render()))
+    for socket in sockets.socket_units(manifest, _header(manifest), _source_path(manifest)):
+        out.append(GeneratedFile(socket.name, socket.unit.render()))
+        out.extend(
+            Symlink(f"{target}.wants/{socket.name}", f"../{socket.name}")
+            for target in socket.wanted_by
+        )
     for kind, targets in (
         ("wants", manifest.install.wanted_by),
         ("requires", manifest.install.required_by),
@@ -191,6 +199,7 @@ def _app_unit(
     _sandbox(unit, manifest, app, runtime)
     _credentials(unit, app, resolved, runtime)
     _resources(unit, service, app.resources)
+    sockets.app_settings(unit, manifest, app)
     return unit
 
 
