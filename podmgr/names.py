@@ -11,6 +11,9 @@ Naming scheme (documented in podmgr.toml(5)):
                              refused
     podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
                              name, so the instance splits back without ambiguity
+    podenter@POD:APP:TAG.service
+                             a transient unit running a command inside an app
+                             (podmgr enter); TAG is random hex, one per command
 """
 
 from __future__ import annotations
@@ -122,3 +125,7 @@ def pod_slice(pod: str) -> str:
 
 def app_unit(pod: str, app: str) -> str:
     return f"podapp@{pod}:{app}.service"
+
+
+def enter_unit(pod: str, app: str, tag: str) -> str:
+    return f"podenter@{pod}:{app}:{tag}.service"

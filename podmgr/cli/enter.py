@@ -1,0 +1,207 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""podmgr enter POD [--app APP] [-- CMD ARGS...]: a command inside a running app.
+
+The service runs the command (EnterApp: a transient unit with the app's confinement);
+this side only hands it standard streams and relays.  When standard input is a
+terminal, the command gets a new pseudo-terminal, as ``systemd-run --pty`` and
+``machinectl shell`` give one: this terminal goes into raw mode (restored on exit), so
+every key, ^C included, goes to the command, and its window size follows this one's.
+Otherwise the command gets this process's standard input, output and error themselves,
+so ``echo hi | podmgr enter web -- cat`` works as a pipe.  The exit status is the
+command's (128 plus the signal's number when a signal ended it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import os
+import signal
+import sys
+import termios
+import tty
+from collections.abc import Coroutine, Iterator, Sequence
+from typing import Any
+
+from podmgr.bus import arguments
+from podmgr.bus.client import Client
+from podmgr.errors import PodmgrError
+
+CHUNK = 65536
+
+
+class _Intermixed(argparse.ArgumentParser):
+    """Options anywhere among the words, as ``enter POD --app APP -- CMD`` has them:
+    plain argparse gives every positional its words at the first run of them, so CMD
+    would get none after POD and the words after "--" would be left over."""
+
+    mixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self.mixing:  # parse_known_intermixed_args calls this, twice
+            return super().parse_known_args(args, namespace)
+        self.mixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self.mixing = False
+
+
+def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    text = "run a command (default /bin/sh) inside a running app, confined as the app is"
+    enter = sub.add_parser(
+        "enter",
+        help=text,
+        description=text + ", with a terminal when standard input is one; "
+        "the exit status is the command's",
+    )
+    enter.__class__ = _Intermixed  # the subcommands' parsers are all made by one class
+    enter.add_argument("pod", metavar="POD", help="pod name")
+    enter.add_argument("--app", metavar="APP", help="the app (default: the manifest's first)")
+    enter.add_argument(
+        "command",
+        nargs="*",
+        metavar="CMD",
+        help="the command and its arguments, after -- (default: /bin/sh)",
+    )
+    enter.set_defaults(handler=cmd_enter, checks={"pod": "pod", "app": "app"})
+
+
+def cmd_enter(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
+    try:
+        command = arguments.convert("command", args.command)
+    except PodmgrError as error:
+        print(f"podmgr: {error}", file=sys.stderr)
+        return 2
+    return _enter(args.pod, args.app or "", list(command))  # type: ignore[call-overload]
+
+
+def terminal_type() -> str:
+    """$TERM for the command's terminal, if it is one the service takes."""
+    term = os.environ.get("TERM", "")
+    try:
+        return str(arguments.convert("term", term))
+    except PodmgrError:
+        return ""
+
+
+async def _enter(pod: str, app: str, command: list[str]) -> int:
+    if not os.isatty(sys.stdin.fileno()):
+        async with Client() as client:
+            status: int = await client.call(
+                "EnterApp", pod, app, command, "", 0, 1, 2, unix_fds=[0, 1, 2]
+            )
+        return status
+    master, slave = os.openpty()
+    try:
+        copy_window_size(sys.stdin.fileno(), master)
+        with raw(sys.stdin.fileno()), Relay(master) as relay:
+            async with Client() as client:
+                status = await client.call(
+                    "EnterApp",
+                    pod,
+                    app,
+                    command,
+                    terminal_type(),
+                    0,
+                    1,
+                    2,
+                    unix_fds=[slave, slave, slave],
+                )
+            relay.drain()
+        return status
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def copy_window_size(source: int, target: int) -> None:
+    with contextlib.suppress(OSError):
+        size = fcntl.ioctl(source, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(target, termios.TIOCSWINSZ, size)
+
+
+@contextlib.contextmanager
+def raw(fd: int) -> Iterator[None]:
+    """The terminal ``fd`` in raw mode, its settings restored however this ends."""
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+class Relay:
+    """Copies this process's standard input to the pseudo-terminal's master and its
+    output to standard output, and the window size on SIGWINCH; never blocks the loop
+    (a command that reads nothing must not stop its output from being shown)."""
+
+    def __init__(self, master: int) -> None:
+        self.master = master
+        self.stdin = sys.stdin.fileno()
+        self.stdout = sys.stdout.fileno()
+        self.loop = asyncio.get_running_loop()
+        self.to_master = b""
+
+    def __enter__(self) -> Relay:
+        os.set_blocking(self.master, False)
+        self.loop.add_reader(self.stdin, self._read_stdin)
+        self.loop.add_reader(self.master, self._read_master)
+        self.loop.add_signal_handler(signal.SIGWINCH, copy_window_size, self.stdin, self.master)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.remove_signal_handler(signal.SIGWINCH)
+        for fd in (self.stdin, self.master):
+            self.loop.remove_reader(fd)
+        for fd in (self.master, self.stdout):
+            self.loop.remove_writer(fd)
+
+    def _read_stdin(self) -> None:
+        try:
+            data = os.read(self.stdin, CHUNK)
+        except BlockingIOError:
+            return
+        if not data:
+            self.loop.remove_reader(self.stdin)
+            return
+        self.to_master += data
+        self.loop.remove_reader(self.stdin)  # until the master took it
+        self.loop.add_writer(self.master, self._write_master)
+
+    def _write_master(self) -> None:
+        try:
+            self.to_master = self.to_master[os.write(self.master, self.to_master) :]
+        except BlockingIOError:
+            return
+        if not self.to_master:
+            self.loop.remove_writer(self.master)
+            self.loop.add_reader(self.stdin, self._read_stdin)
+
+    def _read_master(self) -> None:
+        try:
+            data = os.read(self.master, CHUNK)
+        except (BlockingIOError, OSError):  # EIO: nobody holds the terminal any more
+            return
+        _write_all(self.stdout, data)  # a terminal: it takes it at once
+
+    def drain(self) -> None:
+        """What the command wrote just before it ended, still in the terminal."""
+        while True:
+            try:
+                data = os.read(self.master, CHUNK)
+            except OSError:
+                return
+            if not data:
+                return
+            _write_all(self.stdout, data)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
