@@ -126,7 +126,8 @@ def transient_properties(
         ("AddRef", Variant("b", True)),
         # Stopped (the caller left): a shell is told as when its terminal hangs up.
         ("SendSIGHUP", Variant("b", True)),
-        ("ExecStart", Variant("a(sasb)", [[command[0], list(command), False]])),
+        # The words as given: systemd would replace $NAME in them otherwise.
+        ("ExecStartEx", Variant("a(sasas)", [[command[0], list(command), ["no-env-expand"]]])),
         ("StandardInputFileDescriptor", Variant("h", 0)),
         ("StandardOutputFileDescriptor", Variant("h", 1)),
         ("StandardErrorFileDescriptor", Variant("h", 2)),
