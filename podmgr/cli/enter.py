@@ -30,6 +30,8 @@ from podmgr.bus.client import Client
 from podmgr.errors import PodmgrError
 
 CHUNK = 65536
+POLL = 0.02  # seconds between looks for the command's session on the terminal
+SETTLE = 0.1  # then this long for systemd's reset of the terminal, microseconds later
 
 
 class _Intermixed(argparse.ArgumentParser):
@@ -130,7 +132,7 @@ def raw(fd: int) -> Iterator[None]:
     """The terminal ``fd`` in raw mode, its settings restored however this ends."""
     saved = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        tty.setraw(fd, termios.TCSANOW)  # not TCSAFLUSH: what was typed ahead is kept
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
@@ -147,20 +149,42 @@ class Relay:
         self.stdout = sys.stdout.fileno()
         self.loop = asyncio.get_running_loop()
         self.to_master = b""
+        self.closed = False
 
     def __enter__(self) -> Relay:
         os.set_blocking(self.master, False)
-        self.loop.add_reader(self.stdin, self._read_stdin)
         self.loop.add_reader(self.master, self._read_master)
+        self._wait_for_session()
         self.loop.add_signal_handler(signal.SIGWINCH, copy_window_size, self.stdin, self.master)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closed = True
         self.loop.remove_signal_handler(signal.SIGWINCH)
         for fd in (self.stdin, self.master):
             self.loop.remove_reader(fd)
         for fd in (self.master, self.stdout):
             self.loop.remove_writer(fd)
+
+    def _wait_for_session(self) -> None:
+        """Relay input only once the command has its terminal: systemd makes it the
+        command's controlling terminal (it then has a foreground process group) and, just
+        after, resets it and flushes what was typed so far.  Until then what is typed
+        waits in this side's terminal, so nothing typed ahead is lost."""
+        if self.closed:
+            return
+        try:
+            started = os.tcgetpgrp(self.master) > 0
+        except OSError:
+            started = False
+        if started:
+            self.loop.call_later(SETTLE, self._start_input)
+        else:
+            self.loop.call_later(POLL, self._wait_for_session)
+
+    def _start_input(self) -> None:
+        if not self.closed:
+            self.loop.add_reader(self.stdin, self._read_stdin)
 
     def _read_stdin(self) -> None:
         try:
