@@ -205,23 +205,29 @@ def test_a_terminal_type_is_a_plain_word(value: str) -> None:
             arguments.convert("term", value)
 
 
-def test_file_descriptor_slots_take_only_what_was_passed() -> None:
+def test_file_descriptor_slots_name_only_what_was_passed() -> None:
+    method = api.MANAGER.method_index["EnterApp"]
+    values = ["web", "", [], "", 0, 1, 1]
+    arguments.check_fds(method, values, 2)
+    for bad in ([*values[:4], 0, 1, 2], [*values[:4], -1, 0, 0], [*values[:4], "0", 0, 0]):
+        with pytest.raises(InvalidName, match="names none of the 2 passed"):
+            arguments.check_fds(method, bad, 2)
+    for bad_value in (True, "0", None):
+        with pytest.raises(InvalidName):
+            arguments.convert("fd", bad_value)
+
+
+def test_the_dispatcher_closes_what_no_handler_took() -> None:
     read_end, write_end = os.pipe()
     message = Message(path="/", member="EnterApp", unix_fds=[read_end, write_end])
     call = Call(message)
-    with pytest.raises(InvalidName, match="names none"):
-        call.take_fds([0, 2])
-    with pytest.raises(InvalidName):
-        call.take_fds([1, 1])
-    assert call.take_fds([1]) == [write_end]
-    close_fds(message, call.taken)  # closes the one not taken
+    assert call.take_fds([1, 1]) == [write_end, write_end]
+    close_fds(message, call.taken)  # closes the one not taken, once
     with pytest.raises(OSError, match="Bad file descriptor"):
         os.fstat(read_end)
     os.fstat(write_end)
     os.close(write_end)
-    for bad in (True, "0", None):
-        with pytest.raises(InvalidName):
-            arguments.convert("fd", bad)
+    close_fds(message)  # again: the list is empty now, nothing is closed twice
 
 
 def test_the_command_line_takes_options_around_pod_and_words_after_dashes() -> None:

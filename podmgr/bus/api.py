@@ -109,10 +109,10 @@ KINDS = {
         Kind(
             "command",
             COMMAND_LIMIT,
-            f"a command line as its words, the first an absolute path or a name searched "
-            f"in the app's /usr/local/bin, /usr/bin and /bin (at most {COMMAND_WORDS} "
-            f"words, {COMMAND_LIMIT} characters in all, none with a NUL), or empty for "
-            "/bin/sh",
+            f"a command line as its words, passed as they are (no $VAR expansion): the "
+            "first an absolute path or a name systemd looks up in the app's root as for "
+            f"ExecStart= (at most {COMMAND_WORDS} words, {COMMAND_LIMIT} characters in "
+            "all, none with a NUL), or empty for /bin/sh",
         ),
         Kind(
             "term",
@@ -122,8 +122,9 @@ KINDS = {
         ),
         Kind(
             "fd",
-            0,
-            "a file descriptor passed with the call (D-Bus type h)",
+            16,
+            "a file descriptor passed with the call (D-Bus type h: the index of one of at "
+            "most 16 passed)",
         ),
         Kind(
             "digest",
@@ -259,7 +260,7 @@ MANAGER = Interface(
             "terminal's becomes its controlling terminal); return when it ends, with its "
             "exit status (128 plus the signal's number when a signal ended it, as shells "
             "say). The unit is unloaded afterwards, and stopped if the caller leaves the "
-            "bus first. NoSuchPod, or NotRunning when the app is not running.",
+            "bus first. NoSuchPod, NoSuchApp, or NotRunning when the app is not running.",
             MANAGE_PODS,
         ),
         _method(

@@ -159,6 +159,10 @@ def _fd(kind: api.Kind, value: object) -> int:
     """The index of a passed file descriptor; the handler takes it (dispatch.Call)."""
     if not isinstance(value, int) or isinstance(value, bool):
         raise InvalidName(f"a {kind.noun} must be of type h, not {type(value).__name__}")
+    if not 0 <= value < kind.limit:
+        raise InvalidName(
+            f"{value} is not the index of a passed {kind.noun} (at most {kind.limit - 1})"
+        )
     return value
 
 
@@ -190,6 +194,17 @@ def convert(kind: str, value: object) -> object:
 
 def convert_all(method: api.Method, values: Sequence[object]) -> list[object]:
     return [convert(arg.kind, value) for arg, value in zip(method.in_args, values, strict=True)]
+
+
+def check_fds(method: api.Method, values: Sequence[object], passed: int) -> None:
+    """Each ``h`` argument names a file descriptor passed with the call (several may
+    name the same one)."""
+    for arg, index in zip(method.in_args, values, strict=True):
+        if arg.kind == "fd" and not (isinstance(index, int) and 0 <= index < passed):
+            raise InvalidName(
+                f"the {arg.name} file descriptor argument {index} names none of the "
+                f"{passed} passed with the call"
+            )
 
 
 def check_table(interfaces: Sequence[api.Interface] = api.INTERFACES) -> None:

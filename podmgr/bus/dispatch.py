@@ -72,16 +72,12 @@ class Call:
         return str(self.message.sender)
 
     def take_fds(self, indices: Sequence[int]) -> list[int]:
-        """The file descriptors ``h`` arguments name, now the handler's to close (all or,
-        if one is not there, none); the dispatcher closes what no handler took when the
-        call ends."""
+        """The file descriptors ``h`` arguments name (the edge checked that each was
+        passed), now the handler's to close, each once (several arguments may name one);
+        the dispatcher closes what no handler took when the call ends."""
         fds = self.message.unix_fds or []
-        for index in indices:
-            if not 0 <= index < len(fds) or index in self.taken or indices.count(index) > 1:
-                raise InvalidName(
-                    f"file descriptor argument {index} names none of the {len(fds)} passed "
-                    "with the call (each h argument needs its own)"
-                )
+        if not all(0 <= index < len(fds) for index in indices):
+            raise InvalidName(f"a file descriptor argument names none of the {len(fds)} passed")
         self.taken.update(indices)
         return [fds[index] for index in indices]
 
@@ -226,6 +222,7 @@ class Dispatcher:
                 f"{method.name} takes ({method.in_signature}), not ({message.signature})",
             )
         values = arguments.convert_all(method, message.body)  # the edge: before anything
+        arguments.check_fds(method, values, len(message.unix_fds or ()))
         task = asyncio.get_running_loop().create_task(self._run(message, method, exported, values))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -154,7 +154,8 @@ async def enter(
     fds: Sequence[int],
 ) -> int:
     """Run ``command`` in the running ``app`` of ``pod`` with ``fds`` as its standard
-    streams (closed here once systemd has them); its exit status when it ends."""
+    streams (closed here once systemd has them, each once: they may repeat); its exit
+    status when it ends."""
     app_unit = names.app_unit(pod, app)
     try:
         state = await systemd.unit_properties(app_unit)
@@ -181,7 +182,7 @@ async def enter(
             unix_fds=list(fds),
         )
     finally:
-        for fd in fds:
+        for fd in set(fds):
             os.close(fd)  # systemd has its own now; the caller keeps its end
     [path] = await systemd.call(MANAGER_PATH, MANAGER, "GetUnit", "s", [unit])
     try:

@@ -57,6 +57,7 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     text = "run a command (default /bin/sh) inside a running app, confined as the app is"
     enter = sub.add_parser(
         "enter",
+        usage="podmgr enter [-h] [--app APP] POD [-- CMD [ARG ...]]",
         help=text,
         description=text + ", with a terminal when standard input is one; "
         "the exit status is the command's",
@@ -110,9 +111,9 @@ async def _enter(pod: str, app: str, command: list[str]) -> int:
                     command,
                     terminal_type(),
                     0,
-                    1,
-                    2,
-                    unix_fds=[slave, slave, slave],
+                    0,
+                    0,
+                    unix_fds=[slave],
                 )
             relay.drain()
         return status
