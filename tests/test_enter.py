@@ -599,3 +599,27 @@ def test_the_terminal_is_restored_afterwards(enter_bed: Bed) -> None:
         assert termios.tcgetattr(session.slave) == session.saved
     finally:
         session.cleanup()
+
+
+@pytest.mark.integration
+def test_podmgr_ended_by_a_signal_restores_the_terminal_and_stops_the_command(
+    enter_bed: Bed,
+) -> None:
+    session = Terminal(enter_bed, "web", "--", "sleep", "1000")
+    try:
+        deadline = time.monotonic() + 30
+        while "running" not in loaded_enter_units(enter_bed):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        # nsenter forks once to enter the bed's PID namespace; its child became podmgr.
+        nsenter = session.process.pid
+        [podmgr] = Path(f"/proc/{nsenter}/task/{nsenter}/children").read_text().split()
+        assert "podmgr" in Path(f"/proc/{podmgr}/cmdline").read_text()
+        os.kill(int(podmgr), signal.SIGTERM)
+        assert session.wait() == 128 + signal.SIGTERM
+        assert termios.tcgetattr(session.slave) == session.saved
+        while loaded_enter_units(enter_bed):
+            assert time.monotonic() < deadline, loaded_enter_units(enter_bed)
+            time.sleep(0.1)
+    finally:
+        session.cleanup()

@@ -23,7 +23,7 @@ import sys
 import termios
 import tty
 from collections.abc import Coroutine, Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 from podmgr.bus import arguments
 from podmgr.bus.client import Client
@@ -80,7 +80,7 @@ def cmd_enter(args: argparse.Namespace) -> int | Coroutine[Any, Any, int]:
     except PodmgrError as error:
         print(f"podmgr: {error}", file=sys.stderr)
         return 2
-    return _enter(args.pod, args.app or "", list(command))  # type: ignore[call-overload]
+    return _enter(args.pod, args.app or "", list(cast(tuple[str, ...], command)))
 
 
 def terminal_type() -> str:
@@ -100,24 +100,34 @@ async def _enter(pod: str, app: str, command: list[str]) -> int:
             )
         return status
     master, slave = os.openpty()
+    ended_by: list[int] = []  # a signal that ends podmgr itself: the terminal is restored
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+
+    def end(number: int) -> None:
+        ended_by.append(number)
+        task.cancel()
+
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(number, end, number)
     try:
         copy_window_size(sys.stdin.fileno(), master)
         with raw(sys.stdin.fileno()), Relay(master) as relay:
             async with Client() as client:
+                # The terminal once, for all three: the service closes each it gets once.
                 status = await client.call(
-                    "EnterApp",
-                    pod,
-                    app,
-                    command,
-                    terminal_type(),
-                    0,
-                    0,
-                    0,
-                    unix_fds=[slave],
+                    "EnterApp", pod, app, command, terminal_type(), 0, 0, 0, unix_fds=[slave]
                 )
             relay.drain()
         return status
+    except asyncio.CancelledError:
+        if not ended_by:
+            raise
+        return 128 + ended_by[0]  # the service stops the command: this caller left
     finally:
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(number)
         os.close(master)
         os.close(slave)
 
@@ -211,7 +221,10 @@ class Relay:
     def _read_master(self) -> None:
         try:
             data = os.read(self.master, CHUNK)
-        except (BlockingIOError, OSError):  # EIO: nobody holds the terminal any more
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: nobody holds the terminal any more (this side does, though)
+            self.loop.remove_reader(self.master)
             return
         _write_all(self.stdout, data)  # a terminal: it takes it at once
 
