@@ -321,6 +321,33 @@ rootfs = "{ROOTFS}"
 exec = ["/bin/sleep", "infinity"]
 capabilities_remove = ["CAP_NET_RAW"]
 """
+# Every other key of an app's confinement the generator knows.
+FULL = f"""
+[volume.data]
+type = "empty"
+
+[app.full]
+rootfs = "{ROOTFS}"
+exec = ["/bin/sleep", "infinity"]
+environment = {{ FROM_ENV = "set in the manifest" }}
+environment_files = ["/etc/full.env"]
+working_directory = "/var/lib/data"
+read_only = true
+private_users = true
+capabilities_remove = ["CAP_CHOWN"]
+
+[app.full.resources]
+memory_max = "64M"
+memory_high = "48M"
+tasks_max = 64
+cpu_weight = 50
+cpu_quota = "50%"
+io_weight = 50
+
+[[app.full.mount]]
+volume = "data"
+path = "/var/lib/data"
+"""
 IDLE = f"""
 [app.only]
 rootfs = "{ROOTFS}"
@@ -335,10 +362,12 @@ def enter_bed(bed: Bed) -> Bed:
     bed.run("useradd", "--create-home", "alice")
     bed.run("useradd", "--create-home", "--groups", "podmgr", "bob")
     bed.run("install", "-m", "644", f"{CHECKOUT}/polkit/50-podmgr.rules", "/etc/polkit-1/rules.d/")
-    for name, text in (("web", WEB), ("idle", IDLE)):
+    bed.run("sh", "-c", "echo FROM_FILE=read-from-a-file > /etc/full.env")
+    for name, text in (("web", WEB), ("idle", IDLE), ("full", FULL)):
         bed.run("sh", "-c", f"cat > /etc/podmgr/pods/{name}.toml", input=textwrap.dedent(text))
     bed.run("systemctl", "daemon-reload")
     bed.run("podmgr", "start", "web")
+    bed.run("podmgr", "start", "full")
     # polkitd reads rules asynchronously: wait until bob is allowed.
     deadline = time.monotonic() + 30
     while bed.run(*as_bob("podmgr", "enter", "web", "--", "true"), check=False).returncode:
@@ -623,3 +652,38 @@ def test_podmgr_ended_by_a_signal_restores_the_terminal_and_stops_the_command(
             time.sleep(0.1)
     finally:
         session.cleanup()
+
+
+@pytest.mark.integration
+def test_the_entered_unit_has_each_copied_property_of_the_app(enter_bed: Bed) -> None:
+    """systemd's own view: every property enter copies, of the running entered unit and
+    of the app's unit, for an app that sets each key the generator knows."""
+    names = ",".join(enter.COPIED)
+    show = f"systemctl show --property={names}"
+    script = (
+        "podmgr enter full -- sleep 1000 </dev/null & "
+        "until systemctl list-units --no-legend 'podenter@full:*' | grep -q running; "
+        "do sleep 0.1; done; "
+        "unit=$(systemctl list-units --no-legend --plain 'podenter@full:*' | cut -d' ' -f1); "
+        f"{show} podapp@full:full.service; echo ---; {show} $unit; kill $!"
+    )
+    app, entered_unit = enter_bed.run("sh", "-c", script).stdout.split("---\n")
+    assert entered_unit == app
+    assert "MemoryMax=67108864" in app
+    assert "FROM_ENV=" in app
+    done = enter_bed.run(
+        "podmgr",
+        "enter",
+        "full",
+        "--",
+        "sh",
+        "-c",
+        "echo $FROM_ENV; echo $FROM_FILE; pwd; echo kept > f; cat f; touch /x || echo read-only",
+    )
+    assert done.stdout.splitlines() == [
+        "set in the manifest",
+        "read-from-a-file",
+        "/var/lib/data",
+        "kept",
+        "read-only",
+    ]
