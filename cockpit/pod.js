@@ -5,6 +5,7 @@
 // details, and the pod's journal, followed live while the page is open.
 
 import * as bus from "./bus.js";
+import { appConsole } from "./console.js";
 import {
     alert, button, busy, card, clear, descriptionList, emptyState, formatBytes, formatDuration,
     h, inlineError, link, replace, spinner, stateLabel, table,
@@ -203,6 +204,7 @@ export function show(main, path) {
     const [priorityLabel, prioritySelect] = select("Priority", "journal-priority", PRIORITIES, "6");
     const journalOutput = h("div", { class: "pm-journal", id: "journal", role: "log" });
     const log = journal(name, appSelect, prioritySelect, journalOutput);
+    const shell = appConsole(name);
 
     main.append(
         h("nav", { class: "pm-breadcrumb", "aria-label": "Breadcrumb" },
@@ -210,6 +212,7 @@ export function show(main, path) {
         header, problems, actionError,
         card("Apps", { id: "apps", body: appsBody }),
         card("Details", { id: "details", body: detailsBody }),
+        card("Console", { id: "console-card", body: shell.element }),
         card("Journal", {
             id: "journal-card",
             body: [h("div", { class: "pm-toolbar" }, h("div", { class: "pm-field" }, appLabel, appSelect),
@@ -309,6 +312,7 @@ export function show(main, path) {
                     appNames.map(app => h("option", { value: app }, app)));
             appSelect.value = appNames.includes(chosen) ? chosen : "";
         }
+        shell.update(appNames, allowed);
         main.dataset.loaded = String(++reads);
     });
 
@@ -328,11 +332,13 @@ export function show(main, path) {
         stopWatching();
         window.clearInterval(counters);
         log.stop();
+        shell.close();
     }
 
     bus.mayAct(bus.MANAGE_PODS).then(result => {
         allowed = result;
         renderHeader();
+        shell.update((pod?.Apps || []).map(([app]) => app), allowed);
         main.dataset.allowed = String(result); // polkit's answer is in: tests wait for it
     });
     renderHeader();

@@ -13,6 +13,8 @@ from __future__ import annotations
 CODES = {
     "NoSuchPod": "no pod of that name has a manifest",
     "ManifestInvalid": "a manifest that cannot be used; the message names every problem",
+    "NoSuchApp": "the pod's manifest has no app of that name",
+    "NotRunning": "the app is not running (start its pod first)",
     "Exists": "the name is taken",
     "ManifestChanged": "the manifest file is not the one the caller read (it changed on disk "
     "since): read it again",
@@ -54,6 +56,14 @@ class PodmgrError(Exception):
 
 class NoSuchPod(PodmgrError):
     code = "NoSuchPod"
+
+
+class NoSuchApp(PodmgrError):
+    code = "NoSuchApp"
+
+
+class NotRunning(PodmgrError):
+    code = "NotRunning"
 
 
 class Exists(PodmgrError):

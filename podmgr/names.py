@@ -15,6 +15,9 @@ Naming scheme (documented in podmgr.toml(5)):
                              one socket unit per fd_name of an app's
                              [[app.APP.socket]] tables (by default APP); it
                              activates podapp@POD:APP.service
+    podenter@POD:APP:TAG.service
+                             a transient unit running a command inside an app
+                             (podmgr enter); TAG is random hex, one per command
 """
 
 from __future__ import annotations
@@ -130,3 +133,7 @@ def app_unit(pod: str, app: str) -> str:
 
 def socket_unit(pod: str, app: str, name: str) -> str:
     return f"podsocket@{pod}:{app}:{name}.socket"
+
+
+def enter_unit(pod: str, app: str, tag: str) -> str:
+    return f"podenter@{pod}:{app}:{tag}.service"

@@ -35,7 +35,13 @@ def found(name: str) -> Path:
 
 
 # The tests that speak D-Bus without a bed: each also runs on the other library.
-BUS_TESTS = ("test_private_bus.py", "test_dispatch.py", "test_bus_layer.py", "test_dbuslib.py")
+BUS_TESTS = (
+    "test_private_bus.py",
+    "test_dispatch.py",
+    "test_bus_layer.py",
+    "test_dbuslib.py",
+    "test_enter.py",
+)
 
 installed = pytest.mark.skipif(
     not all(importlib.util.find_spec(name) for name in LIBRARIES),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import re
 import textwrap
 import threading
@@ -52,6 +53,10 @@ TYPES: dict[str, object] = {
     "fingerprint": arguments.Fingerprint,
     "armored": bytes,
     "digest": str,
+    "app-or-empty": names.AppName | None,
+    "command": tuple[str, ...],
+    "term": str,
+    "fd": int,  # an index into the call's file descriptors (dispatch.Call.take_fds)
 }
 # A value of each kind that passes the edge.
 GOOD: dict[str, object] = {
@@ -67,6 +72,10 @@ GOOD: dict[str, object] = {
     "fingerprint": "0" * 40,
     "armored": b"key",
     "digest": "0" * 64,
+    "app-or-empty": "",
+    "command": ["/bin/true"],
+    "term": "xterm",
+    "fd": 0,
 }
 STANDARD_ERRORS = {
     f"org.freedesktop.DBus.Error.{name}"
@@ -123,6 +132,7 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "v": st.builds(lambda s: Variant("s", s), _text),
     "ay": st.binary(max_size=64),
     "as": st.lists(_string, max_size=3),
+    "h": st.integers(0, 3),  # an index into the fds passed: none are, here
     "a{ss}": st.dictionaries(_text, _text, max_size=3),
 }
 
@@ -149,6 +159,7 @@ _ELEMENTS = {
     "ay": ["ay"],
     "": [],
     "say": ["s", "ay"],
+    "ssasshhh": ["s", "s", "as", "s", "h", "h", "h"],
 }
 
 
@@ -338,6 +349,8 @@ def test_authorization_comes_from_the_table(method: api.Method) -> None:
             sender=":1.9",
         )
     )
+    if "h" in method.in_signature:  # what its h arguments name (the dispatcher closes them)
+        message.unix_fds = [os.open(os.devnull, os.O_RDONLY)]
     [reply], objects, asked = asyncio.run(dispatch_one(message, None, allow=False))
     ran = [m.name for impl in objects.values() for m, _ in impl.ran]
     if method.action:

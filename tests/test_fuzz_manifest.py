@@ -22,7 +22,7 @@ from podmgr.errors import ManifestError
 from podmgr.generator import resolve, units
 from podmgr.generator.resolve import AppProblem
 from podmgr.limits import CONTROL_CHARACTERS
-from podmgr.manifest import model, schema
+from podmgr.manifest import model, schema, sockets
 from podmgr.tables import Section
 
 PATH = Path("/etc/podmgr/pods/fuzz.toml")
@@ -316,13 +316,13 @@ def check_socket_unit(
     activates its app."""
     pod, app_name, fd_name = name.removeprefix("podsocket@").removesuffix(".socket").split(":")
     app = parsed.apps[app_name]
-    sockets = [s for s in app.sockets if model.socket_name(app, s) == fd_name]
+    tables = [s for s in app.sockets if sockets.socket_name(app, s) == fd_name]
     listens = [
         (s.key, systemd_syntax.unspecify(s.value)) for s in found if s.key.startswith("Listen")
     ]
     assert listens == [
         ("ListenStream" if s.type is schema.SocketType.STREAM else "ListenDatagram", str(s.listen))
-        for s in sockets
+        for s in tables
     ]
     [service] = [s.value for s in found if s.key == "Service"]
     assert (pod, service) == (parsed.name, f"podapp@{pod}:{app_name}.service")

@@ -107,7 +107,9 @@ def test_every_kind_converts_or_refuses_in_one_line(kind: str, text: str) -> Non
 @pytest.mark.parametrize("kind", sorted(api.KINDS))
 def test_each_limit_is_enforced_before_parsing(kind: str) -> None:
     limit = api.KINDS[kind].limit
-    over: object = b"x" * (limit + 1) if kind == "armored" else "a" * (limit + 1)
+    over = {"armored": b"x" * (limit + 1), "command": ["a" * (limit + 1)], "fd": limit}.get(
+        kind, "a" * (limit + 1)
+    )
     with pytest.raises(InvalidName, match=r"at most|over the limit"):
         arguments.convert(kind, over)
 

@@ -366,11 +366,11 @@ def test_named_networks_isolation_and_removal(net_bed: Bed) -> None:
     assert set(back) == {"b", "both"}
 
     for pod, address in (("a", front["a"]), ("b", back["b"])):
-        page = f"hello from {pod}"
-        wait_for(
-            lambda url=f"http://{address}/", page=page: fetch(bed, "both", url) == page,
-            what=f"{pod} to serve",
-        )
+
+        def serves(url: str = f"http://{address}/", page: str = f"hello from {pod}") -> bool:
+            return fetch(bed, "both", url) == page
+
+        wait_for(serves, what=f"{pod} to serve")
 
     # A pod on both networks reaches either side, by name and address.
     links = in_pod_net(bed, "both", "ip", "-br", "addr")

@@ -123,7 +123,7 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
     # Ports of the pod's sockets, none twice and none the published 8080.
     ports = iter(draw(st.lists(st.integers(1, 65535).filter(lambda p: p != 8080), unique=True)))
     app_names = draw(st.lists(NAME, min_size=1, max_size=3, unique=True))
-    apps = {}
+    apps: dict[str, dict[str, Any]] = {}
     for index, name in enumerate(app_names):
         mount_paths = draw(st.lists(PATH, max_size=len(volumes), unique=True))
         # Under a directory of each app's own, so that no program is another's directory.

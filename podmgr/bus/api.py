@@ -51,10 +51,18 @@ NOUNS = {
     "source": "image source",
     "armored": "key",
     "digest": "manifest digest",
+    "app-or-empty": "app name",
+    "command": "command",
+    "term": "terminal type",
+    "fd": "file descriptor",
 }
 
 
 MiB = 1 << 20
+COMMAND_WORDS = 4096  # as many as a shell's command line has room for
+COMMAND_LIMIT = (
+    128 * 1024
+)  # characters: systemd's own limit for a command line is LONG_LINE_MAX (1 MiB)
 KINDS = {
     kind.name: kind
     for kind in (
@@ -97,6 +105,27 @@ KINDS = {
             "fingerprint",
         ),
         Kind("armored", MiB, "an ASCII-armored public key (at most 1 MiB)"),
+        Kind("app-or-empty", 63, "an app name, or empty for the manifest's first app", "app"),
+        Kind(
+            "command",
+            COMMAND_LIMIT,
+            f"a command line as its words, passed as they are (no $VAR expansion): the "
+            "first an absolute path or a name systemd looks up in the app's root as for "
+            f"ExecStart= (at most {COMMAND_WORDS} words, {COMMAND_LIMIT} characters in "
+            "all, none with a NUL), or empty for /bin/sh",
+        ),
+        Kind(
+            "term",
+            64,
+            "a terminal type for TERM= (letters, digits, '.', '_', '+', '-', at most 64), "
+            "or empty for none",
+        ),
+        Kind(
+            "fd",
+            16,
+            "a file descriptor passed with the call (D-Bus type h: the index of one of at "
+            "most 16 passed)",
+        ),
         Kind(
             "digest",
             64,
@@ -218,6 +247,22 @@ MANAGER = Interface(
         ),
         _method("StopPod", "s name:pod", "", "Stop the pod and wait for it.", MANAGE_PODS),
         _method("RestartPod", "s name:pod", "", "Restart the pod and wait for it.", MANAGE_PODS),
+        _method(
+            "EnterApp",
+            "s name:pod, s app:app-or-empty, as command:command, s term:term, "
+            "h stdin:fd, h stdout:fd, h stderr:fd",
+            "i status",
+            "Run COMMAND inside the running app APP of pod NAME, as a transient service "
+            "unit in the pod's slice that gets exactly the confinement the app's loaded "
+            "unit runs with (root directory, namespaces, mounts, user and group, "
+            "capability bounding set, NoNewPrivileges, system call filter, environment), "
+            "its standard input, output and error the file descriptors passed (a "
+            "terminal's becomes its controlling terminal); return when it ends, with its "
+            "exit status (128 plus the signal's number when a signal ended it, as shells "
+            "say). The unit is unloaded afterwards, and stopped if the caller leaves the "
+            "bus first. NoSuchPod, NoSuchApp, or NotRunning when the app is not running.",
+            MANAGE_PODS,
+        ),
         _method(
             "ValidateManifest",
             "s toml:manifest",

@@ -113,6 +113,59 @@ def _armored(kind: api.Kind, value: object) -> bytes:
     return bytes(value)
 
 
+def _app_or_empty(kind: api.Kind, value: object) -> names.AppName | None:
+    text = _text(kind, value, empty=True)
+    return names.AppName(text) if text else None
+
+
+def _command(kind: api.Kind, value: object) -> tuple[str, ...]:
+    """A command line as its words: never joined into a string, so no word can become two.
+    The total is checked before any word is looked at."""
+    if not isinstance(value, list | tuple):
+        raise InvalidName(f"the {kind.noun} must be a list of strings, not {type(value).__name__}")
+    if len(value) > api.COMMAND_WORDS:
+        raise InvalidName(
+            f"the {kind.noun} has {len(value)} words (at most {api.COMMAND_WORDS} are allowed)"
+        )
+    if not all(isinstance(word, str) for word in value):
+        raise InvalidName(f"each word of the {kind.noun} must be a string")
+    total = sum(len(word) for word in value)
+    if total > kind.limit:
+        raise InvalidName(
+            f"the {kind.noun} is {total} characters long (at most {kind.limit} are allowed)"
+        )
+    for word in value:
+        if "\0" in word:
+            raise InvalidName(f"the {kind.noun} word {names.shown(word)} contains a NUL character")
+    if value and not value[0]:
+        raise InvalidName(f"the {kind.noun} starts with an empty word (name a program)")
+    return tuple(value)
+
+
+_TERM = re.compile(r"[A-Za-z0-9._+-]*")
+
+
+def _term(kind: api.Kind, value: object) -> str:
+    text = _text(kind, value, empty=True)
+    if not _TERM.fullmatch(text):
+        raise InvalidName(
+            f"{names.shown(text)} is not a terminal type (use letters, digits, '.', '_', "
+            "'+', '-', as in xterm-256color)"
+        )
+    return text
+
+
+def _fd(kind: api.Kind, value: object) -> int:
+    """The index of a passed file descriptor; the handler takes it (dispatch.Call)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidName(f"a {kind.noun} must be of type h, not {type(value).__name__}")
+    if not 0 <= value < kind.limit:
+        raise InvalidName(
+            f"{value} is not the index of a passed {kind.noun} (at most {kind.limit - 1})"
+        )
+    return value
+
+
 CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "pod": lambda kind, value: names.PodName(_text(kind, value, empty=True)),
     "app": lambda kind, value: names.AppName(_text(kind, value, empty=True)),
@@ -126,6 +179,10 @@ CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "fingerprint": lambda kind, value: Fingerprint(_text(kind, value, empty=True)),
     "armored": _armored,
     "digest": _digest,
+    "app-or-empty": _app_or_empty,
+    "command": _command,
+    "term": _term,
+    "fd": _fd,
 }
 
 
@@ -137,6 +194,17 @@ def convert(kind: str, value: object) -> object:
 
 def convert_all(method: api.Method, values: Sequence[object]) -> list[object]:
     return [convert(arg.kind, value) for arg, value in zip(method.in_args, values, strict=True)]
+
+
+def check_fds(method: api.Method, values: Sequence[object], passed: int) -> None:
+    """Each ``h`` argument names a file descriptor passed with the call (several may
+    name the same one)."""
+    for arg, index in zip(method.in_args, values, strict=True):
+        if arg.kind == "fd" and not (isinstance(index, int) and 0 <= index < passed):
+            raise InvalidName(
+                f"the {arg.name} file descriptor argument {index} names none of the "
+                f"{passed} passed with the call"
+            )
 
 
 def check_table(interfaces: Sequence[api.Interface] = api.INTERFACES) -> None:

@@ -87,8 +87,10 @@ class Client:
         *args: Any,
         path: str = api.MANAGER_PATH,
         interface: api.Interface = api.MANAGER,
+        unix_fds: list[int] | None = None,
     ) -> Any:
-        """Call ``member`` of ``interface`` with the signature the API table gives."""
+        """Call ``member`` of ``interface`` with the signature the API table gives;
+        ``unix_fds`` are the file descriptors its ``h`` arguments index."""
         method = interface.method_index[member]
         message = Message(
             destination=api.BUS_NAME,
@@ -97,6 +99,7 @@ class Client:
             member=member,
             signature=method.in_signature,
             body=list(args),
+            unix_fds=unix_fds or [],
         )
         body = await (self._send(message) if method.action else self._read(message))
         if not method.out_args:

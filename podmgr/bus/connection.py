@@ -9,11 +9,17 @@ a connection from having more calls pending than dbus-daemon allows (the system 
 refuses the 128th or so: "maximum number of pending replies").  Bus writes with a
 writer of its own, which keeps messages in order and waits for the socket to drain,
 and lets at most MAX_PENDING calls wait for replies at once.
+It negotiates passing file descriptors (D-Bus type ``h``): a message's ``unix_fds`` go
+with its first bytes as SCM_RIGHTS, duplicated when the message is queued, so that the
+sender may close its own as soon as send() returns.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import os
+import socket
 from collections import deque
 
 from podmgr.bus.dbuslib import BusType, Message, MessageBus
@@ -25,8 +31,7 @@ class _Writer:
     """Sends messages first in, first out; a full socket waits until it is writable.
 
     Both libraries call schedule_write(message, future) to send and schedule_write() once
-    the connection has its name; nothing else of their writer is used.  podmgr does not
-    negotiate file descriptors, so there are none to pass."""
+    the connection has its name; nothing else of their writer is used."""
 
     def __init__(self, bus: MessageBus) -> None:
         self.bus = bus
@@ -37,16 +42,19 @@ class _Writer:
         self.sock = sock
         self.loop: asyncio.AbstractEventLoop = bus._loop
         self.fd: int = fd
-        self.queue: deque[tuple[memoryview, asyncio.Future[None] | None]] = deque()
+        self.queue: deque[tuple[memoryview, list[int], asyncio.Future[None] | None]] = deque()
         self.buf: memoryview | None = None
+        self.fds: list[int] = []  # to go with the first bytes of buf, then closed
         self.fut: asyncio.Future[None] | None = None
 
     def schedule_write(
         self, msg: Message | None = None, future: asyncio.Future[None] | None = None
     ) -> None:
         if msg is not None:
-            data = msg._marshall(False)  # type: ignore[no-untyped-call, unused-ignore]
-            self.queue.append((memoryview(data), future))
+            negotiated = bool(self.bus._negotiate_unix_fd)
+            data = msg._marshall(negotiated)  # type: ignore[no-untyped-call, unused-ignore]
+            fds = [os.dup(fd) for fd in msg.unix_fds or ()] if negotiated else []
+            self.queue.append((memoryview(data), fds, future))
         if self.bus.unique_name:  # before Hello's reply, nothing but Hello may go out
             self.loop.add_writer(self.fd, self.write_callback)
 
@@ -56,12 +64,20 @@ class _Writer:
                 if not self.queue:
                     self.loop.remove_writer(self.fd)
                     return
-                self.buf, self.fut = self.queue.popleft()
+                self.buf, self.fds, self.fut = self.queue.popleft()
             try:
-                sent = self.sock.send(self.buf)
+                if self.fds:
+                    rights = array.array("i", self.fds)
+                    sent = self.sock.sendmsg(
+                        [self.buf], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)]
+                    )
+                    self._close_fds()
+                else:
+                    sent = self.sock.send(self.buf)
             except BlockingIOError:
                 return  # full: the loop calls again once the socket is writable
             except OSError as error:
+                self._close_fds()
                 if self.fut is not None and not self.fut.done():
                     self.fut.set_exception(error)
                 self.bus._finalize(error)  # type: ignore[no-untyped-call, unused-ignore]
@@ -73,13 +89,18 @@ class _Writer:
             if self.fut is not None and not self.fut.done():
                 self.fut.set_result(None)
 
+    def _close_fds(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds = []
+
 
 class Bus(MessageBus):
     """The system bus, ``await Bus().connect()``; or the bus at ``address`` (tests run the
     service and its clients on a private dbus-daemon)."""
 
     def __init__(self, address: str | None = None) -> None:
-        super().__init__(bus_address=address, bus_type=BusType.SYSTEM)  # type: ignore[arg-type, unused-ignore]
+        super().__init__(bus_address=address, bus_type=BusType.SYSTEM, negotiate_unix_fd=True)  # type: ignore[arg-type, unused-ignore]
         self._writer = _Writer(self)  # type: ignore[assignment]  # the two methods used
         self._slots = asyncio.Semaphore(MAX_PENDING)
 

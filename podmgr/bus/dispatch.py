@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
-from dataclasses import dataclass, replace
+import os
+from collections.abc import Awaitable, Collection, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
@@ -26,7 +27,7 @@ from podmgr.bus import api, arguments, callers, polkit
 from podmgr.bus.binding import Exported
 from podmgr.bus.dbuslib import Message, MessageBus, MessageType, Variant
 from podmgr.bus.work import PRIVILEGED, Work
-from podmgr.errors import AccessDenied, PodmgrError
+from podmgr.errors import AccessDenied, InvalidName, PodmgrError
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +65,30 @@ class Call:
     """One method call: what a handler may want besides its arguments."""
 
     message: Message
+    taken: set[int] = field(default_factory=set)  # indices of unix_fds a handler took
 
     @property
     def sender(self) -> str:
         return str(self.message.sender)
+
+    def take_fds(self, indices: Sequence[int]) -> list[int]:
+        """The file descriptors ``h`` arguments name (the edge checked that each was
+        passed), now the handler's to close, each once (several arguments may name one);
+        the dispatcher closes what no handler took when the call ends."""
+        fds = self.message.unix_fds or []
+        if not all(0 <= index < len(fds) for index in indices):
+            raise InvalidName(f"a file descriptor argument names none of the {len(fds)} passed")
+        self.taken.update(indices)
+        return [fds[index] for index in indices]
+
+
+def close_fds(message: Message, taken: Collection[int] = ()) -> None:
+    """Close what came with ``message`` and nobody took (once: the list is emptied): a
+    caller must not be able to fill the service's table of open files."""
+    fds, message.unix_fds = message.unix_fds or [], []
+    for index, fd in enumerate(fds):
+        if index not in taken:
+            os.close(fd)
 
 
 class BusError(Exception):
@@ -151,17 +172,23 @@ class Dispatcher:
 
     def handle(self, message: Message) -> bool:
         if message.message_type is not MessageType.METHOD_CALL or message.path is None:
+            if message.message_type is MessageType.SIGNAL:
+                close_fds(message)  # a signal sent to this service carries none it wants
             return False
         self.last_activity = asyncio.get_running_loop().time()
         if message.interface == PEER:
+            close_fds(message)
             return False  # the library answers Ping and GetMachineId itself
         try:
             self._handle(message)
         except Exception as error:  # whatever a caller sends, the answer is a reply
+            close_fds(message)
             self.bus.send(error_reply(message, error))
         return True
 
     def _handle(self, message: Message) -> None:
+        if message.unix_fds and "h" not in self._in_signature(message):
+            close_fds(message)  # none is an argument: nothing will take them
         if message.interface in (INTROSPECTABLE, None) and message.member == "Introspect":
             self.bus.send(
                 Message.new_method_return(message, "s", [self.introspect(str(message.path))])
@@ -195,9 +222,18 @@ class Dispatcher:
                 f"{method.name} takes ({method.in_signature}), not ({message.signature})",
             )
         values = arguments.convert_all(method, message.body)  # the edge: before anything
+        arguments.check_fds(method, values, len(message.unix_fds or ()))
         task = asyncio.get_running_loop().create_task(self._run(message, method, exported, values))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+
+    def _in_signature(self, message: Message) -> str:
+        """The signature of the table's method ``message`` calls, if it calls one."""
+        for exported in self.objects.get(str(message.path), {}).values():
+            method = exported.interface.method_index.get(str(message.member))
+            if method and message.interface in (None, exported.interface.name):
+                return method.in_signature
+        return ""
 
     async def _authorize(
         self, message: Message, method: api.Method, implementation: object, values: list[object]
@@ -221,11 +257,12 @@ class Dispatcher:
         self, message: Message, method: api.Method, exported: Exported, values: list[object]
     ) -> None:
         self.in_flight += 1
+        call = Call(message)
         try:
             # This task's own context: its work goes to the queue of its kind (work.py).
             PRIVILEGED.set(method.action is not None)
             await self._authorize(message, method, exported.implementation, values)
-            result = await exported.member(method.name)(Call(message), *values)
+            result = await exported.member(method.name)(call, *values)
             if len(method.out_args) == 0:
                 body = []
             elif len(method.out_args) == 1:
@@ -236,6 +273,7 @@ class Dispatcher:
         except Exception as error:  # every failure becomes an error reply, never a crash
             reply = error_reply(message, error)
         finally:
+            close_fds(message, call.taken)
             self.in_flight -= 1
             self.last_activity = asyncio.get_running_loop().time()
         self.bus.send(reply)

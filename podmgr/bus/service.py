@@ -36,12 +36,13 @@ from podmgr.errors import (
     Exists,
     ManifestChanged,
     ManifestError,
+    NoSuchApp,
     PodmgrError,
     SystemdError,
 )
 from podmgr.image.store import Store, atomic_write
 from podmgr.manifest import lookup
-from podmgr.names import NetworkName, PodName
+from podmgr.names import AppName, NetworkName, PodName
 from podmgr.network import joining
 from podmgr.runtime import prepare
 from podmgr.version import __version__
@@ -123,6 +124,31 @@ class Manager:
     @implements(api.MANAGER, "RestartPod")
     async def restart_pod(self, call: Call, name: PodName) -> None:
         await self._job(call, "restart", name)
+
+    @implements(api.MANAGER, "EnterApp")
+    async def enter_app(
+        self,
+        call: Call,
+        name: PodName,
+        app: AppName | None,
+        command: tuple[str, ...],
+        term: str,
+        stdin: int,
+        stdout: int,
+        stderr: int,
+    ) -> int:
+        from podmgr.bus import enter  # noqa: PLC0415 -- loaded when first needed
+
+        await self.get_pod(call, name)
+        apps = [entry[0] for entry in self.pods.objects[name].apps()]
+        chosen = app or (apps[0] if apps else None)
+        if chosen is None or chosen not in apps:
+            raise NoSuchApp(
+                f"pod {name} has no app {chosen or ''}".rstrip()
+                + f" (podmgr status {name} lists its apps; its manifest must load)"
+            )
+        fds = call.take_fds([stdin, stdout, stderr])  # enter() closes them
+        return await enter.enter(self.systemd, call.sender, name, chosen, command, term, fds)
 
     @implements(api.MANAGER, "ValidateManifest")
     async def validate_manifest(self, call: Call, toml: str) -> list[list[str]]:

@@ -80,7 +80,9 @@ class Systemd:
         signature: str = "",
         body: Iterable[Any] = (),
         destination: str = SYSTEMD,
+        unix_fds: list[int] | None = None,
     ) -> list[Any]:
+        """``unix_fds``: the file descriptors the ``h`` values of ``body`` index."""
         assert self.bus, "use Systemd as an async context manager"
         reply = await self.bus.call(
             Message(
@@ -90,6 +92,7 @@ class Systemd:
                 member=member,
                 signature=signature,
                 body=list(body),
+                unix_fds=unix_fds or [],
             )
         )
         assert reply is not None

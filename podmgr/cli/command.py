@@ -19,7 +19,7 @@ from typing import Any
 from podmgr import names, process
 from podmgr.bus import api, arguments
 from podmgr.bus.client import Client
-from podmgr.cli import images, networks, output
+from podmgr.cli import enter, images, networks, output
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.generator import generator, units
 from podmgr.manifest import lookup, model
@@ -242,6 +242,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
     logs.add_argument("--app", metavar="APP", help="only this app")
     logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
+    enter.add_command(sub)
     images.add_commands(sub)
     networks.add_commands(sub)
     return top

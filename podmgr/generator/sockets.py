@@ -32,8 +32,9 @@ from dataclasses import dataclass
 
 from podmgr import names, paths
 from podmgr.generator.unitfile import UnitFile, escape_specifiers
-from podmgr.manifest.model import App, Manifest, Socket, socket_name
+from podmgr.manifest.model import App, Manifest, Socket
 from podmgr.manifest.schema import SocketNamespace, SocketType
+from podmgr.manifest.sockets import socket_name
 
 SOCKETS_TARGET = "sockets.target"
 

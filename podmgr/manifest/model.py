@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
-from podmgr.manifest import schema
-from podmgr.manifest.listen import Listen, Taken
+from podmgr.manifest import isolation, schema, sockets
+from podmgr.manifest.listen import Listen
 from podmgr.manifest.schema import (
     Isolation,
     NetworkMode,
@@ -226,10 +226,10 @@ def parse(text: str, path: Path) -> Manifest:
         raise ManifestError(str(path), problems)
     manifest = Manifest(name=name, path=str(path), **values)
     problems.extend(_check(manifest))
-    problems.extend(_check_isolation(manifest, raw))
+    problems.extend(isolation.check(manifest, raw))
     if problems:
         raise ManifestError(str(path), problems)
-    return _isolated(manifest)
+    return isolation.applied(manifest)
 
 
 def _check(manifest: Manifest) -> list[Problem]:
@@ -242,9 +242,9 @@ def _check(manifest: Manifest) -> list[Problem]:
     for app in manifest.apps.values():
         problems.extend(_check_app(manifest, app))
     problems.extend(_check_cycles(manifest))
-    if manifest.pod.isolation is not Isolation.FLY:  # its network keys: _check_isolation
+    if manifest.pod.isolation is not Isolation.FLY:  # its network keys: isolation.check
         problems.extend(_check_network(manifest.network))
-    problems.extend(_check_sockets(manifest))
+    problems.extend(sockets.check(manifest))
     return problems
 
 
@@ -464,157 +464,3 @@ def _check_cycles(manifest: Manifest) -> list[Problem]:
                 chain.append(other)
                 pending.append(iter(manifest.apps[other].after))
     return []
-
-
-# Isolation levels.  A fly pod's apps live in the host's namespaces with full privileges:
-# the keys below describe a pod's own network and an app's confinement, so with "fly" they
-# could mean nothing and are refused, each with what to do instead.
-_FLY_REFUSED_POD: tuple[tuple[str, Callable[[Manifest], bool]], ...] = (
-    ("network.networks", lambda m: bool(m.network.networks)),
-    ("network.ports", lambda m: bool(m.network.ports)),
-    ("network.dns", lambda m: bool(m.network.dns)),
-    ("network.dns_search", lambda m: bool(m.network.dns_search)),
-    ("network.hosts", lambda m: bool(m.network.hosts)),
-    ("pod.hostname", lambda m: m.pod.hostname is not None),
-)
-_FLY_REFUSED_APP: tuple[tuple[str, Callable[[App], bool]], ...] = (
-    ("capabilities_retain", lambda a: a.capabilities_retain is not None),
-    ("capabilities_remove", lambda a: bool(a.capabilities_remove)),
-    ("no_new_privileges", lambda a: a.no_new_privileges),
-    ("private_users", lambda a: a.private_users),
-    ("system_call_filter", lambda a: bool(a.system_call_filter)),
-)
-
-
-def _check_isolation(manifest: Manifest, raw: dict[str, object]) -> list[Problem]:
-    """The keys an isolation level cannot honour.  ``raw`` (the file's TOML) tells a
-    network.mode written in the file, refused with "fly" unless it is "host", from the
-    default one, which a fly pod does not get either."""
-    if manifest.pod.isolation is not Isolation.FLY:
-        return []
-    fix = 'with isolation = "fly" the apps use the host\'s'
-    problems = []
-    network = raw.get("network")
-    if isinstance(network, dict) and "mode" in network and manifest.network.mode != "host":
-        problems.append(Problem("network.mode", f'{fix} network (remove it, or set it to "host")'))
-    for key, is_set in _FLY_REFUSED_POD:
-        if is_set(manifest):
-            what = "network and /etc files" if key.startswith("network") else "/etc/hostname"
-            problems.append(
-                Problem(key, f'{fix} {what} (remove it, or set isolation = "container")')
-            )
-    for app in manifest.apps.values():
-        for key, app_is_set in _FLY_REFUSED_APP:
-            if app_is_set(app):
-                problems.append(
-                    Problem(
-                        f"app.{toml_key(app.name)}.{key}",
-                        'with isolation = "fly" the apps have every privilege (remove it, '
-                        'or set isolation = "container")',
-                    )
-                )
-    return problems
-
-
-def _isolated(manifest: Manifest) -> Manifest:
-    """The manifest as its isolation level runs it: a fly pod is on the host's network."""
-    if manifest.pod.isolation is Isolation.FLY:
-        return replace(manifest, network=replace(manifest.network, mode=NetworkMode.HOST))
-    return manifest
-
-
-# Sockets ([[app.NAME.socket]]): what the socket units could not do as written.
-
-
-def socket_name(app: App, socket: Socket) -> str:
-    """The socket's fd_name, or the app's name: its FileDescriptorName= and the last part
-    of its socket unit's name."""
-    return socket.fd_name or app.name
-
-
-def _check_sockets(manifest: Manifest) -> list[Problem]:
-    problems = []
-    # The addresses taken so far: a file system's paths, and each type of socket in each
-    # namespace; the pod's published ports are taken in the host's first.
-    taken: dict[tuple[SocketType, SocketNamespace] | None, Taken] = {}
-    if manifest.network.kind is NetworkMode.BRIDGE:
-        for index, port in enumerate(manifest.network.ports):
-            kind = SocketType.STREAM if port.protocol == "tcp" else SocketType.DATAGRAM
-            # Published ports are IPv4 (the pods' addresses are), on every address by default.
-            published = Listen(address=port.host_ip or "0.0.0.0", port=port.host_port)  # noqa: S104
-            place = taken.setdefault((kind, SocketNamespace.HOST), Taken())
-            place.take(published, f"network.ports[{index}]")
-    for app in manifest.apps.values():
-        # The first socket of each of the app's socket units, with its key path.
-        units: dict[str, tuple[Socket, str]] = {}
-        for index, socket in enumerate(app.sockets):
-            where = f"app.{toml_key(app.name)}.socket[{index}]"
-            problems.extend(_check_socket(manifest, socket, where))
-            name = socket_name(app, socket)
-            first, first_where = units.setdefault(name, (socket, where))
-            for key in ("namespace", "activate"):
-                if getattr(first, key) != getattr(socket, key):
-                    problems.append(
-                        Problem(
-                            f"{where}.{key}",
-                            f"differs from {first_where}.{key}, a socket of the same fd_name "
-                            f"({name!r}), and both are one socket unit (give this one "
-                            "another fd_name)",
-                        )
-                    )
-            place = taken.setdefault(
-                None if socket.listen.path else (socket.type, socket.namespace), Taken()
-            )
-            if other := place.overlapped(socket.listen):
-                problems.append(Problem(f"{where}.listen", _overlap(socket.listen, other)))
-            place.take(socket.listen, f"{socket.listen} of {where}")
-    return problems
-
-
-def _overlap(listen: Listen, other: str) -> str:
-    """What is wrong with ``listen``, which overlaps the address labelled ``other``."""
-    if other.startswith("network.ports"):
-        return (
-            f"{listen} is published to the pod by {other}, which takes its connections "
-            'first (listen on another port, or remove the port and listen with namespace = "pod")'
-        )
-    return f"{listen} overlaps {other}, and both cannot listen (listen on another port or address)"
-
-
-def _check_socket(manifest: Manifest, socket: Socket, where: str) -> list[Problem]:
-    problems = []
-    in_pod = socket.namespace is SocketNamespace.POD
-    if in_pod and socket.listen.path:
-        problems.append(
-            Problem(
-                f"{where}.namespace",
-                "a unix socket is in the file system, not in a network namespace "
-                '(remove namespace = "pod")',
-            )
-        )
-    elif in_pod and manifest.pod.isolation is Isolation.FLY:
-        problems.append(
-            Problem(
-                f"{where}.namespace",
-                'with isolation = "fly" the apps use the host\'s network, so the pod has no '
-                'namespace of its own (set namespace = "host")',
-            )
-        )
-    elif in_pod and manifest.network.kind is NetworkMode.HOST:
-        problems.append(
-            Problem(
-                f"{where}.namespace",
-                'the pod uses the host\'s network (mode = "host"), so it has no namespace '
-                'of its own (set namespace = "host")',
-            )
-        )
-    if in_pod and socket.activate:
-        problems.append(
-            Problem(
-                f"{where}.activate",
-                "a socket in the pod's namespace exists only once the pod is prepared, so a "
-                'connection to it cannot start the pod (set namespace = "host", or remove '
-                "activate)",
-            )
-        )
-    return problems
