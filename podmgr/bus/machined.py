@@ -25,10 +25,11 @@ process of its own (pod@POD.service is a oneshot that only prepares and releases
 * ``machinectl terminate POD`` stops the leader's unit, and only that.  machined marks
   the machine "closing" before it returns to its event loop, and the leader's unit stops
   only after the registration's ExecStop= is done: so when ReleaseMachine finds the
-  machine closing, machinectl asked for it, and the service stops pod@POD.service, and
-  with it every app; release runs as at any stop.  Stopping or restarting an app with
-  systemctl stays what it was (the app alone stops, and the pod is registered again with
-  another app).
+  machine closing while the leader's unit is still active, machinectl asked for it
+  (machined marks a machine closing by itself only once its unit is inactive), and the
+  service stops pod@POD.service, and with it every app; release runs as at any stop.
+  Stopping or restarting an app with systemctl stays what it was (the app alone stops,
+  and the pod is registered again with another app).
 * Release unregisters the pod (ReleasePod); machined drops it by itself once the leader's
   unit is inactive, should the service be gone.
 
@@ -219,20 +220,8 @@ class Machines:
         except (OSError, ValueError):
             return  # not prepared: nothing runs
         existing = await self.machine(pod)
-        if existing is not None:
-            if not existing.belongs_to(pod):
-                self._warn_once(
-                    pod,
-                    f"a machine of that name is registered already (unit {existing.unit}, "
-                    f"service {existing.service or '-'})",
-                )
-                return
-            if existing.state == "closing":
-                return  # machinectl terminates it: ReleaseMachine is on its way
-            if await self._current(existing):
-                self.registered.add(pod)
-                return
-            await self._unregister(existing)
+        if existing is not None and await self._keep(pod, existing):
+            return
         for app in plan["apps"]:
             unit = names.app_unit(pod, app["name"])
             if states.get(unit) != "active" or await self.systemd.pending_job(unit):
@@ -240,6 +229,24 @@ class Machines:
             if leader := await self._main_pid(unit):
                 await self._register_leader(pod, app["name"], leader, plan)
                 return
+
+    async def _keep(self, pod: str, existing: Machine) -> bool:
+        """Whether the machine named as the pod stays as it is; if not, it is ours and
+        was unregistered."""
+        if not existing.belongs_to(pod):
+            self._warn_once(
+                pod,
+                f"a machine of that name is registered already (unit {existing.unit}, "
+                f"service {existing.service or '-'})",
+            )
+            return True
+        if existing.state == "closing":
+            return True  # machinectl terminates it, or machined drops it
+        if await self._current(existing):
+            self.registered.add(pod)
+            return True
+        await self._unregister(existing)
+        return False
 
     async def _current(self, machine: Machine) -> bool:
         """Whether a machine of ours still has its unit's main process as leader, and its
@@ -345,7 +352,10 @@ class Machines:
                 if machine is not None and machine.belongs_to(pod):
                     if machine.app != app:
                         return  # a registration of before: another app leads it now
-                    if machine.state == "closing":
+                    # machined also marks a machine closing when it drops it, once its
+                    # unit is inactive; a terminate's stop waits for this call instead.
+                    leader = (await self._states([machine.unit])).get(machine.unit)
+                    if machine.state == "closing" and leader == "active":
                         log.info("pod %s: terminated through systemd-machined: stopping it", pod)
                         # Not waited for: the pod's stop waits for the leader's, which
                         # waits for this call.
