@@ -38,6 +38,11 @@ Only machines this service registered are ever unregistered or acted on: their S
 '_', names.is_valid_machine_name) or one a machine of someone else holds (a container of
 systemd-nspawn of the same name) is not registered; the journal says so once.  Without
 machined (systemd-container not installed) nothing is registered, and nothing fails.
+
+A pod whose apps share the host's namespaces (the host's network here; an isolation
+level without namespaces of its own likewise) is registered all the same, with its
+leader's root directory and no interface: machinectl then shows the host's addresses,
+as the leader has them.
 """
 
 from __future__ import annotations
@@ -119,6 +124,8 @@ class Machines:
         self.registered: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self._warned: set[str] = set()  # pods whose refusal the journal has, once each
+        # machined could not be reached (not installed): not asked again by this service.
+        self._absent = False
 
     async def _call(
         self,
@@ -197,13 +204,14 @@ class Machines:
             )
             return
         async with self._lock(pod):
-            if pod in self.registered:
+            if pod in self.registered or self._absent:
                 return
             try:
                 await self._register(pod)
             except MachinedError as error:
                 if error.name in ABSENT:
-                    log.debug("pod %s: systemd-machined is not there (%s)", pod, error)
+                    self._absent = True
+                    log.info("systemd-machined is not there, pods are not registered: %s", error)
                 else:
                     self._warn_once(pod, str(error))
             except SystemdError as error:
