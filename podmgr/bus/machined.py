@@ -275,7 +275,7 @@ class Machines:
                 with contextlib.suppress(OSError):
                     interfaces.append(socket.if_nametoindex(links.veth_name(pod, network)))
         root = str(paths.PodRuntime(pod).rootfs(app))
-        await self._call(
+        [path] = await self._call(
             "RegisterMachineWithNetwork",
             "sayssusai",
             [pod, b"", SERVICE_NAME, "container", leader, root, interfaces],
@@ -285,11 +285,13 @@ class Machines:
         except SystemdError:
             await self._call("UnregisterMachine", "s", [pod])
             raise
-        # The leader may have gone before its registration unit was there to see it.
+        # The leader may have gone before its registration unit was there to see it (and
+        # its PID be another process's already, in another unit).
         machine = await self.machine(pod)
-        if machine is None or not await self._current(machine):
-            if machine is not None and machine.belongs_to(pod):
-                await self._unregister(machine)
+        if machine is None or machine.path != path or machine.leader != leader:
+            return  # not the one registered here any more
+        if machine.unit != names.app_unit(pod, app) or not await self._current(machine):
+            await self._unregister(machine)
             return
         self.registered.add(pod)
         log.info(
