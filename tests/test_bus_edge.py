@@ -96,6 +96,7 @@ BAD = {
         "Alpha",
     ],
     "network": ["../../../var/tmp/x", "", "a" * 64, LONG, "nét", "x\rb"],
+    "app": ["../../../var/tmp/x", "", "a" * 64, LONG, "nét", "x:y", "x\rb"],
     "image": [
         "../../../home/alice",
         "/etc/passwd",
@@ -117,6 +118,7 @@ BAD = {
 GOOD = {
     "pod": "alpha",
     "network": "podmgr",
+    "app": "web",
     "image": "example.org/none:1",
     "image-or-empty": "",
     "pull": "127.0.0.1:1/none:1",
