@@ -149,7 +149,7 @@ class Machines:
         assert reply is not None
         if reply.message_type is MessageType.ERROR:
             text = str(reply.body[0]) if reply.body else ""
-            raise MachinedError(reply.error_name or "", text)
+            raise MachinedError(str(reply.error_name or ""), text)
         return list(reply.body)
 
     async def _running(self) -> bool:
