@@ -47,10 +47,11 @@ RUNTIME_DEBS = python3 python3-dbus-next python3-pystemd python3-pyroute2 python
 	util-linux
 # busybox-static for the example rootfs, curl for the demo, gcc and libc6-dev for static
 # test helpers; skopeo, docker-registry, apache2-utils (htpasswd) and openssl for the
-# image tests; bash-completion and zsh for the shell completion tests
+# image tests; bash-completion and zsh for the shell completion tests; systemd-container
+# (systemd-machined, machinectl) for the machined tests
 CHECK_DEBS = $(RUNTIME_DEBS) python3-venv busybox-static curl make iproute2 man-db gcc \
 	libc6-dev skopeo docker-registry apache2-utils openssl zstd python3-dbus-fast \
-	bash-completion zsh $(PACKAGING_DEBS) $(COCKPIT_DEBS)
+	bash-completion zsh systemd-container $(PACKAGING_DEBS) $(COCKPIT_DEBS)
 # what `make deb` and `make rpm` build with (offline)
 PACKAGING_DEBS = debhelper dh-python python3-all pkgconf lintian rpm rpmlint
 # Cockpit and the browser of the page's tests (Playwright drives Debian's chromium); sudo

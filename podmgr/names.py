@@ -18,6 +18,9 @@ Naming scheme (documented in podmgr.toml(5)):
     podenter@POD:APP:TAG.service
                              a transient unit running a command inside an app
                              (podmgr enter); TAG is random hex, one per command
+    podmachine@POD:APP.service   transient, without a process: the pod's registration
+                             with systemd-machined while app APP leads it
+                             (bus/machined.py)
 """
 
 from __future__ import annotations
@@ -53,6 +56,20 @@ def is_valid_pod_name(name: str) -> bool:
     return is_valid_name(name) and all(
         len(unit) <= UNIT_NAME_MAX for unit in (pod_slice(name), pod_unit(name))
     )
+
+
+# systemd-machined takes a machine name only if it is a valid host name (its
+# hostname_is_valid(): labels of letters, digits and '-', not beginning or ending with '-',
+# joined by single dots, at most 64 characters).  A pod is registered under its own name,
+# so a pod name with '_', or with a label that begins or ends with '-', is not registered.
+MACHINE_NAME_PATTERN = re.compile(
+    r"(?=.{1,64}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def is_valid_machine_name(name: str) -> bool:
+    """Whether systemd-machined accepts ``name`` as a machine's name."""
+    return MACHINE_NAME_PATTERN.fullmatch(name) is not None
 
 
 def shown(text: str, limit: int = 40) -> str:
@@ -137,3 +154,7 @@ def socket_unit(pod: str, app: str, name: str) -> str:
 
 def enter_unit(pod: str, app: str, tag: str) -> str:
     return f"podenter@{pod}:{app}:{tag}.service"
+
+
+def machine_unit(pod: str, app: str) -> str:
+    return f"podmachine@{pod}:{app}.service"

@@ -144,6 +144,7 @@ MUTATING = [
     ("RemovePod", ["s", "beta"]),
     ("PreparePod", ["s", "alpha"]),
     ("ReleasePod", ["s", "alpha"]),
+    ("ReleaseMachine", ["ss", "alpha", "web"]),
     ("PullImage", ["s", "127.0.0.1:1/none:1"]),
     ("ImportImage", ["ss", "oci:/nowhere", ""]),
     ("RemoveImage", ["s", "example.org/none:1"]),

@@ -97,6 +97,7 @@ BAD: dict[str, list[Any]] = {
         "Alpha",
     ],
     "network": ["../../../var/tmp/x", "", "a" * 64, LONG, "nét", "x\rb"],
+    "app": ["../../../var/tmp/x", "", "a" * 64, LONG, "nét", "x:y", "x\rb"],
     "image": [
         "../../../home/alice",
         "/etc/passwd",
@@ -122,6 +123,7 @@ BAD: dict[str, list[Any]] = {
 GOOD = {
     "pod": "alpha",
     "network": "podmgr",
+    "app": "web",
     "image": "example.org/none:1",
     "image-or-empty": "",
     "pull": "127.0.0.1:1/none:1",

@@ -324,6 +324,17 @@ MANAGER = Interface(
             MANAGE_PODS,
         ),
         _method(
+            "ReleaseMachine",
+            "s name:pod, s app:app",
+            "",
+            "The pod's registration with systemd-machined (podmachine@NAME:APP.service) "
+            "calls it when app APP, the machine's leader, stops or restarts: unregister the "
+            "pod and register it again with another active app; when machinectl is "
+            "terminating the pod, stop pod@NAME.service instead. Nothing when APP does not "
+            "lead the pod's machine.",
+            MANAGE_PODS,
+        ),
+        _method(
             "ListImages",
             "",
             "a(sssbts) images",

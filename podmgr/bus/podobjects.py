@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -195,6 +196,8 @@ class Pods:
         self.unit_states: dict[str, str] = {}
         self.generated: set[str] = set()  # pod units the generator wrote a drop-in for
         self.watch = ManifestWatch(lambda: self.dispatcher.spawn(self.rescan()))
+        # Told the pod's name when one of its apps becomes active (machined.py).
+        self.on_app_active: Callable[[str], None] | None = None
 
     async def start(self) -> None:
         self.dispatcher.bus.add_message_handler(self._on_signal)
@@ -279,7 +282,9 @@ class Pods:
             unit = unit_of_path(message.path)
             pod = pod_of_unit(unit)
             if pod in self.objects:
-                self.unit_states[unit] = message.body[1]["ActiveState"].value
+                state = self.unit_states[unit] = message.body[1]["ActiveState"].value
                 changed = ["State", "Addresses"] if unit == names.pod_unit(pod) else ["Apps"]
                 self.dispatcher.properties_changed(api.pod_path(pod), api.POD, changed)
+                if state == "active" and unit != names.pod_unit(pod) and self.on_app_active:
+                    self.on_app_active(pod)
         return False

@@ -28,7 +28,8 @@ from podmgr.bus.binding import Deferred, implements
 from podmgr.bus.connection import Bus
 from podmgr.bus.dbuslib import NameFlag, RequestNameReply
 from podmgr.bus.dispatch import Call, Dispatcher
-from podmgr.bus.podobjects import PodObject, Pods
+from podmgr.bus.machined import Machines
+from podmgr.bus.podobjects import PodObject, Pods, pod_of_unit
 from podmgr.bus.systemd import SERVICE, Systemd
 from podmgr.bus.transfers import Transfer, Transfers
 from podmgr.errors import (
@@ -79,12 +80,18 @@ class Manager:
     DEFERRED = (IMAGES,)
 
     def __init__(
-        self, dispatcher: Dispatcher, systemd: Systemd, pod_objects: Pods, transfers: Transfers
+        self,
+        dispatcher: Dispatcher,
+        systemd: Systemd,
+        pod_objects: Pods,
+        transfers: Transfers,
+        machines: Machines | None = None,
     ) -> None:
         self.dispatcher = dispatcher
         self.systemd = systemd
         self.pods = pod_objects
         self.transfers = transfers
+        self.machines = machines or Machines(dispatcher.bus, systemd)
         self._pod_locks: dict[str, asyncio.Lock] = {}  # prepare and release, one pod at once
 
     @implements(api.MANAGER, "Version")
@@ -268,7 +275,14 @@ class Manager:
         # mislead it.)
         async with self._pod_lock(name):
             await jobs.stop_apps(self.systemd, name)  # those a daemon-reload unbound (jobs.py)
+            await self.machines.unregister(name)
             await self.dispatcher.work.run(prepare.release, name)
+
+    @implements(api.MANAGER, "ReleaseMachine")
+    async def release_machine(self, call: Call, name: PodName, app: AppName) -> None:
+        # Without the pod's lock: ReleasePod holds it while it waits for the apps to stop,
+        # and the leader's stop waits for this call (machined.py).
+        await self.machines.release(name, app)
 
     def _pod_lock(self, name: PodName) -> asyncio.Lock:
         return self._pod_locks.setdefault(name, asyncio.Lock())
@@ -300,14 +314,25 @@ async def serve() -> int:
     systemd = Systemd(bus)
     pod_objects = Pods(dispatcher, systemd)
     transfers = Transfers(dispatcher)
+    machines = Machines(bus, systemd)
+    pod_objects.on_app_active = lambda pod: dispatcher.spawn(machines.register(pod))
     dispatcher.export(
-        api.MANAGER_PATH, api.MANAGER, Manager(dispatcher, systemd, pod_objects, transfers)
+        api.MANAGER_PATH,
+        api.MANAGER,
+        Manager(dispatcher, systemd, pod_objects, transfers, machines),
     )
     await pod_objects.start()
     reply = await bus.request_name(api.BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply is not RequestNameReply.PRIMARY_OWNER:
         log.error("%s is taken (%s): another podmgr1 runs", api.BUS_NAME, reply.name)
         return 1
+    # Pods that started while no service ran (or this one was killed) are registered now.
+    active = [p for p, state in pod_objects.unit_states.items() if state == "active"]
+    dispatcher.spawn(
+        machines.start(
+            pod for unit in active if (pod := pod_of_unit(unit)) and unit == names.pod_unit(pod)
+        )
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)

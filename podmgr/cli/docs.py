@@ -105,6 +105,15 @@ apps start after the pod and stop before it; stopping the pod releases every mou
 namespace. An app binds to its pod (BindsTo=), so it stops and restarts with it, while the
 pod only wants its apps, so one failing app leaves the others running.
 
+A running pod is registered with systemd-machined (class container) under its name,
+led by the main process of its first active app, whose unit becomes the machine's: so
+machinectl list and status show it and ps -o machine names that app's processes, and
+machinectl terminate POD stops pod@POD.service. A transient unit without a process,
+podmachine@POD:APP.service, stops before the leading app's unit and has the pod
+registered anew with another app whenever that app stops, restarts or dies. A pod name
+that is no host name (with '_', or a part between dots beginning or ending with '-') is
+not registered; podmgr validate warns of it.
+
 Every app runs with PrivateDevices=, ProtectKernelTunables=, ProtectKernelModules=,
 ProtectControlGroups= and, unless capabilities_retain says otherwise, the capability
 bounding set an OCI runtime gives a container. User and group names are looked up in the

@@ -268,6 +268,16 @@ def warnings(manifest: Manifest) -> list[Problem]:
                 '"bridge")',
             )
         )
+    if not names.is_valid_machine_name(manifest.name):
+        found.append(
+            Problem(
+                "",
+                f"the pod {manifest.name!r} will run, but not be registered with "
+                "systemd-machined (machinectl, ps -o machine), which takes host names "
+                "only: use letters, digits, '-' and '.' in its name, with no '-' at either "
+                "end of a part between dots",
+            )
+        )
     from podmgr.hostpaths import first_link  # noqa: PLC0415 -- the one look at the host here
 
     for key, path, what in _host_paths(manifest):
