@@ -11,6 +11,10 @@ Naming scheme (documented in podmgr.toml(5)):
                              refused
     podapp@POD:APP.service   one unit per app; ":" cannot occur in a pod or app
                              name, so the instance splits back without ambiguity
+    podhealth@POD:APP.service         an app's health check, run once
+    podhealth@POD:APP.timer           runs it every interval while the app runs
+    podhealth-failed@POD:APP.service  counts a failed check, acts on the app after
+                                      retries of them
 """
 
 from __future__ import annotations
@@ -122,3 +126,15 @@ def pod_slice(pod: str) -> str:
 
 def app_unit(pod: str, app: str) -> str:
     return f"podapp@{pod}:{app}.service"
+
+
+def health_check_unit(pod: str, app: str) -> str:
+    return f"podhealth@{pod}:{app}.service"
+
+
+def health_timer(pod: str, app: str) -> str:
+    return f"podhealth@{pod}:{app}.timer"
+
+
+def health_failed_unit(pod: str, app: str) -> str:
+    return f"podhealth-failed@{pod}:{app}.service"

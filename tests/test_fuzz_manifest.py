@@ -170,6 +170,7 @@ APP_KEYS = {
         "BindsTo",
         "After",
         "AssertPathIsMountPoint",
+        "Wants",
     },
     "Service": {
         "Type",
@@ -205,6 +206,9 @@ APP_KEYS = {
         "CPUQuota",
         "TasksMax",
         "IOWeight",
+        "ExecStartPre",
+        "ExecStartPost",
+        "TimeoutStartSec",
     },
 }
 ONCE = {"ExecStart", "User", "Group", "WorkingDirectory", "RootDirectory", "Type"}
@@ -225,7 +229,12 @@ def check_units(parsed: model.Manifest) -> None:
         if not isinstance(output, units.GeneratedFile) or output.path.endswith(".json"):
             continue
         found = systemd_syntax.settings(output.text)
-        assert all(s.key and s.section in ("Unit", "Service", "Slice") for s in found)
+        assert all(s.key and s.section in ("Unit", "Service", "Slice", "Timer") for s in found)
+        if output.path.startswith("podhealth@") and output.path.endswith(".service"):
+            app = parsed.apps[output.path.split(":", 1)[1].removesuffix(".service")]
+            assert app.health
+            [exec_start] = [s.value for s in found if s.key == "ExecStart"]
+            assert systemd_syntax.command(exec_start) == list(app.health.exec)
         if output.path.startswith("podapp@"):
             resolved = apps[output.path.split(":", 1)[1].removesuffix(".service")]
             assert all(s.key in APP_KEYS[s.section] for s in found), found

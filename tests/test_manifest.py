@@ -14,8 +14,17 @@ import pytest
 from podmgr import names
 from podmgr.errors import ManifestError
 from podmgr.manifest import model, schema
-from podmgr.manifest.model import App, Install, Mount, Network, PodSettings, Resources, Volume
-from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest.model import (
+    App,
+    Health,
+    Install,
+    Mount,
+    Network,
+    PodSettings,
+    Resources,
+    Volume,
+)
+from podmgr.manifest.schema import NetworkMode, OnFailure, Ready, Restart, VolumeType
 from podmgr.tables import Section
 from podmgr.values import Port
 
@@ -1003,6 +1012,14 @@ path = "/var/lib/data"
 volume = "conf"
 path = "/etc/shop"
 read_only = true
+
+[app.web.health]
+exec = ["/bin/wget", "-q", "http://127.0.0.1/"]
+interval = "10s"
+timeout = "2s"
+retries = 5
+start_period = "1min"
+on_failure = "restart"
 """
 
 
@@ -1124,6 +1141,14 @@ def test_a_manifest_with_every_key(tmp_path: Path) -> None:
         mounts=(
             Mount("data", "/var/lib/data", read_only=False),
             Mount("conf", "/etc/shop", read_only=True),
+        ),
+        health=Health(
+            exec=("/bin/wget", "-q", "http://127.0.0.1/"),
+            interval=10_000_000,
+            timeout=2_000_000,
+            retries=5,
+            start_period=60_000_000,
+            on_failure=OnFailure.RESTART,
         ),
     )
     assert pod.restart_of(pod.apps["web"]) is Restart.ALWAYS

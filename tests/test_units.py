@@ -35,6 +35,7 @@ CASES = {
     "demo": ROOT / "examples" / "demo.toml",
     "shop": ROOT / "examples" / "shop.toml",
     "edge-cases": GOLDEN / "edge-cases.toml",
+    "health": GOLDEN / "health.toml",
 }
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import schema
-from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest.schema import NetworkMode, OnFailure, Ready, Restart, VolumeType
 from podmgr.values import BadValue, Executable, Port, toml_key
 
 
@@ -90,6 +90,16 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Health:
+    exec: tuple[str, ...]
+    interval: int  # microseconds, as every duration
+    timeout: int
+    retries: int
+    start_period: int
+    on_failure: OnFailure
+
+
+@dataclass(frozen=True)
 class App:
     name: str
     rootfs: str | None
@@ -111,6 +121,7 @@ class App:
     private_users: bool
     resources: Resources
     mounts: tuple[Mount, ...]
+    health: Health | None = None  # [app.NAME.health]: None without one
 
 
 @dataclass(frozen=True)
@@ -141,6 +152,7 @@ _CLASSES: dict[str, type] = {
     "volumes": Volume,
     "mounts": Mount,
     "apps": App,
+    "health": Health,
 }
 
 
@@ -343,6 +355,14 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
             )
         )
     problems.extend(_check_exec(app, where))
+    if app.ready is Ready.HEALTHY and app.health is None:
+        problems.append(
+            Problem(
+                f"{where}.ready",
+                '"healthy" needs a health check (add [app.'
+                f'{toml_key(app.name)}.health] with exec = [...], or set ready = "started")',
+            )
+        )
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))
