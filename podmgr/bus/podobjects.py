@@ -225,7 +225,7 @@ def pod_of_unit(unit: str) -> str | None:
 
 def pod_of_health_unit(unit: str) -> str | None:
     """The pod of an app's health check unit or failure counter (names.py)."""
-    if match := re.fullmatch(r"podhealth(?:-failed)?@([^:]+):[^:]+\.service", unit):
+    if match := re.fullmatch(r"podhealth(?:-[a-z]+)?@([^:]+):[^:]+\.service", unit):
         return match[1]
     return None
 

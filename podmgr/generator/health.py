@@ -5,18 +5,25 @@ For app "web" of pod "shop" with [app.web.health] (names.py documents the names)
 
     podhealth@shop:web.service         runs the check once, in the app's confinement
     podhealth@shop:web.timer           runs it every interval while the app runs
-    podhealth-failed@shop:web.service  counts a failed check (OnFailure= of the check)
-
-and the app's own unit gets Wants= of the timer, a fresh state at each start, and, with
-ready = "healthy", an ExecStartPost= that waits for the first passing check.
+    podhealth-passed@shop:web.service  records a pass (OnSuccess= of the check)
+    podhealth-failed@shop:web.service  counts a failure (OnFailure= of the check) and,
+                                       after retries of them, restarts or stops the app
+    podhealth-reset@shop:web.service   clears the app's health before each of its starts
+    podhealth-ready@shop:web.service   with ready = "healthy" only: runs the check until
+                                       it passes, then tells systemd the app is ready
 
 The check's confinement is the app's: the same functions write it (units.confine), so
 the check has the app's root directory, namespaces, user, bounding set, NoNewPrivileges=,
-system call filter and slice.  A pass costs no process of podmgr's: the check's own
-ExecStartPost= lines (run with full privileges, outside the app's root: the "+" prefix)
-clear the failures and touch the pass file.  Only a failure starts podmgr-pod, to count
-it and, after retries of them, to restart or stop the app (runtime/health.py).  The
-org.podmgr1 service is not involved: it reads the state files when asked.
+system call filter and slice.  What runs outside it is in units of its own, as every
+command of a unit with RootDirectory= runs in that root ("+" lifts privilege limits, not
+the root).  A pass starts no Python: two small commands record it.  Only a failure starts
+podmgr-pod (runtime/health.py) to count it.  The org.podmgr1 service is not involved: it
+reads the state files when asked.
+
+With ready = "healthy" the app is Type=notify, and podhealth-ready sends READY=1 on its
+behalf (as its main process, which root may) once a check passed: so the app's unit is
+"activating" until then, and the units ordered after it wait, as for podman's
+Notify=healthy.
 """
 
 from __future__ import annotations
@@ -63,59 +70,115 @@ def render(
     """The check's units; adds what the app's unit needs to ``app_unit``."""
     health = app.health
     assert health is not None
-    pod = manifest.name
-    failures = str(runtime.health_failures(app.name))
-    passed = str(runtime.health_passed(app.name))
-
-    app_unit.add("Unit", "Wants", names.health_timer(pod, app.name))
-    # Every start of the app begins "starting": no pass, no failure counted.
-    app_unit.add("Service", "ExecStartPre", "+" + command_line(["/bin/rm", "-f", failures, passed]))
+    pod, name = manifest.name, app.name
+    wanted = [names.health_reset_unit(pod, name), names.health_timer(pod, name)]
     if app.ready is Ready.HEALTHY:
-        # The app is "activating" until this returns: units ordered after it wait.
-        app_unit.add("Service", "ExecStartPost", "+" + helper("health-wait", pod, app.name, health))
+        wanted.append(names.health_ready_unit(pod, name))
         app_unit.add("Service", "TimeoutStartSec", format_duration(_start_timeout(health)))
+    app_unit.add_words("Unit", "Wants", wanted)
 
-    check = units.unit_of(manifest, f"Health check of app {app.name} of pod {pod}")
+    made = _Units(manifest, name)
+    _check(made, manifest, app, health, resolved, runtime)
+    _bookkeeping(made, health, runtime)
+    if app.ready is Ready.HEALTHY:
+        # Not ordered against the app: it waits for the app's main process itself.
+        ready = made.unit(names.health_ready_unit(pod, name), "Readiness")
+        ready.add("Unit", "PartOf", made.app_unit)
+        ready.add("Unit", "After", names.health_reset_unit(pod, name))
+        ready.add("Service", "Type", "oneshot")
+        ready.add("Service", "ExecStart", helper("health-wait", pod, name, health))
+        ready.add("Service", "TimeoutStartSec", format_duration(_start_timeout(health)))
+        made.logged(ready)
+    return [units.GeneratedFile(path, unit.render()) for path, unit in made.units.items()]
+
+
+class _Units:
+    """The units made for one app's check, by name."""
+
+    def __init__(self, manifest: Manifest, app: str) -> None:
+        self.manifest = manifest
+        self.pod = manifest.name
+        self.app = app
+        self.app_unit = names.app_unit(self.pod, app)
+        self.units: dict[str, UnitFile] = {}
+
+    def unit(self, name: str, description: str, often: bool = False) -> UnitFile:
+        """``often``: started at every check, more often than systemd's default start
+        limit (5 in 10 s) allows when the interval is short."""
+        what = f"{description} of app {self.app} of pod {self.pod}"
+        self.units[name] = units.unit_of(self.manifest, what)
+        if often:
+            self.units[name].add("Unit", "StartLimitIntervalSec", 0)
+        return self.units[name]
+
+    def logged(self, unit: UnitFile) -> None:
+        """In the pod's journal (podmgr logs), beside the app's lines."""
+        unit.add("Service", "SyslogIdentifier", f"{self.app}-health")
+        unit.add("Service", "LogExtraFields", f"PODMGR_POD={self.pod}")
+        unit.add("Service", "LogExtraFields", f"PODMGR_APP={self.app}")
+
+
+def _check(
+    made: _Units,
+    manifest: Manifest,
+    app: App,
+    health: Health,
+    resolved: ResolvedApp,
+    runtime: paths.PodRuntime,
+) -> None:
+    pod, name = made.pod, made.app
+    check = made.unit(names.health_check_unit(pod, name), "Health check", often=True)
     # PartOf=, not BindsTo= with After=: ready = "healthy" runs the check while the app
     # is still starting, so the check must not wait for the app's start job.
-    check.add("Unit", "PartOf", names.app_unit(pod, app.name))
-    check.add("Unit", "OnFailure", names.health_failed_unit(pod, app.name))
-    check.add("Unit", "AssertPathIsMountPoint", escape_specifiers(str(runtime.rootfs(app.name))))
+    check.add("Unit", "PartOf", made.app_unit)
+    check.add("Unit", "OnSuccess", names.health_passed_unit(pod, name))
+    check.add("Unit", "OnFailure", names.health_failed_unit(pod, name))
+    check.add("Unit", "AssertPathIsMountPoint", escape_specifiers(str(runtime.rootfs(name))))
     check.add("Service", "Type", "oneshot")
     check.add("Service", "Slice", names.pod_slice(pod))
     check.add("Service", "ExecStart", command_line(health.exec))
-    # After a pass, in this order: a reader between the two sees "starting" or
-    # "healthy", never a stale "unhealthy".
-    check.add("Service", "ExecStartPost", "+" + command_line(["/bin/rm", "-f", failures]))
-    check.add("Service", "ExecStartPost", "+" + command_line(["/bin/touch", passed]))
     check.add("Service", "TimeoutStartSec", format_duration(health.timeout))
-    check.add("Service", "SyslogIdentifier", f"{app.name}-health")
-    check.add("Service", "LogExtraFields", f"PODMGR_POD={pod}")
-    check.add("Service", "LogExtraFields", f"PODMGR_APP={app.name}")
+    made.logged(check)
     units.confine(check, manifest, app, resolved, runtime)
 
-    failed = units.unit_of(manifest, f"Failed health check of app {app.name} of pod {pod}")
-    failed.add("Service", "Type", "oneshot")
-    failed.add("Service", "ExecStart", helper("health-failed", pod, app.name, health))
-    failed.add("Service", "SyslogIdentifier", f"{app.name}-health")
-    failed.add("Service", "LogExtraFields", f"PODMGR_POD={pod}")
-    failed.add("Service", "LogExtraFields", f"PODMGR_APP={app.name}")
-
-    timer = units.unit_of(manifest, f"Health checks of app {app.name} of pod {pod}")
+    timer = made.unit(names.health_timer(pod, name), "Health checks")
     # Started by the app's Wants=, once the app is active; stopped with it.
-    timer.add("Unit", "BindsTo", names.app_unit(pod, app.name))
-    timer.add("Unit", "After", names.app_unit(pod, app.name))
+    timer.add("Unit", "BindsTo", made.app_unit)
+    timer.add("Unit", "After", made.app_unit)
     # As Docker: the first check an interval after the start, then an interval after the
     # end of each check.
     timer.add("Timer", "OnActiveSec", format_duration(health.interval))
     timer.add("Timer", "OnUnitInactiveSec", format_duration(health.interval))
     timer.add("Timer", "AccuracySec", format_duration(ACCURACY))
 
-    return [
-        units.GeneratedFile(names.health_check_unit(pod, app.name), check.render()),
-        units.GeneratedFile(names.health_failed_unit(pod, app.name), failed.render()),
-        units.GeneratedFile(names.health_timer(pod, app.name), timer.render()),
-    ]
+
+def _bookkeeping(made: _Units, health: Health, runtime: paths.PodRuntime) -> None:
+    """The units that keep the app's health state files (runtime/health.py)."""
+    pod, name = made.pod, made.app
+    failures = str(runtime.health_failures(name))
+    passed = str(runtime.health_passed(name))
+
+    # In this order: a reader between the two sees "starting" or "healthy", never a
+    # stale "unhealthy".
+    passing = made.unit(names.health_passed_unit(pod, name), "Passed health check", often=True)
+    passing.add("Service", "Type", "oneshot")
+    passing.add("Service", "ExecStart", command_line(["/bin/rm", "-f", failures]))
+    passing.add("Service", "ExecStart", command_line(["/bin/touch", passed]))
+
+    failing = made.unit(names.health_failed_unit(pod, name), "Failed health check", often=True)
+    failing.add("Service", "Type", "oneshot")
+    failing.add("Service", "ExecStart", helper("health-failed", pod, name, health))
+    made.logged(failing)
+
+    # Every start of the app begins "starting": restarted and stopped with the app
+    # (PartOf=), and done before it starts.
+    reset = made.unit(names.health_reset_unit(pod, name), "Health state")
+    reset.add("Unit", "PartOf", made.app_unit)
+    reset.add("Unit", "After", names.pod_unit(pod))
+    reset.add("Unit", "Before", made.app_unit)
+    reset.add("Service", "Type", "oneshot")
+    reset.add("Service", "RemainAfterExit", True)
+    reset.add("Service", "ExecStart", command_line(["/bin/rm", "-f", failures, passed]))
 
 
 def _start_timeout(health: Health) -> int:

@@ -7,7 +7,7 @@ For pod "shop" with apps "web" and "db" (names.py documents the scheme):
     pod@shop.service.d/podmgr-plan.json  what prepare sets up (plan.py)
     pod-shop.slice                     the pod's slice with the pod's resource limits
     podapp@shop:web.service            one service per app
-    podhealth@shop:web.{service,timer}, podhealth-failed@shop:web.service
+    podhealth@shop:web.{service,timer}, podhealth-*@shop:web.service
                                        an app's health check (health.py)
     multi-user.target.wants/pod@shop.service -> pod@.service   from [install]
 
@@ -183,7 +183,9 @@ def _app_unit(
     unit.add("Unit", "AssertPathIsMountPoint", escape_specifiers(str(runtime.rootfs(app.name))))
 
     service = "Service"
-    unit.add(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
+    # With ready = "healthy", READY=1 comes from its health check (health.py).
+    notify = app.ready in (Ready.NOTIFY, Ready.HEALTHY)
+    unit.add(service, "Type", "notify" if notify else "exec")
     unit.add(service, "Slice", names.pod_slice(pod))
     unit.add(service, "ExecStart", command_line(resolved.exec))
     unit.add(service, "Restart", manifest.restart_of(app).value)

@@ -20,9 +20,10 @@ the app is unhealthy, and on_failure says what happens to it.
 
 ``podmgr-pod health-failed POD APP ...`` runs after a failed check (the check's
 OnFailure=): it counts the failure, and restarts or stops the app once it is unhealthy.
-``podmgr-pod health-wait POD APP ...`` is the ExecStartPost= of an app with ready =
-"healthy": it runs the check until it passes (exit 0) or the app turns unhealthy (exit 1),
-so systemd considers the app started only after its first pass.  Counting the same check
+``podmgr-pod health-wait POD APP ...`` (podhealth-ready@POD:APP.service) runs, for an
+app with ready = "healthy", the check until it passes, then sends READY=1 as the app's
+main process; or, once the app turns unhealthy, ends the app's start.  So systemd
+considers the app started only after its first pass.  Counting the same check
 twice (the waiter and OnFailure= both see it) is harmless: a failure is counted by its
 check's InvocationID, once, under a lock.
 """
@@ -34,6 +35,8 @@ import contextlib
 import enum
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -121,7 +124,7 @@ def _usec(text: str | None) -> int:
 
 
 def count_failure(settings: Settings) -> Failures:
-    """Count the check's last run, which failed, unless it was counted already, ran before
+    """Count the check's last run if it failed, unless it was counted already, ran before
     the app's current start, or fell in its start period."""
     runtime = paths.PodRuntime(settings.pod)
     app_unit = names.app_unit(settings.pod, settings.app)
@@ -131,13 +134,15 @@ def count_failure(settings: Settings) -> Failures:
     with locks.flocked(runtime.app_dir(settings.app) / "health-lock"):
         path = runtime.health_failures(settings.app)
         before = Failures.read(path)
-        check = show(check_unit, "InvocationID", "ExecMainStartTimestampMonotonic")
+        check = show(check_unit, "ActiveState", "InvocationID", "ExecMainStartTimestampMonotonic")
         started = _usec(
             show(app_unit, "InactiveExitTimestampMonotonic").get("InactiveExitTimestampMonotonic")
         )
         ran = _usec(check.get("ExecMainStartTimestampMonotonic"))
         invocation = check.get("InvocationID", "")
-        if invocation == before.check or ran < started:
+        # Only a run that failed and is still the last one (a failed unit stays failed
+        # until its next start): a late counter must not count a pass, or a run under way.
+        if check.get("ActiveState") != "failed" or invocation == before.check or ran < started:
             return before
         in_start_period = (
             not runtime.health_passed(settings.app).exists()
@@ -164,35 +169,94 @@ def failed(settings: Settings) -> int:
         settings.on_failure is OnFailure.NONE
         or show(app_unit, "ActiveState").get("ActiveState") != "active"
     ):
-        print(what, file=sys.stderr)
+        tell(app_unit, what)
         return 0
-    verb = "restart" if settings.on_failure is OnFailure.RESTART else "stop"
-    print(f"{what}; {verb}ping it (on_failure = {settings.on_failure.value!r})", file=sys.stderr)
-    # --no-block: this unit is not the app's, but the app's stop also stops its check.
+    verb, doing = (
+        ("restart", "restarting")
+        if settings.on_failure is OnFailure.RESTART
+        else ("stop", "stopping")
+    )
+    tell(app_unit, f"{what}; {doing} it (on_failure = {settings.on_failure.value!r})")
+    # --no-block: the app's stop also stops its check, which this unit is not.
     process.run(["systemctl", "--no-block", verb, app_unit])
     return 0
 
 
+def record_pass(runtime: paths.PodRuntime, app: str) -> None:
+    """What podhealth-passed does, in the same order (generator/health.py)."""
+    runtime.health_failures(app).unlink(missing_ok=True)
+    runtime.health_passed(app).touch()
+
+
 def wait(settings: Settings) -> int:
-    """Run the check until it passes (0) or the app is unhealthy (1)."""
+    """Wait for the app's main process, then run the check until it passes (tell systemd
+    the app is ready: 0) or the app is unhealthy (end the app's start: 1)."""
     runtime = paths.PodRuntime(settings.pod)
+    app_unit = names.app_unit(settings.pod, settings.app)
     check_unit = names.health_check_unit(settings.pod, settings.app)
+    # Started with the app, not after it: its start job may not have begun yet.  A stop
+    # of the app stops this too (PartOf=), and TimeoutStartSec= bounds the wait.
     while True:
-        # A failing check makes systemctl fail; its result is what the state files say.
-        with contextlib.suppress(subprocess.CalledProcessError):
+        state = show(app_unit, "ActiveState", "MainPID")
+        main = _usec(state.get("MainPID"))
+        if state.get("ActiveState") in ("active", "failed"):
+            return 0 if state.get("ActiveState") == "active" else 1
+        if state.get("ActiveState") == "activating" and main:
+            break
+        time.sleep(0.05)
+    while True:
+        try:
             process.run(["systemctl", "start", check_unit])
-        if status(runtime, settings.app) is Status.HEALTHY:
+        except subprocess.CalledProcessError:
+            failures = count_failure(settings)
+        else:
+            record_pass(runtime, settings.app)
+            notify(main, "READY=1\nSTATUS=healthy")
             return 0
-        failures = count_failure(settings)
         if failures.unhealthy:
-            print(
+            what = (
                 f"app {settings.app} of pod {settings.pod} did not become healthy: its "
                 f"health check failed {failures.count} times in a row (see journalctl "
-                f"-u {check_unit})",
-                file=sys.stderr,
+                f"-u {check_unit})"
             )
+            notify(main, f"STATUS={what}")
+            tell(app_unit, what)
+            # The app's start fails: a notify service that ends before READY=1 has.
+            process.run(["systemctl", "kill", "--kill-who=main", app_unit])
             return 1
         time.sleep(settings.interval / 10**6)
+
+
+NOTIFY_SOCKET = "/run/systemd/notify"
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
+
+
+def notify(pid: int, message: str) -> None:
+    """sd_notify(3) as process ``pid``: root may name another process in its credentials,
+    and systemd takes the message as that process's (NotifyAccess=main)."""
+    credentials = struct.pack("iII", pid, 0, 0)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+        sock.sendmsg(
+            [message.encode()],
+            [(socket.SOL_SOCKET, socket.SCM_CREDENTIALS, credentials)],
+            0,
+            NOTIFY_SOCKET,
+        )
+
+
+def tell(unit: str, message: str) -> None:
+    """Log ``message`` about ``unit``: on stderr (this unit's journal, and podmgr logs),
+    and to the journal as about the app's unit (OBJECT_SYSTEMD_UNIT=, which systemctl
+    status and journalctl -u show for a sender that is root)."""
+    print(message, file=sys.stderr, flush=True)
+    fields = (
+        f"MESSAGE={message}\nPRIORITY=4\nSYSLOG_IDENTIFIER=podmgr\nOBJECT_SYSTEMD_UNIT={unit}\n"
+    )
+    with (
+        contextlib.suppress(OSError),
+        socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock,
+    ):
+        sock.sendto(fields.encode(), JOURNAL_SOCKET)
 
 
 def _parser() -> argparse.ArgumentParser:
