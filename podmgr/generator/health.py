@@ -142,9 +142,12 @@ def _check(
     units.confine(check, manifest, app, resolved, runtime)
 
     timer = made.unit(names.health_timer(pod, name), "Health checks")
-    # Started by the app's Wants=, once the app is active; stopped with it.
+    # Started with the app (its Wants=), stopped with it.  Not After= the app: a timer is
+    # ordered before the unit it triggers, so the check would wait for the app's start,
+    # which with ready = "healthy" waits for the check.  After the state's reset, which is
+    # after the pod's prepare, as the app is.
     timer.add("Unit", "BindsTo", made.app_unit)
-    timer.add("Unit", "After", made.app_unit)
+    timer.add("Unit", "After", names.health_reset_unit(pod, name))
     # As Docker: the first check an interval after the start, then an interval after the
     # end of each check.
     timer.add("Timer", "OnActiveSec", format_duration(health.interval))
