@@ -242,9 +242,9 @@ def parser() -> argparse.ArgumentParser:
         "render", cmd_render, "print the units the generator would write for a manifest (a dry run)"
     )
     render.add_argument("file", metavar="FILE", help="manifest file (NAME.toml)")
-    listing = command("list", cmd_list, "list pods and their state")
+    listing = command("list", cmd_list, "list pods, their state and their health")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    status = command("status", cmd_status, "show a pod, its units and its apps' state")
+    status = command("status", cmd_status, "show a pod, its units, its apps' state and health")
     status.add_argument("pod", metavar="POD", help="pod name")
     status.add_argument("--json", action="store_true", help="print JSON")
     cat = command("cat", cmd_cat, "print the manifest files of pods, as systemctl cat does units")

@@ -123,14 +123,15 @@ def _usec(text: str | None) -> int:
         return 0
 
 
-def count_failure(settings: Settings) -> Failures:
+def count_failure(settings: Settings) -> tuple[Failures, bool]:
     """Count the check's last run if it failed, unless it was counted already, ran before
-    the app's current start, or fell in its start period."""
+    the app's current start, or fell in its start period.  The failures, and whether
+    this call counted one."""
     runtime = paths.PodRuntime(settings.pod)
     app_unit = names.app_unit(settings.pod, settings.app)
     check_unit = names.health_check_unit(settings.pod, settings.app)
     if not runtime.app_dir(settings.app).is_dir():
-        return Failures(0, "", False)  # the pod is released: nothing to count for
+        return Failures(0, "", False), False  # the pod is released: nothing to count for
     with locks.flocked(runtime.app_dir(settings.app) / "health-lock"):
         path = runtime.health_failures(settings.app)
         before = Failures.read(path)
@@ -143,7 +144,7 @@ def count_failure(settings: Settings) -> Failures:
         # Only a run that failed and is still the last one (a failed unit stays failed
         # until its next start): a late counter must not count a pass, or a run under way.
         if check.get("ActiveState") != "failed" or invocation == before.check or ran < started:
-            return before
+            return before, False
         in_start_period = (
             not runtime.health_passed(settings.app).exists()
             and ran - started < settings.start_period
@@ -151,13 +152,15 @@ def count_failure(settings: Settings) -> Failures:
         count = before.count + (0 if in_start_period else 1)
         after = Failures(count, invocation, count >= settings.retries)
         after.write(path)
-    return after
+    return after, after.count > before.count
 
 
 def failed(settings: Settings) -> int:
     """After a failed check: count it, and act on an app that is now unhealthy."""
-    failures = count_failure(settings)
-    if not failures.unhealthy:
+    failures, counted = count_failure(settings)
+    # Said and done once, when the app turns unhealthy: a restart or stop starts it afresh
+    # (or ends its checks), and "none" need not repeat itself at every check.
+    if not (counted and failures.count == settings.retries):
         return 0
     app_unit = names.app_unit(settings.pod, settings.app)
     what = (
@@ -208,7 +211,7 @@ def wait(settings: Settings) -> int:
         try:
             process.run(["systemctl", "start", check_unit])
         except subprocess.CalledProcessError:
-            failures = count_failure(settings)
+            failures, _ = count_failure(settings)
         else:
             record_pass(runtime, settings.app)
             notify(main, "READY=1\nSTATUS=healthy")
