@@ -259,7 +259,7 @@ def verify(
         o for o in outputs if o.path.startswith(("podapp@", "podhealth"))
     ):
         assert isinstance(output, units.GeneratedFile)
-        alias = here / "alias" / f"{index}.service"
+        alias = here / "alias" / f"{index}.{output.path.rsplit('.', 1)[1]}"
         alias.write_text(output.text)
         # "FILE:NAME" verifies FILE as the unit NAME, whose ":" a file name cannot carry here.
         args.append(f"{alias}:{output.path}")
