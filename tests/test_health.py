@@ -301,6 +301,8 @@ WAITED = f"""
     [app.web.health]
     exec = ["/bin/sh", "-c", "test -e /tmp/ready && echo passed >> /shared/checks"]
     interval = "1s"
+    # Its checks fail for 3 s: without a start period, retries = 3 of them would end its
+    # start as unhealthy (as test_a_first_check_that_never_passes_fails_the_start shows).
     start_period = "10s"
 
     # What it saw of web's checks when it started.
