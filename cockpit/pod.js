@@ -10,6 +10,7 @@ import {
     alert, button, busy, card, clear, descriptionList, emptyState, formatBytes, formatDuration,
     h, inlineError, link, replace, spinner, stateLabel, table,
 } from "./dom.js";
+import { appHealth, healthLabel } from "./health.js";
 import { portText, problemLines } from "./pods.js";
 
 const cockpit = window.cockpit;
@@ -46,7 +47,7 @@ function counter(value, format) {
     return value === null || value === undefined ? h("span", { class: "pm-muted" }, "–") : format(value);
 }
 
-function appsTable(apps, units) {
+function appsTable(apps, units, pod) {
     return table({
         columns: ["App", "Unit", "State", "Restarts", "Memory", "CPU"],
         rows: apps,
@@ -57,7 +58,8 @@ function appsTable(apps, units) {
             return [
                 h("span", { class: "pm-app-name" }, app),
                 serviceLink(unit),
-                stateLabel(props.ActiveState || state),
+                h("span", { class: "pm-app-state" },
+                  stateLabel(props.ActiveState || state), healthLabel(appHealth(pod, app))),
                 counter(props.NRestarts, String),
                 counter(props.MemoryCurrent, formatBytes),
                 counter(props.CPUUsageNSec, formatDuration),
@@ -254,7 +256,8 @@ export function show(main, path) {
             actions.stop.disabled = state === "inactive" || state === "invalid";
         }
         replace(header,
-                h("h1", { class: "pm-title" }, name, state ? stateLabel(state) : null),
+                h("h1", { class: "pm-title" }, name, state ? stateLabel(state) : null,
+                  healthLabel(pod?.Health)),
                 h("div", { class: "pm-actions" }, actions.start, actions.stop, actions.restart, actions.edit));
     }
 
@@ -302,7 +305,7 @@ export function show(main, path) {
             ? alert("danger", "The manifest does not load",
                     h("ul", { class: "pm-problems" }, problemLines(pod).map(line => h("li", null, line))))
             : null);
-        replace(appsBody, appsTable(pod.Apps || [], units));
+        replace(appsBody, appsTable(pod.Apps || [], units, pod));
         replace(detailsBody, details(pod));
         const appNames = (pod.Apps || []).map(([app]) => app);
         if (appNames.join("\n") !== knownApps) {
@@ -323,7 +326,7 @@ export function show(main, path) {
         if (!pod)
             return;
         units = read;
-        replace(appsBody, appsTable(pod.Apps || [], units));
+        replace(appsBody, appsTable(pod.Apps || [], units, pod));
     }
 
     const stopWatching = bus.watchPods(refresh);

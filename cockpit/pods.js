@@ -6,6 +6,7 @@
 
 import * as bus from "./bus.js";
 import { alert, button, card, emptyState, h, link, replace, spinner, stateLabel, table } from "./dom.js";
+import { healthLabel } from "./health.js";
 
 // "FILE: KEY: what is wrong", the form podmgr validate prints.
 export function problemLines(pod) {
@@ -59,7 +60,7 @@ function podsTable(pods) {
             : pod.error ? h("div", { class: "pm-inline-error" }, pod.error.message) : null,
         cells: pod => [
             link(pod.Name, `#/pod/${encodeURIComponent(pod.Name)}`, { class: "pm-pod-name" }),
-            stateLabel(pod.State),
+            h("span", { class: "pm-pod-state" }, stateLabel(pod.State), healthLabel(pod.Health)),
             h("span", { class: "pm-nowrap" }, appsText(pod.Apps)),
             list(pod.Images),
             list(pod.Addresses),

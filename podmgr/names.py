@@ -21,6 +21,14 @@ Naming scheme (documented in podmgr.toml(5)):
     podmachine@POD:APP.service   transient, without a process: the pod's registration
                              with systemd-machined while app APP leads it
                              (bus/machined.py)
+    podhealth@POD:APP.service         an app's health check, run once
+    podhealth@POD:APP.timer           runs it every interval while the app runs
+    podhealth-passed@POD:APP.service  records a passed check
+    podhealth-failed@POD:APP.service  counts a failed check, acts on the app after
+                                      retries of them
+    podhealth-reset@POD:APP.service   clears the app's health before each start
+    podhealth-ready@POD:APP.service   with ready = "healthy": tells systemd the app
+                                      is started at its first passing check
 """
 
 from __future__ import annotations
@@ -158,3 +166,27 @@ def enter_unit(pod: str, app: str, tag: str) -> str:
 
 def machine_unit(pod: str, app: str) -> str:
     return f"podmachine@{pod}:{app}.service"
+
+
+def health_check_unit(pod: str, app: str) -> str:
+    return f"podhealth@{pod}:{app}.service"
+
+
+def health_timer(pod: str, app: str) -> str:
+    return f"podhealth@{pod}:{app}.timer"
+
+
+def health_passed_unit(pod: str, app: str) -> str:
+    return f"podhealth-passed@{pod}:{app}.service"
+
+
+def health_failed_unit(pod: str, app: str) -> str:
+    return f"podhealth-failed@{pod}:{app}.service"
+
+
+def health_reset_unit(pod: str, app: str) -> str:
+    return f"podhealth-reset@{pod}:{app}.service"
+
+
+def health_ready_unit(pod: str, app: str) -> str:
+    return f"podhealth-ready@{pod}:{app}.service"

@@ -25,6 +25,9 @@ VOLUMES_DIR = STATE_DIR / "volumes"
 # (/run/podmgr/pods/POD.toml), which are files and so never collide with it.
 RUNTIME_PODS_DIR = RUN_DIR / "pods"
 
+# The program pod units run for what needs no service: release, health checks' bookkeeping.
+POD_HELPER = "/usr/lib/podmgr/podmgr-pod"
+
 
 PLAN = "plan.json"  # under a prepared pod's runtime dir (PodRuntime.plan)
 
@@ -54,6 +57,14 @@ class PodRuntime:
 
     def rootfs(self, app: str) -> Path:
         return self.app_dir(app) / "rootfs"
+
+    def health_passed(self, app: str) -> Path:
+        """Touched by each passing health check since the app's start (runtime/health.py)."""
+        return self.app_dir(app) / "health-passed"
+
+    def health_failures(self, app: str) -> Path:
+        """The failed checks counted since the last pass (runtime/health.py)."""
+        return self.app_dir(app) / "health-failures"
 
     def environment_file(self, app: str, index: int) -> Path:
         """An app's environment file ``index`` (from 0) as prepare checked and copied it."""

@@ -45,6 +45,7 @@ class Section:
     subsections: tuple[Section, ...] = ()
     named: bool = False
     array: bool = False
+    optional: bool = False  # a table that may be absent (None then), as [app.NAME.health]
     name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
     key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
 
@@ -120,7 +121,9 @@ def _parse_section(
         else:
             values[spec.name] = None if spec.default is None else spec.type.parse(spec.default)
     for sub in section.subsections:
-        if sub.attribute not in values:
+        if sub.attribute not in values and sub.optional:
+            values[sub.attribute] = None
+        elif sub.attribute not in values:
             values[sub.attribute] = _parse_subsection(
                 parser, sub, {} if not sub.array else [], _join(where, sub.name)
             )

@@ -216,6 +216,7 @@ def test_root_and_group_members_may_manage_pods(bus_bed: Bed) -> None:
         "state": "inactive",
         "unit": "pod@alpha.service",
         "object": "/org/podmgr1/pod/alpha",
+        "health": "",
         "problems": [],
     } in listing
     bed.run("runuser", "-u", "bob", "--", "podmgr", "start", "beta")

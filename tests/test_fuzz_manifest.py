@@ -22,7 +22,7 @@ from podmgr.errors import ManifestError
 from podmgr.generator import resolve, units
 from podmgr.generator.resolve import AppProblem
 from podmgr.limits import CONTROL_CHARACTERS
-from podmgr.manifest import model, schema, sockets
+from podmgr.manifest import model, schema, socketkeys, sockets
 from podmgr.tables import Section
 
 PATH = Path("/etc/podmgr/pods/fuzz.toml")
@@ -188,6 +188,7 @@ APP_KEYS = {
         "After",
         "AssertPathIsMountPoint",
         "Requires",
+        "Wants",
     },
     "Service": {
         "Sockets",
@@ -224,6 +225,9 @@ APP_KEYS = {
         "CPUQuota",
         "TasksMax",
         "IOWeight",
+        "ExecStartPre",
+        "ExecStartPost",
+        "TimeoutStartSec",
     },
 }
 ONCE = {"ExecStart", "User", "Group", "WorkingDirectory", "RootDirectory", "Type"}
@@ -244,9 +248,16 @@ def check_units(parsed: model.Manifest) -> None:
         if not isinstance(output, units.GeneratedFile) or output.path.endswith(".json"):
             continue
         found = systemd_syntax.settings(output.text)
-        assert all(s.key and s.section in ("Unit", "Service", "Slice", "Socket") for s in found)
+        assert all(
+            s.key and s.section in ("Unit", "Service", "Slice", "Socket", "Timer") for s in found
+        )
         if output.path.startswith("podsocket@"):
             check_socket_unit(parsed, output.path, found)
+        if output.path.startswith("podhealth@") and output.path.endswith(".service"):
+            app = parsed.apps[output.path.split(":", 1)[1].removesuffix(".service")]
+            assert app.health
+            [exec_start] = [s.value for s in found if s.key == "ExecStart"]
+            assert systemd_syntax.command(exec_start) == list(app.health.exec)
         if output.path.startswith("podapp@"):
             resolved = apps[output.path.split(":", 1)[1].removesuffix(".service")]
             assert all(s.key in APP_KEYS[s.section] for s in found), found
@@ -321,7 +332,10 @@ def check_socket_unit(
         (s.key, systemd_syntax.unspecify(s.value)) for s in found if s.key.startswith("Listen")
     ]
     assert listens == [
-        ("ListenStream" if s.type is schema.SocketType.STREAM else "ListenDatagram", str(s.listen))
+        (
+            "ListenStream" if s.type is socketkeys.SocketType.STREAM else "ListenDatagram",
+            str(s.listen),
+        )
         for s in tables
     ]
     [service] = [s.value for s in found if s.key == "Service"]

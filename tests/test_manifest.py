@@ -14,9 +14,11 @@ import pytest
 from podmgr import names
 from podmgr.errors import ManifestError
 from podmgr.manifest import model, schema
+from podmgr.manifest.healthkeys import OnFailure
 from podmgr.manifest.listen import Listen
 from podmgr.manifest.model import (
     App,
+    Health,
     Install,
     Mount,
     Network,
@@ -29,10 +31,9 @@ from podmgr.manifest.schema import (
     NetworkMode,
     Ready,
     Restart,
-    SocketNamespace,
-    SocketType,
     VolumeType,
 )
+from podmgr.manifest.socketkeys import SocketNamespace, SocketType
 from podmgr.tables import Section
 from podmgr.values import Port
 
@@ -1232,6 +1233,14 @@ fd_name = "http"
 listen = 53
 type = "datagram"
 namespace = "pod"
+
+[app.web.health]
+exec = ["/bin/wget", "-q", "http://127.0.0.1/"]
+interval = "10s"
+timeout = "2s"
+retries = 5
+start_period = "1min"
+on_failure = "restart"
 """
 
 
@@ -1363,6 +1372,14 @@ def test_a_manifest_with_every_key(tmp_path: Path) -> None:
                 fd_name="http",
             ),
             Socket(Listen(port=53), SocketType.DATAGRAM, SocketNamespace.POD, False, None),
+        ),
+        health=Health(
+            exec=("/bin/wget", "-q", "http://127.0.0.1/"),
+            interval=10_000_000,
+            timeout=2_000_000,
+            retries=5,
+            start_period=60_000_000,
+            on_failure=OnFailure.RESTART,
         ),
     )
     assert pod.restart_of(pod.apps["web"]) is Restart.ALWAYS

@@ -471,6 +471,7 @@ def test_cli_list_status_logs(pods_bed: Bed) -> None:
         "state": "inactive",
         "unit": "pod@cli.service",
         "object": "/org/podmgr1/pod/cli",
+        "health": "",
         "problems": [],
     } in listing
     bed.run("podmgr", "start", "cli")

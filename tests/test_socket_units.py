@@ -21,7 +21,7 @@ from podmgr.generator import resolve, units
 from podmgr.limits import CONTROL_CHARACTERS
 from podmgr.manifest import model, sockets
 from podmgr.manifest.listen import Listen, ListenAddress, Taken
-from podmgr.manifest.schema import SocketNamespace
+from podmgr.manifest.socketkeys import SocketNamespace
 from podmgr.values import BadValue
 
 EVERY_V4 = "0.0.0.0"  # noqa: S104 -- an address to parse, never bound

@@ -39,6 +39,7 @@ CASES = {
     "edge-cases": GOLDEN / "edge-cases.toml",
     "fly": GOLDEN / "fly.toml",
     "sockets": GOLDEN / "sockets.toml",
+    "health": GOLDEN / "health.toml",
 }
 
 

@@ -27,6 +27,7 @@ from podmgr import names
 from podmgr.generator import generator, resolve, units
 from podmgr.limits import DURATION_MAX, PERCENT_MAX, SIZE_MAX, is_text
 from podmgr.manifest import model
+from podmgr.manifest.healthkeys import OnFailure
 from podmgr.manifest.schema import TASKS_MAX, Ready, Restart
 from podmgr.quantities import format_duration, format_size
 from podmgr.syscalls import SYSCALL_NAMES
@@ -98,6 +99,20 @@ def resources() -> st.SearchStrategy[dict[str, Any]]:
     )
 
 
+def health(program: str) -> st.SearchStrategy[dict[str, Any]]:
+    """An [app.NAME.health] table: every key across its range."""
+    return st.fixed_dictionaries(
+        {"exec": st.lists(TEXT, max_size=3).map(lambda args: [program, *args])},
+        optional={
+            "interval": st.integers(1, DURATION_MAX // 10**6),
+            "timeout": st.integers(1000, DURATION_MAX).map(format_duration),
+            "retries": st.integers(1, 1000),
+            "start_period": DURATION,
+            "on_failure": st.sampled_from([f.value for f in OnFailure]),
+        },
+    )
+
+
 @st.composite
 def manifests(draw: st.DrawFn) -> dict[str, Any]:
     volumes = draw(
@@ -163,9 +178,12 @@ def manifests(draw: st.DrawFn) -> dict[str, Any]:
                     ),
                     "private_users": st.booleans(),
                     "resources": resources(),
+                    "health": health(f"/opt/app{index}/health" + draw(PROGRAM)),
                 },
             )
         )
+        if apps[name].get("ready") == "healthy" and "health" not in apps[name]:
+            apps[name]["health"] = {"exec": [f"/opt/app{index}/check"]}
         apps[name]["mount"] = [
             {"volume": volume, "path": path}
             for volume, path in zip(volumes, mount_paths, strict=False)
@@ -254,11 +272,25 @@ STUB_UNITS = (
     "graphical.target",
     "sockets.target",
 )
-STUB_PROGRAMS = ("/usr/bin/busctl", "/bin/sh")
+STUB_PROGRAMS = (
+    "/usr/bin/busctl",
+    "/bin/sh",
+    "/bin/rm",
+    "/bin/touch",
+    "/usr/lib/podmgr/podmgr-pod",
+)
+
+
+def check_programs(parsed: model.Manifest) -> tuple[str, ...]:
+    return tuple(app.health.exec[0] for app in parsed.apps.values() if app.health)
 
 
 def verify(
-    tmp_path: Path, outputs: list[units.Output], pod: str, apps: dict[str, resolve.ResolvedApp]
+    tmp_path: Path,
+    outputs: list[units.Output],
+    pod: str,
+    apps: dict[str, resolve.ResolvedApp],
+    checks: tuple[str, ...] = (),
 ) -> None:
     """systemd-analyze verify the pod unit (template plus drop-ins), its slice and apps, in
     a root that has each app's program (verify checks that it exists there)."""
@@ -274,7 +306,7 @@ def verify(
     os.symlink("pod@.service", here / names.pod_unit(pod))
     args = [str(here / names.pod_unit(pod)), str(here / names.pod_slice(pod))]
     programs = list(STUB_PROGRAMS)
-    named = [o for o in outputs if o.path.startswith(("podapp@", "podsocket@"))]
+    named = [o for o in outputs if o.path.startswith(("podapp@", "podsocket@", "podhealth"))]
     for index, output in enumerate(named):
         assert isinstance(output, units.GeneratedFile)
         alias = here / "alias" / f"{index}{Path(output.path).suffix}"
@@ -282,6 +314,7 @@ def verify(
         # "FILE:NAME" verifies FILE as the unit NAME, whose ":" a file name cannot carry here.
         args.append(f"{alias}:{output.path}")
     programs += [app.exec[0] for app in apps.values()]
+    programs += checks  # the health checks' programs
     for program in programs:
         path = root / program.lstrip("/")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -318,7 +351,7 @@ def test_systemd_loads_what_validate_accepts(
     }
     outputs = units.render(parsed, apps)
     check_units(parsed)
-    verify(tmp_path, outputs, pod, apps)
+    verify(tmp_path, outputs, pod, apps, check_programs(parsed))
 
 
 @pytest.mark.parametrize("pod", CASES)
@@ -327,7 +360,7 @@ def test_systemd_loads_the_golden_units(tmp_path: Path, pod: str) -> None:
     apps = {
         app.name: resolve.resolve_app(app, Rootfs(app.rootfs or "")) for app in parsed.apps.values()
     }
-    verify(tmp_path, units.render(parsed, apps), pod, apps)
+    verify(tmp_path, units.render(parsed, apps), pod, apps, check_programs(parsed))
 
 
 @pytest.mark.parametrize(
@@ -427,4 +460,4 @@ def test_a_hostile_value_in_any_slot_is_refused_or_loads(
         return  # an image app: no image store here
     event("accepted")
     check_units(parsed)
-    verify(tmp_path, units.render(parsed, apps), parsed.name, apps)
+    verify(tmp_path, units.render(parsed, apps), parsed.name, apps, check_programs(parsed))

@@ -496,6 +496,21 @@ POD = Interface(
             "a(sqqs)",
             'Published ports: host address ("" for all), host port, pod port, protocol.',
         ),
+        Property(
+            "Health",
+            "s",
+            "The pod's health: the worst of its apps' in AppHealth (\"unhealthy\", then "
+            '"starting", then "healthy"); "" when no app has a health check, or none of '
+            "those runs.",
+        ),
+        Property(
+            "AppHealth",
+            "a(ss)",
+            'Each app with a health check: name and health, "starting" from its start to '
+            'its first passing check, "healthy" since the last pass, "unhealthy" after '
+            "[app.NAME.health] retries failed checks in a row (also once on_failure stopped "
+            'it, until it starts again); "" while it does not run.',
+        ),
     ),
 )
 

@@ -141,6 +141,19 @@ class Client:
         )
         return {name: variant.value for name, variant in values.items()}
 
+    async def property(self, path: str, interface: api.Interface, name: str) -> Any:
+        [value] = await self._read(
+            Message(
+                destination=api.BUS_NAME,
+                path=path,
+                interface=PROPERTIES,
+                member="Get",
+                signature="ss",
+                body=[interface.name, name],
+            )
+        )
+        return value.value
+
     async def transfer(
         self,
         member: str,

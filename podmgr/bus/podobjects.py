@@ -33,6 +33,7 @@ from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import lookup
 from podmgr.manifest.schema import NetworkMode
 from podmgr.network import joining
+from podmgr.runtime import health
 
 if TYPE_CHECKING:
     from podmgr.manifest.model import Manifest
@@ -41,6 +42,8 @@ from podmgr.bus.systemd import SYSTEMD, UNIT, Systemd
 log = logging.getLogger(__name__)
 
 UNIT_PATHS = "/org/freedesktop/systemd1/unit"
+# An app's states in which its health checks run.
+RUNNING = ("active", "activating", "reloading")
 GENERATOR_DIR = Path("/run/systemd/generator")
 
 
@@ -65,6 +68,7 @@ class PodObject:
         self._problems: list[Problem] = []
         self._text = b""
         self._read = False
+        self._health: tuple[str, list[list[str]]] | None = None  # as last signalled
 
     def _manifest(self) -> Manifest | None:
         if not self._read:
@@ -153,6 +157,36 @@ class PodObject:
         self._manifest()
         return hashlib.sha256(self._text).hexdigest() if may_read(self.path, caller) else ""
 
+    @implements(api.POD, "Health")
+    def health(self) -> str:
+        return health.worst([status for _, status in self.app_health()])
+
+    @implements(api.POD, "AppHealth")
+    def app_health(self) -> list[list[str]]:
+        """Read from the state files of the apps' checks (runtime/health.py): asking
+        runs no check."""
+        parsed = self._manifest()
+        if parsed is None:
+            return []
+        runtime = paths.PodRuntime(self.pod)
+        found = []
+        for app in (a.name for a in parsed.apps.values() if a.health):
+            status = health.status(runtime, app)
+            running = self.pods.unit_states.get(names.app_unit(self.pod, app)) in RUNNING
+            shown = status if running or status is health.Status.UNHEALTHY else ""
+            found.append([app, str(shown)])
+        return found
+
+    def health_changes(self) -> list[str]:
+        """Health and AppHealth if they changed since last asked (they are signalled only
+        then: every check's unit changes state, few change the health)."""
+        apps = self.app_health()
+        now = (health.worst([status for _, status in apps]), apps)
+        if now == self._health:
+            return []
+        self._health = now
+        return ["Health", "AppHealth"]
+
     @implements(api.POD, "Ports")
     def ports(self) -> list[list[object]]:
         parsed = self._manifest()
@@ -173,6 +207,8 @@ FROM_MANIFEST = [
     "Manifest",
     "ManifestDigest",
     "Ports",
+    "Health",
+    "AppHealth",
 ]
 
 
@@ -185,6 +221,13 @@ def unit_of_path(path: str) -> str:
 def pod_of_unit(unit: str) -> str | None:
     if match := re.fullmatch(r"pod@([^:]+)\.service|podapp@([^:]+):[^:]+\.service", unit):
         return match[1] or match[2]
+    return None
+
+
+def pod_of_health_unit(unit: str) -> str | None:
+    """The pod of an app's health check unit or failure counter (names.py)."""
+    if match := re.fullmatch(r"podhealth(?:-[a-z]+)?@([^:]+):[^:]+\.service", unit):
+        return match[1]
     return None
 
 
@@ -263,9 +306,10 @@ class Pods:
         for unit in [u for u in self.unit_states if pod_of_unit(u) == pod]:
             self.unit_states.pop(unit)
         self.unit_states.update({unit: state.active_state for unit, state in states.items()})
-        self.dispatcher.properties_changed(
-            api.pod_path(pod), api.POD, ["State", "Apps", "Addresses"]
-        )
+        changed = ["State", "Apps", "Addresses"]
+        if pod in self.objects:
+            changed += self.objects[pod].health_changes()
+        self.dispatcher.properties_changed(api.pod_path(pod), api.POD, changed)
 
     def _on_signal(self, message: Message) -> bool:
         if message.message_type is not MessageType.SIGNAL:
@@ -284,7 +328,13 @@ class Pods:
             if pod in self.objects:
                 state = self.unit_states[unit] = message.body[1]["ActiveState"].value
                 changed = ["State", "Addresses"] if unit == names.pod_unit(pod) else ["Apps"]
+                changed += self.objects[pod].health_changes()
                 self.dispatcher.properties_changed(api.pod_path(pod), api.POD, changed)
                 if state == "active" and unit != names.pod_unit(pod) and self.on_app_active:
                     self.on_app_active(pod)
+            elif (pod := pod_of_health_unit(unit)) in self.objects and (
+                changed := self.objects[pod].health_changes()
+            ):
+                # A check or its failure counter finished: the state files say what changed.
+                self.dispatcher.properties_changed(api.pod_path(pod), api.POD, changed)
         return False

@@ -89,6 +89,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
             for name, state, path in found
             if state == "invalid"
         }
+        health = await _health(client, found)
     if args.json:
         output.print_json(
             [
@@ -97,6 +98,7 @@ async def cmd_list(args: argparse.Namespace) -> int:
                     "state": state,
                     "unit": names.pod_unit(name),
                     "object": path,
+                    "health": health.get(name, ""),
                     "problems": [
                         {"key": where, "message": message}
                         for where, message in invalid.get(name, {}).get("Problems", [])
@@ -110,13 +112,23 @@ async def cmd_list(args: argparse.Namespace) -> int:
         print("No pods. Add a manifest to /etc/podmgr/pods/ (see podmgr.toml(5)).")
         return 0
     width = max(len(name) for name, _, _ in found)
-    print(f"{'POD':<{width}}  {'STATE':<12}  UNIT")
+    print(f"{'POD':<{width}}  {'STATE':<12}  {'HEALTH':<9}  UNIT")
     for name, state, _ in found:
-        print(f"{name:<{width}}  {state:<12}  {names.pod_unit(name)}")
+        shown = health.get(name) or "-"
+        print(f"{name:<{width}}  {state:<12}  {shown:<9}  {names.pod_unit(name)}")
         if name in invalid:
             for line in problem_lines(invalid[name]["ManifestPath"], invalid[name]["Problems"]):
                 print(f"{'':<{width}}  {line}")
     return 0
+
+
+async def _health(client: Client, found: list[tuple[str, str, str]]) -> dict[str, str]:
+    """The Health of each pod that runs (a stopped pod has none): one read each."""
+    return {
+        name: await client.property(path, api.POD, "Health")
+        for name, state, path in found
+        if state in ("active", "activating", "deactivating", "reloading")
+    }
 
 
 async def cmd_status(args: argparse.Namespace) -> int:
@@ -127,6 +139,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
         output.print_json({"object": path, **status})
         return 0
     print(f"pod {status['Name']}: {status['State']}")
+    app_health = dict(status["AppHealth"])
     rows = [
         ("Manifest", status["ManifestPath"]),
         ("Unit", status["Unit"]),
@@ -135,6 +148,7 @@ async def cmd_status(args: argparse.Namespace) -> int:
     rows += [
         ("Addresses" if i == 0 else "", address) for i, address in enumerate(status["Addresses"])
     ]
+    rows += [("Health", status["Health"])] if status["Health"] else []
     rows += [("Images" if i == 0 else "", image) for i, image in enumerate(status["Images"])]
     rows += [
         ("Ports" if i == 0 else "", str(Port(*port))) for i, port in enumerate(status["Ports"])
@@ -149,7 +163,11 @@ async def cmd_status(args: argparse.Namespace) -> int:
     name_width = max((len(name) for name, _, _ in apps), default=0)
     unit_width = max((len(unit) for _, unit, _ in apps), default=0)
     rows += [
-        ("Apps" if i == 0 else "", f"{name:<{name_width}}  {unit:<{unit_width}}  {state}")
+        (
+            "Apps" if i == 0 else "",
+            f"{name:<{name_width}}  {unit:<{unit_width}}  {state}"
+            + (f" ({app_health[name]})" if app_health.get(name) else ""),
+        )
         for i, (name, unit, state) in enumerate(apps)
     ]
     for label, value in rows:
@@ -224,9 +242,9 @@ def parser() -> argparse.ArgumentParser:
         "render", cmd_render, "print the units the generator would write for a manifest (a dry run)"
     )
     render.add_argument("file", metavar="FILE", help="manifest file (NAME.toml)")
-    listing = command("list", cmd_list, "list pods and their state")
+    listing = command("list", cmd_list, "list pods, their state and their health")
     listing.add_argument("--json", action="store_true", help="print JSON")
-    status = command("status", cmd_status, "show a pod, its units and its apps' state")
+    status = command("status", cmd_status, "show a pod, its units, its apps' state and health")
     status.add_argument("pod", metavar="POD", help="pod name")
     status.add_argument("--json", action="store_true", help="print JSON")
     cat = command("cat", cmd_cat, "print the manifest files of pods, as systemctl cat does units")

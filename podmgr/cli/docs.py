@@ -93,7 +93,11 @@ For pod POD with app APP the generator writes a drop-in for pod@POD.service (fro
 template pod@.service), the slice pod-POD.slice under pod.slice (POD escaped as
 systemd-escape does, so that pod "a-b" never nests under pod "a"), and one service per
 app named podapp@POD:APP.service; a colon cannot occur in pod or app names, so the
-name is never ambiguous. [install] becomes .wants/ and .requires/ links. Every line an
+name is never ambiguous. An app with [app.APP.health] also gets its check,
+podhealth@POD:APP.service, run by podhealth@POD:APP.timer, and the units that keep its
+state, podhealth-passed@, podhealth-failed@, podhealth-reset@ and (with ready =
+"healthy") podhealth-ready@POD:APP.service. [install] becomes .wants/ and .requires/
+links. Every line an
 app writes reaches the journal with SYSLOG_IDENTIFIER=APP, PODMGR_POD=POD and
 PODMGR_APP=APP.
 

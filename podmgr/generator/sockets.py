@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from podmgr import names, paths
 from podmgr.generator.unitfile import UnitFile, escape_specifiers
 from podmgr.manifest.model import App, Manifest, Socket
-from podmgr.manifest.schema import SocketNamespace, SocketType
+from podmgr.manifest.socketkeys import SocketNamespace, SocketType
 from podmgr.manifest.sockets import socket_name
 
 SOCKETS_TARGET = "sockets.target"

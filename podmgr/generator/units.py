@@ -8,6 +8,8 @@ For pod "shop" with apps "web" and "db" (names.py documents the scheme):
     pod-shop.slice                     the pod's slice with the pod's resource limits
     podapp@shop:web.service            one service per app
     podsocket@shop:web:FD_NAME.socket  one socket unit per fd_name of an app (sockets.py)
+    podhealth@shop:web.{service,timer}, podhealth-*@shop:web.service
+                                       an app's health check (health.py)
     multi-user.target.wants/pod@shop.service -> pod@.service   from [install]
 
 """
@@ -96,7 +98,9 @@ def render(
     runtime = paths.PodRuntime(pod)
     for app in manifest.apps.values():
         unit = _app_unit(manifest, app, apps[app.name], runtime)
+        checks = _health_units(manifest, app, apps[app.name], runtime, unit)
         out.append(GeneratedFile(names.app_unit(pod, app.name), unit.render()))
+        out.extend(checks)
     for socket in sockets.socket_units(manifest, _header(manifest), _source_path(manifest)):
         out.append(GeneratedFile(socket.name, socket.unit.render()))
         out.extend(
@@ -187,7 +191,9 @@ def _app_unit(
     unit.add("Unit", "AssertPathIsMountPoint", escape_specifiers(str(runtime.rootfs(app.name))))
 
     service = "Service"
-    unit.add(service, "Type", "notify" if app.ready is Ready.NOTIFY else "exec")
+    # With ready = "healthy", READY=1 comes from its health check (health.py).
+    notify = app.ready in (Ready.NOTIFY, Ready.HEALTHY)
+    unit.add(service, "Type", "notify" if notify else "exec")
     unit.add(service, "Slice", names.pod_slice(pod))
     unit.add(service, "ExecStart", command_line(resolved.exec))
     unit.add(service, "Restart", manifest.restart_of(app).value)
@@ -294,3 +300,37 @@ def _credentials(
         unit.add(service, "Environment", quote(f"{name}={value}"))
     for index, _ in enumerate(app.environment_files):  # as prepare checked and copied them
         unit.add(service, "EnvironmentFile", str(runtime.environment_file(app.name, index)))
+
+
+# For the units that run in an app's place (its health checks, health.py).
+
+
+def unit_of(manifest: Manifest, description: str) -> UnitFile:
+    """A unit of the pod, begun as each of its units is."""
+    unit = UnitFile(_header(manifest))
+    unit.add("Unit", "Description", description)
+    unit.add("Unit", "Documentation", "man:podmgr.toml(5)")
+    unit.add("Unit", "SourcePath", _source_path(manifest))
+    return unit
+
+
+def confine(
+    unit: UnitFile, manifest: Manifest, app: App, resolved: ResolvedApp, runtime: paths.PodRuntime
+) -> None:
+    """The app's confinement, exactly as its own unit runs with it."""
+    _sandbox(unit, manifest, app, runtime)
+    _credentials(unit, app, resolved, runtime)
+
+
+def _health_units(
+    manifest: Manifest,
+    app: App,
+    resolved: ResolvedApp,
+    runtime: paths.PodRuntime,
+    app_unit: UnitFile,
+) -> list[GeneratedFile]:
+    if app.health is None:
+        return []
+    from podmgr.generator import health  # noqa: PLC0415 -- it builds on this module
+
+    return health.render(manifest, app, resolved, runtime, app_unit)

@@ -18,16 +18,16 @@ from pathlib import Path
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import isolation, schema, sockets
+from podmgr.manifest.healthkeys import OnFailure
 from podmgr.manifest.listen import Listen
 from podmgr.manifest.schema import (
     Isolation,
     NetworkMode,
     Ready,
     Restart,
-    SocketNamespace,
-    SocketType,
     VolumeType,
 )
+from podmgr.manifest.socketkeys import SocketNamespace, SocketType
 from podmgr.values import BadValue, Executable, Port, toml_key
 
 
@@ -109,6 +109,16 @@ class Socket:
 
 
 @dataclass(frozen=True)
+class Health:
+    exec: tuple[str, ...]
+    interval: int  # microseconds, as every duration
+    timeout: int
+    retries: int
+    start_period: int
+    on_failure: OnFailure
+
+
+@dataclass(frozen=True)
 class App:
     name: str
     rootfs: str | None
@@ -131,6 +141,7 @@ class App:
     resources: Resources
     mounts: tuple[Mount, ...]
     sockets: tuple[Socket, ...]
+    health: Health | None = None  # [app.NAME.health]: None without one
 
 
 @dataclass(frozen=True)
@@ -162,6 +173,7 @@ _CLASSES: dict[str, type] = {
     "mounts": Mount,
     "sockets": Socket,
     "apps": App,
+    "health": Health,
 }
 
 
@@ -385,6 +397,14 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
             )
         )
     problems.extend(_check_exec(app, where))
+    if app.ready is Ready.HEALTHY and app.health is None:
+        problems.append(
+            Problem(
+                f"{where}.ready",
+                '"healthy" needs a health check (add [app.'
+                f'{toml_key(app.name)}.health] with exec = [...], or set ready = "started")',
+            )
+        )
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING
 
 from podmgr.errors import Problem
 from podmgr.manifest.listen import Listen, Taken
-from podmgr.manifest.schema import Isolation, NetworkMode, SocketNamespace, SocketType
+from podmgr.manifest.schema import Isolation, NetworkMode
+from podmgr.manifest.socketkeys import SocketNamespace, SocketType
 from podmgr.values import toml_key
 
 if TYPE_CHECKING:  # model imports this module

@@ -465,8 +465,13 @@ def load_plan(name: str, path: str | None) -> Plan:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``podmgr-pod prepare|release NAME``: what the service does, without it
-    (pod@NAME.service releases through this when the service cannot be reached)."""
+    (pod@NAME.service releases through this when the service cannot be reached); and
+    ``podmgr-pod health-failed|health-wait POD APP ...`` for health checks (health.py)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0].startswith("health-"):
+        from podmgr.runtime import health  # noqa: PLC0415 -- needs none of prepare's imports
+
+        return health.main(args)
     if len(args) != 2 or args[0] not in ("prepare", "release"):
         print("usage: podmgr-pod prepare|release NAME", file=sys.stderr)
         return 2
