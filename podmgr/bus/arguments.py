@@ -18,6 +18,7 @@ from podmgr import names
 from podmgr.bus import api
 from podmgr.errors import InvalidName
 from podmgr.image import reference
+from podmgr.limits import DURATION_MAX
 
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -113,6 +114,20 @@ def _armored(kind: api.Kind, value: object) -> bytes:
     return bytes(value)
 
 
+def _flag(kind: api.Kind, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidName(f"the {kind.noun} must be a boolean, not {type(value).__name__}")
+    return value
+
+
+def _duration(kind: api.Kind, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= DURATION_MAX:
+        raise InvalidName(
+            f"the {kind.noun} must be microseconds from 0 to {DURATION_MAX}, not {value!r}"[:200]
+        )
+    return value
+
+
 CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "pod": lambda kind, value: names.PodName(_text(kind, value, empty=True)),
     "app": lambda kind, value: names.AppName(_text(kind, value, empty=True)),
@@ -126,6 +141,8 @@ CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "fingerprint": lambda kind, value: Fingerprint(_text(kind, value, empty=True)),
     "armored": _armored,
     "digest": _digest,
+    "flag": _flag,
+    "duration": _duration,
 }
 
 

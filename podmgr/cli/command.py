@@ -19,7 +19,7 @@ from typing import Any
 from podmgr import names, process
 from podmgr.bus import api, arguments
 from podmgr.bus.client import Client
-from podmgr.cli import images, networks, output
+from podmgr.cli import autoupdate, images, networks, output
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.generator import generator, units
 from podmgr.manifest import lookup, model
@@ -244,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("-n", "--lines", type=int, metavar="N", help="only the last N lines")
     images.add_commands(sub)
     networks.add_commands(sub)
+    autoupdate.add_commands(sub)
     return top
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from podmgr import names, tables
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import schema
-from podmgr.manifest.schema import NetworkMode, Ready, Restart, VolumeType
+from podmgr.manifest.schema import AutoUpdate, NetworkMode, Ready, Restart, VolumeType
 from podmgr.values import BadValue, Executable, Port, toml_key
 
 
@@ -111,6 +111,8 @@ class App:
     private_users: bool
     resources: Resources
     mounts: tuple[Mount, ...]
+    # podmgr auto-update (image/autoupdate.py): None when the app's image is left alone.
+    auto_update: AutoUpdate | None = None
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,25 @@ def _check_volume(volume: Volume) -> list[Problem]:
     return problems
 
 
+def _check_auto_update(app: App, where: str) -> list[Problem]:
+    """An update pulls the app's tag again: there must be a tag to pull."""
+    if app.auto_update is None:
+        return []
+    if app.image is None:
+        return [Problem(f"{where}.auto_update", "only an app with an image is updated (remove it)")]
+    from podmgr.image import reference  # noqa: PLC0415 -- only for such apps
+
+    if reference.parse(app.image).digest is not None:
+        return [
+            Problem(
+                f"{where}.auto_update",
+                f"{app.image} names its image by digest, which never changes "
+                "(name it by a tag, or remove auto_update)",
+            )
+        ]
+    return []
+
+
 def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     problems = []
     where = f"app.{toml_key(app.name)}"
@@ -343,6 +364,7 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
             )
         )
     problems.extend(_check_exec(app, where))
+    problems.extend(_check_auto_update(app, where))
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))
