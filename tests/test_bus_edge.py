@@ -126,6 +126,8 @@ GOOD = {
     "fingerprint": "0" * 40,
     "armored": {"bytes": [1]},
     "digest": "0" * 64,
+    "flag": False,
+    "duration": 0,
 }
 
 

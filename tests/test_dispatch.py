@@ -52,6 +52,8 @@ TYPES: dict[str, object] = {
     "fingerprint": arguments.Fingerprint,
     "armored": bytes,
     "digest": str,
+    "flag": bool,
+    "duration": int,
 }
 # A value of each kind that passes the edge.
 GOOD: dict[str, object] = {
@@ -67,6 +69,8 @@ GOOD: dict[str, object] = {
     "fingerprint": "0" * 40,
     "armored": b"key",
     "digest": "0" * 64,
+    "flag": False,
+    "duration": 0,
 }
 STANDARD_ERRORS = {
     f"org.freedesktop.DBus.Error.{name}"
@@ -120,6 +124,7 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "u": st.integers(0, 2**32 - 1),
     "i": st.integers(-(2**31), 2**31 - 1),
     "b": st.booleans(),
+    "t": st.integers(0, 2**64 - 1),
     "v": st.builds(lambda s: Variant("s", s), _text),
     "ay": st.binary(max_size=64),
     "as": st.lists(_string, max_size=3),
@@ -149,6 +154,7 @@ _ELEMENTS = {
     "ay": ["ay"],
     "": [],
     "say": ["s", "ay"],
+    "t": ["t"],
 }
 
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from podmgr import config, names, paths
@@ -31,11 +32,13 @@ from podmgr.bus import api, jobs
 from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Call
 from podmgr.bus.systemd import Systemd
-from podmgr.errors import PodmgrError
+from podmgr.errors import ManifestError, PodmgrError
 from podmgr.image import pull
-from podmgr.image.autoupdate import Outcome, Result, Target, by_pod, load_targets, registry_digest
+from podmgr.image.autoupdate import Outcome, Result, Target, by_pod, registry_digest
 from podmgr.image.store import ImageRecord, NoSuchImage, Store
 from podmgr.image.trust import TrustStore
+from podmgr.manifest import lookup, model
+from podmgr.manifest.schema import AutoUpdate
 
 if TYPE_CHECKING:
     from podmgr.bus.service import Manager
@@ -102,6 +105,28 @@ def journal(message: str, priority: int, fields: list[tuple[str, str]]) -> None:
             sock.sendto(data, JOURNAL_SOCKET)
     except OSError:
         log.log(logging.ERROR if priority <= 3 else logging.INFO, "%s", message)
+
+
+def targets_of(manifests: Iterable[model.Manifest]) -> list[Target]:
+    """The apps of ``manifests`` with auto_update = "registry", pod by pod."""
+    return [
+        Target(manifest.name, app.name, app.image)
+        for manifest in sorted(manifests, key=lambda m: m.name)
+        for app in manifest.apps.values()
+        if app.auto_update is AutoUpdate.REGISTRY and app.image is not None
+    ]
+
+
+def load_targets() -> list[Target]:
+    """The targets of every pod with a valid manifest; an invalid one has no units to
+    update (podmgr list shows why), so it is skipped with a warning."""
+    manifests = []
+    for name, path in sorted(lookup.find_manifests().items()):
+        try:
+            manifests.append(model.load(path))
+        except ManifestError as error:
+            log.warning("auto-update: pod %s skipped: %s", name, str(error).replace("\n", "; "))
+    return targets_of(manifests)
 
 
 def _failure(image: str, error: Exception) -> str:

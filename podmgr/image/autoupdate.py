@@ -13,19 +13,13 @@ does not.  This module holds the parts that touch neither systemd nor D-Bus.
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from podmgr.config import Config
-from podmgr.errors import ManifestError
 from podmgr.image import pull
 from podmgr.image.digest import Digest
 from podmgr.image.sources import open_source
-from podmgr.manifest import lookup, model
-from podmgr.manifest.schema import AutoUpdate
-
-log = logging.getLogger(__name__)
 
 
 class Result(enum.StrEnum):
@@ -63,28 +57,6 @@ class Outcome:
 
     def failed(self) -> bool:
         return self.result in (Result.ROLLED_BACK, Result.FAILED)
-
-
-def targets_of(manifests: Iterable[model.Manifest]) -> list[Target]:
-    """The apps of ``manifests`` with auto_update = "registry", pod by pod."""
-    return [
-        Target(manifest.name, app.name, app.image)
-        for manifest in sorted(manifests, key=lambda m: m.name)
-        for app in manifest.apps.values()
-        if app.auto_update is AutoUpdate.REGISTRY and app.image is not None
-    ]
-
-
-def load_targets() -> list[Target]:
-    """The targets of every pod with a valid manifest; an invalid one has no units to
-    update (podmgr list shows why), so it is skipped with a warning."""
-    manifests = []
-    for name, path in sorted(lookup.find_manifests().items()):
-        try:
-            manifests.append(model.load(path))
-        except ManifestError as error:
-            log.warning("auto-update: pod %s skipped: %s", name, str(error).replace("\n", "; "))
-    return targets_of(manifests)
 
 
 def by_pod(targets: Iterable[Target]) -> dict[str, list[Target]]:
