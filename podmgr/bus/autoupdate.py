@@ -31,7 +31,7 @@ from podmgr import config, names, paths
 from podmgr.bus import api, jobs
 from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Call
-from podmgr.bus.systemd import Systemd
+from podmgr.bus.systemd import MANAGER, MANAGER_PATH, Systemd
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.image import pull
 from podmgr.image.autoupdate import Outcome, Result, Target, by_pod, registry_digest
@@ -277,6 +277,12 @@ class AutoUpdater:
 
     async def _restart(self, pod: str, timeout: float) -> str | None:
         """Restart ``pod`` and wait until it is up; None if it is, else why not."""
+        # An app that failed on the image rolled away from may have hit its start limit;
+        # its failure is reported already, and must not stop the restart on the old one.
+        app_units = await self.systemd.list_units([names.app_unit(pod, "*")])
+        for unit, state in app_units.items():
+            if state.active_state == "failed":
+                await self.systemd.call(MANAGER_PATH, MANAGER, "ResetFailedUnit", "s", [unit])
         try:
             failed = await jobs.run_job(self.systemd, "restart", pod)
         except PodmgrError as error:
@@ -290,9 +296,7 @@ class AutoUpdater:
     async def _reload(self) -> None:
         """systemctl daemon-reload: the generator writes the units for the images the
         tags point at now."""
-        await self.systemd.call(
-            "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "Reload"
-        )
+        await self.systemd.call(MANAGER_PATH, MANAGER, "Reload")
         await self.manager.pods.rescan()
 
 
