@@ -83,11 +83,11 @@ def version(bed: Bed, app: str, pod: str = "web") -> str:
     """What the running app sees as /etc/version: the image it runs now."""
     pid = show(bed, f"podapp@{pod}:{app}.service", "MainPID")
     assert pid != "0", f"{app} does not run"
-    return bed.run("cat", f"/proc/{pid}/root/etc/version").stdout
+    return str(bed.run("cat", f"/proc/{pid}/root/etc/version").stdout)
 
 
 def stored(bed: Bed, name: str) -> str:
-    return json.loads(bed.run("podmgr", "image", "inspect", name).stdout)["manifest"]
+    return str(json.loads(bed.run("podmgr", "image", "inspect", name).stdout)["manifest"])
 
 
 def registry(bed: Bed, name: str) -> str:
@@ -104,50 +104,41 @@ def auto_update(bed: Bed, *options: str) -> tuple[int, list[dict[str, Any]]]:
     return result.returncode, json.loads(result.stdout)
 
 
-def started(bed: Bed, cursor: str, app: str) -> list[str]:
-    """What app of pod web said when it started, since ``cursor``."""
-    return bed.run(
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "cat",
-        f"--after-cursor={cursor}",
-        "_TRANSPORT=stdout",
-        "PODMGR_POD=web",
-        f"PODMGR_APP={app}",
-    ).stdout.split("\n")[:-1]
-
-
-def cursor(bed: Bed) -> str:
+def journal(bed: Bed, since: int, *matches: str) -> list[dict[str, Any]]:
+    """Journal entries matching ``matches`` after the time ``since`` (µs; journalctl 252's
+    --after-cursor finds nothing together with matches)."""
     bed.run("journalctl", "--sync")
-    shown = bed.run("journalctl", "--no-pager", "-n", "1", "-o", "export").stdout
-    return next(line for line in shown.splitlines() if line.startswith("__CURSOR="))[9:]
+    out = bed.run("journalctl", "--no-pager", "-o", "json", *matches).stdout
+    found = [json.loads(line) for line in out.splitlines()]
+    return [e for e in found if int(e["__REALTIME_TIMESTAMP"]) > since]
 
 
-def entries(bed: Bed, since: str) -> list[dict[str, Any]]:
+def started(bed: Bed, since: int, app: str, expected: int = 0) -> list[str]:
+    """What app of pod web said when it started, since ``since``: waiting up to 10 s for
+    ``expected`` lines (journald reads a stream asynchronously)."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [
+            str(e["MESSAGE"])
+            for e in journal(bed, since, "_TRANSPORT=stdout", "PODMGR_POD=web", f"PODMGR_APP={app}")
+        ]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.2)
+
+
+def cursor(bed: Bed) -> int:
+    """Now, as the journal's timestamps count it."""
+    bed.run("journalctl", "--sync")
+    [entry] = journal(bed, 0, "-n", "1")
+    return int(entry["__REALTIME_TIMESTAMP"])
+
+
+def entries(bed: Bed, since: int) -> list[dict[str, Any]]:
     """The service's auto-update journal entries since ``since``."""
-    bed.run("journalctl", "--sync")
-    out = bed.run(
-        "journalctl",
-        "--no-pager",
-        "-o",
-        "json",
-        "--output-fields=MESSAGE,PRIORITY,PODMGR_POD,PODMGR_IMAGE,PODMGR_IMAGE_OLD,"
-        "PODMGR_IMAGE_NEW,PODMGR_AUTO_UPDATE",
-        f"--after-cursor={since}",
-        "SYSLOG_IDENTIFIER=podmgr1",
-        "PODMGR_AUTO_UPDATE=updated",
-        "+",
-        "SYSLOG_IDENTIFIER=podmgr1",
-        "PODMGR_AUTO_UPDATE=rolled-back",
-        "+",
-        "SYSLOG_IDENTIFIER=podmgr1",
-        "PODMGR_AUTO_UPDATE=failed",
-        "+",
-        "SYSLOG_IDENTIFIER=podmgr1",
-        "PODMGR_AUTO_UPDATE=unchanged",
-    ).stdout
-    return [json.loads(line) for line in out.splitlines()]
+    return [
+        e for e in journal(bed, since, "SYSLOG_IDENTIFIER=podmgr1") if "PODMGR_AUTO_UPDATE" in e
+    ]
 
 
 def rows(reply: list[dict[str, Any]], pod: str = "web") -> dict[str, dict[str, Any]]:
@@ -260,7 +251,7 @@ def test_an_update_restarts_the_pod_once_on_the_new_images(au_bed: Bed) -> None:
     assert show(bed, "pod@web.service", "InvocationID") != invocation
     assert [version(bed, app) for app in "abc"] == ["x2", "x2", "y2"]
     # Restarted once: each app started once since, on its new image.
-    assert {app: started(bed, since, app) for app in "abc"} == {
+    assert {app: started(bed, since, app, 1) for app in "abc"} == {
         "a": ["started x2"],
         "b": ["started x2"],
         "c": ["started y2"],
@@ -309,7 +300,7 @@ def test_a_broken_image_is_rolled_back(au_bed: Bed) -> None:
     assert stored(bed, X) == good
     wait_active(bed, "pod@web.service")
     assert [version(bed, app) for app in "abc"] == ["x2", "x2", "y2"]
-    assert started(bed, since, "a") == ["broken", "started x2"]
+    assert started(bed, since, "a", 2) == ["broken", "started x2"]
     [entry] = [e for e in entries(bed, since) if e["PODMGR_POD"] == "web"]
     assert entry["PODMGR_AUTO_UPDATE"] == "rolled-back"
     assert entry["PRIORITY"] == "3"
