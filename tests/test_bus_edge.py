@@ -80,7 +80,7 @@ def call_all(
 
 LONG = "a" * 100_000
 # Values that are not names, for each kind of argument slot.
-BAD = {
+BAD: dict[str, list[Any]] = {
     "pod": [
         "../../../home/alice",
         "a/../../b",

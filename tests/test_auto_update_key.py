@@ -1,0 +1,122 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""The auto_update key, the [auto_update] settings and the parts of podmgr auto-update
+that need no system: which apps are updated, how a run's rows read, the command's exit
+status."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from podmgr import config
+from podmgr.bus import api
+from podmgr.bus.autoupdate import targets_of
+from podmgr.cli import autoupdate as cli
+from podmgr.errors import ManifestError
+from podmgr.image.autoupdate import Outcome, Result, Target, by_pod
+from podmgr.manifest import model
+
+
+def load(tmp_path: Path, text: str, name: str = "web") -> model.Manifest:
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return model.load(path)
+
+
+def problems(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ManifestError) as refused:
+        load(tmp_path, text)
+    return str(refused.value)
+
+
+def test_auto_update_takes_registry_for_an_image_by_tag(tmp_path: Path) -> None:
+    pod = load(
+        tmp_path,
+        '[app.a]\nimage = "example.org/a:1"\nauto_update = "registry"\n'
+        '[app.b]\nimage = "example.org/b:1"\n',
+    )
+    assert pod.apps["a"].auto_update == "registry"
+    assert pod.apps["b"].auto_update is None
+    assert targets_of([pod]) == [Target("web", "a", "example.org/a:1")]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[app.a]\nrootfs = "/srv"\nexec = ["/bin/true"]\nauto_update = "registry"\n',
+            "app.a.auto_update: only an app with an image is updated (remove it)",
+        ),
+        (
+            f'[app.a]\nimage = "example.org/a@sha256:{"0" * 64}"\nauto_update = "registry"\n',
+            "names its image by digest, which never changes (name it by a tag, or remove "
+            "auto_update)",
+        ),
+        (
+            '[app.a]\nimage = "example.org/a:1"\nauto_update = "local"\n',
+            "app.a.auto_update: 'local' is not valid (use one of \"registry\")",
+        ),
+        (
+            '[app.a]\nimage = "example.org/a:1"\nauto_update = true\n',
+            "app.a.auto_update:",
+        ),
+    ],
+)
+def test_auto_update_refuses_what_cannot_update(tmp_path: Path, text: str, message: str) -> None:
+    found = problems(tmp_path, text)
+    assert message in found
+    assert "\n" not in found
+
+
+def test_the_timeout_in_podmgr_toml(tmp_path: Path) -> None:
+    path = tmp_path / "podmgr.toml"
+    assert config.load(path).auto_update.timeout == 120 * 10**6
+    path.write_text('[auto_update]\ntimeout = "45s"\n')
+    assert config.load(path).auto_update.timeout == 45 * 10**6
+    path.write_text('[auto_update]\ntimeout = "-1"\n')
+    with pytest.raises(ManifestError, match=r"auto_update\.timeout"):
+        config.load(path)
+
+
+names = st.from_regex(r"[a-z][a-z0-9]{0,5}", fullmatch=True)
+
+
+@given(
+    st.lists(
+        st.tuples(names, names, st.sampled_from(["example.org/a:1", "example.org/b:2"])),
+        max_size=12,
+    )
+)
+def test_each_pod_is_restarted_once_for_all_its_apps(
+    apps: list[tuple[str, str, str]],
+) -> None:
+    """by_pod groups every target under its pod once, keeping their order."""
+    targets = [Target(pod, app, image) for pod, app, image in apps]
+    grouped = by_pod(targets)
+    assert list(grouped) == list(dict.fromkeys(t.pod for t in targets))
+    assert [t for group in grouped.values() for t in group] == sorted(
+        targets, key=lambda t: list(grouped).index(t.pod)
+    )
+
+
+@given(st.sampled_from(list(Result)), st.text(max_size=20))
+def test_a_row_is_what_the_reply_documents(result: Result, reason: str) -> None:
+    outcome = Outcome(Target("web", "a", "example.org/a:1"), "sha256:1", "sha256:2", result, reason)
+    row = outcome.row()
+    assert api.MANAGER.method_index["AutoUpdate"].out_signature == f"a({'s' * len(row)})"
+    assert row[:5] == ["web", "a", "example.org/a:1", "sha256:1", "sha256:2"]
+    assert row[5] == (f"{result}: {reason}" if reason else str(result))
+    # What the command counts as failed is what the service marks failed.
+    assert row[5].startswith(cli.FAILURES) == outcome.failed()
+    assert f'"{result}' in api.MANAGER.method_index["AutoUpdate"].doc
+
+
+def test_the_reply_signature() -> None:
+    method = api.MANAGER.method_index["AutoUpdate"]
+    assert method.in_signature == "b"
+    assert method.out_signature == "a(ssssss)"
+    assert (method.action, method.also) == (api.MANAGE_PODS, api.MANAGE_IMAGES)
+    assert f"Needs polkit action {api.MANAGE_IMAGES} as well." in method.doc
