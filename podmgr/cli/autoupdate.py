@@ -36,9 +36,11 @@ async def cmd_auto_update(args: argparse.Namespace) -> int:
         )
         return 0
     width = max(len(f"{pod}/{app}") for pod, app, *_ in rows)
-    print(f"{'POD/APP':<{width}}  {'IMAGE'}  OLD -> NEW  RESULT")
+    image_width = max(len(image) for _, _, image, *_ in rows)
+    print(f"{'POD/APP':<{width}}  {'IMAGE':<{image_width}}  {'OLD -> NEW':<28}  RESULT")
     for pod, app, image, old, new, result in rows:
-        print(f"{pod + '/' + app:<{width}}  {image}  {_short(old)} -> {_short(new)}  {result}")
+        change = f"{_short(old)} -> {_short(new)}"
+        print(f"{pod + '/' + app:<{width}}  {image:<{image_width}}  {change:<28}  {result}")
     return 1 if failed else 0
 
 

@@ -103,7 +103,10 @@ async def cmd_rm(args: argparse.Namespace) -> int:
     async with Client() as client:
         for name in args.names:
             await client.call("RemoveImage", name)
-            print(f"{reference.parse(name)}: removed (podmgr gc frees its layers)")
+            print(
+                f"{reference.parse(name)}: removed (podmgr gc frees its layers after "
+                "[gc] grace, podmgr gc --grace 0 now)"
+            )
     return 0
 
 
@@ -232,7 +235,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     inspect.set_defaults(handler=cmd_inspect, checks={"name": "image"})
     remove = commands.add_parser(
         "rm",
-        help="remove images (podmgr gc frees their layers)",
+        help="remove images (podmgr gc frees their layers after [gc] grace)",
         description="Remove images from the store.",
     )
     remove.add_argument("names", nargs="+", metavar="NAME", help="image name")
