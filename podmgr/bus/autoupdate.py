@@ -262,7 +262,8 @@ class AutoUpdater:
                     run.rolled_back[target.image] = f"pod {pod} did not come up on it: {why}"
         for image in run.rolled_back:
             previous = run.old[image]
-            if previous is None:  # nothing to go back to: the new image stays
+            if previous is None:  # it was not stored before the run: the new one stays
+                run.rolled_back[image] += " (no previous image to restore: the new one stays)"
                 continue
             await self.work.run(_restore, store, previous)
         await self._reload()
