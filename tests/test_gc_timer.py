@@ -6,6 +6,7 @@ and the shipped units verify and run in a bed."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from test_images import layout, small_image
 from podmgr import config
 from podmgr.errors import ManifestError
 from podmgr.image import pull
-from podmgr.image.store import ImageRecord, Store
+from podmgr.image.store import ImageRecord, Store, StoreFailed
 from podmgr.image.trust import TrustStore
 
 CHECKOUT = Path(__file__).resolve().parent.parent
@@ -321,3 +322,29 @@ def test_the_gc_service_keeps_a_removed_image_for_the_grace(bed: Bed) -> None:
     bed.run("podmgr", "image", "import", "oci:/tmp/gc/layout:1", "--name", "example.org/gc/x:1")
     bed.run("podmgr", "image", "rm", "example.org/gc/x:1")
     assert "removed 1 layers" in bed.run("podmgr", "gc", "--grace", "0").stdout
+
+
+def test_a_restore_cut_short_leaves_the_tag_on_a_complete_image(
+    tmp_path: Path, stored: tuple[Store, ImageRecord, ImageRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rollback is one rename of the tag's record: cut short before it (a full disk
+    here; a crash alike), the tag names the image it named, whole, and the image it was
+    to name again is still kept as removed."""
+    store, one, _ = stored
+    trust = TrustStore(tmp_path / "etc-keys", tmp_path / "lib-keys")
+    newer = pull.fetch(
+        layout(tmp_path / "newer", small_image(marker=b"newer")), one.name, store, CFG, trust
+    )
+
+    def full(source: object, target: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "rename", full)
+    with pytest.raises(StoreFailed, match="no space left"), store.locked():
+        store.put_image(one)
+    monkeypatch.undo()
+    assert store.image(one.name) == newer
+    assert kept(store, newer)
+    assert one in [r.record for r in store.removed_images()]
+    assert kept(store, one)
+    assert not [p for p in store.images.iterdir() if p.name.startswith(".")]

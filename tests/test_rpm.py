@@ -351,6 +351,12 @@ def test_installed_used_upgraded_and_erased_under_systemd(
     # (which the pods' releases had activated), before its unit file goes; stopped here.
     scripts = bed.run("rpm", "-qp", "--scripts", path).stdout
     assert "systemd-update-helper remove-system-units podmgr1.service" in scripts
+    # The timers: never enabled by the package (no preset), disabled on removal.
+    assert "systemd-update-helper install-system-units podmgr-" not in scripts
+    assert (
+        "systemd-update-helper remove-system-units podmgr-auto-update.timer podmgr-gc.timer"
+        in scripts
+    )
     bed.run("systemctl", "stop", "podmgr1.service")
     triggers()
     left = [name for name in listed if bed.run("test", "-e", name, check=False).returncode == 0]
