@@ -121,9 +121,11 @@ def _flag(kind: api.Kind, value: object) -> bool:
 
 
 def _duration(kind: api.Kind, value: object) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= DURATION_MAX:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidName(f"the {kind.noun} must be microseconds from 0, not {value!r}"[:200])
+    if value > DURATION_MAX:
         raise InvalidName(
-            f"the {kind.noun} must be microseconds from 0 to {DURATION_MAX}, not {value!r}"[:200]
+            f"the {kind.noun} is longer than systemd counts (at most {DURATION_MAX} microseconds)"
         )
     return value
 
