@@ -231,17 +231,17 @@ class AutoUpdater:
         pods = run.pods_changed()
         if not pods:
             return
+        restarted = []
+        for pod in pods:
+            if await _active_state(self.systemd, names.pod_unit(pod)) in _RUNNING:
+                restarted.append(pod)
+            else:
+                run.not_running.add(pod)
         await self._reload()
         timeout = cfg.auto_update.timeout / 10**6
-        restarted = []
-        down: dict[str, str] = {}
-        for pod in pods:
-            if await _active_state(self.systemd, names.pod_unit(pod)) not in _RUNNING:
-                run.not_running.add(pod)
-                continue
-            restarted.append(pod)
-            if why := await self._restart(pod, timeout):
-                down[pod] = why
+        # All at once, right after the reload: until a pod restarts, an app of it that
+        # systemd restarts on its own would run its new unit on the old image's root.
+        down = await self._restart_all(restarted, timeout)
         if down:
             await self._roll_back(run, store, pods, restarted, down, timeout)
 
@@ -255,7 +255,12 @@ class AutoUpdater:
         timeout: float,
     ) -> None:
         """Point the changed images of the pods that did not come up at their previous
-        images again, and restart every pod that was restarted on one of them."""
+        images again, and restart every pod that was restarted on one of them.  The pods
+        that did not come up stop first: none of their apps may start from the old units
+        on the new image's root, or the other way round, while the tags change."""
+        for pod in down:
+            with contextlib.suppress(PodmgrError):  # what did not stop, the restart stops
+                await jobs.run_job(self.systemd, "stop", pod)
         for pod, why in down.items():
             for target in pods[pod]:
                 if run.changed(target.image) and target.image not in run.rolled_back:
@@ -268,13 +273,17 @@ class AutoUpdater:
             await self.work.run(_restore, store, previous)
         await self._reload()
         again = [p for p in restarted if any(t.image in run.rolled_back for t in pods[p])]
-        for pod in again:
-            if still := await self._restart(pod, timeout):
-                for target in pods[pod]:
-                    if target.image in run.rolled_back:
-                        run.rolled_back[target.image] += (
-                            f"; and not on the previous image either: {still}"
-                        )
+        for pod, still in (await self._restart_all(again, timeout)).items():
+            for target in pods[pod]:
+                if target.image in run.rolled_back:
+                    run.rolled_back[target.image] += (
+                        f"; and not on the previous image either: {still}"
+                    )
+
+    async def _restart_all(self, pods: list[str], timeout: float) -> dict[str, str]:
+        """Restart ``pods`` together; those that did not come up, and why."""
+        results = await asyncio.gather(*(self._restart(pod, timeout) for pod in pods))
+        return {pod: why for pod, why in zip(pods, results, strict=True) if why}
 
     async def _restart(self, pod: str, timeout: float) -> str | None:
         """Restart ``pod`` and wait until it is up; None if it is, else why not."""
