@@ -120,3 +120,56 @@ def test_the_reply_signature() -> None:
     assert method.out_signature == "a(ssssss)"
     assert (method.action, method.also) == (api.MANAGE_PODS, api.MANAGE_IMAGES)
     assert f"Needs polkit action {api.MANAGE_IMAGES} as well." in method.doc
+
+
+class Units:
+    """systemd as came_up() asks it: each unit's ActiveState, from a script of states
+    per poll (the last one stays)."""
+
+    def __init__(self, script: dict[str, list[str]]) -> None:
+        self.script = script
+        self.polls: dict[str, int] = {}
+
+    async def unit_properties(self, unit: str) -> dict[str, str]:
+        seen = self.polls[unit] = self.polls.get(unit, -1) + 1
+        states = self.script[unit]
+        return {"ActiveState": states[min(seen, len(states) - 1)]}
+
+
+def wait(script: dict[str, list[str]], timeout: float, apps: list[str]) -> str | None:
+    import asyncio  # noqa: PLC0415
+    from typing import cast  # noqa: PLC0415
+
+    from podmgr.bus import autoupdate  # noqa: PLC0415
+    from podmgr.bus.systemd import Systemd  # noqa: PLC0415
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(autoupdate, "SETTLE", 0.05)
+        patch.setattr(autoupdate, "POLL", 0.01)
+        patch.setattr(autoupdate, "_apps", lambda pod: apps)
+        return asyncio.run(autoupdate.came_up(cast(Systemd, Units(script)), "web", timeout))
+
+
+POD, APP = "pod@web.service", "podapp@web:a.service"
+
+
+def test_up_is_every_unit_active_for_a_while() -> None:
+    assert wait({POD: ["activating", "active"], APP: ["activating", "active"]}, 5, ["a"]) is None
+
+
+def test_an_app_that_fails_is_down_at_once() -> None:
+    """An app active for a moment, then failed (a command that exits at once)."""
+    why = wait({POD: ["active"], APP: ["active", "active", "failed"]}, 60, ["a"])
+    assert why == f"{APP} is failed (see journalctl -u {APP})"
+
+
+def test_an_app_that_never_settles_is_down_at_the_timeout() -> None:
+    why = wait({POD: ["active"], APP: ["activating"]}, 0.2, ["a"])
+    assert why == f"{APP} is still activating after 0.2s"
+    why = wait({POD: ["active"], APP: ["active", "activating"] * 1000}, 0.2, ["a"])
+    assert why is not None
+    assert why.endswith("after 0.2s")
+
+
+def test_a_pod_without_a_plan_is_judged_by_its_unit() -> None:
+    assert wait({POD: ["inactive"]}, 5, []) == f"{POD} is inactive (see journalctl -u {POD})"
