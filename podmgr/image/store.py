@@ -8,7 +8,7 @@
     removed/NAME@HEX.json   records of images removed or replaced (a pull or an update of
                             their tag), with when: gc keeps their layers and blobs for
                             [gc] grace, so an image can be restored, as rkt gc kept them
-    pins/NAME@HEX.json      records pinned while a process holds a lock on the file (an
+    pins/NAME@HEX.json.*    records pinned while a process holds a lock on the file (an
                             auto-update keeps the image it may roll back to): gc keeps
                             them whatever the grace, and removes pins nobody holds
     tmp/                    work in progress; anything there is garbage after a crash
@@ -305,8 +305,13 @@ class Store:
         path = self.pins / f"{self._entry_name(record)}.{os.getpid()}.{id(record)}"
         with self.locked():  # gc, holding the lock exclusively, never sees a pin half-made
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            fcntl.flock(fd, fcntl.LOCK_SH)
-            os.write(fd, record.to_json().encode())
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                os.write(fd, record.to_json().encode())
+            except OSError as error:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise store_failure(f"image {record.name}", error) from None
         try:
             yield
         finally:
