@@ -119,7 +119,7 @@ def test_the_reply_signature() -> None:
     assert method.in_signature == "b"
     assert method.out_signature == "a(ssssss)"
     assert (method.action, method.also) == (api.MANAGE_PODS, api.MANAGE_IMAGES)
-    assert f"Needs polkit action {api.MANAGE_IMAGES} as well." in method.doc
+    assert f"The caller needs polkit action {api.MANAGE_IMAGES} too." in method.doc
 
 
 class Units:

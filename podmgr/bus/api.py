@@ -198,7 +198,7 @@ def _method(
     # The arguments' grammar and limits belong to the documentation of every method.
     limits = " ".join(f"{a.name.upper()} is {KINDS[a.kind].doc}." for a in in_args)
     if also:
-        limits = f"Needs polkit action {also} as well. {limits}"
+        limits = f"The caller needs polkit action {also} too. {limits}"
     verb = verb or re.sub(r"(?<!^)(?=[A-Z]).*", "", name).lower()
     return Method(name, in_args, _args(outs), f"{doc} {limits}".rstrip(), action, verb, also)
 
