@@ -99,6 +99,9 @@ install:
 	install -d $(DESTDIR)$(UNITDIR)
 	install -m 644 units/pod@.service units/pod.slice units/podmgr1.service \
 		$(DESTDIR)$(UNITDIR)/
+	@# Timers shipped disabled: systemctl enable --now podmgr-auto-update.timer podmgr-gc.timer
+	install -m 644 units/podmgr-auto-update.service units/podmgr-auto-update.timer \
+		units/podmgr-gc.service units/podmgr-gc.timer $(DESTDIR)$(UNITDIR)/
 	install -d $(DESTDIR)$(DBUSDIR)/system.d $(DESTDIR)$(DBUSDIR)/system-services
 	install -m 644 dbus/org.podmgr1.conf $(DESTDIR)$(DBUSDIR)/system.d/
 	install -m 644 dbus/org.podmgr1.service $(DESTDIR)$(DBUSDIR)/system-services/

@@ -82,7 +82,7 @@ def main() -> int:
             for _ in range(rounds):
                 ours.append(timed(bed, "podmgr", "image", "pull", NAME))
                 bed.run("podmgr", "image", "rm", NAME)
-                bed.run("podmgr", "gc")
+                bed.run("podmgr", "gc", "--grace", "0")
                 theirs.append(
                     timed(
                         bed,

@@ -214,7 +214,8 @@ async function removeImage(name, errorSlot) {
     const confirmed = await confirm({
         title: `Remove ${name}?`,
         body: h("p", null, "The image's record is removed. Garbage-collect then frees the layers " +
-                "that no other image and no running pod uses."),
+                "that no other image and no running pod uses, once [gc] grace of podmgr.toml " +
+                "(24 hours by default) has passed."),
         action: "remove",
         label: "Remove",
         danger: true,

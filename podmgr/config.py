@@ -16,6 +16,12 @@
     [service]
     idle_timeout = "30s"                     # then org.podmgr1 exits until needed
 
+    [gc]
+    grace = "24h"                            # removed images keep their layers this long
+
+    [auto_update]
+    timeout = "2min"                         # an updated pod must be active by then
+
 Credentials for registries are in /etc/podmgr/auth.json (the containers auth.json format,
 {"auths": {"HOST": {"auth": base64("user:password")}}}), which must be readable by root
 only.  Parsed with the same key tables as manifests (tables.py).
@@ -129,7 +135,46 @@ SERVICE = Section(
     ),
 )
 
-TOP = Section("", "", "podmgr's configuration.", (), subsections=(IMAGES, REGISTRY, SERVICE))
+GC = Section(
+    "gc",
+    "gc",
+    "Garbage collection (podmgr gc, podmgr-gc.timer).",
+    (
+        Key(
+            "grace",
+            Duration(),
+            "How long the layers and blobs of an image removed (podmgr image rm) or "
+            "replaced (a pull or an auto-update of its tag) stay in the store before "
+            "podmgr gc frees them, as rkt gc --grace-period kept them; podmgr gc "
+            "--grace overrides it, 0 frees them at once.",
+            default="24h",
+        ),
+    ),
+)
+
+AUTO_UPDATE = Section(
+    "auto_update",
+    "auto_update",
+    "podmgr auto-update (podmgr-auto-update.timer).",
+    (
+        Key(
+            "timeout",
+            Duration(),
+            "How long a pod restarted on updated images has to become active (pod@NAME"
+            ".service and every app unit) before the previous images are restored and the "
+            "pod is restarted on them.",
+            default="2min",
+        ),
+    ),
+)
+
+TOP = Section(
+    "",
+    "",
+    "podmgr's configuration.",
+    (),
+    subsections=(IMAGES, REGISTRY, SERVICE, GC, AUTO_UPDATE),
+)
 
 
 @dataclass(frozen=True)
@@ -155,10 +200,22 @@ class Service:
 
 
 @dataclass(frozen=True)
+class GarbageCollection:
+    grace: int  # microseconds
+
+
+@dataclass(frozen=True)
+class AutoUpdatePolicy:
+    timeout: int  # microseconds
+
+
+@dataclass(frozen=True)
 class Config:
     images: ImagePolicy
     registries: dict[str, Registry]
     service: Service = Service(30 * 10**6)
+    gc: GarbageCollection = GarbageCollection(24 * 3600 * 10**6)
+    auto_update: AutoUpdatePolicy = AutoUpdatePolicy(120 * 10**6)
     auth_file: Path = AUTH
 
     # transports.base.SourceContext
@@ -185,7 +242,14 @@ def load(path: Path = CONFIG) -> Config:
     except tomllib.TOMLDecodeError as error:
         raise ManifestError(str(path), [tables.syntax_problem(error)]) from None
     values = tables.Parser(
-        {"images": ImagePolicy, "registries": Registry, "service": Service}, problems
+        {
+            "images": ImagePolicy,
+            "registries": Registry,
+            "service": Service,
+            "gc": GarbageCollection,
+            "auto_update": AutoUpdatePolicy,
+        },
+        problems,
     ).section(TOP, raw, "")
     if problems:
         raise ManifestError(str(path), problems)

@@ -241,10 +241,12 @@ def test_the_service_binds_every_entry() -> None:
     test_dispatch.py::test_service_imports_stay_lean), and what loading them checks."""
     binding.check(service.SERVED)
     bound = binding.bind(service.Manager, api.MANAGER)
-    assert set(bound.deferred) == set(service.IMAGES.entries)
+    deferred = {*service.IMAGES.entries, *service.AUTO_UPDATE.entries}
+    assert set(bound.deferred) == deferred
     assert set(bound.attributes) | set(bound.deferred) == set(binding.members(api.MANAGER))
-    _, images = service.IMAGES.load()
-    assert set(images.attributes) == set(service.IMAGES.entries)
+    for part in service.Manager.DEFERRED:
+        _, loaded = part.load()
+        assert set(loaded.attributes) == set(part.entries)
 
 
 def test_a_service_whose_code_disagrees_with_the_table_does_not_start(

@@ -149,6 +149,8 @@ MUTATING = [
     ("ImportImage", ["ss", "oci:/nowhere", ""]),
     ("RemoveImage", ["s", "example.org/none:1"]),
     ("GarbageCollect", []),
+    ("GarbageCollectWithGrace", ["t", "0"]),
+    ("AutoUpdate", ["b", "true"]),
     ("TrustKey", ["say", "example.org", "1", "0"]),
     ("UntrustKey", ["s", "0000000000000000000000000000000000000000"]),
     ("UntrustKeyForPrefix", ["ss", "example.org", "0000000000000000000000000000000000000000"]),

@@ -118,6 +118,7 @@ BAD: dict[str, list[Any]] = {
     "command": [["", "x"], ["x"] * (api.COMMAND_WORDS + 1), [LONG, LONG]],
     "term": ["xterm 256", "a" * 65, "x\ny", "\u00e4", LONG],
     "digest": ["", "0" * 63, "0" * 65, "g" * 64, "sha256:" + "0" * 64, LONG, "ü" * 64, "0\n" * 32],
+    "duration": [2**63, 2**64 - 1],  # beyond what systemd counts
 }
 # A value that passes, for the other slots of a call.
 GOOD = {
@@ -137,6 +138,8 @@ GOOD = {
     "command": [],
     "term": "",
     "fd": 0,
+    "flag": False,
+    "duration": 0,
 }
 
 
@@ -179,7 +182,8 @@ def test_every_name_slot_of_every_method_is_checked(edge_bed: Bed) -> None:
     kinds = {a.kind for m in api.MANAGER.methods for a in m.in_args}
     # An h argument naming no descriptor passed is a malformed message, which the bus
     # daemon itself refuses, dropping the connection (test_enter.py checks the edge).
-    assert kinds - {"manifest", "armored", "fd"} <= set(BAD)
+    # A boolean has no value out of range: the bus refuses anything else.
+    assert kinds - {"manifest", "armored", "fd", "flag"} <= set(BAD)
     slots = {(c["member"], c["slot"]) for c in calls}
     assert slots == {
         (m.name, a.name) for m in api.MANAGER.methods for a in m.in_args if a.kind in BAD

@@ -14,6 +14,7 @@ import pytest
 from bed import Bed
 from playwright.sync_api import FrameLocator, Locator, expect
 from test_bus import BIG_LAYOUT
+from test_gc_timer import BACKDATE
 from test_registry import TLS, auth_json, push, reg_bed, set_auth, set_config  # noqa: F401
 
 from cockpit import CockpitPage
@@ -282,6 +283,8 @@ def test_remove_then_garbage_collect(images: FrameLocator, cockpit_page: Cockpit
     expect(row).to_have_count(0)
     assert name not in stored(bed)
     assert bed.run("test", "-d", layer["path"], check=False).returncode == 0  # until gc
+    # Removed two days ago, beyond [gc] grace (24h): gc frees its layers.
+    bed.run("/usr/bin/python3", "-c", BACKDATE)
 
     # What a pod that is gone left behind: gc removes it, and says so.
     bed.run(

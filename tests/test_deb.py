@@ -388,6 +388,9 @@ def test_a_new_users_install(new_host: Bed, packages: dict[str, Path]) -> None:
     assert (listed[0], listed[-1]) == ("podmgr", "/usr/share/cockpit/podmgr")  # name, label, path
     # Activation: nothing runs until the first call.
     assert shell("systemctl is-active podmgr1.service", check=False).stdout == "inactive\n"
+    # The timers are shipped, and left disabled (README: how to enable them).
+    for timer in ("podmgr-auto-update.timer", "podmgr-gc.timer"):
+        assert shell(f"systemctl is-enabled {timer}", check=False).stdout == "disabled\n"
     assert json.loads(
         shell(
             "busctl --json=short call org.podmgr1 /org/podmgr1 org.podmgr1.Manager ListPods"

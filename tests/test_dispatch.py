@@ -19,12 +19,12 @@ import threading
 from typing import Any, cast
 
 import pytest
-from busfakes import REFUSED, FakeBus, Recorder, RecordingAuthority, fake
+from busfakes import ALLOWED, REFUSED, FakeBus, Recorder, RecordingAuthority, fake
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from podmgr import errors, names
-from podmgr.bus import api, arguments, binding, callers, dispatch, service
+from podmgr.bus import api, arguments, binding, callers, dispatch, polkit, service
 from podmgr.bus.dbuslib import (
     Message,
     MessageBus,
@@ -57,6 +57,8 @@ TYPES: dict[str, object] = {
     "command": tuple[str, ...],
     "term": str,
     "fd": int,  # an index into the call's file descriptors (dispatch.Call.take_fds)
+    "flag": bool,
+    "duration": int,
 }
 # A value of each kind that passes the edge.
 GOOD: dict[str, object] = {
@@ -76,6 +78,8 @@ GOOD: dict[str, object] = {
     "command": ["/bin/true"],
     "term": "xterm",
     "fd": 0,
+    "flag": False,
+    "duration": 0,
 }
 STANDARD_ERRORS = {
     f"org.freedesktop.DBus.Error.{name}"
@@ -129,6 +133,7 @@ _VALUES: dict[str, st.SearchStrategy[Any]] = {
     "u": st.integers(0, 2**32 - 1),
     "i": st.integers(-(2**31), 2**31 - 1),
     "b": st.booleans(),
+    "t": st.integers(0, 2**64 - 1),
     "v": st.builds(lambda s: Variant("s", s), _text),
     "ay": st.binary(max_size=64),
     "as": st.lists(_string, max_size=3),
@@ -160,6 +165,7 @@ _ELEMENTS = {
     "": [],
     "say": ["s", "ay"],
     "ssasshhh": ["s", "s", "as", "s", "h", "h", "h"],
+    "t": ["t"],
 }
 
 
@@ -258,9 +264,12 @@ def wire(message: Message) -> Message:
 
 
 async def dispatch_one(
-    message: Message, outcome: BaseException | None, allow: bool
+    message: Message,
+    outcome: BaseException | None,
+    allow: bool,
+    authority: RecordingAuthority | None = None,
 ) -> tuple[list[Message], dict[str, Recorder], list[tuple[str, str, dict[str, str]]]]:
-    authority = RecordingAuthority() if allow else RecordingAuthority(REFUSED)
+    authority = authority or (RecordingAuthority() if allow else RecordingAuthority(REFUSED))
     bus = FakeBus()
     dispatcher = dispatch.Dispatcher(cast(MessageBus, bus), authority)
     objects = {
@@ -314,6 +323,8 @@ def test_every_call_gets_one_proper_answer(
             assert asked[0][0] == ":1.42"
             assert asked[0][1] == method.action
             assert asked[0][2]["verb"] == method.verb
+            # A second action the table names is asked too, of the same caller.
+            assert [a for _, a, _ in asked] == [method.action, *filter(None, [method.also])]
     if not ran:
         assert all(action for _, action, _ in asked)  # refused, or never got that far
     if reply.message_type is MessageType.METHOD_RETURN:
@@ -361,6 +372,49 @@ def test_authorization_comes_from_the_table(method: api.Method) -> None:
         assert reply.message_type is MessageType.METHOD_RETURN, reply.body
         assert ran == [method.name]
         assert asked == []
+
+
+class RefusingOne(RecordingAuthority):
+    """Allows every action but ``refused``."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def check_authorization(
+        self, sender: str, action: str, details: dict[str, str], flags: int
+    ) -> polkit.Result:
+        await super().check_authorization(sender, action, details, flags)
+        return REFUSED if action == self.refused else ALLOWED
+
+
+@pytest.mark.parametrize(
+    "method", [m for i in api.INTERFACES for m in i.methods if m.also], ids=lambda m: m.name
+)
+def test_a_method_needing_two_actions_needs_both(method: api.Method) -> None:
+    """AutoUpdate pulls and restarts: a caller allowed one of its actions only is refused,
+    whichever it is, before anything runs."""
+    assert method.action
+    assert method.also
+    for refused in (method.action, method.also):
+        message = wire(
+            Message(
+                destination=api.BUS_NAME,
+                path="/org/podmgr1",
+                interface=api.MANAGER.name,
+                member=method.name,
+                signature=method.in_signature,
+                body=[GOOD[a.kind] for a in method.in_args],
+                serial=3,
+                sender=":1.9",
+            )
+        )
+        [reply], objects, asked = asyncio.run(
+            dispatch_one(message, None, True, RefusingOne(refused))
+        )
+        assert reply.error_name == api.ERROR_PREFIX + "AccessDenied"
+        assert [m.name for impl in objects.values() for m, _ in impl.ran] == []
+        assert [action for _, action, _ in asked][-1] == refused
 
 
 def test_polkit_details_carry_the_checked_names() -> None:

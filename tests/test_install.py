@@ -34,6 +34,10 @@ def test_make_install_honours_destdir(tmp_path: Path) -> None:
     for path in [
         "usr/lib/systemd/system/pod@.service",
         "usr/lib/systemd/system/pod.slice",
+        "usr/lib/systemd/system/podmgr-auto-update.service",
+        "usr/lib/systemd/system/podmgr-auto-update.timer",
+        "usr/lib/systemd/system/podmgr-gc.service",
+        "usr/lib/systemd/system/podmgr-gc.timer",
         "usr/share/man/man1/podmgr.1",
         "usr/share/man/man5/podmgr.toml.5",
         "usr/share/polkit-1/rules.d/50-podmgr.rules",

@@ -1186,6 +1186,7 @@ mode = "700"
 
 [app.db]
 image = "registry.example.org/shop/db:1.4"
+auto_update = "registry"
 
 [app.web]
 rootfs = "/srv/web"
@@ -1332,6 +1333,7 @@ def test_a_manifest_with_every_key(tmp_path: Path) -> None:
     assert list(pod.apps) == ["db", "web"]
     assert pod.apps["db"].image == "registry.example.org/shop/db:1.4"
     assert pod.apps["db"].exec is None
+    assert pod.apps["db"].auto_update == "registry"
     assert pod.apps["web"] == App(
         name="web",
         rootfs="/srv/web",

@@ -15,6 +15,7 @@ from podmgr import names
 from podmgr.bus import api, arguments
 from podmgr.errors import InvalidName, PodmgrError
 from podmgr.image import reference
+from podmgr.limits import DURATION_MAX
 
 HOSTILE = [
     "",
@@ -104,14 +105,26 @@ def test_every_kind_converts_or_refuses_in_one_line(kind: str, text: str) -> Non
         assert reference.parse(str(value)) == value  # normalized, stable
 
 
-@pytest.mark.parametrize("kind", sorted(api.KINDS))
+# A flag (b) is true or false: nothing is over a limit (test_flags_are_booleans).
+@pytest.mark.parametrize("kind", sorted(set(api.KINDS) - {"flag"}))
 def test_each_limit_is_enforced_before_parsing(kind: str) -> None:
     limit = api.KINDS[kind].limit
-    over = {"armored": b"x" * (limit + 1), "command": ["a" * (limit + 1)], "fd": limit}.get(
-        kind, "a" * (limit + 1)
-    )
+    over: object = {
+        "armored": b"x" * (limit + 1),
+        "command": ["a" * (limit + 1)],
+        "fd": limit,
+        "duration": DURATION_MAX + 1,
+    }.get(kind, "a" * (limit + 1))
     with pytest.raises(InvalidName, match=r"at most|over the limit"):
         arguments.convert(kind, over)
+
+
+def test_flags_are_booleans_and_durations_numbers() -> None:
+    assert arguments.convert("flag", True) is True
+    assert arguments.convert("duration", DURATION_MAX) == DURATION_MAX
+    for kind, bad in (("flag", 1), ("flag", "true"), ("duration", -1), ("duration", True)):
+        with pytest.raises(InvalidName, match=f"the {kind} must be"):
+            arguments.convert(kind, bad)
 
 
 def test_fingerprints() -> None:

@@ -187,7 +187,9 @@ def test_a_signed_image_pulled_with_basic_auth_runs_in_a_pod(reg_bed: Bed) -> No
     bed.run("podmgr", "gc")
     assert all(bed.run("test", "-d", path, check=False).returncode == 0 for path in layers)
     bed.run("systemctl", "stop", "pod@pulled.service")
-    assert "removed 1 layers" in bed.run("podmgr", "gc").stdout
+    # Removed, the image keeps its layers for [gc] grace (24h); --grace 0 frees them now.
+    assert "removed 0 layers" in bed.run("podmgr", "gc").stdout
+    assert "removed 1 layers" in bed.run("podmgr", "gc", "--grace", "0").stdout
     assert all(bed.run("test", "-e", path, check=False).returncode == 1 for path in layers)
     # Without its image the pod does not start, and says why.
     failed = bed.run("podmgr", "start", "pulled", check=False)

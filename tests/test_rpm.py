@@ -181,6 +181,19 @@ def test_what_it_requires_is_what_the_code_imports_and_runs(package: Path) -> No
     assert rpm("-qp", "--qf", "%{VERSION} %{ARCH}", str(package)) == f"{VERSION} noarch"
 
 
+def test_the_timers_are_shipped_and_never_enabled(package: Path) -> None:
+    """No preset is applied to them on install (README: the administrator enables them);
+    one that was enabled is disabled and stopped on removal."""
+    listed = rpm("-qlp", str(package)).split()
+    for unit in ("podmgr-auto-update", "podmgr-gc"):
+        assert {f"/usr/lib/systemd/system/{unit}.{kind}" for kind in ("service", "timer")} <= set(
+            listed
+        )
+    scripts = rpm("-qp", "--scripts", str(package))
+    assert "install-system-units podmgr-" not in scripts
+    assert "remove-system-units podmgr-auto-update.timer podmgr-gc.timer" in scripts
+
+
 def test_the_cockpit_page_requires_the_bridge_and_this_podmgr(built: dict[str, Path]) -> None:
     requires = rpm("-qp", "--requires", str(built["cockpit-podmgr"])).splitlines()
     assert [r for r in requires if not r.startswith("rpmlib(")] == [

@@ -55,6 +55,8 @@ NOUNS = {
     "command": "command",
     "term": "terminal type",
     "fd": "file descriptor",
+    "flag": "flag",
+    "duration": "duration",
 }
 
 
@@ -132,6 +134,8 @@ KINDS = {
             "the sha256 digest of a manifest file: 64 hex digits, as the pod's "
             "ManifestDigest property gives it",
         ),
+        Kind("flag", 1, "true or false"),
+        Kind("duration", 20, "microseconds, at most 2^63-1 as systemd counts them"),
     )
 }
 
@@ -151,6 +155,7 @@ class Method:
     doc: str
     action: str | None = None  # polkit action the caller needs; None for reads
     verb: str = ""  # the polkit detail "verb"
+    also: str | None = None  # a second action the caller needs too (the doc says so)
 
     @property
     def in_signature(self) -> str:
@@ -210,13 +215,21 @@ def _args(text: str) -> tuple[Arg, ...]:
 
 
 def _method(
-    name: str, ins: str, outs: str, doc: str, action: str | None = None, verb: str = ""
+    name: str,
+    ins: str,
+    outs: str,
+    doc: str,
+    action: str | None = None,
+    verb: str = "",
+    also: str | None = None,
 ) -> Method:
     in_args = _args(ins)
     # The arguments' grammar and limits belong to the documentation of every method.
     limits = " ".join(f"{a.name.upper()} is {KINDS[a.kind].doc}." for a in in_args)
+    if also:
+        limits = f"The caller needs polkit action {also} too. {limits}"
     verb = verb or re.sub(r"(?<!^)(?=[A-Z]).*", "", name).lower()
-    return Method(name, in_args, _args(outs), f"{doc} {limits}".rstrip(), action, verb)
+    return Method(name, in_args, _args(outs), f"{doc} {limits}".rstrip(), action, verb, also)
 
 
 MANAGER = Interface(
@@ -381,6 +394,34 @@ MANAGER = Interface(
             "behind (leases, veths, published ports): REPAIRED says what.",
             MANAGE_IMAGES,
             "gc",
+        ),
+        # Auto-update and gc with a grace period (podmgr auto-update, podmgr gc --grace).
+        _method(
+            "GarbageCollectWithGrace",
+            "t grace:duration",
+            "u layers, u blobs, as repaired",
+            "As GarbageCollect, but keeping the layers and blobs of images removed or "
+            "replaced less than GRACE microseconds ago instead of [gc] grace of "
+            "podmgr.toml (which GarbageCollect keeps); 0 frees them at once.",
+            MANAGE_IMAGES,
+            "gc",
+        ),
+        _method(
+            "AutoUpdate",
+            "b dry_run:flag",
+            "a(ssssss) updates",
+            'Pull the tag of each app with auto_update = "registry" again, verified as '
+            "PullImage verifies it, and restart each running pod whose images changed "
+            "once; a pod that is not active within [auto_update] timeout (podmgr.toml) is "
+            "restarted on its previous images, which its tags point at again. With "
+            "DRY_RUN, only ask each registry for the tag's manifest digest: nothing is "
+            "pulled or restarted. UPDATES: for each app, pod, app, image, the digest it "
+            "runs, the registry's digest, and the result: "
+            '"unchanged", "available" (DRY_RUN), "updated", "pending" (updated, the pod '
+            'is not running), "rolled-back: REASON" or "failed: REASON".',
+            MANAGE_PODS,
+            "auto-update",
+            also=MANAGE_IMAGES,
         ),
         _method(
             "ListNetworks",

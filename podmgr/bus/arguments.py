@@ -18,6 +18,7 @@ from podmgr import names
 from podmgr.bus import api
 from podmgr.errors import InvalidName
 from podmgr.image import reference
+from podmgr.limits import DURATION_MAX
 
 _FINGERPRINT = re.compile(r"[0-9A-F]{40}|[0-9A-F]{64}")
 _DIGEST = re.compile(r"[0-9a-f]{64}")
@@ -166,6 +167,22 @@ def _fd(kind: api.Kind, value: object) -> int:
     return value
 
 
+def _flag(kind: api.Kind, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise InvalidName(f"the {kind.noun} must be a boolean, not {type(value).__name__}")
+    return value
+
+
+def _duration(kind: api.Kind, value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidName(f"the {kind.noun} must be microseconds from 0, not {value!r}"[:200])
+    if value > DURATION_MAX:
+        raise InvalidName(
+            f"the {kind.noun} is longer than systemd counts (at most {DURATION_MAX} microseconds)"
+        )
+    return value
+
+
 CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "pod": lambda kind, value: names.PodName(_text(kind, value, empty=True)),
     "app": lambda kind, value: names.AppName(_text(kind, value, empty=True)),
@@ -183,6 +200,8 @@ CONVERTERS: dict[str, Callable[[api.Kind, Any], object]] = {
     "command": _command,
     "term": _term,
     "fd": _fd,
+    "flag": _flag,
+    "duration": _duration,
 }
 
 

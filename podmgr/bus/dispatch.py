@@ -252,6 +252,8 @@ class Dispatcher:
         if hook is not None:
             details.update(hook(implementation))
         await self.authorize(str(message.sender), method.action, details, True)
+        if method.also:
+            await self.authorize(str(message.sender), method.also, details, True)
 
     async def _run(
         self, message: Message, method: api.Method, exported: Exported, values: list[object]

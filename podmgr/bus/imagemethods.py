@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from podmgr import config
 from podmgr.bus import api
 from podmgr.bus.arguments import Fingerprint
 from podmgr.bus.binding import implements
@@ -101,14 +102,23 @@ class ImageMethods:
 
     @implements(api.MANAGER, "GarbageCollect")
     async def garbage_collect(self, call: Call) -> tuple[int, int, list[str]]:
-        return await self.dispatcher.work.run(self._collect)
+        return await self.dispatcher.work.run(self._collect, None)
+
+    @implements(api.MANAGER, "GarbageCollectWithGrace")
+    async def garbage_collect_with_grace(
+        self, call: Call, grace: int
+    ) -> tuple[int, int, list[str]]:
+        return await self.dispatcher.work.run(self._collect, grace)
 
     @staticmethod
-    def _collect() -> tuple[int, int, list[str]]:
+    def _collect(grace: int | None) -> tuple[int, int, list[str]]:
+        """gc, keeping images removed less than ``grace`` µs ago (None: podmgr.toml's)."""
+        if grace is None:
+            grace = config.load().gc.grace
         repaired = joining.collect()
         store = Store()
         with store.locked(exclusive=True):
-            return (*store.collect(prepare.layers_in_use()), repaired)
+            return (*store.collect(prepare.layers_in_use(), grace), repaired)
 
     # Trust
 

@@ -66,6 +66,7 @@ IMAGES = Deferred(
         "ImportImage",
         "RemoveImage",
         "GarbageCollect",
+        "GarbageCollectWithGrace",
         "ListTrustedKeys",
         "TrustKey",
         "UntrustKey",
@@ -74,10 +75,15 @@ IMAGES = Deferred(
 )
 
 
-class Manager:
-    """org.podmgr1.Manager: the pod and network methods of api.MANAGER; IMAGES the rest."""
+# podmgr auto-update, loaded when first called (most starts never update).
+AUTO_UPDATE = Deferred(api.MANAGER, "podmgr.bus.autoupdate", "AutoUpdater", ("AutoUpdate",))
 
-    DEFERRED = (IMAGES,)
+
+class Manager:
+    """org.podmgr1.Manager: the pod and network methods of api.MANAGER; IMAGES and
+    AUTO_UPDATE the rest."""
+
+    DEFERRED = (IMAGES, AUTO_UPDATE)
 
     def __init__(
         self,

@@ -19,7 +19,7 @@ from typing import Any
 from podmgr import names, process
 from podmgr.bus import api, arguments
 from podmgr.bus.client import Client
-from podmgr.cli import enter, images, networks, output
+from podmgr.cli import autoupdate, enter, images, networks, output
 from podmgr.errors import ManifestError, PodmgrError
 from podmgr.generator import generator, units
 from podmgr.manifest import lookup, model
@@ -263,6 +263,7 @@ def parser() -> argparse.ArgumentParser:
     enter.add_command(sub)
     images.add_commands(sub)
     networks.add_commands(sub)
+    autoupdate.add_commands(sub)
     return top
 
 

@@ -103,17 +103,34 @@ async def cmd_rm(args: argparse.Namespace) -> int:
     async with Client() as client:
         for name in args.names:
             await client.call("RemoveImage", name)
-            print(f"{reference.parse(name)}: removed (podmgr gc frees its layers)")
+            print(
+                f"{reference.parse(name)}: removed (podmgr gc frees its layers after "
+                "[gc] grace, podmgr gc --grace 0 now)"
+            )
     return 0
 
 
 async def cmd_gc(args: argparse.Namespace) -> int:
     async with Client() as client:
-        layers, blobs, repaired = await client.call("GarbageCollect")
+        if args.grace is None:  # podmgr.toml's [gc] grace, as the service reads it
+            layers, blobs, repaired = await client.call("GarbageCollect")
+        else:
+            layers, blobs, repaired = await client.call("GarbageCollectWithGrace", args.grace)
     for what in repaired:
         print(f"removed {what}, left by a pod that is gone")
     print(f"removed {layers} layers and {blobs} blobs no image or running pod uses")
     return 0
+
+
+def _duration(text: str) -> int:
+    """A duration as systemd writes them ("24h", "30min", "0"), in microseconds."""
+    from podmgr.quantities import Duration  # noqa: PLC0415 -- gc only
+    from podmgr.values import BadValue  # noqa: PLC0415
+
+    try:
+        return Duration().parse(text)
+    except BadValue as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 async def cmd_trust_add(args: argparse.Namespace) -> int:
@@ -218,7 +235,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     inspect.set_defaults(handler=cmd_inspect, checks={"name": "image"})
     remove = commands.add_parser(
         "rm",
-        help="remove images (podmgr gc frees their layers)",
+        help="remove images (podmgr gc frees their layers after [gc] grace)",
         description="Remove images from the store.",
     )
     remove.add_argument("names", nargs="+", metavar="IMAGE", help="image name")
@@ -229,7 +246,15 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         help="free layers and blobs no image or prepared pod uses, and "
         "remove leases, veths and ports of pods that are gone",
         description="Free layers and blobs no image or prepared pod uses; "
-        "remove leases, veths and published ports of pods that are gone.",
+        "remove leases, veths and published ports of pods that are gone. Images removed "
+        "or replaced within [gc] grace of podmgr.toml (24h) keep theirs.",
+    )
+    gc.add_argument(
+        "--grace",
+        type=_duration,
+        metavar="DURATION",
+        help="keep what images removed less than DURATION ago use, instead of [gc] grace "
+        "(0: free it now)",
     )
     gc.set_defaults(handler=cmd_gc)
 

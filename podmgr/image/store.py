@@ -5,6 +5,12 @@
     layers/sha256/HEX/      each layer unpacked once, named by its diff_id (the digest of
                             the uncompressed tar), shared by every image and pod using it
     images/NAME.json        image records: name -> manifest digest, layers, who signed it
+    removed/NAME@HEX.json   records of images removed or replaced (a pull or an update of
+                            their tag), with when: gc keeps their layers and blobs for
+                            [gc] grace, so an image can be restored, as rkt gc kept them
+    pins/NAME@HEX.json.*    records pinned while a process holds a lock on the file (an
+                            auto-update keeps the image it may roll back to): gc keeps
+                            them whatever the grace, and removes pins nobody holds
     tmp/                    work in progress; anything there is garbage after a crash
     lock                    flock: shared while pulling or reading, exclusive for gc/rm
 
@@ -23,11 +29,14 @@ a lock file, so two pulls sharing a layer unpack it once.
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import errno
+import fcntl
 import json
 import os
 import time
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -127,10 +136,12 @@ class Store:
         self.blobs = root / "blobs" / "sha256"
         self.layers = root / "layers" / "sha256"
         self.images = root / "images"
+        self.removed = root / "removed"
+        self.pins = root / "pins"
         self.tmp = root / "tmp"
 
     def _setup(self) -> None:
-        for directory in (self.blobs, self.layers, self.images, self.tmp):
+        for directory in (self.blobs, self.layers, self.images, self.removed, self.pins, self.tmp):
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.repair_modes()
 
@@ -143,6 +154,8 @@ class Store:
             self.layers.parent,
             self.layers,
             self.images,
+            self.removed,
+            self.pins,
             self.tmp,
         ):
             with contextlib.suppress(FileNotFoundError):
@@ -231,6 +244,11 @@ class Store:
         return paths.image_record(name, self.root)
 
     def put_image(self, record: ImageRecord) -> None:
+        """Store ``record`` under its name; an image it replaces is kept as removed (hold
+        the lock).  The name points at the old image or the new one, never at neither."""
+        with contextlib.suppress(NoSuchImage):
+            if (old := self.image(record.name)).manifest != record.manifest:
+                self.retire(old)
         try:
             atomic_write(self.record_path(record.name), record.to_json().encode(), 0o644)
         except OSError as error:
@@ -256,15 +274,82 @@ class Store:
         path = self.record_path(name)
         if not path.exists():
             raise NoSuchImage(f"no image {name!r} in the store (see podmgr image list)")
+        self.retire(self.image(name))  # first: a crash between keeps it for the grace
         path.unlink()
         _fsync_dir(self.images)
 
+    # Removed and pinned images: what gc keeps although no name points at it.
+
+    def _entry_name(self, record: ImageRecord) -> str:
+        return f"{urllib.parse.quote(record.name, safe='')}@{record.manifest.hex}.json"
+
+    def retire(self, record: ImageRecord, when: float | None = None) -> None:
+        """Record that ``record`` was removed or replaced at ``when`` (now by default)."""
+        removal = RemovedImage(record, _iso(time.time() if when is None else when))
+        try:
+            atomic_write(self.removed / self._entry_name(record), removal.to_json().encode(), 0o600)
+        except OSError as error:
+            raise store_failure(f"image {record.name}", error) from None
+
+    def removed_images(self) -> list[RemovedImage]:
+        if not self.removed.is_dir():
+            return []
+        return [
+            RemovedImage.from_json(path.read_text()) for path in sorted(self.removed.glob("*.json"))
+        ]
+
+    @contextlib.contextmanager
+    def pinned(self, record: ImageRecord) -> Iterator[None]:
+        """Keep ``record``'s layers and blobs from gc, whatever the grace, for a with block.
+        The pin is a lock held on a file: a process that dies releases it."""
+        path = self.pins / f"{self._entry_name(record)}.{os.getpid()}.{id(record)}"
+        with self.locked():  # gc, holding the lock exclusively, never sees a pin half-made
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                os.write(fd, record.to_json().encode())
+            except OSError as error:
+                os.close(fd)
+                path.unlink(missing_ok=True)
+                raise store_failure(f"image {record.name}", error) from None
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+            os.close(fd)
+
+    def _held_pins(self) -> list[ImageRecord]:
+        """Records pinned by a live process; pins nobody holds are removed (hold the lock
+        exclusively)."""
+        held = []
+        for path in self.pins.iterdir():
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    held.append(ImageRecord.from_json(os.read(fd, 1 << 20).decode()))
+                    continue
+                path.unlink()
+            finally:
+                os.close(fd)
+        return held
+
     # Garbage.
 
-    def collect(self, layers_in_use: set[str]) -> tuple[int, int]:
-        """Remove layers and blobs no image record names and no prepared pod uses (hold the
-        lock exclusively).  Returns how many layers and blobs went."""
-        records = self.all_images()
+    def collect(
+        self, layers_in_use: set[str], grace: int = 0, now: float | None = None
+    ) -> tuple[int, int]:
+        """Remove layers and blobs no image record names, no prepared pod uses, no pin
+        holds and no image removed less than ``grace`` microseconds ago (hold the lock
+        exclusively).  Returns how many layers and blobs went."""
+        now = time.time() if now is None else now
+        records = self.all_images() + self._held_pins()
+        for removal in self.removed_images():
+            if (now - removal.when) * 10**6 < grace:
+                records.append(removal.record)
+            else:
+                (self.removed / self._entry_name(removal.record)).unlink(missing_ok=True)
         keep_layers = {d.hex for r in records for d in r.layers} | layers_in_use
         keep_blobs = {d.hex for r in records for d in (r.manifest, r.config)}
         removed_layers = removed_blobs = 0
@@ -288,10 +373,33 @@ class Store:
         return removed_layers, removed_blobs
 
 
+@dataclass(frozen=True)
+class RemovedImage:
+    record: ImageRecord
+    removed: str  # ISO 8601 UTC, as ImageRecord.stored
+
+    @property
+    def when(self) -> float:
+        """The removal time in seconds since the epoch."""
+        return calendar.timegm(time.strptime(self.removed, "%Y-%m-%dT%H:%M:%SZ"))
+
+    def to_json(self) -> str:
+        return json.dumps({"removed": self.removed, "record": asdict(self.record)}, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RemovedImage:
+        data = json.loads(text)
+        return cls(ImageRecord.from_json(json.dumps(data["record"])), data["removed"])
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
+
+
 def _remove_tree(path: Path) -> None:
     # Iterative, with a bounded number of fds: a layer may nest thousands of directories.
     dirtree.remove_path(str(path))
 
 
 def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return _iso(time.time())

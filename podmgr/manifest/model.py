@@ -21,6 +21,7 @@ from podmgr.manifest import isolation, schema, sockets
 from podmgr.manifest.healthkeys import OnFailure
 from podmgr.manifest.listen import Listen
 from podmgr.manifest.schema import (
+    AutoUpdate,
     Isolation,
     NetworkMode,
     Ready,
@@ -142,6 +143,8 @@ class App:
     mounts: tuple[Mount, ...]
     sockets: tuple[Socket, ...]
     health: Health | None = None  # [app.NAME.health]: None without one
+    # podmgr auto-update (image/autoupdate.py): None when the app's image is left alone.
+    auto_update: AutoUpdate | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,25 @@ def _check_volume(volume: Volume) -> list[Problem]:
     return problems
 
 
+def _check_auto_update(app: App, where: str) -> list[Problem]:
+    """An update pulls the app's tag again: there must be a tag to pull."""
+    if app.auto_update is None:
+        return []
+    if app.image is None:
+        return [Problem(f"{where}.auto_update", "only an app with an image is updated (remove it)")]
+    from podmgr.image import reference  # noqa: PLC0415 -- only for such apps
+
+    if reference.parse(app.image).digest is not None:
+        return [
+            Problem(
+                f"{where}.auto_update",
+                f"{app.image} names its image by digest, which never changes "
+                "(name it by a tag, or remove auto_update)",
+            )
+        ]
+    return []
+
+
 def _check_app(manifest: Manifest, app: App) -> list[Problem]:
     problems = []
     where = f"app.{toml_key(app.name)}"
@@ -405,6 +427,7 @@ def _check_app(manifest: Manifest, app: App) -> list[Problem]:
                 f'{toml_key(app.name)}.health] with exec = [...], or set ready = "started")',
             )
         )
+    problems.extend(_check_auto_update(app, where))
     for other in app.after:
         if other == app.name:
             problems.append(Problem(f"{where}.after", "an app cannot start after itself"))

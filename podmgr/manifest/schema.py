@@ -89,6 +89,29 @@ class Isolation(enum.StrEnum):
     FLY = "fly"
 
 
+# Auto-update (podmgr auto-update, podmgr-auto-update.timer): a block of its own.
+class AutoUpdate(enum.StrEnum):
+    """Where podmgr auto-update looks for a newer image of an app's tag: "registry"
+    asks the registry the tag came from, as podman's AutoUpdate=registry does (a later
+    "local" would compare with another image of the store)."""
+
+    REGISTRY = "registry"
+
+
+AUTO_UPDATE_KEYS = (
+    Key(
+        "auto_update",
+        Choice(AutoUpdate),
+        "Let podmgr auto-update (and podmgr-auto-update.timer) update the app's image: "
+        '"registry" pulls its tag again from its registry, verified as podmgr image pull '
+        "verifies it, and restarts the pod on a new image; if the pod is not active "
+        "within [auto_update] timeout (podmgr.toml), the previous image is restored and "
+        "the pod restarted on it. Only for image (by tag, not by digest).",
+        example='"registry"',
+    ),
+)
+
+
 class VolumeType(enum.StrEnum):
     HOST = "host"
     EMPTY = "empty"
@@ -504,6 +527,7 @@ APP = Section(
             "Run the app in a user namespace mapping only root and its own user (PrivateUsers=).",
             default=False,
         ),
+        *AUTO_UPDATE_KEYS,
     ),
     subsections=(RESOURCES, MOUNT, SOCKET, HEALTH),
     named=True,
