@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from bed import Bed
 from playwright.sync_api import Browser, expect
-from test_pods import ROOTFS, install, reload
+from test_pods import ROOTFS, install, reload, wait_for
 
 from cockpit import CockpitPage, add_user, login
 
@@ -85,9 +85,16 @@ def test_a_console_runs_inside_its_app(console_bed: Bed, cockpit_page: CockpitPa
     expect(output).to_contain_text("written-by-back\n0\ndone")
     page.frame.locator("[data-action=console-disconnect]").click()
     expect(page.frame.locator("#console-input")).to_be_disabled()
-    assert not console_bed.run(
-        "systemctl", "list-units", "--all", "--no-legend", "podenter@*"
-    ).stdout.strip()
+    # Disconnecting ends the command; its unit goes once systemd has collected it.
+    wait_for(
+        lambda: (
+            not console_bed.run(
+                "systemctl", "list-units", "--all", "--no-legend", "podenter@*"
+            ).stdout.strip()
+        ),
+        30,
+        "the entered unit to be unloaded",
+    )
 
 
 def test_a_viewer_without_the_right_gets_no_console(

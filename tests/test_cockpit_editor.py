@@ -264,7 +264,13 @@ def test_a_change_is_seen_while_the_service_is_idle(cockpit_page: CockpitPage) -
     frame = cockpit_page.frame
     bed.run("sh", "-c", "printf '[service]\\nidle_timeout = \"1s\"\\n' > /etc/podmgr/podmgr.toml")
     try:
-        bed.run("systemctl", "stop", "podmgr1.service")
+        # The open page may activate the service meanwhile, which cancels a stop job:
+        # stop until a stop went through, so the next start reads the file.
+        wait_for(
+            lambda: bed.run("systemctl", "stop", "podmgr1.service", check=False).returncode == 0,
+            30,
+            "org.podmgr1 to stop",
+        )
         open_editor(cockpit_page, "idle")
         wait_for(
             lambda: (
