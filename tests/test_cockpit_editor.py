@@ -284,9 +284,12 @@ def test_a_change_is_seen_while_the_service_is_idle(cockpit_page: CockpitPage) -
         frame.locator("#pm-disk-changed").wait_for()
     finally:
         bed.run("rm", "-f", "/etc/podmgr/podmgr.toml")
-        # The open page may activate the service again meanwhile, which cancels this
-        # stop job: either way the next start reads the configuration without the file.
-        bed.run("systemctl", "stop", "podmgr1.service", check=False)
+        # The next test must meet a service that read the configuration without the file.
+        wait_for(
+            lambda: bed.run("systemctl", "stop", "podmgr1.service", check=False).returncode == 0,
+            30,
+            "org.podmgr1 to stop",
+        )
 
 
 SECRET = SLEEPER + '[app.main.environment]\nTOKEN = "hunter2"\n'
