@@ -14,7 +14,15 @@ from typing import Any
 
 import pytest
 from bed import Bed
-from test_registry import SIGSTORE, TLS, auth_json, push, set_auth, set_config
+from test_registry import (
+    SIGSTORE,
+    TLS,
+    auth_json,
+    push,
+    serve_signed_registries,
+    set_auth,
+    set_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -162,34 +170,10 @@ def wait_active(bed: Bed, unit: str) -> None:
 
 @pytest.fixture(scope="module")
 def au_bed(bed: Bed) -> Bed:
-    bed.run(f"{CHECKOUT}/tests/registries.sh", "/tmp/registries", timeout=120)
+    serve_signed_registries(bed)
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     bed.run("mkdir", "-p", "/tmp/au")
     bed.run("/usr/bin/python3", "-c", BUILD, timeout=300)
-    bed.run(
-        "sh",
-        "-c",
-        "mkdir -p /etc/containers/registries.d && cat > "
-        "/etc/containers/registries.d/podmgr-test.yaml",
-        input=f"docker:\n  {TLS}:\n    lookaside: file://{SIGSTORE}\n"
-        f"    lookaside-staging: file://{SIGSTORE}\n",
-    )
-    bed.run(
-        "sh",
-        "-c",
-        "mkdir -p -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key && "
-        "gpg --armor --export release@shop.example > /tmp/release.asc",
-        env={"GNUPGHOME": "/tmp/gnupg"},
-        input=textwrap.dedent("""\
-            %no-protection
-            Key-Type: RSA
-            Key-Length: 2048
-            Name-Real: Shop Release
-            Name-Email: release@shop.example
-            Expire-Date: 0
-            %commit
-            """),
-    )
     set_config(
         bed,
         f"""

@@ -44,11 +44,10 @@ def auth_json(password: str = "secret") -> str:  # noqa: S107 -- a test registry
     return json.dumps({"auths": {TLS: {"auth": token}, BEARER: {"auth": token}}})
 
 
-@pytest.fixture(scope="module")
-def reg_bed(bed: Bed) -> Bed:
+def serve_signed_registries(bed: Bed) -> None:
+    """The test registries in ``bed``, a lookaside for the TLS one's signatures and a
+    release key (its public half in /tmp/release.asc) in /tmp/gnupg."""
     bed.run(f"{CHECKOUT}/tests/registries.sh", "/tmp/registries", timeout=120)
-    bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
-    bed.run("/usr/bin/python3", "-c", BUILD)
     # skopeo writes signatures of images it pushes to the TLS registry to the lookaside.
     bed.run(
         "sh",
@@ -65,7 +64,8 @@ def reg_bed(bed: Bed) -> Bed:
     bed.run(
         "sh",
         "-c",
-        "mkdir -p -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key",
+        "mkdir -p -m 700 /tmp/gnupg && gpg --batch --quiet --gen-key && "
+        "gpg --armor --export release@shop.example > /tmp/release.asc",
         env={"GNUPGHOME": "/tmp/gnupg"},
         input=textwrap.dedent("""\
                 %no-protection
@@ -77,12 +77,13 @@ def reg_bed(bed: Bed) -> Bed:
                 %commit
                 """),
     )
-    bed.run(
-        "sh",
-        "-c",
-        "gpg --armor --export release@shop.example > /tmp/release.asc",
-        env={"GNUPGHOME": "/tmp/gnupg"},
-    )
+
+
+@pytest.fixture(scope="module")
+def reg_bed(bed: Bed) -> Bed:
+    serve_signed_registries(bed)
+    bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
+    bed.run("/usr/bin/python3", "-c", BUILD)
     set_config(
         bed,
         f"""
