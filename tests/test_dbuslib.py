@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from bed import Bed
 from busfakes import fake
+from test_bus import busctl
 from test_pods import ROOTFS, show, wait_for
 
 from podmgr.bus import api, dbuslib, dispatch
@@ -233,21 +234,7 @@ def test_the_service_its_clients_and_polkit_on_dbus_fast(bed: Bed) -> None:
     assert f"{FORCE}=dbus_fast" in environment
     assert "PYTHONPATH=/run/dbus-fast" in environment
 
-    refused = bed.run(
-        "runuser",
-        "-u",
-        "alice",
-        "--",
-        "busctl",
-        "call",
-        "org.podmgr1",
-        "/org/podmgr1",
-        "org.podmgr1.Manager",
-        "StopPod",
-        "s",
-        "web",
-        check=False,
-    )
+    refused = busctl(bed, "StopPod", "s", "web", user="alice", check=False)
     assert refused.returncode != 0
     assert "org.podmgr1.manage-pods" in refused.stderr, refused.stderr
     assert bed.run("systemctl", "is-active", "pod@web").stdout == "active\n"

@@ -11,21 +11,23 @@ import time
 
 import pytest
 from bed import Bed
-from test_pods import CHECKOUT, ROOTFS, install, journal, main_pid, reload, show, wait_for
+from test_pods import (
+    ROOTFS,
+    install,
+    journal,
+    main_pid,
+    reload,
+    show,
+    wait_for,
+    with_busybox,
+)
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def health_bed(bed: Bed) -> Bed:
-    bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
-    bed.run(
-        "sh",
-        "-c",
-        "echo 'podtest:x:4242:4343::/home/podtest:/bin/sh' "
-        f">> {ROOTFS}/etc/passwd && echo 'podtest:x:4343:' >> {ROOTFS}/etc/group",
-    )
-    return bed
+    return with_busybox(bed)
 
 
 def pod_property(bed: Bed, pod: str, name: str) -> object:

@@ -22,6 +22,11 @@ CHECKOUT = str(Path(__file__).resolve().parent.parent)
 @pytest.fixture(scope="module")
 def pods_bed(bed: Bed) -> Bed:
     """The module's bed, with podmgr installed and the busybox rootfs built."""
+    return with_busybox(bed)
+
+
+def with_busybox(bed: Bed) -> Bed:
+    """``bed`` with the busybox rootfs built at ROOTFS."""
     bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
     # A user only the rootfs knows, to prove names are looked up there.
     bed.run(

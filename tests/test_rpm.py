@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from bed import Bed
 from packages import CHECKOUT, VERSION, debs, rpms
+from test_bus import busctl
 from test_pods import ROOTFS, show, wait_for
 
 SPEC = CHECKOUT / "packaging/rpm/podmgr.spec"
@@ -327,21 +328,7 @@ def test_installed_used_upgraded_and_erased_under_systemd(
         "the pod's app to become active",
     )
     bed.run("useradd", "alice")
-    refused = bed.run(
-        "runuser",
-        "-u",
-        "alice",
-        "--",
-        "busctl",
-        "call",
-        "org.podmgr1",
-        "/org/podmgr1",
-        "org.podmgr1.Manager",
-        "StopPod",
-        "s",
-        "web",
-        check=False,
-    )
+    refused = busctl(bed, "StopPod", "s", "web", user="alice", check=False)
     assert "org.podmgr1.manage-pods" in refused.stderr, refused.stderr
 
     app = bed.run("systemctl", "show", "-P", "MainPID", "podapp@web:main.service").stdout
