@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Pod start time against bare units, and the generator over 1000 manifests.
+"""Pod start time against bare units and podman.
 
 Runs in a throwaway systemd (tests/bed.py) and prints medians and ratios against
 baselines measured in the same run:
@@ -12,8 +12,6 @@ baselines measured in the same run:
 - the same with the service not running, so D-Bus activation starts it first;
 - podman (only when installed): `podman pod start` of a pod of 2 containers (target:
   the cold pod start at most 0.5x of it);
-- the generator over 1000 manifests, against parsing the same files with tomllib alone
-  (target: at most 1 s wall).
 
 Usage: bench/start.py [ROUNDS]   (as root; `make bench` installs podman first)
 """
@@ -108,27 +106,6 @@ PODMAN = textwrap.dedent("""
     print(json.dumps(times))
 """)
 
-GENERATOR = textwrap.dedent("""
-    import pathlib, subprocess, sys, time, tomllib
-    count = int(sys.argv[1])
-    pods = pathlib.Path("/run/podmgr/pods")
-    pods.mkdir(parents=True, exist_ok=True)
-    text = pathlib.Path(sys.argv[2]).read_text()
-    for i in range(count):
-        (pods / f"gen{i:04}.toml").write_text(text)
-    begin = time.perf_counter()
-    subprocess.run(["/usr/lib/systemd/system-generators/podmgr-generator", "/tmp/gen-bench"],
-                   check=True)
-    generator = time.perf_counter() - begin
-    begin = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import pathlib, tomllib; "
-                    "[tomllib.loads(p.read_text()) for p in pathlib.Path('/run/podmgr/pods')"
-                    ".glob('*.toml')]"], check=True)
-    baseline = time.perf_counter() - begin
-    units = len(list(pathlib.Path("/tmp/gen-bench").glob("podapp@gen*")))
-    print(generator, baseline, units)
-""")
-
 
 def manifest(apps: tuple[str, ...]) -> str:
     return "".join(
@@ -185,17 +162,6 @@ def main() -> int:
         else:
             print("podman: not installed, so not measured (apt-get install podman)")
 
-        generator, baseline, units = bed.run(
-            "/usr/bin/python3", "-c", GENERATOR, "1000", str(CHECKOUT / "examples" / "demo.toml")
-        ).stdout.split()
-        assert int(units) == 2000, f"the generator wrote {units} app units, not 2000"
-        print(
-            f"generator, 1000 manifests                 {float(generator):7.2f} s   (target <= 1 s)"
-        )
-        print(
-            f"tomllib alone over the same files         {float(baseline):7.2f} s   "
-            f"generator / tomllib {float(generator) / float(baseline):.1f}x"
-        )
     return 0
 
 
