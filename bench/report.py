@@ -56,7 +56,7 @@ class Report:
 
     def _add(self, row: Row) -> float:
         self.rows.append(row)
-        shown = f"{row.value:9.2f} {row.unit}"
+        shown = f"{row.value:9.2f}" + (row.unit if row.unit == "x" else f" {row.unit}")
         extra = "; ".join(part for part in (row.verdict(), row.note) if part)
         print(f"  {row.what:<58} {shown}" + (f"  ({extra})" if extra else ""), flush=True)
         return row.value

@@ -30,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bed import Bed  # found through the path set above
+from report import Report  # bench/, this script's own directory
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 ROOTFS = "/var/lib/machines/podmgr-busybox"
@@ -118,19 +119,14 @@ def main() -> int:
         times = json.loads(bed.run("/usr/bin/python3", "-c", MEASURE, str(rounds), *args).stdout)
         median = {kind: statistics.median(values) for kind, values in times.items()}
         running, floor = median["running"], median["floor"]
-        print(f"first connection, pod running             median {running:7.2f} ms")
-        print(
-            f"first connection, cold pod                median {median['cold']:7.1f} ms  "
-            f"{median['cold'] / running:7.0f}x running"
-        )
-        print(
-            f"  the same, org.podmgr1 not running       median {median['coldest']:7.1f} ms  "
-            f"{median['coldest'] / running:7.0f}x running"
-        )
-        print(
-            f"floor: bare socket-activated service      median {floor:7.1f} ms  "
-            f"cold pod / floor {median['cold'] / floor:.1f}x"
-        )
+        with Report("socket_activation", "First connection to a socket-activated pod") as report:
+            report.figure("first connection, pod running (median)", running, "ms")
+            report.figure("first connection, cold pod (median)", median["cold"], "ms")
+            report.figure(
+                "first connection, cold pod, org.podmgr1 not running", median["coldest"], "ms"
+            )
+            report.figure("floor: bare socket-activated service (median)", floor, "ms")
+            report.ratio("cold pod / floor", median["cold"] / floor)
     return 0
 
 
