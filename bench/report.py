@@ -2,8 +2,8 @@
 """What a benchmark prints, and what `make bench` gathers into bench/RESULTS.md.
 
 Every benchmark reports through one Report: a figure is a measurement with its unit, a
-ratio is a measurement divided by a baseline taken in the same run.  Either may carry an
-upper target ("at most").  The lines go to stdout as they come; when
+ratio is a measurement divided by a baseline taken in the same run.  Either may carry a
+target: at most (times, memory) or at least (rates).  The lines go to stdout as they come; when
 PODMGR_BENCH_RESULTS names a directory (bench/run.py sets it), the report is also written
 there as BENCH.json, which bench/run.py turns into the tables of bench/RESULTS.md.
 """
@@ -26,15 +26,28 @@ class Row:
     unit: str  # "x" for a ratio
     at_most: float | None = None
     note: str = ""
+    at_least: float | None = None  # a rate or a ratio of rates: more is better
 
     @property
     def met(self) -> bool | None:
-        return None if self.at_most is None else self.value <= self.at_most
+        if self.at_most is not None:
+            return self.value <= self.at_most
+        if self.at_least is not None:
+            return self.value >= self.at_least
+        return None
+
+    def target(self) -> str:
+        unit = self.unit if self.unit == "x" else f" {self.unit}"
+        if self.at_most is not None:
+            return f"<= {self.at_most:g}{unit}"
+        if self.at_least is not None:
+            return f">= {self.at_least:g}{unit}"
+        return ""
 
     def verdict(self) -> str:
-        if self.at_most is None:
+        if self.met is None:
             return ""
-        return f"target <= {self.at_most:g}{self.unit}: {'met' if self.met else 'NOT met'}"
+        return f"target {self.target()}: {'met' if self.met else 'NOT met'}"
 
 
 class Report:
@@ -47,12 +60,25 @@ class Report:
         print(title, flush=True)
 
     def figure(
-        self, what: str, value: float, unit: str, at_most: float | None = None, note: str = ""
+        self,
+        what: str,
+        value: float,
+        unit: str,
+        at_most: float | None = None,
+        note: str = "",
+        at_least: float | None = None,
     ) -> float:
-        return self._add(Row(what, value, unit, at_most, note))
+        return self._add(Row(what, value, unit, at_most, note, at_least))
 
-    def ratio(self, what: str, value: float, at_most: float | None = None, note: str = "") -> float:
-        return self._add(Row(what, value, "x", at_most, note))
+    def ratio(
+        self,
+        what: str,
+        value: float,
+        at_most: float | None = None,
+        note: str = "",
+        at_least: float | None = None,
+    ) -> float:
+        return self._add(Row(what, value, "x", at_most, note, at_least))
 
     def _add(self, row: Row) -> float:
         self.rows.append(row)

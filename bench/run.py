@@ -78,14 +78,9 @@ def cell(row: Row) -> str:
 def table(title: str, rows: list[Row]) -> list[str]:
     lines = [f"## {title}", "", "| measure | figure | target | |", "|---|---:|---:|---|"]
     for row in rows:
-        target = (
-            ""
-            if row.at_most is None
-            else f"<= {row.at_most:g}{row.unit if row.unit != 'x' else 'x'}"
-        )
         verdict = {None: "", True: "met", False: "**not met**"}[row.met]
         what = f"{row.what} ({row.note})" if row.note else row.what
-        lines.append(f"| {what} | {cell(row)} | {target} | {verdict} |")
+        lines.append(f"| {what} | {cell(row)} | {row.target()} | {verdict} |")
     return [*lines, ""]
 
 
