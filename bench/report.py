@@ -36,12 +36,15 @@ class Row:
             return self.value >= self.at_least
         return None
 
+    def quantity(self, number: str) -> str:
+        """``number`` in this row's unit: "1.50x" for a ratio, "12.00 ms" for a figure."""
+        return number + (self.unit if self.unit == "x" else f" {self.unit}")
+
     def target(self) -> str:
-        unit = self.unit if self.unit == "x" else f" {self.unit}"
         if self.at_most is not None:
-            return f"<= {self.at_most:g}{unit}"
+            return f"<= {self.quantity(f'{self.at_most:g}')}"
         if self.at_least is not None:
-            return f">= {self.at_least:g}{unit}"
+            return f">= {self.quantity(f'{self.at_least:g}')}"
         return ""
 
     def verdict(self) -> str:
@@ -78,11 +81,11 @@ class Report:
         note: str = "",
         at_least: float | None = None,
     ) -> float:
-        return self._add(Row(what, value, "x", at_most, note, at_least))
+        return self.figure(what, value, "x", at_most, note, at_least)
 
     def _add(self, row: Row) -> float:
         self.rows.append(row)
-        shown = f"{row.value:9.2f}" + (row.unit if row.unit == "x" else f" {row.unit}")
+        shown = row.quantity(f"{row.value:9.2f}")
         extra = "; ".join(part for part in (row.verdict(), row.note) if part)
         print(f"  {row.what:<58} {shown}" + (f"  ({extra})" if extra else ""), flush=True)
         return row.value
@@ -106,7 +109,7 @@ class Report:
             Path(directory, f"{self.bench}.json").write_text(json.dumps(record, indent=1) + "\n")
 
 
-def load(path: Path) -> tuple[str, str, list[Row]]:
-    """A report written by Report, as (bench, title, rows)."""
+def load(path: Path) -> tuple[str, list[Row]]:
+    """A report written by Report, as (title, rows)."""
     record = json.loads(path.read_text())
-    return record["bench"], record["title"], [Row(**row) for row in record["rows"]]
+    return record["title"], [Row(**row) for row in record["rows"]]

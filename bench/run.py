@@ -25,7 +25,6 @@ from report import RESULTS_ENV, Row, load  # bench/ is this script's own directo
 BENCH = Path(__file__).resolve().parent
 # In the order RESULTS.md shows them: the issue each answers comes first.
 BENCHES = (
-    "scale",
     "start",
     "generator",
     "pull",
@@ -71,16 +70,14 @@ def machine() -> list[str]:
     ]
 
 
-def cell(row: Row) -> str:
-    return f"{row.value:.2f} {row.unit}" if row.unit != "x" else f"{row.value:.2f}x"
-
-
 def table(title: str, rows: list[Row]) -> list[str]:
     lines = [f"## {title}", "", "| measure | figure | target | |", "|---|---:|---:|---|"]
     for row in rows:
         verdict = {None: "", True: "met", False: "**not met**"}[row.met]
         what = f"{row.what} ({row.note})" if row.note else row.what
-        lines.append(f"| {what} | {cell(row)} | {row.target()} | {verdict} |")
+        lines.append(
+            f"| {what} | {row.quantity(f'{row.value:.2f}')} | {row.target()} | {verdict} |"
+        )
     return [*lines, ""]
 
 
@@ -112,7 +109,7 @@ def main() -> int:
         for name in chosen:
             path = Path(results, f"{name}.json")
             if path.exists():
-                _, title, rows = load(path)
+                title, rows = load(path)
                 lines += table(title, rows)
             else:
                 lines += [f"## bench/{name}.py", "", "Failed: no results (see its output).", ""]
