@@ -11,8 +11,8 @@
 # make deb       the .deb packages, built offline from that tarball, checked by lintian
 # make rpm       the noarch .rpm packages, built offline from that tarball, checked by rpmlint
 # make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
-# make bench     every benchmark in bench/ (pods at scale, pod start, the generator, pull,
-#                unpack, the D-Bus service, networking, sockets) into bench/RESULTS.md
+# make bench     every benchmark in bench/ (pod start, the generator, pull, unpack, the
+#                D-Bus service, networking, sockets) into bench/RESULTS.md
 
 PYTHON ?= /usr/bin/python3
 DESTDIR ?=
@@ -244,7 +244,7 @@ screenshots: $(VENV)/bin/pytest
 	PODMGR_SCREENSHOTS=$(CURDIR)/docs $(VENV)/bin/pytest -q \
 		tests/test_cockpit_pods.py::test_the_page_follows_cockpits_light_and_dark_style
 
-# podman and skopeo are baselines of the scale, start and pull benchmarks.  The tables
+# podman and skopeo are baselines of the start and pull benchmarks.  The tables
 # go to bench/RESULTS.md (bench/run.py).
 bench: deps
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
