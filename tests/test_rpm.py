@@ -57,6 +57,21 @@ FEDORA_ONLY = (
 )
 
 
+# Every unit podmgr ships or names (podmgr/names.py), and no other: "pod*" would also
+# match podman's units on a host that has podman.
+PODMGR_UNITS = (
+    "pod.slice",
+    "pod-*.slice",
+    "pod@*",
+    "podapp@*",
+    "podsocket@*",
+    "podenter@*",
+    "podmachine@*",
+    "podhealth*",
+    "podmgr*",
+)
+
+
 def rpm(*argv: str) -> str:
     """rpm's output; Debian's rpm warns on stderr that it is not dpkg."""
     return subprocess.run(["rpm", *argv], capture_output=True, text=True, check=True).stdout
@@ -356,6 +371,6 @@ def test_installed_used_upgraded_and_erased_under_systemd(
     left = [name for name in listed if bed.run("test", "-e", name, check=False).returncode == 0]
     # What is the administrator's stays: the directories holding a manifest or images.
     assert set(left) <= {"/etc/podmgr", "/etc/podmgr/pods", "/var/lib/podmgr"}, left
-    loaded = bed.run("systemctl", "list-units", "--all", "--no-legend", "pod*", "podmgr*")
+    loaded = bed.run("systemctl", "list-units", "--all", "--no-legend", *PODMGR_UNITS)
     assert loaded.stdout == ""
     assert bed.run("test", "-e", "/etc/podmgr/pods/web.toml", check=False).returncode == 0
