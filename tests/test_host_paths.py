@@ -114,12 +114,21 @@ COMPONENTS = st.lists(
 )
 
 
+def scratch_base(tmp: str) -> Path:
+    """Where a generated path starts: as many levels below ``tmp`` as a path has
+    components, so that no chain of ".." links leads out of ``tmp`` and the test never
+    makes a directory or a link outside it."""
+    base = Path(tmp, *"1234")
+    base.mkdir(parents=True)
+    return base
+
+
 @given(components=COMPONENTS, last=st.sampled_from(["file", "link"]))
 def test_a_file_opens_only_when_no_component_is_a_link(
     components: list[tuple[str, str]], last: str
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp)
+        base = path = scratch_base(tmp)
         (path / "real.env").write_text("A=1\n")
         for name, kind in components:
             target = path / name
@@ -127,14 +136,14 @@ def test_a_file_opens_only_when_no_component_is_a_link(
                 if kind == "dir":
                     target.mkdir()
                 else:
-                    target.symlink_to(".." if kind == "up" else tmp)
+                    target.symlink_to(".." if kind == "up" else base)
             path = target
         path /= "x.env"
         if not path.exists() and not path.is_symlink():
             if last == "file":
                 path.write_text("A=1\n")
             else:
-                path.symlink_to(f"{tmp}/real.env")
+                path.symlink_to(base / "real.env")
         links = [str(p) for p in reversed([path, *path.parents]) if p.is_symlink()]
         if links:
             with pytest.raises(hostpaths.LinkInPath) as refused:

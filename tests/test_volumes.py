@@ -13,6 +13,7 @@ from bed import Bed
 from hypothesis import given
 from hypothesis import strategies as st
 from refusals import assert_start_refused
+from test_host_paths import scratch_base
 
 from podmgr import hostpaths
 from podmgr.manifest import model
@@ -50,7 +51,8 @@ def test_what_is_not_a_directory_says_its_path(tmp_path: Path) -> None:
 
 
 # A path of up to four components under a scratch dir, each a directory or a link to
-# one (a sibling, the scratch dir's parent, or /).
+# one (a sibling, the parent, or the scratch dir by its absolute path).  The dir lies
+# four levels below the temporary one, so no chain of ".." links leaves it.
 COMPONENTS = st.lists(
     st.tuples(st.sampled_from("abc"), st.sampled_from(["dir", "up", "root", "sibling"])),
     min_size=1,
@@ -61,7 +63,7 @@ COMPONENTS = st.lists(
 @given(components=COMPONENTS)
 def test_opened_only_when_no_component_is_a_link(components: list[tuple[str, str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp)
+        base = path = scratch_base(tmp)
         for name, kind in components:
             (path / "sibling").mkdir(exist_ok=True)
             target = path / name
@@ -69,7 +71,7 @@ def test_opened_only_when_no_component_is_a_link(components: list[tuple[str, str
                 if kind == "dir":
                     target.mkdir()
                 else:
-                    target.symlink_to({"up": "..", "root": "/", "sibling": "sibling"}[kind])
+                    target.symlink_to({"up": "..", "root": str(base), "sibling": "sibling"}[kind])
             path = target
         links = [str(p) for p in reversed([path, *path.parents]) if p.is_symlink()]
         if links:
