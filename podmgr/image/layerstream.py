@@ -22,11 +22,14 @@ import queue
 import threading
 import zlib
 from dataclasses import asdict
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
-from podmgr.image import dirtree, oci, sandbox, unpack
+from podmgr.image import dirtree, oci, unpack
 from podmgr.image.digest import Readable
 from podmgr.image.tarentry import BadLayer, shown
+
+if TYPE_CHECKING:  # the confined process never imports the parent's side
+    from podmgr.image import confine, sandbox
 
 _CHUNK = 1 << 20
 _INPUT = 1 << 16
@@ -181,7 +184,7 @@ def unpack_blob(
 
 
 def confined(
-    context: sandbox.Context,
+    context: confine.Context,
     media_type: str,
     limits: dict[str, object],
     what: str,
@@ -235,6 +238,8 @@ def unpack_blob_confined(
         if held > _MAX_OPAQUE_BYTES:
             raise BadLayer(f"{what}: more opaque directories than podmgr holds")
         opaque.append(path)
+
+    from podmgr.image import sandbox  # noqa: PLC0415 -- see TYPE_CHECKING above
 
     preload = ("zstandard",) if oci.LAYERS[media_type] == "zstd" else ()
     diff_id = sandbox.run(
