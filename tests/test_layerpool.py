@@ -213,3 +213,32 @@ def test_an_image_is_stacked_in_its_own_order_whichever_layer_ends_first(
     assert seen[-1][0] == seen[-1][1]
     assert all(a[0] <= b[0] for a, b in itertools.pairwise(seen))
     assert not [t for t in threading.enumerate() if t.name.startswith("podmgr-layer")]
+
+
+def test_an_unpacker_started_before_its_blob_gets_it_once_ready(
+    tmp_path: Path, directories: Callable[[str], int]
+) -> None:
+    data = ib.tar([ib.file("etc/motd", b"fetched")])
+    with layerpool.pool(unpack.Limits()) as pool:
+        blob = pool.pending()
+        pool.submit(
+            layerpool.Job(blob.open, TAR, Digest.of(data), directories("a"), "a", None, True)
+        )
+        time.sleep(0.3)  # the process starts, and waits
+        assert not (tmp_path / "a/etc").exists()
+        blob.ready(lambda: cast(BinaryIO, io.BytesIO(data)))
+        pool.wait()
+    assert (tmp_path / "a/etc/motd").read_bytes() == b"fetched"
+
+
+def fetch_fails(fd: int) -> None:
+    with layerpool.pool(unpack.Limits()) as pool:
+        blob = pool.pending()
+        pool.submit(layerpool.Job(blob.open, TAR, Digest.of(b""), fd, "a", None, True))
+        raise OSError("the registry went away")
+
+
+def test_a_failed_fetch_ends_the_unpacker_waiting_for_it(directories: Callable[[str], int]) -> None:
+    with pytest.raises(OSError, match="the registry went away"):
+        fetch_fails(directories("a"))
+    assert not [t for t in threading.enumerate() if t.name.startswith("podmgr-layer")]

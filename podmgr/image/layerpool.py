@@ -28,7 +28,9 @@ POLL_SECONDS = 0.2
 
 @dataclass(frozen=True)
 class Job:
-    """One layer to unpack: its verified blob, opened when its turn comes."""
+    """One layer to unpack: its verified blob, opened when its turn comes.  When
+    ``waits``, opening it waits until the blob is fetched and verified (Pending), and
+    the confined process starts meanwhile: its start costs the unpacking nothing."""
 
     blob: Callable[[], BinaryIO]
     media_type: str
@@ -36,6 +38,28 @@ class Job:
     target_fd: int
     what: str
     compressed: int | None = None
+    waits: bool = False
+
+
+class Pending:
+    """A blob still being fetched: ``open`` waits until ``ready`` hands over what opens
+    it once verified, or until the group is killed (the image failed meanwhile)."""
+
+    def __init__(self, group: sandbox.Group) -> None:
+        self.group = group
+        self._ready = threading.Event()
+        self._blob: Callable[[], BinaryIO] | None = None
+
+    def ready(self, blob: Callable[[], BinaryIO]) -> None:
+        self._blob = blob
+        self._ready.set()
+
+    def open(self) -> BinaryIO:
+        while not self._ready.wait(POLL_SECONDS):
+            if self.group.killed:
+                raise sandbox.SandboxFailed("the image failed before this layer was fetched")
+        assert self._blob is not None
+        return self._blob()
 
 
 class Pool:
@@ -50,6 +74,9 @@ class Pool:
         self._jobs: dict[concurrent.futures.Future[None], Job] = {}
         self._lock = threading.Lock()
         self._failure: BaseException | None = None
+
+    def pending(self) -> Pending:
+        return Pending(self.group)
 
     def submit(self, job: Job) -> None:
         self.check()
@@ -69,8 +96,8 @@ class Pool:
             raise
 
     def _unpack(self, job: Job) -> None:
-        with job.blob() as stream:
-            actual = layerstream.unpack_blob_confined(
+        def confined(stream: sandbox.Source) -> str:
+            return layerstream.unpack_blob_confined(
                 stream,
                 job.media_type,
                 job.target_fd,
@@ -79,6 +106,12 @@ class Pool:
                 job.compressed,
                 self.group,
             )
+
+        if job.waits:  # opened (and closed) once the process runs
+            actual = confined(job.blob)
+        else:
+            with job.blob() as stream:
+                actual = confined(stream)
         if actual != job.diff_id:
             raise DigestMismatch(
                 f"{job.what}: uncompressed content has digest {actual}, not the "

@@ -216,7 +216,7 @@ def _require_zstandard(what: str) -> None:
 
 
 def unpack_blob_confined(
-    stream: Readable,
+    stream: sandbox.Source,
     media_type: str,
     fd: int,
     limits: unpack.Limits,
@@ -225,7 +225,8 @@ def unpack_blob_confined(
     group: sandbox.Group | None = None,
 ) -> str:
     """``unpack_blob`` in a confined process that can write only below ``fd`` (one of
-    ``group``, when given)."""
+    ``group``, when given); ``stream`` may be what opens it once the process has
+    started (sandbox.run)."""
     if oci.LAYERS[media_type] == "zstd":
         _require_zstandard(what)  # before the unpacker starts: it would die importing it
     opaque: list[str] = []

@@ -229,9 +229,13 @@ def _store_image(
             if fd is None:
                 report(2 * layer.size)  # already stored: nothing to fetch
                 continue
-            blob = stack.enter_context(_verified_blob(source, layer, store, report))
+            # Its unpacker starts while it is fetched, and gets it once verified.
+            blob = pool.pending()
             what = f"layer {layer.digest}"
-            pool.submit(layerpool.Job(blob, layer.media_type, diff_id, fd, what, layer.size))
+            pool.submit(
+                layerpool.Job(blob.open, layer.media_type, diff_id, fd, what, layer.size, True)
+            )
+            blob.ready(stack.enter_context(_verified_blob(source, layer, store, report)))
         pool.wait(report)
         report()  # all of it
     store.put_blob(manifest_bytes)

@@ -109,11 +109,20 @@ def _errors() -> dict[str, type[PodmgrError]]:
     }
 
 
-def _feed(stream: Readable, fd: int, failures: list[BaseException]) -> None:
+# The data to work on, or what opens it once it can be had (the process meanwhile starts).
+Source = Readable | Callable[[], Readable]
+
+
+def _feed(source: Source, fd: int, failures: list[BaseException]) -> None:
     try:
         with open(fd, "wb", buffering=0, closefd=True) as pipe:
-            while chunk := stream.read(_CHUNK):
-                pipe.write(chunk)
+            stream = source() if callable(source) else source
+            try:
+                while chunk := stream.read(_CHUNK):
+                    pipe.write(chunk)
+            finally:
+                if stream is not source and (close := getattr(stream, "close", None)):
+                    close()
     except BrokenPipeError:
         pass  # the process stopped reading: it says why on stdout
     except BaseException as error:  # the caller's source failed: raised after the child
@@ -172,7 +181,7 @@ def run(
     call: str,
     arguments: dict[str, object],
     target_fd: int,
-    stream: Readable,
+    stream: Source,
     what: str,
     on_event: Callable[[dict[str, object]], None] | None = None,
     devices: bool = False,
@@ -180,10 +189,12 @@ def run(
     group: Group | None = None,
 ) -> object:
     """Call ``call`` ("module:function") confined, writing only below ``target_fd`` and
-    reading ``stream``; returns its result or raises the error it raised.  A process in
-    ``group`` ends when the group is killed."""
+    reading ``stream``; returns its result or raises the error it raised.  ``stream``
+    may be a function that opens it, called once the process has started (it may wait
+    until the data can be had, and is closed after).  A process in ``group`` ends when
+    the group is killed."""
     paths = [str(Path(podmgr.__file__).parent.parent)] + [p for p in sys.path if os.path.isdir(p)]
-    direct = _file_of(stream)
+    direct = None if callable(stream) else _file_of(stream)
     read_end, write_end = (direct, -1) if direct is not None else os.pipe()
     os.set_inheritable(read_end, True)
     request: dict[str, object] = {
