@@ -6,9 +6,10 @@ The order is the point:
 2. check its signature against the trust store, or the policy's insecure prefixes —
    a refusal stops here, before a byte of any layer is read;
 3. read the config and each layer, checking every blob's size and digest as it streams;
-   each verified layer is unpacked into the store in a confined process of its own
-   (layerpool.py) while the next ones are fetched, and its diff_id checked after
-   decompression (layers the store has already are not even fetched);
+   each layer is unpacked into the store in a confined process of its own (layerpool.py),
+   started while the layer is fetched and given it once verified, and unpacking while
+   the next ones are fetched; its diff_id is checked after decompression (layers the
+   store has already are not even fetched);
 4. once every layer is stored, write the blobs and, last, the image record.
 
 The layers' locks (store.new_layer) are all taken before the first layer is read, in
