@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""Unpacking layers against tar, in the same run.
+"""Unpacking an image's layers against tar, in the same run.
 
-- a >= 200 MB image of four uncompressed layers, unpacked by podmgr as imports do
-  (fd-relative, checking the diff_id, in a confined process per layer) against `tar -x`
-  of the same layers (target: at most 2x);
+- a >= 200 MB image of four uncompressed layers, unpacked whole by podmgr as pulls and
+  imports do (fd-relative, no-follow, checking each diff_id, each layer in a confined
+  process of its own, side by side on the machine's cores: layerpool.py) against
+  `tar -x` of the same layers one after another (target: at most 1.0x);
 - the same layers gzip- and zstd-compressed, against `tar -xzf` and `tar --zstd -xf`
   (target: at most 1.1x).
 
@@ -28,13 +29,19 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from podmgr.image import layerstream, oci, unpack  # after the path above
+from podmgr.image import layerpool, oci, unpack  # after the path above
+from podmgr.image.digest import Digest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import Report  # bench/, this script's own directory
 
 LAYER_BYTES = 56 << 20  # four of them: 224 MB
 MEDIA = {
@@ -81,17 +88,31 @@ def timed(action: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def podmgr_unpack(layers: list[Path], suffix: str, work: Path) -> None:
-    for number, layer in enumerate(layers):
-        target = work / f"podmgr{number}"
-        target.mkdir()
-        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            with layer.open("rb") as stream:
-                layerstream.unpack_blob_confined(
-                    stream, MEDIA[suffix], fd, unpack.Limits(), layer.name, layer.stat().st_size
+def opener(path: Path) -> Callable[[], BinaryIO]:
+    return lambda: path.open("rb")
+
+
+def podmgr_unpack(diff_ids: list[Digest], layers: list[Path], suffix: str, work: Path) -> None:
+    fds = []
+    try:
+        with layerpool.pool(unpack.Limits()) as pool:
+            for number, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+                target = work / f"podmgr{number}"
+                target.mkdir()
+                fds.append(os.open(target, os.O_RDONLY | os.O_DIRECTORY))
+                pool.submit(
+                    layerpool.Job(
+                        opener(layer),
+                        MEDIA[suffix],
+                        diff_id,
+                        fds[-1],
+                        layer.name,
+                        layer.stat().st_size,
+                    )
                 )
-        finally:
+            pool.wait()
+    finally:
+        for fd in fds:
             os.close(fd)
 
 
@@ -133,26 +154,31 @@ def main() -> int:
                 path.write_bytes(compress(data))
                 layers[suffix].append(path)
         size = sum(len(d) for d in raw)
-        print(
-            f"image: 4 layers, {size / 1e6:.0f} MB uncompressed, "
-            f"{sum(p.stat().st_size for p in layers['gz']) / 1e6:.0f} MB gzip, "
-            f"{sum(p.stat().st_size for p in layers['zst']) / 1e6:.0f} MB zstd"
+        diff_ids = [Digest.of(data) for data in raw]
+        title = (
+            f"Unpacking an image of 4 layers, {size / 1e6:.0f} MB uncompressed "
+            f"({sum(p.stat().st_size for p in layers['gz']) / 1e6:.0f} MB gzip, "
+            f"{sum(p.stat().st_size for p in layers['zst']) / 1e6:.0f} MB zstd), "
+            f"median of {rounds}"
         )
-        for suffix, label, target in (
-            ("", "uncompressed", 2.0),
-            ("gz", "gzip", 1.1),
-            ("zst", "zstd", 1.1),
-        ):
-            ours: list[float] = []
-            theirs: list[float] = []
-            for _ in range(rounds):
-                for measure, times in ((podmgr_unpack, ours), (tar_unpack, theirs)):
-                    times.append(run_once(measure, layers[suffix], suffix, root))
-            podmgr, tar = statistics.median(ours), statistics.median(theirs)
-            print(
-                f"{label:<13} podmgr {podmgr:6.2f} s   tar {tar:6.2f} s   "
-                f"ratio {podmgr / tar:4.2f}x  (target <= {target}x)"
-            )
+        with Report("images", title) as report:
+            for suffix, label, target, tar in (
+                ("", "uncompressed", 1.0, "tar -x"),
+                ("gz", "gzip", 1.1, "tar -xzf"),
+                ("zst", "zstd", 1.1, "tar --zstd -xf"),
+            ):
+                ours: list[float] = []
+                theirs: list[float] = []
+                for _ in range(rounds):
+                    for measure, times in (
+                        (partial(podmgr_unpack, diff_ids), ours),
+                        (tar_unpack, theirs),
+                    ):
+                        times.append(run_once(measure, layers[suffix], suffix, root))
+                podmgr, baseline = statistics.median(ours), statistics.median(theirs)
+                report.figure(f"{label}: podmgr, layers side by side", podmgr, "s")
+                report.figure(f"{label}: {tar}, one layer after another", baseline, "s")
+                report.ratio(f"{label}: podmgr / {tar}", podmgr / baseline, at_most=target)
     return 0
 
 

@@ -22,11 +22,14 @@ import queue
 import threading
 import zlib
 from dataclasses import asdict
-from typing import IO, cast
+from typing import IO, TYPE_CHECKING, cast
 
-from podmgr.image import dirtree, oci, sandbox, unpack
+from podmgr.image import dirtree, oci, unpack
 from podmgr.image.digest import Readable
 from podmgr.image.tarentry import BadLayer, shown
+
+if TYPE_CHECKING:  # the confined process never imports the parent's side
+    from podmgr.image import confine, sandbox
 
 _CHUNK = 1 << 20
 _INPUT = 1 << 16
@@ -76,11 +79,11 @@ _END = object()  # what the decompressing thread puts last
 
 class Decompressing:
     """The uncompressed tar of a layer, decompressed in a thread of its own, as tar
-    leaves decompression to gzip or zstd in a process of its own: zlib and zstandard
-    release the GIL, so on two cores unpacking takes about as long as the slower of the
-    two halves, not their sum.  The reader hashes each chunk as it takes it (for the
-    diff_id): decompression is the slower half already.  Malformed compressed data
-    raises BadLayer."""
+    leaves decompression to gzip or zstd in a process of its own: zlib, zstandard and
+    hashlib release the GIL, so on two cores unpacking takes about as long as the slower
+    of the two halves, not their sum.  That thread also hashes each chunk (for the
+    diff_id), once, as it makes it.  A read returns at most one chunk (fewer bytes than
+    asked for, not only at the end).  Malformed compressed data raises BadLayer."""
 
     def __init__(self, stream: Readable, media_type: str, what: str) -> None:
         self.hash = hashlib.sha256()
@@ -100,6 +103,7 @@ class Decompressing:
         try:
             source = _decompressed(stream, media_type)
             while not self.stopping.is_set() and (chunk := source.read(_CHUNK)):
+                self.hash.update(chunk)
                 self.chunks.put(chunk)
         except (zlib.error, EOFError, ValueError, OSError) as error:
             self.error = BadLayer(
@@ -113,28 +117,24 @@ class Decompressing:
             self.chunks.put(_END)
 
     def read(self, n: int = -1) -> bytes:
-        parts = []
-        while n != 0:
-            if self.offset == len(self.current):
-                if self.finished:
-                    break
-                item = self.chunks.get()
-                if item is _END:
-                    self.finished = True
-                    self.thread.join()
-                    break
+        if self.offset == len(self.current) and not self.finished:
+            item = self.chunks.get()
+            if item is _END:
+                self.finished = True
+                self.thread.join()
+                self.current, self.offset = b"", 0
+            else:
                 assert isinstance(item, bytes)
-                self.hash.update(item)
                 self.current, self.offset = item, 0
-            take = len(self.current) - self.offset
-            if n > 0:
-                take = min(take, n)
-                n -= take
-            parts.append(self.current[self.offset : self.offset + take])
-            self.offset += take
         if self.error is not None:
             raise self.error
-        return b"".join(parts)
+        take = len(self.current) - self.offset if n < 0 else n
+        if self.offset == 0 and take >= len(self.current):  # the whole chunk: no copy
+            self.offset = len(self.current)
+            return self.current
+        part = self.current[self.offset : self.offset + take]
+        self.offset += len(part)
+        return part
 
     def drain(self) -> str:
         """Read what is left (tar's padding); the diff_id of all of it."""
@@ -184,7 +184,7 @@ def unpack_blob(
 
 
 def confined(
-    context: sandbox.Context,
+    context: confine.Context,
     media_type: str,
     limits: dict[str, object],
     what: str,
@@ -216,14 +216,17 @@ def _require_zstandard(what: str) -> None:
 
 
 def unpack_blob_confined(
-    stream: Readable,
+    stream: sandbox.Source,
     media_type: str,
     fd: int,
     limits: unpack.Limits,
     what: str,
     compressed: int | None = None,
+    group: sandbox.Group | None = None,
 ) -> str:
-    """``unpack_blob`` in a confined process that can write only below ``fd``."""
+    """``unpack_blob`` in a confined process that can write only below ``fd`` (one of
+    ``group``, when given); ``stream`` may be what opens it once the process has
+    started (sandbox.run)."""
     if oci.LAYERS[media_type] == "zstd":
         _require_zstandard(what)  # before the unpacker starts: it would die importing it
     opaque: list[str] = []
@@ -236,6 +239,8 @@ def unpack_blob_confined(
         if held > _MAX_OPAQUE_BYTES:
             raise BadLayer(f"{what}: more opaque directories than podmgr holds")
         opaque.append(path)
+
+    from podmgr.image import sandbox  # noqa: PLC0415 -- see TYPE_CHECKING above
 
     preload = ("zstandard",) if oci.LAYERS[media_type] == "zstd" else ()
     diff_id = sandbox.run(
@@ -252,6 +257,7 @@ def unpack_blob_confined(
         report,
         limits.devices,
         preload,
+        group,
     )
     _mark_opaque(fd, opaque, what)
     return str(diff_id)

@@ -5,10 +5,17 @@ The order is the point:
 1. read the manifest (picking this host's platform from an index);
 2. check its signature against the trust store, or the policy's insecure prefixes —
    a refusal stops here, before a byte of any layer is read;
-3. read the config and each layer, checking every blob's size and digest as it streams
-   and each layer's diff_id after decompression, unpacking into the store (layers the
-   store has already are not even fetched) in a confined process (layerstream.py);
-4. write the blobs and, last, the image record.
+3. read the config and each layer, checking every blob's size and digest as it streams;
+   each layer is unpacked into the store in a confined process of its own (layerpool.py),
+   started while the layer is fetched and given it once verified, and unpacking while
+   the next ones are fetched; its diff_id is checked after decompression (layers the
+   store has already are not even fetched);
+4. once every layer is stored, write the blobs and, last, the image record.
+
+The layers' locks (store.new_layer) are all taken before the first layer is read, in
+the order of their diff_ids, so two pulls sharing layers never wait on each other in a
+circle; a layer that fails, or a cancel, fails the whole image and leaves no layer of
+it half-stored.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from podmgr.config import Config
-from podmgr.image import layerstream, oci, reference, signing, unpack
+from podmgr.image import layerpool, oci, reference, signing, unpack
 from podmgr.image.digest import Digest, DigestMismatch, Readable, VerifyingReader
 from podmgr.image.oci import Descriptor
 from podmgr.image.sources import open_source
@@ -199,22 +206,39 @@ def _store_image(
             f"{source.describe()}: the config lists {len(image_config.diff_ids)} "
             f"layers, the manifest {len(manifest.layers)}"
         )
-    total = sum(layer.size for layer in manifest.layers)
-    done = 0
-
-    def advance(count: int) -> None:
-        nonlocal done
-        done += count
-        if progress:
-            progress(done, total)
-
+    firsts: dict[Digest, Descriptor] = {}  # an image may hold one layer twice
     for layer, diff_id in zip(manifest.layers, image_config.diff_ids, strict=True):
-        with store.new_layer(diff_id) as fd:
+        firsts.setdefault(diff_id, layer)
+    # Progress: each layer's size counts once as it is fetched, once when it is unpacked.
+    total = 2 * sum(layer.size for layer in firsts.values())
+    fetched = 0
+    with contextlib.ExitStack() as stack:
+        targets = {
+            diff_id: stack.enter_context(store.new_layer(diff_id)) for diff_id in sorted(firsts)
+        }
+        pool = stack.enter_context(layerpool.pool(unpack_limits(config)))
+
+        def report(count: int = 0) -> None:
+            nonlocal fetched
+            fetched += count
+            pool.check()  # a failed layer stops the fetching too
+            if progress:
+                progress(fetched + pool.unpacked, total)
+
+        for diff_id, layer in firsts.items():
+            fd = targets[diff_id]
             if fd is None:
-                advance(layer.size)  # already stored: nothing to fetch
+                report(2 * layer.size)  # already stored: nothing to fetch
                 continue
-            with _verified_blob(source, layer, store, advance) as blob:
-                _unpack_layer(blob, layer, diff_id, fd, unpack_limits(config))
+            # Its unpacker starts while it is fetched, and gets it once verified.
+            blob = pool.pending()
+            what = f"layer {layer.digest}"
+            pool.submit(
+                layerpool.Job(blob.open, layer.media_type, diff_id, fd, what, layer.size, True)
+            )
+            blob.ready(stack.enter_context(_verified_blob(source, layer, store, report)))
+        pool.wait(report)
+        report()  # all of it
     store.put_blob(manifest_bytes)
     store.put_blob(config_bytes)
     record = ImageRecord(
@@ -222,7 +246,7 @@ def _store_image(
         manifest=Digest.of(manifest_bytes),
         config=manifest.config.digest,
         layers=image_config.diff_ids,
-        size=total,
+        size=sum(layer.size for layer in manifest.layers),
         source=source.describe(),
         signed_by=verdict.signed_by,
         identity=verdict.identity,
@@ -253,9 +277,10 @@ def _verified_blob(
     source: ImageSource, layer: Descriptor, store: Store, advance: Callable[[int], None]
 ) -> Iterator[Callable[[], BinaryIO]]:
     """Check a layer blob's size and digest before any of it is unpacked; yields a way to
-    open it again.  A local source is read twice; a registry's blob is kept in the store's
-    tmp/ meanwhile.  The unpacking pass needs no second digest: it checks the diff_id,
-    which a changed blob could not match."""
+    open it again (once).  A local source is read twice; a registry's blob is kept in the
+    store's tmp/ meanwhile, open but already unlinked, so its space goes with its last
+    reader.  The unpacking pass needs no second digest: it checks the diff_id, which a
+    changed blob could not match."""
     what = f"layer {layer.digest}"
     if source.rereadable:
         with source.blob(layer) as stream:
@@ -269,25 +294,11 @@ def _verified_blob(
             while chunk := reader.read(1 << 20):
                 copy.write(chunk)
             reader.finish()
-        yield lambda: temp.open("rb")
+        verified = temp.open("rb")
     finally:
         temp.unlink(missing_ok=True)
-
-
-def _unpack_layer(
-    blob: Callable[[], BinaryIO], layer: Descriptor, diff_id: Digest, fd: int, limits: unpack.Limits
-) -> None:
-    what = f"layer {layer.digest}"
-    with blob() as stream:
-        actual = layerstream.unpack_blob_confined(
-            stream, layer.media_type, fd, limits, what, layer.size
-        )
-    if actual != diff_id:
-        raise DigestMismatch(
-            f"{what}: uncompressed content has digest {actual}, not the "
-            f"diff_id {diff_id} the config names (the image is corrupt or "
-            "tampered with)"
-        )
+    with verified:
+        yield lambda: verified
 
 
 def remove(store: Store, name: str) -> None:

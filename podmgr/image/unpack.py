@@ -106,17 +106,49 @@ class Stats:
     bytes: int = 0
 
 
-class _Metered:
-    """Counts the bytes of the tar stream."""
+class _Forward:
+    """The tar stream, read forward only, for tarfile's seekable mode: tarfile's own
+    stream mode copies every byte through a 10 KiB buffer that it slices at each read,
+    while here file data is handed out as views of the chunks the stream gives.  Its
+    position counts the bytes of the tar stream (for ``Limits.ratio``).  A seek backwards
+    is refused (tarfile never asks one of a well-formed archive)."""
 
     def __init__(self, stream: Readable) -> None:
         self.stream = stream
-        self.count = 0
+        self.chunk = memoryview(b"")
+        self.offset = 0  # into chunk
+        self.position = 0  # of the stream
+
+    def _fill(self) -> bool:
+        if self.offset == len(self.chunk):
+            self.chunk, self.offset = memoryview(self.stream.read(_COPY_CHUNK)), 0
+        return self.offset < len(self.chunk)
+
+    def view(self, n: int) -> memoryview:
+        """At most ``n`` (> 0) bytes, without a copy; empty at the end of the stream."""
+        if not self._fill():
+            return self.chunk[:0]
+        part = self.chunk[self.offset : self.offset + n]
+        self.offset += len(part)
+        self.position += len(part)
+        return part
 
     def read(self, n: int = -1) -> bytes:
-        data = self.stream.read(n)
-        self.count += len(data)
-        return data
+        parts = []
+        while n != 0 and len(part := self.view(_COPY_CHUNK if n < 0 else n)):
+            parts.append(part)
+            n -= len(part) if n > 0 else 0
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, position: int, whence: int = os.SEEK_SET) -> int:
+        if whence != os.SEEK_SET or position < self.position:
+            raise tarfile.StreamError("the layer's tar stream seeks backwards")
+        while self.position < position and len(self.view(position - self.position)):
+            pass
+        return self.position
 
 
 @dataclass
@@ -145,7 +177,7 @@ def unpack(
     store's file system, for messages, when /proc cannot tell."""
     work = _Unpacking(dirtree.Tree(root_fd), limits, what, opaque, file_system)
     allowed = None if compressed is None else max(limits.ratio * compressed, _RATIO_FLOOR)
-    meter = _Metered(stream)
+    meter = _Forward(stream)
     stats = Stats()
     last = "the start of the stream"
     try:
@@ -173,7 +205,7 @@ def unpack(
                             "(raise max_layer_size in podmgr.toml if the image "
                             "is legitimate)"
                         )
-                if allowed is not None and max(stats.bytes, meter.count) > allowed:
+                if allowed is not None and max(stats.bytes, meter.position) > allowed:
                     raise BadLayer(
                         f"{what}: {entry.shown}: the layer unpacks to more than "
                         f"{limits.ratio} times its compressed size of {compressed} "
@@ -190,13 +222,13 @@ def unpack(
     return stats
 
 
-def _open(meter: _Metered, what: str) -> tarfile.TarFile:
+def _open(meter: _Forward, what: str) -> tarfile.TarFile:
     try:
-        # Stream mode ("r|") only ever calls read(): any Readable will do.  It reads the
-        # first header at once.
-        return tarfile.open(
+        # Seekable mode over a stream that seeks forward only; it reads the first header
+        # at once.
+        return tarfile.TarFile(
             fileobj=cast(IO[bytes], meter),
-            mode="r|",
+            mode="r",
             tarinfo=Header,
             errorlevel=2,
             encoding="utf-8",
@@ -324,15 +356,13 @@ def _file(
         dirtree.remove(parent_fd, entry.base)
         fd = os.open(entry.base, flags, 0o600, dir_fd=parent_fd)
     try:
+        # The file's data (for a sparse file, its regions' data, one after another)
+        # follow the header in the stream; only they are written, holes stay holes.
+        stream = cast(_Forward, archive.fileobj)
+        stream.seek(member.offset_data)  # forward only: where the stream is already
         if entry.sparse is None:
-            source = archive.extractfile(member)
-            assert source is not None
-            _copy(source, fd, 0, None, entry, work.what)
+            _copy(stream, fd, 0, entry.size, entry, work.what)
         else:
-            # The regions' data follow one another in the stream; only they are written,
-            # and the holes between them stay holes.
-            stream = cast(IO[bytes], archive.fileobj)
-            stream.seek(member.offset_data)  # forward only: where the stream is already
             for offset, count in entry.sparse:
                 _copy(stream, fd, offset, count, entry, work.what)
             os.ftruncate(fd, entry.size)
@@ -345,23 +375,17 @@ def _file(
         os.close(fd)
 
 
-def _copy(
-    source: IO[bytes], fd: int, offset: int, count: int | None, entry: Entry, what: str
-) -> None:
-    """Copy ``count`` bytes (all, if None) from ``source`` to ``fd`` at ``offset``."""
-    while count is None or count > 0:
-        chunk = source.read(_COPY_CHUNK if count is None else min(_COPY_CHUNK, count))
-        if not chunk:
-            if count is None:
-                return
-            raise BadLayer(f"{what}: {entry.shown}: its data ends before its sparse map does")
-        view = memoryview(chunk)
+def _copy(stream: _Forward, fd: int, offset: int, count: int, entry: Entry, what: str) -> None:
+    """Copy ``count`` bytes from ``stream`` to ``fd`` at ``offset``."""
+    while count > 0:
+        view = stream.view(min(_COPY_CHUNK, count))
+        if not view:
+            raise BadLayer(f"{what}: {entry.shown}: its data is cut short (the stream ends)")
+        count -= len(view)
         while view:
             written = os.pwrite(fd, view, offset)
             offset += written
             view = view[written:]
-        if count is not None:
-            count -= len(chunk)
 
 
 def _hard_link(entry: Entry, work: _Unpacking) -> None:

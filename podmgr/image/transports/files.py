@@ -85,6 +85,29 @@ class DirFiles:
         os.close(self.fd)
 
 
+class _Part:
+    """``size`` bytes of ``file`` from ``offset``: a member of an archive, read in place."""
+
+    def __init__(self, file: BinaryIO, offset: int, size: int) -> None:
+        self.file = file
+        self.left = size
+        file.seek(offset)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.file.read(self.left if n < 0 else min(n, self.left))
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> _Part:
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.close()
+
+
 class TarFiles:
     """Members of a tar archive by name; the archive is read in place, not unpacked."""
 
@@ -110,9 +133,15 @@ class TarFiles:
         return member
 
     def open(self, name: str) -> BinaryIO:
-        stream = self.archive.extractfile(self._member(name))
-        assert stream is not None
-        return cast(BinaryIO, stream)
+        member = self._member(name)
+        if member.sparse is not None:
+            raise SourceError(f"{self.path}: {name} is a sparse file, which no blob is")
+        assert self.archive.fileobj is not None
+        # The same archive (not whatever has its path now), through an offset of its own:
+        # layers unpacked side by side read their blobs at once.
+        number = cast(BinaryIO, self.archive.fileobj).fileno()
+        fd = os.open(f"/proc/self/fd/{number}", os.O_RDONLY | os.O_CLOEXEC)
+        return cast(BinaryIO, _Part(os.fdopen(fd, "rb"), member.offset_data, member.size))
 
     def exists(self, name: str) -> bool:
         try:
