@@ -7,7 +7,6 @@ collected with its key path; unknown keys are errors, with a suggestion where on
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 import tomllib
@@ -183,6 +182,8 @@ def _unknown_key(section: Section, key: str, where: str) -> str:
     for sub in section.subsections:
         if key in sub.key_index and not sub.named and not sub.array:
             return f"unknown key (did you mean {key} in [{_join(where, sub.name)}]?)"
+    import difflib  # noqa: PLC0415 -- only for a manifest with a mistake
+
     if close := difflib.get_close_matches(key, known, n=1):
         return f"unknown key (did you mean {close[0]}?)"
     return "unknown key (see podmgr.toml(5) for the keys of this table)"

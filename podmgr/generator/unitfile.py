@@ -32,11 +32,12 @@ Which values may hold control characters follows from how systemd parses each ke
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from podmgr.limits import CONTROL_CHARACTERS, is_text
+from podmgr.limits import CONTROL_CHARACTERS, NOT_TEXT, is_text
 
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_./:=,+@-]+")
 _SECTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
@@ -49,6 +50,8 @@ LONG_LINE_MAX = 1 << 20
 
 def fits_line(key: str, value: str) -> bool:
     """Whether ``key=value`` is a line systemd reads whole."""
+    if len(key) + 1 + 4 * len(value) < LONG_LINE_MAX:
+        return True  # no code point takes more than 4 bytes: no need to encode it
     return len(key) + 1 + len(value.encode(errors="surrogatepass")) < LONG_LINE_MAX
 
 
@@ -99,11 +102,25 @@ def command_line(argv: tuple[str, ...] | list[str]) -> str:
 
 
 def _check_text(what: str, text: str) -> None:
+    # str.isprintable() is false for every character refused here: control characters
+    # (Cc), the line and paragraph separators (Zl, Zp), lone surrogates (Cs) and
+    # noncharacters (Cn); tests/test_unit_injection.py checks each code point.  So most
+    # values are checked in one pass, and only the rest are searched.
+    if text.isprintable():
+        return
     if char := CONTROL_CHARACTERS.search(text):
         raise UnsafeValue(f"{what} contains the control character {char[0]!r}: {text!r}")
-    if not is_text(text):
+    if NOT_TEXT.search(text):
         # systemd refuses to load a unit that is not valid UTF-8 as its utf8_is_valid() sees it.
         raise UnsafeValue(f"{what} is not text systemd takes: {text!r}")
+
+
+@functools.cache  # podmgr writes few names, each in every unit
+def _check_names(section: str, key: str) -> None:
+    if not _SECTION.fullmatch(section):
+        raise UnsafeValue(f"[{section!r}] is not a section name podmgr writes")
+    if not _KEY.fullmatch(key):
+        raise UnsafeValue(f"{key!r} is not a key name podmgr writes")
 
 
 @dataclass
@@ -124,10 +141,7 @@ class UnitFile:
         if isinstance(value, bool):
             value = "yes" if value else "no"
         text = str(value)
-        if not _SECTION.fullmatch(section):
-            raise UnsafeValue(f"[{section!r}] is not a section name podmgr writes")
-        if not _KEY.fullmatch(key):
-            raise UnsafeValue(f"{key!r} is not a key name podmgr writes")
+        _check_names(section, key)
         _check_text(f"{key}=", text)
         if text.endswith("\\"):
             raise UnsafeValue(
