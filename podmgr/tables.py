@@ -47,12 +47,27 @@ class Section:
     optional: bool = False  # a table that may be absent (None then), as [app.NAME.health]
     name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
     key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
+    subsection_index: dict[str, Section] = field(init=False, repr=False, compare=False)
+    # Each key's default as its type parses it, once: every table leaving it unset has it.
+    parsed_defaults: dict[str, Any] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
+        object.__setattr__(self, "subsection_index", {s.name: s for s in self.subsections})
 
     def subsection(self, name: str) -> Section | None:
-        return next((s for s in self.subsections if s.name == name), None)
+        return self.subsection_index.get(name)
+
+    def default(self, key: Key) -> Any:
+        """The value of ``key`` in a table that leaves it unset."""
+        if key.default is None:
+            return None
+        if key.name not in self.parsed_defaults:
+            self.parsed_defaults[key.name] = key.type.parse(key.default)
+        value = self.parsed_defaults[key.name]
+        return dict(value) if isinstance(value, dict) else value  # a table of its own each
 
 
 def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
@@ -100,16 +115,16 @@ def _parse_section(
     problems = parser.problems
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        path = _join(where, key)
+        # A key's path is made only for a message or a table: most keys need neither.
         if spec := section.key_index.get(key):
             try:
                 values[key] = spec.type.parse(value)
             except BadValue as error:
-                problems.append(Problem(path + error.subpath, str(error)))
+                problems.append(Problem(_join(where, key) + error.subpath, str(error)))
         elif sub := section.subsection(key):
-            values[sub.attribute] = _parse_subsection(parser, sub, value, path)
+            values[sub.attribute] = _parse_subsection(parser, sub, value, _join(where, key))
         else:
-            problems.append(Problem(path, _unknown_key(section, key, where)))
+            problems.append(Problem(_join(where, key), _unknown_key(section, key, where)))
     for spec in section.keys:
         if spec.name in raw:
             continue
@@ -118,7 +133,7 @@ def _parse_section(
                 Problem(_join(where, spec.name), f"missing (add: {spec.name} = {spec.example})")
             )
         else:
-            values[spec.name] = None if spec.default is None else spec.type.parse(spec.default)
+            values[spec.name] = section.default(spec)
     for sub in section.subsections:
         if sub.attribute not in values and sub.optional:
             values[sub.attribute] = None

@@ -30,10 +30,13 @@ T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def toml_key(key: str) -> str:
     """A key as TOML writes it in a path: bare when it can be, else a quoted string with its
     control characters escaped, so that a key path is always one line."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+    if _BARE_KEY.fullmatch(key):
         return key
     return '"' + "".join(_toml_char(c) for c in key) + '"'
 

@@ -32,7 +32,6 @@ Which values may hold control characters follows from how systemd parses each ke
 
 from __future__ import annotations
 
-import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -115,12 +114,18 @@ def _check_text(what: str, text: str) -> None:
         raise UnsafeValue(f"{what} is not text systemd takes: {text!r}")
 
 
-@functools.cache  # podmgr writes few names, each in every unit
+# (section, key) pairs already checked: podmgr writes few names, each in every unit.
+_CHECKED_NAMES: set[tuple[str, str]] = set()
+
+
 def _check_names(section: str, key: str) -> None:
+    if (section, key) in _CHECKED_NAMES:
+        return
     if not _SECTION.fullmatch(section):
         raise UnsafeValue(f"[{section!r}] is not a section name podmgr writes")
     if not _KEY.fullmatch(key):
         raise UnsafeValue(f"{key!r} is not a key name podmgr writes")
+    _CHECKED_NAMES.add((section, key))
 
 
 @dataclass
@@ -142,7 +147,8 @@ class UnitFile:
             value = "yes" if value else "no"
         text = str(value)
         _check_names(section, key)
-        _check_text(f"{key}=", text)
+        if not text.isprintable():  # the fast path of _check_text(), without its message
+            _check_text(f"{key}=", text)
         if text.endswith("\\"):
             raise UnsafeValue(
                 f"{key}= ends in a backslash, which would continue the line: {text!r}"
