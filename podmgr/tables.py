@@ -48,26 +48,35 @@ class Section:
     name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
     key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
     subsection_index: dict[str, Section] = field(init=False, repr=False, compare=False)
-    # Each key's default as its type parses it, once: every table leaving it unset has it.
+    required_keys: tuple[Key, ...] = field(init=False, repr=False, compare=False)
+    # What defaults() copies: each optional key's default as its type parses it, parsed on
+    # first use and kept, and which of them are tables (each table gets its own copy).
     parsed_defaults: dict[str, Any] = field(
         init=False, repr=False, compare=False, default_factory=dict
     )
+    table_defaults: list[str] = field(init=False, repr=False, compare=False, default_factory=list)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
         object.__setattr__(self, "subsection_index", {s.name: s for s in self.subsections})
+        object.__setattr__(self, "required_keys", tuple(k for k in self.keys if k.required))
 
     def subsection(self, name: str) -> Section | None:
         return self.subsection_index.get(name)
 
-    def default(self, key: Key) -> Any:
-        """The value of ``key`` in a table that leaves it unset."""
-        if key.default is None:
-            return None
-        if key.name not in self.parsed_defaults:
-            self.parsed_defaults[key.name] = key.type.parse(key.default)
-        value = self.parsed_defaults[key.name]
-        return dict(value) if isinstance(value, dict) else value  # a table of its own each
+    def defaults(self) -> dict[str, Any]:
+        """The values of a table that sets none of its optional keys (None: unset)."""
+        if not self.parsed_defaults:
+            for key in self.keys:
+                if not key.required:
+                    value = None if key.default is None else key.type.parse(key.default)
+                    self.parsed_defaults[key.name] = value
+                    if isinstance(value, dict):
+                        self.table_defaults.append(key.name)
+        values = dict(self.parsed_defaults)
+        for name in self.table_defaults:
+            values[name] = dict(values[name])
+        return values
 
 
 def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
@@ -113,7 +122,7 @@ def _parse_section(
     parser: Parser, section: Section, raw: dict[str, Any], where: str
 ) -> dict[str, Any]:
     problems = parser.problems
-    values: dict[str, Any] = {}
+    values = section.defaults()  # what raw sets replaces them
     for key, value in raw.items():
         # A key's path is made only for a message or a table: most keys need neither.
         if spec := section.key_index.get(key):
@@ -125,15 +134,11 @@ def _parse_section(
             values[sub.attribute] = _parse_subsection(parser, sub, value, _join(where, key))
         else:
             problems.append(Problem(_join(where, key), _unknown_key(section, key, where)))
-    for spec in section.keys:
-        if spec.name in raw:
-            continue
-        if spec.required:
+    for spec in section.required_keys:
+        if spec.name not in raw:
             problems.append(
                 Problem(_join(where, spec.name), f"missing (add: {spec.name} = {spec.example})")
             )
-        else:
-            values[spec.name] = section.default(spec)
     for sub in section.subsections:
         if sub.attribute not in values and sub.optional:
             values[sub.attribute] = None

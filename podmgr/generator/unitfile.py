@@ -119,8 +119,6 @@ _CHECKED_NAMES: set[tuple[str, str]] = set()
 
 
 def _check_names(section: str, key: str) -> None:
-    if (section, key) in _CHECKED_NAMES:
-        return
     if not _SECTION.fullmatch(section):
         raise UnsafeValue(f"[{section!r}] is not a section name podmgr writes")
     if not _KEY.fullmatch(key):
@@ -146,7 +144,8 @@ class UnitFile:
         if isinstance(value, bool):
             value = "yes" if value else "no"
         text = str(value)
-        _check_names(section, key)
+        if (section, key) not in _CHECKED_NAMES:
+            _check_names(section, key)
         if not text.isprintable():  # the fast path of _check_text(), without its message
             _check_text(f"{key}=", text)
         if text.endswith("\\"):
@@ -155,7 +154,8 @@ class UnitFile:
             )
         if text != text.strip(" \t"):
             raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: {text!r}")
-        if not fits_line(key, text):
+        # fits_line(), but without a call for what is short whatever it encodes to.
+        if 4 * len(text) + len(key) + 1 >= LONG_LINE_MAX and not fits_line(key, text):
             raise UnsafeValue(f"{key}= is longer than systemd reads a line ({LONG_LINE_MAX} bytes)")
         self.sections.setdefault(section, []).append((key, text))
 

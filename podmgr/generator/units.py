@@ -239,7 +239,8 @@ def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRun
     if manifest.network.kind is not NetworkMode.HOST:
         unit.add(service, "NetworkNamespacePath", str(runtime.netns))
     unit.add(service, "IPCNamespacePath", str(runtime.ipcns))
-    etc = " ".join(f"{runtime.etc / name}:/etc/{name}" for name in paths.POD_ETC_FILES)
+    pod_etc = str(runtime.etc)
+    etc = " ".join(f"{pod_etc}/{name}:/etc/{name}" for name in paths.POD_ETC_FILES)
     unit.add(service, "BindReadOnlyPaths", etc)
     _mounts(unit, manifest, app, runtime)
 
