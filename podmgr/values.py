@@ -188,11 +188,18 @@ def check_path_length(path: str) -> None:
             f"{shown(path)} is {size} bytes long (systemd takes paths of at most "
             f"{PATH_MAX - 1} bytes)"
         )
+    if size <= NAME_MAX:
+        return  # no name in it can be longer than the whole
     if (longest := max(len(part.encode()) for part in path.split("/"))) > NAME_MAX:
         raise BadValue(
             f"{shown(path)} has a name of {longest} bytes (systemd takes at most "
             f"{NAME_MAX} bytes between slashes)"
         )
+
+
+# What AbsolutePath refuses besides control characters; what Executable refuses.
+_PATH_REFUSED = re.compile(r"[\s:,\\\"']")
+_QUOTES = re.compile(r"[\\\"']")
 
 
 class AbsolutePath(ValueType[str]):
@@ -211,7 +218,7 @@ class AbsolutePath(ValueType[str]):
         assert isinstance(raw, str)
         if not raw.startswith("/"):
             raise BadValue(f"{shown(raw)} is not an absolute path (start it with /)")
-        if re.search(r"[\s:,\\\"']", raw) or CONTROL_CHARACTERS.search(raw):
+        if _PATH_REFUSED.search(raw) or CONTROL_CHARACTERS.search(raw):
             raise BadValue(
                 f"{shown(raw)} contains white space, a control character, a quote, "
                 "':', ',' or '\\' (rename the path)"
@@ -242,7 +249,7 @@ class Executable(ValueType[str]):
         hint = "give the program's full path inside the rootfs"
         if not raw.startswith("/"):
             raise BadValue(f"{shown(raw)} is not an absolute path ({hint})")
-        if re.search(r"[\\\"']", raw) or CONTROL_CHARACTERS.search(raw) or not is_text(raw):
+        if _QUOTES.search(raw) or CONTROL_CHARACTERS.search(raw) or not is_text(raw):
             raise BadValue(
                 f"{shown(raw)} contains a quote, a backslash or a control "
                 "character, which systemd refuses in a program's path (rename the "

@@ -126,6 +126,19 @@ def _check_names(section: str, key: str) -> None:
     _CHECKED_NAMES.add((section, key))
 
 
+# A value must not end in a backslash (systemd would join the next line to it) nor have
+# white space at either end (systemd strips it).
+_BAD_LAST = frozenset("\\ \t")
+_BAD_FIRST = frozenset(" \t")
+
+
+def _check_ends(key: str, text: str) -> None:
+    if text.endswith("\\"):
+        raise UnsafeValue(f"{key}= ends in a backslash, which would continue the line: {text!r}")
+    if text != text.strip(" \t"):
+        raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: {text!r}")
+
+
 @dataclass
 class UnitFile:
     """A unit file or drop-in under construction."""
@@ -141,23 +154,22 @@ class UnitFile:
         """Add ``key=value`` to ``section``; None adds nothing, so optional settings stay out."""
         if value is None:
             return
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        text = str(value)
+        if type(value) is not str:
+            value = ("yes" if value else "no") if isinstance(value, bool) else str(value)
         if (section, key) not in _CHECKED_NAMES:
             _check_names(section, key)
-        if not text.isprintable():  # the fast path of _check_text(), without its message
-            _check_text(f"{key}=", text)
-        if text.endswith("\\"):
-            raise UnsafeValue(
-                f"{key}= ends in a backslash, which would continue the line: {text!r}"
-            )
-        if text != text.strip(" \t"):
-            raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: {text!r}")
+        if not value.isprintable():  # the fast path of _check_text(), without its message
+            _check_text(f"{key}=", value)
+        # One look at each end for what systemd would read differently there.
+        if value and (value[-1] in _BAD_LAST or value[0] in _BAD_FIRST):
+            _check_ends(key, value)
         # fits_line(), but without a call for what is short whatever it encodes to.
-        if 4 * len(text) + len(key) + 1 >= LONG_LINE_MAX and not fits_line(key, text):
+        if 4 * len(value) + len(key) + 1 >= LONG_LINE_MAX and not fits_line(key, value):
             raise UnsafeValue(f"{key}= is longer than systemd reads a line ({LONG_LINE_MAX} bytes)")
-        self.sections.setdefault(section, []).append((key, text))
+        if section in self.sections:
+            self.sections[section].append((key, value))
+        else:
+            self.sections[section] = [(key, value)]
 
     def add_words(self, section: str, key: str, words: Iterable[str]) -> None:
         """``key=`` with a list of words (Wants=, After=), on as many lines as it takes: such
