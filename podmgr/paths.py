@@ -4,6 +4,7 @@ directories, the image store and the files of a prepared pod."""
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from pathlib import Path
@@ -41,10 +42,25 @@ class PodRuntime:
     def __init__(self, pod: str, base: Path = RUNTIME_PODS_DIR) -> None:
         self.pod = pod
         self.dir = base / pod
-        self.netns = self.dir.joinpath("ns", "net")
-        self.ipcns = self.dir.joinpath("ns", "ipc")
-        self.etc = self.dir / "etc"
-        self.plan = self.dir / PLAN  # written by prepare: the pod is prepared while it exists
+
+    # Made when first asked for: the generator makes one of these for each pod, and asks
+    # for few of them (joining a Path costs more than the rest of a unit's line).
+    @functools.cached_property
+    def netns(self) -> Path:
+        return self.dir.joinpath("ns", "net")
+
+    @functools.cached_property
+    def ipcns(self) -> Path:
+        return self.dir.joinpath("ns", "ipc")
+
+    @functools.cached_property
+    def etc(self) -> Path:
+        return self.dir / "etc"
+
+    @functools.cached_property
+    def plan(self) -> Path:
+        """Written by prepare: the pod is prepared while it exists."""
+        return self.dir / PLAN
 
     def read_plan(self) -> Any:
         """The plan the pod was prepared with, as prepare wrote it (generator/plan.py's

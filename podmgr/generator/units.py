@@ -201,7 +201,8 @@ def _app_unit(
     unit.add_words("Unit", "After", after)
     # Its root is mounted by the pod's prepare: an app added to the manifest of a running
     # pod has none until the pod restarts, and systemd's status then says so.
-    unit.add("Unit", "AssertPathIsMountPoint", escape_specifiers(str(runtime.rootfs(app.name))))
+    root = escape_specifiers(str(runtime.rootfs(app.name)))
+    unit.add("Unit", "AssertPathIsMountPoint", root)
 
     service = "Service"
     # With ready = "healthy", READY=1 comes from its health check (health.py).
@@ -215,18 +216,21 @@ def _app_unit(
     unit.add(service, "LogExtraFields", f"PODMGR_POD={pod}")
     unit.add(service, "LogExtraFields", f"PODMGR_APP={app.name}")
 
-    _sandbox(unit, manifest, app, runtime)
+    _sandbox(unit, manifest, app, runtime, root)
     _credentials(unit, app, resolved, runtime)
     _resources(unit, service, app.resources)
     sockets.app_settings(unit, manifest, app)
     return unit
 
 
-def _sandbox(unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRuntime) -> None:
-    """Root file system, namespaces, mounts and isolators of one app, as the pod's
-    isolation level has them (the one place the generator dispatches on it)."""
+def _sandbox(
+    unit: UnitFile, manifest: Manifest, app: App, runtime: paths.PodRuntime, root: str
+) -> None:
+    """Root file system (``root``, as a unit writes it), namespaces, mounts and isolators of
+    one app, as the pod's isolation level has them (the one place the generator dispatches
+    on it)."""
     service = "Service"
-    unit.add(service, "RootDirectory", escape_specifiers(str(runtime.rootfs(app.name))))
+    unit.add(service, "RootDirectory", root)
     unit.add(service, "MountAPIVFS", True)
     if manifest.pod.isolation is Isolation.FLY:
         # The host's namespaces, /dev (MountAPIVFS= binds it without PrivateDevices=) and
@@ -332,7 +336,7 @@ def confine(
     unit: UnitFile, manifest: Manifest, app: App, resolved: ResolvedApp, runtime: paths.PodRuntime
 ) -> None:
     """The app's confinement, exactly as its own unit runs with it."""
-    _sandbox(unit, manifest, app, runtime)
+    _sandbox(unit, manifest, app, runtime, escape_specifiers(str(runtime.rootfs(app.name))))
     _credentials(unit, app, resolved, runtime)
 
 
