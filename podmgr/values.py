@@ -410,26 +410,26 @@ class MapOf(ValueType[dict[str, str]]):
         assert isinstance(raw, dict)
         out = {}
         for name, value in raw.items():
-            where = "." + toml_key(name)
             try:
-                self.key.parse(name)
+                self._check_entry(name, value)
             except BadValue as error:
-                raise BadValue(str(error), where) from None
-            if not isinstance(value, str):
-                # As TOML writes it: true, not Python's True.
-                text = str(value).lower() if isinstance(value, bool) else _cut(str(value))
-                raise BadValue(
-                    f'expected a string, got {toml_type(value)} (quote it: {name} = "{text}")',
-                    where,
-                )
-            if "\0" in value:
-                raise BadValue("must not contain NUL characters", where)
-            if not is_text(value):
-                raise BadValue(
-                    f"{shown(value)} holds a character systemd refuses ({TEXT_HINT})", where
-                )
+                raise BadValue(str(error), "." + toml_key(name)) from None
             out[name] = value
         return out
+
+    def _check_entry(self, name: str, value: object) -> None:
+        """Raise BadValue for an entry that does not fit; its key path is the caller's."""
+        self.key.parse(name)
+        if not isinstance(value, str):
+            # As TOML writes it: true, not Python's True.
+            text = str(value).lower() if isinstance(value, bool) else _cut(str(value))
+            raise BadValue(
+                f'expected a string, got {toml_type(value)} (quote it: {name} = "{text}")'
+            )
+        if "\0" in value:
+            raise BadValue("must not contain NUL characters")
+        if not is_text(value):
+            raise BadValue(f"{shown(value)} holds a character systemd refuses ({TEXT_HINT})")
 
 
 CAPABILITIES = frozenset(
