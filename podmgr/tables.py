@@ -20,6 +20,8 @@ from podmgr.values import BadValue, String, ValueType, toml_key, toml_type
 
 @dataclass(frozen=True)
 class Key:
+    """One key of a table: its value type, help and default."""
+
     name: str
     type: ValueType[Any]
     help: str

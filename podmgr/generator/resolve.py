@@ -34,6 +34,8 @@ if TYPE_CHECKING:  # the image store is opened only for an app that runs from an
 
 @dataclass(frozen=True)
 class ResolvedApp:
+    """An app as it runs: its source, command, environment and credentials settled."""
+
     name: str
     lowerdirs: tuple[str, ...]  # top-most first
     exec: tuple[str, ...]

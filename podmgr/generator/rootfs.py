@@ -127,6 +127,8 @@ def reading_once() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class DirectorySource:
+    """An app's rootfs given as a directory of the host (rootfs = "/path")."""
+
     root: str
 
     def describe(self) -> str:
@@ -168,6 +170,8 @@ class DirectorySource:
 
 @dataclass(frozen=True)
 class StoredImageSource:
+    """An app's rootfs made of an image's layers in the store (image = "...")."""
+
     record: ImageRecord
     config: oci.ImageConfig
     layers: list[str] = field(default_factory=list)  # bottom-most first

@@ -55,12 +55,16 @@ READ_ONLY_TMPFS = ("/tmp", "/var/tmp", "/run")  # noqa: S108 -- paths inside the
 
 @dataclass(frozen=True)
 class GeneratedFile:
+    """A unit, drop-in or plan the generator writes."""
+
     path: str  # relative to the generator's output directory
     text: str
 
 
 @dataclass(frozen=True)
 class Symlink:
+    """A .wants/ or .requires/ link the generator makes."""
+
     path: str
     target: str
 

@@ -19,6 +19,8 @@ from podmgr.generator.rootfs import Source
 
 @dataclass(frozen=True)
 class Credentials:
+    """The numeric user and group an app runs as, with its name and home if known."""
+
     uid: int
     gid: int
     name: str | None  # from the rootfs's /etc/passwd, for $USER and $LOGNAME
