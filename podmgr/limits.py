@@ -34,11 +34,13 @@ def is_valid_id(number: int) -> bool:
 
 # Code points systemd's utf8_is_valid() refuses although they encode (unichar_is_valid()):
 # U+FDD0..U+FDEF and the last two of each plane.  A unit with one fails to load.
-NONCHARACTERS = re.compile(
-    "[\ufdd0-\ufdef"
-    + "".join(f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17))
-    + "]"
+_NONCHARACTERS = "\ufdd0-\ufdef" + "".join(
+    f"{chr(plane << 16 | 0xFFFE)}{chr(plane << 16 | 0xFFFF)}" for plane in range(17)
 )
+NONCHARACTERS = re.compile(f"[{_NONCHARACTERS}]")
+# What no unit file can carry even escaped: NUL (no escape writes one), a lone surrogate (not
+# UTF-8; JSON may decode one) and the noncharacters.  One pattern, so a value is read once.
+NOT_TEXT = re.compile(f"[\0\ud800-\udfff{_NONCHARACTERS}]")
 TEXT_HINT = "a NUL, a lone surrogate and noncharacters such as U+FFFE cannot be in a unit"
 
 
@@ -46,13 +48,9 @@ def is_text(raw: str) -> bool:
     """Text a unit file can carry, escaped: no NUL (no escape writes one), nothing that is
     not UTF-8 (a lone surrogate, as JSON may decode) and nothing systemd's UTF-8 check
     refuses (noncharacters)."""
-    if "\0" in raw or NONCHARACTERS.search(raw):
-        return False
-    try:
-        raw.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    if raw.isascii():  # the common case: of NOT_TEXT, only NUL is ASCII
+        return "\0" not in raw
+    return NOT_TEXT.search(raw) is None
 
 
 # systemd's parse_size() counts in 64 bits, and MemoryMax= and MemoryHigh= refuse UINT64_MAX

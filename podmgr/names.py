@@ -129,8 +129,14 @@ class NetworkName(CheckedName):
     kind = "network"
 
 
+# What unit_name_escape() keeps as it is, for text made of nothing else.
+_UNESCAPED = re.compile(r"[A-Za-z0-9:_][A-Za-z0-9:_.]*")
+
+
 def unit_name_escape(text: str) -> str:
     """Escape ``text`` for use as a unit name prefix component, as ``systemd-escape`` does."""
+    if _UNESCAPED.fullmatch(text):
+        return text
     out = []
     for i, char in enumerate(text):
         if char == "/":

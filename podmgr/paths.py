@@ -4,6 +4,7 @@ directories, the image store and the files of a prepared pod."""
 
 from __future__ import annotations
 
+import functools
 import json
 import urllib.parse
 from pathlib import Path
@@ -41,10 +42,25 @@ class PodRuntime:
     def __init__(self, pod: str, base: Path = RUNTIME_PODS_DIR) -> None:
         self.pod = pod
         self.dir = base / pod
-        self.netns = self.dir / "ns" / "net"
-        self.ipcns = self.dir / "ns" / "ipc"
-        self.etc = self.dir / "etc"
-        self.plan = self.dir / PLAN  # written by prepare: the pod is prepared while it exists
+
+    # Made when first asked for: the generator makes one of these for each pod, and asks
+    # for few of them (joining a Path costs more than the rest of a unit's line).
+    @functools.cached_property
+    def netns(self) -> Path:
+        return self.dir.joinpath("ns", "net")
+
+    @functools.cached_property
+    def ipcns(self) -> Path:
+        return self.dir.joinpath("ns", "ipc")
+
+    @functools.cached_property
+    def etc(self) -> Path:
+        return self.dir / "etc"
+
+    @functools.cached_property
+    def plan(self) -> Path:
+        """Written by prepare: the pod is prepared while it exists."""
+        return self.dir / PLAN
 
     def read_plan(self) -> Any:
         """The plan the pod was prepared with, as prepare wrote it (generator/plan.py's
@@ -53,10 +69,10 @@ class PodRuntime:
         return json.loads(self.plan.read_text())
 
     def app_dir(self, app: str) -> Path:
-        return self.dir / "apps" / app
+        return self.dir.joinpath("apps", app)
 
     def rootfs(self, app: str) -> Path:
-        return self.app_dir(app) / "rootfs"
+        return self.dir.joinpath("apps", app, "rootfs")
 
     def health_passed(self, app: str) -> Path:
         """Touched by each passing health check since the app's start (runtime/health.py)."""
@@ -72,7 +88,7 @@ class PodRuntime:
 
     def volume(self, volume: str) -> Path:
         """A tmpfs volume, or a host volume's source as prepare checked and bound it."""
-        return self.dir / "volumes" / volume
+        return self.dir.joinpath("volumes", volume)
 
 
 def prepared_pods(base: Path = RUNTIME_PODS_DIR) -> list[PodRuntime]:
@@ -81,7 +97,7 @@ def prepared_pods(base: Path = RUNTIME_PODS_DIR) -> list[PodRuntime]:
 
 
 def empty_volume(pod: str, volume: str, base: Path = VOLUMES_DIR) -> Path:
-    return base / pod / volume
+    return base.joinpath(pod, volume)
 
 
 def image_record(name: str, store: Path = STATE_DIR) -> Path:

@@ -7,7 +7,6 @@ collected with its key path; unknown keys are errors, with a suggestion where on
 
 from __future__ import annotations
 
-import difflib
 import enum
 import re
 import tomllib
@@ -21,6 +20,8 @@ from podmgr.values import BadValue, String, ValueType, toml_key, toml_type
 
 @dataclass(frozen=True)
 class Key:
+    """One key of a table: its value type, help and default."""
+
     name: str
     type: ValueType[Any]
     help: str
@@ -48,12 +49,36 @@ class Section:
     optional: bool = False  # a table that may be absent (None then), as [app.NAME.health]
     name_type: ValueType[str] = _NAME  # what NAME in [section.NAME] may be
     key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
+    subsection_index: dict[str, Section] = field(init=False, repr=False, compare=False)
+    required_keys: tuple[Key, ...] = field(init=False, repr=False, compare=False)
+    # What defaults() copies: each optional key's default as its type parses it, parsed on
+    # first use and kept, and which of them are tables (each table gets its own copy).
+    parsed_defaults: dict[str, Any] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
+    table_defaults: list[str] = field(init=False, repr=False, compare=False, default_factory=list)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
+        object.__setattr__(self, "subsection_index", {s.name: s for s in self.subsections})
+        object.__setattr__(self, "required_keys", tuple(k for k in self.keys if k.required))
 
     def subsection(self, name: str) -> Section | None:
-        return next((s for s in self.subsections if s.name == name), None)
+        return self.subsection_index.get(name)
+
+    def defaults(self) -> dict[str, Any]:
+        """The values of a table that sets none of its optional keys (None: unset)."""
+        if not self.parsed_defaults:
+            for key in self.keys:
+                if not key.required:
+                    value = None if key.default is None else key.type.parse(key.default)
+                    self.parsed_defaults[key.name] = value
+                    if isinstance(value, dict):
+                        self.table_defaults.append(key.name)
+        values = dict(self.parsed_defaults)
+        for name in self.table_defaults:
+            values[name] = dict(values[name])
+        return values
 
 
 def syntax_problem(error: tomllib.TOMLDecodeError) -> Problem:
@@ -99,27 +124,23 @@ def _parse_section(
     parser: Parser, section: Section, raw: dict[str, Any], where: str
 ) -> dict[str, Any]:
     problems = parser.problems
-    values: dict[str, Any] = {}
+    values = section.defaults()  # what raw sets replaces them
     for key, value in raw.items():
-        path = _join(where, key)
+        # A key's path is made only for a message or a table: most keys need neither.
         if spec := section.key_index.get(key):
             try:
                 values[key] = spec.type.parse(value)
             except BadValue as error:
-                problems.append(Problem(path + error.subpath, str(error)))
+                problems.append(Problem(_join(where, key) + error.subpath, str(error)))
         elif sub := section.subsection(key):
-            values[sub.attribute] = _parse_subsection(parser, sub, value, path)
+            values[sub.attribute] = _parse_subsection(parser, sub, value, _join(where, key))
         else:
-            problems.append(Problem(path, _unknown_key(section, key, where)))
-    for spec in section.keys:
-        if spec.name in raw:
-            continue
-        if spec.required:
+            problems.append(Problem(_join(where, key), _unknown_key(section, key, where)))
+    for spec in section.required_keys:
+        if spec.name not in raw:
             problems.append(
                 Problem(_join(where, spec.name), f"missing (add: {spec.name} = {spec.example})")
             )
-        else:
-            values[spec.name] = None if spec.default is None else spec.type.parse(spec.default)
     for sub in section.subsections:
         if sub.attribute not in values and sub.optional:
             values[sub.attribute] = None
@@ -183,6 +204,8 @@ def _unknown_key(section: Section, key: str, where: str) -> str:
     for sub in section.subsections:
         if key in sub.key_index and not sub.named and not sub.array:
             return f"unknown key (did you mean {key} in [{_join(where, sub.name)}]?)"
+    import difflib  # noqa: PLC0415 -- only for a manifest with a mistake
+
     if close := difflib.get_close_matches(key, known, n=1):
         return f"unknown key (did you mean {close[0]}?)"
     return "unknown key (see podmgr.toml(5) for the keys of this table)"

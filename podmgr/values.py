@@ -30,10 +30,13 @@ T = TypeVar("T")
 E = TypeVar("E", bound=enum.StrEnum)
 
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def toml_key(key: str) -> str:
     """A key as TOML writes it in a path: bare when it can be, else a quoted string with its
     control characters escaped, so that a key path is always one line."""
-    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+    if _BARE_KEY.fullmatch(key):
         return key
     return '"' + "".join(_toml_char(c) for c in key) + '"'
 
@@ -185,11 +188,18 @@ def check_path_length(path: str) -> None:
             f"{shown(path)} is {size} bytes long (systemd takes paths of at most "
             f"{PATH_MAX - 1} bytes)"
         )
+    if size <= NAME_MAX:
+        return  # no name in it can be longer than the whole
     if (longest := max(len(part.encode()) for part in path.split("/"))) > NAME_MAX:
         raise BadValue(
             f"{shown(path)} has a name of {longest} bytes (systemd takes at most "
             f"{NAME_MAX} bytes between slashes)"
         )
+
+
+# What AbsolutePath refuses besides control characters; what Executable refuses.
+_PATH_REFUSED = re.compile(r"[\s:,\\\"']")
+_QUOTES = re.compile(r"[\\\"']")
 
 
 class AbsolutePath(ValueType[str]):
@@ -208,7 +218,7 @@ class AbsolutePath(ValueType[str]):
         assert isinstance(raw, str)
         if not raw.startswith("/"):
             raise BadValue(f"{shown(raw)} is not an absolute path (start it with /)")
-        if re.search(r"[\s:,\\\"']", raw) or CONTROL_CHARACTERS.search(raw):
+        if _PATH_REFUSED.search(raw) or CONTROL_CHARACTERS.search(raw):
             raise BadValue(
                 f"{shown(raw)} contains white space, a control character, a quote, "
                 "':', ',' or '\\' (rename the path)"
@@ -239,7 +249,7 @@ class Executable(ValueType[str]):
         hint = "give the program's full path inside the rootfs"
         if not raw.startswith("/"):
             raise BadValue(f"{shown(raw)} is not an absolute path ({hint})")
-        if re.search(r"[\\\"']", raw) or CONTROL_CHARACTERS.search(raw) or not is_text(raw):
+        if _QUOTES.search(raw) or CONTROL_CHARACTERS.search(raw) or not is_text(raw):
             raise BadValue(
                 f"{shown(raw)} contains a quote, a backslash or a control "
                 "character, which systemd refuses in a program's path (rename the "
@@ -400,26 +410,26 @@ class MapOf(ValueType[dict[str, str]]):
         assert isinstance(raw, dict)
         out = {}
         for name, value in raw.items():
-            where = "." + toml_key(name)
             try:
-                self.key.parse(name)
+                self._check_entry(name, value)
             except BadValue as error:
-                raise BadValue(str(error), where) from None
-            if not isinstance(value, str):
-                # As TOML writes it: true, not Python's True.
-                text = str(value).lower() if isinstance(value, bool) else _cut(str(value))
-                raise BadValue(
-                    f'expected a string, got {toml_type(value)} (quote it: {name} = "{text}")',
-                    where,
-                )
-            if "\0" in value:
-                raise BadValue("must not contain NUL characters", where)
-            if not is_text(value):
-                raise BadValue(
-                    f"{shown(value)} holds a character systemd refuses ({TEXT_HINT})", where
-                )
+                raise BadValue(str(error), "." + toml_key(name)) from None
             out[name] = value
         return out
+
+    def _check_entry(self, name: str, value: object) -> None:
+        """Raise BadValue for an entry that does not fit; its key path is the caller's."""
+        self.key.parse(name)
+        if not isinstance(value, str):
+            # As TOML writes it: true, not Python's True.
+            text = str(value).lower() if isinstance(value, bool) else _cut(str(value))
+            raise BadValue(
+                f'expected a string, got {toml_type(value)} (quote it: {name} = "{text}")'
+            )
+        if "\0" in value:
+            raise BadValue("must not contain NUL characters")
+        if not is_text(value):
+            raise BadValue(f"{shown(value)} holds a character systemd refuses ({TEXT_HINT})")
 
 
 CAPABILITIES = frozenset(

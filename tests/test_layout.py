@@ -191,3 +191,56 @@ def test_a_pod_start_loads_no_parser_images_or_dbus() -> None:
         env={"PYTHONPATH": str(ROOT)},
     ).stdout
     assert loaded == "[]\n"
+
+
+GENERATOR = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    from podmgr.generator import generator
+    out, pods = Path(sys.argv[1]), Path(sys.argv[2])
+    skipped = generator.generate(out, [pods], log=Path(sys.argv[3]))
+    print(skipped, sorted(os.listdir(out)))
+    print(sorted(m for m in sys.modules if m.startswith(HEAVY)))
+""")
+# What the generator has no use for at boot unless a pod runs an image: the image store,
+# D-Bus, and what only they or a mistaken manifest need.
+HEAVY = (
+    "podmgr.image",
+    "podmgr.bus",
+    "hashlib",
+    "difflib",
+    "asyncio",
+    "gnupg",
+    "dbus_next",
+    "dbus_fast",
+)
+
+
+def test_the_generator_loads_no_images_or_dbus(tmp_path: Path) -> None:
+    """The generator runs at every boot and daemon-reload: over the examples, whose apps run
+    from a directory, it loads none of the image code, D-Bus or difflib (for typos)."""
+    rootfs = tmp_path / "rootfs"
+    (rootfs / "etc").mkdir(parents=True)
+    (rootfs / "etc" / "passwd").write_text(
+        "www-data:x:33:33::/var/www:/bin/false\nnobody:x:65534:65534::/:/bin/false\n"
+    )
+    pods, out = tmp_path / "pods", tmp_path / "out"
+    pods.mkdir()
+    out.mkdir()
+    for example in ("demo", "shop"):
+        text = (ROOT / "examples" / f"{example}.toml").read_text()
+        (pods / f"{example}.toml").write_text(
+            text.replace("/var/lib/machines/podmgr-busybox", str(rootfs))
+        )
+    script = GENERATOR.replace("HEAVY", repr(HEAVY))
+    written, loaded = subprocess.run(
+        [sys.executable, "-c", script, str(out), str(pods), str(tmp_path / "log")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT)},
+    ).stdout.splitlines()
+    assert "podapp@shop:web.service" in written
+    assert written.startswith("0 "), written  # both pods generated: it ran all the way
+    assert loaded == "[]"

@@ -14,6 +14,7 @@ import posixpath
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,7 +33,7 @@ from podmgr.generator.unitfile import UnitFile, UnsafeValue, command_line, quote
 from podmgr.image import oci
 from podmgr.image.digest import Digest
 from podmgr.image.store import ImageRecord, Store
-from podmgr.limits import CONTROL_CHARACTERS, is_text
+from podmgr.limits import CONTROL_CHARACTERS, NOT_TEXT, is_text
 from podmgr.manifest import model
 
 IMAGE = "example.test/x:latest"
@@ -167,6 +168,32 @@ def test_the_writer_refuses_what_would_change_the_lines(value: str) -> None:
         UnitFile().add(value, "Description", "x")
     with pytest.raises(UnsafeValue):
         UnitFile().add("Service", value, "x")
+
+
+REFUSED = [
+    chr(code)
+    for code in range(sys.maxunicode + 1)
+    if CONTROL_CHARACTERS.match(chr(code)) or NOT_TEXT.match(chr(code))
+]
+
+
+def test_the_writer_refuses_every_character_no_unit_line_can_carry() -> None:
+    # The writer passes printable text without searching it: that is only sound if no
+    # character it must refuse is printable.
+    assert [c for c in REFUSED if c.isprintable()] == []
+    assert {"\n", "\r", "\0", "\x85", "\u2028", "\u2029", "\ud800", "\ufffe"} <= set(REFUSED)
+    for char in REFUSED:
+        with pytest.raises(UnsafeValue):
+            UnitFile().add("Service", "Description", f"a{char}b")
+        with pytest.raises(UnsafeValue):
+            UnitFile([f"Generated from {char}"])
+
+
+def test_is_text_reads_every_character_as_the_pattern_does() -> None:
+    # is_text() has a fast path for ASCII; both ways must agree on each code point.
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        assert is_text(f"a{char}") is (NOT_TEXT.search(char) is None), hex(code)
 
 
 @pytest.mark.parametrize(

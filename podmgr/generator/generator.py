@@ -14,13 +14,16 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podmgr import paths
 from podmgr.errors import ManifestError, Problem
-from podmgr.generator import resolve, units
-from podmgr.image.store import Store
+from podmgr.generator import resolve, rootfs, units
 from podmgr.manifest import model
 from podmgr.manifest.lookup import find_manifests
+
+if TYPE_CHECKING:  # resolve opens the store only for apps that run from an image
+    from podmgr.image.store import Store
 
 KMSG = Path("/dev/kmsg")
 # syslog priority "err" (3), as the kernel log's "<N>" prefix expects.
@@ -38,21 +41,32 @@ def outputs_of(
     pod: model.Manifest, output_dir: str = "/run/systemd/generator", store: Store | None = None
 ) -> list[units.Output]:
     """Render a loaded manifest: its apps' sources are resolved, which may fail too."""
-    return units.render(pod, resolve.resolve(pod, store or Store()), output_dir)
+    return units.render(pod, resolve.resolve(pod, store), output_dir)
 
 
-def write(outputs: Iterable[units.Output], directory: Path) -> None:
+def write(outputs: Iterable[units.Output], directory: Path, made: set[str] | None = None) -> None:
+    """Write ``outputs`` under ``directory``; ``made`` holds the directories known to exist,
+    so that a run over many pods makes each target's .wants/ once."""
     # Plain os calls: this runs for every file of every pod at each daemon-reload.
+    made = set() if made is None else made
     for output in outputs:
         target = os.path.join(directory, output.path)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         if isinstance(output, units.Symlink):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
             os.symlink(output.target, target)
             continue
-        with open(target, "wb") as file:  # binary: a text wrapper per file costs more
-            file.write(output.text.encode())
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        try:
+            data = output.text.encode()
+            while data:  # a regular file takes it whole; a short write still loses nothing
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
 
 
 def log_problems(error: ManifestError, log: Path = KMSG) -> None:
@@ -75,16 +89,24 @@ def log_problems(error: ManifestError, log: Path = KMSG) -> None:
 def generate(output_dir: Path, dirs: Sequence[Path] = paths.MANIFEST_DIRS, log: Path = KMSG) -> int:
     """Write units for every valid manifest; return how many pods were skipped."""
     skipped = 0
-    for path in find_manifests(dirs).values():
-        try:
-            write(outputs_for(path, str(output_dir)), output_dir)
-        except ManifestError as error:
-            log_problems(error, log)
-            skipped += 1
-        except Exception as error:  # one pod's bug must not cost the others their units
-            log_problems(ManifestError(str(path), [Problem("", f"internal error: {error!r}")]), log)
-            skipped += 1
+    made: set[str] = set()
+    with rootfs.reading_once():
+        for path in find_manifests(dirs).values():
+            skipped += _generate_one(path, output_dir, made, log)
     return skipped
+
+
+def _generate_one(path: Path, output_dir: Path, made: set[str], log: Path) -> int:
+    """Write the units of one manifest; 1 if it was skipped, else 0."""
+    try:
+        write(outputs_for(path, str(output_dir)), output_dir, made)
+    except ManifestError as error:
+        log_problems(error, log)
+        return 1
+    except Exception as error:  # one pod's bug must not cost the others their units
+        log_problems(ManifestError(str(path), [Problem("", f"internal error: {error!r}")]), log)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,19 +12,30 @@ image must be in the store when the units are generated.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from podmgr.errors import ManifestError, PodmgrError, Problem
 from podmgr.generator import users
-from podmgr.generator.rootfs import BadConfig, Source, StoredImageSource, source_of
+from podmgr.generator.rootfs import (
+    BadConfig,
+    DirectorySource,
+    Source,
+    StoredImageSource,
+    stored_image,
+)
 from podmgr.generator.unitfile import LONG_LINE_MAX, command_line, fits_line, quote
 from podmgr.generator.users import Credentials
-from podmgr.image.store import NoSuchImage, Store
 from podmgr.manifest.model import App, Manifest
 from podmgr.values import BadValue, Executable, toml_key
+
+if TYPE_CHECKING:  # the image store is opened only for an app that runs from an image
+    from podmgr.image.store import Store
 
 
 @dataclass(frozen=True)
 class ResolvedApp:
+    """An app as it runs: its source, command, environment and credentials settled."""
+
     name: str
     lowerdirs: tuple[str, ...]  # top-most first
     exec: tuple[str, ...]
@@ -35,8 +46,9 @@ class ResolvedApp:
     image_digest: str | None
 
 
-def resolve(manifest: Manifest, store: Store) -> dict[str, ResolvedApp]:
-    """Every app of ``manifest``; raises ManifestError listing each app that cannot run."""
+def resolve(manifest: Manifest, store: Store | None = None) -> dict[str, ResolvedApp]:
+    """Every app of ``manifest``; raises ManifestError listing each app that cannot run.
+    An app that runs from an image finds it in ``store`` (by default, the image store)."""
     problems = []
     resolved = {}
     for app in manifest.apps.values():
@@ -57,9 +69,15 @@ class AppProblem(Exception):
         self.key = key
 
 
-def _resolve(app: App, store: Store) -> ResolvedApp:
+def _resolve(app: App, store: Store | None) -> ResolvedApp:
+    if app.rootfs is not None:
+        return resolve_app(app, DirectorySource(app.rootfs))
+    assert app.image is not None
+    # Deferred: the image code is loaded only when a pod has an app that runs from an image.
+    from podmgr.image.store import NoSuchImage, Store  # noqa: PLC0415
+
     try:
-        source: Source = source_of(app, store)
+        source = stored_image(app.image, store or Store())
     except NoSuchImage:
         raise AppProblem(
             "image",

@@ -10,17 +10,20 @@ New kinds of source implement ``Source`` and are chosen in ``source_of``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from podmgr import hostpaths, values
-from podmgr.image import oci
-from podmgr.image.store import ImageRecord, Store
 from podmgr.manifest import schema
-from podmgr.manifest.model import App
+
+if TYPE_CHECKING:  # the image code is loaded only for an app that runs from an image
+    from podmgr.image import oci
+    from podmgr.image.store import ImageRecord, Store
 
 T = TypeVar("T")
 
@@ -104,8 +107,28 @@ class Source(Protocol):
         ...
 
 
+# (root, path) -> what DirectorySource.read_file() found there, while reading_once() holds.
+_READ: contextvars.ContextVar[dict[tuple[str, str], bytes | None] | None] = contextvars.ContextVar(
+    "read", default=None
+)
+
+
+@contextlib.contextmanager
+def reading_once() -> Iterator[None]:
+    """Read each file of a directory rootfs once inside this block, however many apps run
+    from it: the generator reads the same /etc/passwd for each app of each pod, and a
+    rootfs does not change while it runs."""
+    token = _READ.set({})
+    try:
+        yield
+    finally:
+        _READ.reset(token)
+
+
 @dataclass(frozen=True)
 class DirectorySource:
+    """An app's rootfs given as a directory of the host (rootfs = "/path")."""
+
     root: str
 
     def describe(self) -> str:
@@ -115,6 +138,14 @@ class DirectorySource:
         return [self.root]
 
     def read_file(self, path: str) -> bytes | None:
+        read = _READ.get()
+        if read is None:
+            return self._read_file(path)
+        if (self.root, path) not in read:
+            read[self.root, path] = self._read_file(path)
+        return read[self.root, path]
+
+    def _read_file(self, path: str) -> bytes | None:
         # The root is taken literally, as prepare takes it: through a link these would be
         # another directory's files, the host's even.
         try:
@@ -139,6 +170,8 @@ class DirectorySource:
 
 @dataclass(frozen=True)
 class StoredImageSource:
+    """An app's rootfs made of an image's layers in the store (image = "...")."""
+
     record: ImageRecord
     config: oci.ImageConfig
     layers: list[str] = field(default_factory=list)  # bottom-most first
@@ -162,12 +195,11 @@ class StoredImageSource:
         return image_defaults(self.config)
 
 
-def source_of(app: App, store: Store) -> Source:
-    """The source of ``app``; for an image, raises NoSuchImage when it is not stored."""
-    if app.rootfs is not None:
-        return DirectorySource(app.rootfs)
-    assert app.image is not None
-    record = store.image(app.image)
+def stored_image(image: str, store: Store) -> StoredImageSource:
+    """The source of an app that runs ``image``; raises NoSuchImage when it is not stored."""
+    from podmgr.image import oci  # noqa: PLC0415 -- only apps from an image need it
+
+    record = store.image(image)
     config = oci.parse_config(store.read_blob(record.config))
     return StoredImageSource(record, config, [str(store.layer_path(d)) for d in record.layers])
 

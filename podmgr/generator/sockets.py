@@ -41,6 +41,8 @@ SOCKETS_TARGET = "sockets.target"
 
 @dataclass(frozen=True)
 class SocketUnit:
+    """One socket unit of an app, with the targets that want it."""
+
     name: str
     unit: UnitFile
     wanted_by: tuple[str, ...]  # targets whose .wants/ links it, as if enabled

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from podmgr.limits import CONTROL_CHARACTERS, is_text
+from podmgr.limits import CONTROL_CHARACTERS, NOT_TEXT, is_text
 
 _SAFE_WORD = re.compile(r"[A-Za-z0-9_./:=,+@-]+")
 _SECTION = re.compile(r"[A-Za-z][A-Za-z0-9-]*")
@@ -49,6 +49,8 @@ LONG_LINE_MAX = 1 << 20
 
 def fits_line(key: str, value: str) -> bool:
     """Whether ``key=value`` is a line systemd reads whole."""
+    if len(key) + 1 + 4 * len(value) < LONG_LINE_MAX:
+        return True  # no code point takes more than 4 bytes: no need to encode it
     return len(key) + 1 + len(value.encode(errors="surrogatepass")) < LONG_LINE_MAX
 
 
@@ -99,11 +101,42 @@ def command_line(argv: tuple[str, ...] | list[str]) -> str:
 
 
 def _check_text(what: str, text: str) -> None:
+    # str.isprintable() is false for every character refused here: control characters
+    # (Cc), the line and paragraph separators (Zl, Zp), lone surrogates (Cs) and
+    # noncharacters (Cn); tests/test_unit_injection.py checks each code point.  So most
+    # values are checked in one pass, and only the rest are searched.
+    if text.isprintable():
+        return
     if char := CONTROL_CHARACTERS.search(text):
         raise UnsafeValue(f"{what} contains the control character {char[0]!r}: {text!r}")
-    if not is_text(text):
+    if NOT_TEXT.search(text):
         # systemd refuses to load a unit that is not valid UTF-8 as its utf8_is_valid() sees it.
         raise UnsafeValue(f"{what} is not text systemd takes: {text!r}")
+
+
+# (section, key) pairs already checked: podmgr writes few names, each in every unit.
+_CHECKED_NAMES: set[tuple[str, str]] = set()
+
+
+def _check_names(section: str, key: str) -> None:
+    if not _SECTION.fullmatch(section):
+        raise UnsafeValue(f"[{section!r}] is not a section name podmgr writes")
+    if not _KEY.fullmatch(key):
+        raise UnsafeValue(f"{key!r} is not a key name podmgr writes")
+    _CHECKED_NAMES.add((section, key))
+
+
+# A value must not end in a backslash (systemd would join the next line to it) nor have
+# white space at either end (systemd strips it).
+_BAD_LAST = frozenset("\\ \t")
+_BAD_FIRST = frozenset(" \t")
+
+
+def _check_ends(key: str, text: str) -> None:
+    if text.endswith("\\"):
+        raise UnsafeValue(f"{key}= ends in a backslash, which would continue the line: {text!r}")
+    if text != text.strip(" \t"):
+        raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: {text!r}")
 
 
 @dataclass
@@ -121,23 +154,22 @@ class UnitFile:
         """Add ``key=value`` to ``section``; None adds nothing, so optional settings stay out."""
         if value is None:
             return
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        text = str(value)
-        if not _SECTION.fullmatch(section):
-            raise UnsafeValue(f"[{section!r}] is not a section name podmgr writes")
-        if not _KEY.fullmatch(key):
-            raise UnsafeValue(f"{key!r} is not a key name podmgr writes")
-        _check_text(f"{key}=", text)
-        if text.endswith("\\"):
-            raise UnsafeValue(
-                f"{key}= ends in a backslash, which would continue the line: {text!r}"
-            )
-        if text != text.strip(" \t"):
-            raise UnsafeValue(f"{key}= has white space at an end, which systemd strips: {text!r}")
-        if not fits_line(key, text):
+        if type(value) is not str:
+            value = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+        if (section, key) not in _CHECKED_NAMES:
+            _check_names(section, key)
+        if not value.isprintable():  # the fast path of _check_text(), without its message
+            _check_text(f"{key}=", value)
+        # One look at each end for what systemd would read differently there.
+        if value and (value[-1] in _BAD_LAST or value[0] in _BAD_FIRST):
+            _check_ends(key, value)
+        # fits_line(), but without a call for what is short whatever it encodes to.
+        if 4 * len(value) + len(key) + 1 >= LONG_LINE_MAX and not fits_line(key, value):
             raise UnsafeValue(f"{key}= is longer than systemd reads a line ({LONG_LINE_MAX} bytes)")
-        self.sections.setdefault(section, []).append((key, text))
+        if section in self.sections:
+            self.sections[section].append((key, value))
+        else:
+            self.sections[section] = [(key, value)]
 
     def add_words(self, section: str, key: str, words: Iterable[str]) -> None:
         """``key=`` with a list of words (Wants=, After=), on as many lines as it takes: such

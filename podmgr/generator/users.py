@@ -9,6 +9,7 @@ follows the OCI runtime's rule: the user's group from /etc/passwd, else 0.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ from podmgr.generator.rootfs import Source
 
 @dataclass(frozen=True)
 class Credentials:
+    """The numeric user and group an app runs as, with its name and home if known."""
+
     uid: int
     gid: int
     name: str | None  # from the rootfs's /etc/passwd, for $USER and $LOGNAME
@@ -32,18 +35,19 @@ class UnknownName(Exception):
         self.key = key
 
 
-def _entries(data: bytes | None, fields: int) -> list[list[str]]:
+@functools.lru_cache(maxsize=4)  # the generator looks up the apps of a rootfs in turn
+def _entries(data: bytes | None, fields: int) -> tuple[tuple[str, ...], ...]:
     """The entries of a passwd or group file with at least ``fields`` fields.  Lines end
     at "\n" only, as glibc reads them; a field may then hold any other character, and
     is checked where it is used."""
     if data is None:
-        return []
+        return ()
     text = data.decode("utf-8", errors="replace")
-    return [
-        fields_
+    return tuple(
+        tuple(fields_)
         for line in text.split("\n")
         if line and not line.startswith("#") and len(fields_ := line.split(":")) >= fields
-    ]
+    )
 
 
 def _number(text: str) -> int | None:
@@ -55,7 +59,7 @@ def _number(text: str) -> int | None:
     return number if limits.is_valid_id(number) else None
 
 
-def _id_of(entry: list[str], index: int, where: tuple[str, str, str], root: str) -> int:
+def _id_of(entry: tuple[str, ...], index: int, where: tuple[str, str, str], root: str) -> int:
     """Field ``index`` of ``entry`` as a number systemd takes, else UnknownName; ``where``
     is (the manifest key, the field's name, the file) for the message."""
     number = _number(entry[index])

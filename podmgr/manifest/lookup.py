@@ -7,6 +7,7 @@ service's start, podmgr logs) does not load it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,23 +23,37 @@ def find_manifests(dirs: Sequence[Path] = paths.MANIFEST_DIRS) -> dict[str, Path
     masked: set[str] = set()
     for directory in dirs:
         try:
-            entries = sorted(directory.iterdir())
+            # scandir: one read of the directory gives each entry's type, and the generator
+            # looks at every manifest at each boot and daemon-reload.
+            with os.scandir(directory) as scan:
+                entries = sorted(scan, key=lambda entry: entry.name)
         except (FileNotFoundError, NotADirectoryError):
             continue
-        for path in entries:
-            name = path.name.removesuffix(".toml")
-            if path.suffix != ".toml" or name in found or name in masked or path.is_dir():
+        for entry in entries:
+            name = entry.name.removesuffix(".toml")
+            if name == entry.name or not name or name in found or name in masked:
+                continue  # not NAME.toml (".toml" alone names no pod), or already decided
+            if _is_dir(entry):
                 continue
-            if _is_mask(path):
+            if _is_mask(entry):
                 masked.add(name)
             else:
-                found[name] = path
+                found[name] = Path(entry.path)
     return dict(sorted(found.items()))
 
 
-def _is_mask(path: Path) -> bool:
+def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
-        return path.resolve() == Path("/dev/null") or path.stat().st_size == 0
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _is_mask(entry: os.DirEntry[str]) -> bool:
+    try:
+        if entry.is_symlink() and os.path.realpath(entry.path) == "/dev/null":
+            return True
+        return entry.stat().st_size == 0
     except OSError:
         return False  # a dangling symlink: loading it reports the problem
 

@@ -34,6 +34,8 @@ from podmgr.values import BadValue, Executable, Port, toml_key
 
 @dataclass(frozen=True)
 class Resources:
+    """[pod.resources] and [app.NAME.resources]: cgroup limits."""
+
     memory_max: int | None
     memory_high: int | None
     cpu_weight: int | None
@@ -44,6 +46,8 @@ class Resources:
 
 @dataclass(frozen=True)
 class PodSettings:
+    """[pod]: settings of the pod as a whole."""
+
     hostname: str | None
     annotations: dict[str, str]
     restart: Restart
@@ -54,6 +58,8 @@ class PodSettings:
 
 @dataclass(frozen=True)
 class Network:
+    """[network]: how the pod is connected."""
+
     mode: NetworkMode | str  # a str: the name of the network a bridged pod joins first
     networks: tuple[str, ...]
     ports: tuple[Port, ...]
@@ -77,12 +83,16 @@ class Network:
 
 @dataclass(frozen=True)
 class Install:
+    """[install]: the targets that pull the pod in."""
+
     wanted_by: tuple[str, ...]
     required_by: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Volume:
+    """[volume.NAME]: storage the apps of the pod can mount."""
+
     name: str
     type: VolumeType
     source: str | None
@@ -95,6 +105,8 @@ class Volume:
 
 @dataclass(frozen=True)
 class Mount:
+    """[[app.NAME.mount]]: a volume mounted into an app."""
+
     volume: str
     path: str
     read_only: bool
@@ -102,6 +114,8 @@ class Mount:
 
 @dataclass(frozen=True)
 class Socket:
+    """[[app.NAME.socket]]: a socket systemd listens on for an app."""
+
     listen: Listen
     type: SocketType
     namespace: SocketNamespace
@@ -111,6 +125,8 @@ class Socket:
 
 @dataclass(frozen=True)
 class Health:
+    """[app.NAME.health]: an app's health check."""
+
     exec: tuple[str, ...]
     interval: int  # microseconds, as every duration
     timeout: int
@@ -121,6 +137,8 @@ class Health:
 
 @dataclass(frozen=True)
 class App:
+    """[app.NAME]: one app of the pod."""
+
     name: str
     rootfs: str | None
     image: str | None
@@ -149,6 +167,8 @@ class App:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A pod manifest, parsed and checked."""
+
     name: str
     path: str
     version: int

@@ -15,7 +15,6 @@ import enum
 
 from podmgr import names
 from podmgr.errors import PodmgrError
-from podmgr.image import reference
 from podmgr.manifest.healthkeys import HEALTH
 from podmgr.manifest.socketkeys import SOCKET
 from podmgr.quantities import Duration, Percent, Size
@@ -50,6 +49,9 @@ class ImageName(ValueType[str]):
     def parse(self, raw: object) -> str:
         self.expect(raw, str, '"registry.example.org/app:1.0"')
         assert isinstance(raw, str)
+        # Deferred: the image code is loaded only for a manifest with an app from an image.
+        from podmgr.image import reference  # noqa: PLC0415
+
         try:
             return str(reference.parse(raw))
         except PodmgrError as error:
