@@ -102,12 +102,18 @@ def release(
     Refused while an app of the pod still has processes: unmounting its root file system
     and volumes under it would leave it running on what is gone (the service stops such
     apps first, pods.stop_apps; this holds for every other caller too)."""
+    runtime = paths.PodRuntime(name, runtime_base)
+    if not runtime.dir.exists():
+        # Prepare makes this directory before anything else and release removes it
+        # last, so nothing is left: every prepare releases first, and with many pods
+        # the leases and the mount table are long to read for nothing.  (Leases a
+        # reboot left behind are stale, and taken back by a lease or by gc.)
+        return
     if running := running_apps(name, cgroup_root):
         raise PrepareError(
             f"pod {name}: {running[0]} still runs, so its root file system "
             f"stays mounted (stop the pod: systemctl stop {names.pod_unit(name)})"
         )
-    runtime = paths.PodRuntime(name, runtime_base)
     joining.leave(name)
     for point in mounts.mount_points_under(runtime.dir):
         try:
