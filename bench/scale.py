@@ -21,13 +21,14 @@ network and with network.mode = "private":
 - `podmgr list` and ListPods (busctl) with N pods running;
 - memory: the RSS of the org.podmgr1 service while N pods run; at its peak during the
   start, also with the busctl processes that wait for PreparePod (pod@.service's
-  ExecStart, one per pod being prepared); against the conmon processes podman leaves
-  (one per container) while its N pods run.
+  ExecStart, one per pod being prepared: they count as podmgr's, as they run only to ask
+  podmgr), as RSS and as PSS; against the conmon processes podman leaves (one per
+  container) while its N pods run.
 
 The per-pod marginal cost is the slope between two N: (T(N2) - T(N1)) / (N2 - N1).
 
 Usage: bench/scale.py [ROUNDS [N,N,N...]]   (as root; `make bench` installs podman
-first.  ROUNDS, 3 unless given, applies to N <= 10; larger N get one fewer.  At least
+first.  ROUNDS, 3 unless given, applies to N <= 10; larger N get two fewer.  At least
 three sizes, the default 1,10,50,100.)
 """
 
@@ -62,6 +63,11 @@ SETUP = textwrap.dedent("""
     units = Path("/run/systemd/system")
     units.mkdir(parents=True, exist_ok=True)
     most = max(sizes)
+    # On a busy machine a hundred pods' apps can take longer than the default 90 s to be
+    # set up: a timeout would fail the run, not measure it.  Pods and floor alike.
+    TIMEOUT = "TimeoutStartSec=10min\\n"
+    (units / "podapp@.service.d").mkdir(exist_ok=True)
+    (units / "podapp@.service.d" / "bench-timeout.conf").write_text(f"[Service]\\n{TIMEOUT}")
     for pod in range(1, most + 1):
         pins = Path(f"/run/floor/{pod}")
         pins.mkdir(parents=True, exist_ok=True)
@@ -70,7 +76,7 @@ SETUP = textwrap.dedent("""
         subprocess.run(["unshare", f"--net={pins}/net", f"--ipc={pins}/ipc", "true"], check=True)
         for app in apps:
             (units / f"floor-{pod}-{app}.service").write_text(
-                "[Service]\\nType=exec\\nExecStart=/bin/sleep infinity\\n"
+                f"[Service]\\nType=exec\\nExecStart=/bin/sleep infinity\\n{TIMEOUT}"
                 f"RootDirectory={rootfs}\\nMountAPIVFS=yes\\n"
                 f"NetworkNamespacePath={pins}/net\\nIPCNamespacePath={pins}/ipc\\n")
 
@@ -104,12 +110,15 @@ MEASURE = textwrap.dedent("""
         run(*argv, out=True)
         return (time.perf_counter() - begin) * 1000
 
-    def rss(pid):  # kB; 0 for a process that is gone
+    def rss(pid, file="status", key="VmRSS:"):  # kB; 0 for a process that is gone
         try:
-            with open(f"/proc/{pid}/status") as status:
-                return next(int(l.split()[1]) for l in status if l.startswith("VmRSS:"))
+            with open(f"/proc/{pid}/{file}") as status:
+                return next(int(l.split()[1]) for l in status if l.startswith(key))
         except (OSError, StopIteration):
             return 0
+
+    def pss(pid):  # shared pages count once in a sum of these, not once per process
+        return rss(pid, "smaps_rollup", "Pss:")
 
     def waiting_busctl():  # pod@.service's ExecStart, waiting for PreparePod
         found = []
@@ -128,23 +137,28 @@ MEASURE = textwrap.dedent("""
                              "/sys/fs/cgroup/system.slice/podmgr1.service/cgroup.procs")
                  if os.path.isdir(p.rsplit("/", 2)[0]))
 
-    def service_rss():
+    def service_rss(size=rss):
         try:
             with open(PROCS) as procs:
-                return sum(rss(pid) for pid in procs.read().split())
+                return sum(size(pid) for pid in procs.read().split())
         except OSError:  # not running
             return 0
 
     class Peak(threading.Thread):
-        # The largest RSS seen of the service, and of it with the waiting busctls.
+        # The largest RSS seen of the service, and of it with the waiting busctls (RSS
+        # and PSS).
         def __init__(self):
             super().__init__(daemon=True)
-            self.done, self.service, self.total = threading.Event(), 0, 0
+            self.done, self.service, self.total, self.pss = threading.Event(), 0, 0, 0
+            self.last = 0  # the service's last RSS seen: it exits when idle for 30 s
         def run(self):
-            while not self.done.wait(0.05):
+            while not self.done.wait(0.1):
                 own = service_rss()
+                waiting = waiting_busctl()
+                self.last = own or self.last
                 self.service = max(self.service, own)
-                self.total = max(self.total, own + sum(rss(p) for p in waiting_busctl()))
+                self.total = max(self.total, own + sum(rss(p) for p in waiting))
+                self.pss = max(self.pss, service_rss(pss) + sum(pss(p) for p in waiting))
 
     def timestamps(units, prop):
         out = run("systemctl", "show", "--value", "-p", prop, *units, out=True)
@@ -154,12 +168,17 @@ MEASURE = textwrap.dedent("""
         states = subprocess.run(["systemctl", "is-active", *units], capture_output=True,
                                 text=True).stdout.split()
         if states != ["active"] * len(units):
-            sys.exit(f"not all active: {sorted(set(states))}")
+            failed = [u for u, state in zip(units, states) if state != "active"]
+            subprocess.run(["systemctl", "status", "--no-pager", "-n", "5", *failed[:3]])
+            sys.exit(f"not active: {' '.join(failed)}")
 
     results = {}
     for n in sizes:
         for _ in range(rounds[str(n)]):
             for kind in ("bridged", "private", "floor"):
+                # Each round starts the same units again, faster than their start limit
+                # allows (5 starts in 10 s): the limit would fail them.
+                run("systemctl", "reset-failed")
                 row = results.setdefault(f"{kind}-{n}", {})
                 if kind == "floor":
                     units = [f"floor-{p}-{a}.service" for p in range(1, n + 1) for a in apps]
@@ -175,12 +194,15 @@ MEASURE = textwrap.dedent("""
                 started = timed("systemctl", "start", f"{kind}-{n}.target")
                 row.setdefault("start", []).append(started)
                 check_active(units)
+                with open("/proc/self/mountinfo") as mountinfo:  # systemd's mount namespace
+                    row.setdefault("mounts", []).append(len(mountinfo.readlines()))
                 if kind != "floor":
                     peak.done.set()
                     peak.join()
                     row.setdefault("peak_service", []).append(peak.service)
                     row.setdefault("peak_total", []).append(peak.total)
-                    row.setdefault("service", []).append(service_rss())
+                    row.setdefault("peak_pss", []).append(peak.pss)
+                    row.setdefault("service", []).append(peak.last)
                     # Where the time went, from systemd's own timestamps of the units.
                     begun = min(timestamps(stopped, "InactiveExitTimestampMonotonic"))
                     row.setdefault("prepared", []).append(
@@ -280,7 +302,7 @@ def slopes(r: Report, what: str, totals: dict[int, float], target: float | None)
 
 def measure(bed: Bed, sizes: tuple[int, ...], rounds: int) -> dict[str, dict[str, list[float]]]:
     """Every figure of every round, by KIND-N; podman's only when it is installed."""
-    per_size = json.dumps({str(n): rounds if n <= 10 else max(1, rounds - 1) for n in sizes})
+    per_size = json.dumps({str(n): rounds if n <= 10 else max(1, rounds - 2) for n in sizes})
     for kind, mode in MODES.items():
         bed.run(
             "sh",
@@ -345,6 +367,13 @@ def report(r: Report, results: dict[str, dict[str, list[float]]], sizes: tuple[i
                 median(kind, n, "active"),
                 "ms",
             )
+    for kind in ("floor", *MODES):
+        r.figure(
+            f"{kind}: the host's mount table, {most} pods running",
+            median(kind, most, "mounts"),
+            "mounts",
+            note="systemd goes through them as it sets up each app's namespace",
+        )
     for kind in kinds:
         for n in (sizes[0], most):
             r.figure(f"{kind}: stop of {n} pods", median(kind, n, "stop"), "ms")
@@ -362,17 +391,25 @@ def report(r: Report, results: dict[str, dict[str, list[float]]], sizes: tuple[i
             median(kind, most, "service") / 1024,
             "MiB",
             at_most=40,
+            note="as last seen during the start: it exits after 30 s idle",
         )
         r.figure(
             f"{kind}: org.podmgr1 RSS, peak during the start of {most}",
             median(kind, most, "peak_service") / 1024,
             "MiB",
         )
+        # They are podmgr's: they run only because pod@.service asks podmgr through them.
         r.figure(
             f"{kind}: the same with the busctls waiting for PreparePod",
             median(kind, most, "peak_total") / 1024,
             "MiB",
-            note="pod@.service's ExecStart, one per pod until prepared: systemd's children",
+            note="pod@.service's ExecStart, one per pod until it is prepared",
+        )
+        r.figure(
+            f"{kind}: the same as PSS",
+            median(kind, most, "peak_pss") / 1024,
+            "MiB",
+            note="the busctls share most of their pages, which their RSS counts each time",
         )
     if "podman" in kinds:
         conmon = median("podman", most, "conmon")
