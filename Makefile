@@ -11,8 +11,8 @@
 # make deb       the .deb packages, built offline from that tarball, checked by lintian
 # make rpm       the noarch .rpm packages, built offline from that tarball, checked by rpmlint
 # make screenshots  renew docs/cockpit-pods.png (the Cockpit page) from its browser test
-# make bench     every benchmark in bench/ (pod start, the generator, pull, unpack, the
-#                D-Bus service, networking, sockets) into bench/RESULTS.md
+# make bench     every benchmark in bench/ (many pods at once, pod start, the generator,
+#                pull, unpack, the D-Bus service, networking, sockets) into bench/RESULTS.md
 
 PYTHON ?= /usr/bin/python3
 DESTDIR ?=

@@ -26,6 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from bed import Bed  # found through the path set above
+from report import Report  # bench/, this script's own directory
 
 CHECKOUT = Path(__file__).resolve().parent.parent
 ROOTFS = "/var/lib/machines/podmgr-busybox"
@@ -96,7 +97,10 @@ CONNECT = textwrap.dedent("""
 
 def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 20
-    with Bed("bench-network", CHECKOUT) as bed:
+    with (
+        Bed("bench-network", CHECKOUT) as bed,
+        Report("network", "Bridged networking: pod start and published ports") as r,
+    ):
         bed.install_project()
         bed.run(f"{CHECKOUT}/examples/busybox-rootfs.sh", ROOTFS)
         for name, text in PODS.items():
@@ -111,12 +115,9 @@ def main() -> int:
         bed.run("/usr/bin/python3", "-c", START, "1")
         times = json.loads(bed.run("/usr/bin/python3", "-c", START, str(rounds)).stdout)
         bridged, private = (statistics.median(times[p]) for p in ("bridged", "private"))
-        print(f"pod start, bridge + 2 published ports     median {bridged:7.1f} ms")
-        print(f"pod start, private network                median {private:7.1f} ms")
-        print(
-            f"networking adds                                  {bridged - private:7.1f} ms  "
-            "(target <= 100 ms)"
-        )
+        r.figure("pod start, bridge + 2 published ports (median)", bridged, "ms")
+        r.figure("pod start, private network (median)", private, "ms")
+        r.figure("networking adds", bridged - private, "ms", at_most=100)
 
         bed.run("systemctl", "start", *(f"pod@{pod}.service" for pod in SERVERS))
         address = (
@@ -135,11 +136,13 @@ def main() -> int:
         )
         median = {target: statistics.median(rates[target]) for target in targets}
         for target, (host, port) in targets.items():
-            print(f"connections to {f'{host}:{port}':<21}     median {median[target]:7.0f} /s")
+            r.figure(f"connections to {host}:{port} (median)", median[target], "/s")
         for target in ("localhost", "bridge"):
-            print(
-                f"published port on {target:<9} / direct             "
-                f"{median[target] / median['direct']:7.2f}x  (target >= 0.8x)"
+            # A ratio of rates: more is better, so the target is a lower bound.
+            r.ratio(
+                f"published port on {target} / direct",
+                median[target] / median["direct"],
+                at_least=0.8,
             )
         bed.run("systemctl", "stop", *(f"pod@{pod}.service" for pod in SERVERS))
     return 0

@@ -25,6 +25,7 @@ from report import RESULTS_ENV, Row, load  # bench/ is this script's own directo
 BENCH = Path(__file__).resolve().parent
 # In the order RESULTS.md shows them: the issue each answers comes first.
 BENCHES = (
+    "scale",
     "start",
     "generator",
     "pull",

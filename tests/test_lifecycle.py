@@ -98,7 +98,6 @@ def test_a_restart_leaves_only_the_apps_of_the_manifest(life_bed: Bed) -> None:
     bed.run("podmgr", "restart", "renew")
     assert running_app_units(bed, "renew") == ["podapp@renew:stays.service"]
     assert sorted(m.split()[4] for m in mounts_of(bed, "renew") if "/apps/" in m.split()[4]) == [
-        "/run/podmgr/pods/renew/apps/stays/lower",
         "/run/podmgr/pods/renew/apps/stays/rootfs",
     ]
     bed.run("podmgr", "stop", "renew")

@@ -12,18 +12,26 @@ import asyncio
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from busfakes import RecordingAuthority, implementation
 
-from podmgr.bus import api, polkit
+from podmgr.bus import api, polkit, systemd
 from podmgr.bus.client import Client, ServiceError
 from podmgr.bus.connection import Bus
-from podmgr.bus.dbuslib import Message, MessageType, NameFlag, RequestNameReply, Variant
+from podmgr.bus.dbuslib import (
+    Message,
+    MessageBus,
+    MessageType,
+    NameFlag,
+    RequestNameReply,
+    Variant,
+)
 from podmgr.bus.dispatch import Dispatcher
+from podmgr.bus.podobjects import UNIT_PATHS, Pods
 from podmgr.errors import PodmgrError
 
 pytestmark = pytest.mark.skipif(not shutil.which("dbus-daemon"), reason="needs dbus-daemon")
@@ -182,19 +190,30 @@ def test_bad_names_are_refused_on_the_wire(bus_address: str) -> None:
     assert calls == []
 
 
-class Polkitd:
+class NameOwner:
+    """A connection of its own that owns NAME and answers calls with handle()."""
+
+    NAME = ""
+
+    async def start(self, address: str) -> Self:
+        self.bus = await Bus(address).connect()
+        self.bus.add_message_handler(self.handle)
+        await self.bus.request_name(self.NAME, NameFlag.DO_NOT_QUEUE)
+        return self
+
+    def handle(self, message: Message) -> Message | None:
+        raise NotImplementedError
+
+
+class Polkitd(NameOwner):
     """Answers CheckAuthorization on the bus as polkitd does, as told: a result, or an
     error; keeps what it was asked (the message body, as polkitd reads it)."""
+
+    NAME = polkit.AUTHORITY
 
     def __init__(self, answer: polkit.Result | None) -> None:
         self.answer = answer  # None: an error reply
         self.asked: list[list[Any]] = []
-
-    async def start(self, address: str) -> Polkitd:
-        self.bus = await Bus(address).connect()
-        self.bus.add_message_handler(self.handle)
-        await self.bus.request_name(polkit.AUTHORITY, NameFlag.DO_NOT_QUEUE)
-        return self
 
     def handle(self, message: Message) -> Message | None:
         if (
@@ -270,6 +289,25 @@ def test_polkit_is_asked_about_the_caller_on_the_bus(
         assert calls == []
 
 
+def heard(
+    bus: MessageBus, member: str, enough: Callable[[list[str]], bool]
+) -> tuple[list[str], asyncio.Event]:
+    """The first argument of each signal ``member`` that reaches ``bus``, in order, and an
+    event set once ``enough`` says so of them."""
+    got: list[str] = []
+    done = asyncio.Event()
+
+    def on_signal(message: Message) -> bool:
+        if message.message_type is MessageType.SIGNAL and message.member == member:
+            got.append(message.body[0])
+            if enough(got):
+                done.set()
+        return False
+
+    bus.add_message_handler(on_signal)
+    return got, done
+
+
 def test_a_flood_of_big_messages_arrives_whole_and_in_order(bus_address: str) -> None:
     """Messages sent faster than dbus-daemon reads fill the socket: Bus's writer waits
     for it to drain and keeps their order (the libraries' own writers drop the
@@ -278,17 +316,7 @@ def test_a_flood_of_big_messages_arrives_whole_and_in_order(bus_address: str) ->
 
     async def main() -> tuple[list[str], bool]:
         receiver = await Bus(bus_address).connect()
-        received: list[str] = []
-        everything = asyncio.Event()
-
-        def on_signal(message: Message) -> bool:
-            if message.message_type is MessageType.SIGNAL and message.member == "Big":
-                received.append(message.body[0])
-                if len(received) == count:
-                    everything.set()
-            return False
-
-        receiver.add_message_handler(on_signal)
+        received, everything = heard(receiver, "Big", lambda got: len(got) == count)
         await receiver.call(
             Message(
                 destination="org.freedesktop.DBus",
@@ -315,3 +343,62 @@ def test_a_flood_of_big_messages_arrives_whole_and_in_order(bus_address: str) ->
     received, connected = run(main())
     assert connected
     assert received == [str(number) for number in range(count)]
+
+
+class Systemd1(NameOwner):
+    """Answers what the service asks systemd at start, with no units at all, and sends
+    the signals a test tells it to."""
+
+    NAME = systemd.SYSTEMD
+
+    def handle(self, message: Message) -> Message | None:
+        if message.message_type is not MessageType.METHOD_CALL:
+            return None
+        if message.member == "ListUnitsByPatterns":
+            return Message.new_method_return(message, "a(ssssssouso)", [[]])
+        if message.member == "Subscribe":
+            return Message.new_method_return(message)
+        return None
+
+    def changed(self, unit_path: str, interface: str, values: dict[str, Variant]) -> None:
+        self.bus.send(
+            Message.new_signal(
+                unit_path,
+                systemd.PROPERTIES,
+                "PropertiesChanged",
+                "sa{sv}as",
+                [interface, values, []],
+            )
+        )
+
+
+def test_the_service_hears_only_what_units_change_of_their_unit_interface(
+    bus_address: str,
+) -> None:
+    """systemd signals PropertiesChanged of every interface of every unit (Service,
+    Slice, ... as well as Unit): with many pods starting at once, thousands.  The
+    service's match asks the bus for the Unit interface's only, which carries the
+    ActiveState it keeps."""
+
+    async def main() -> list[str]:
+        fake = await Systemd1().start(bus_address)
+        bus = await Bus(bus_address).connect()
+        interfaces, unit_heard = heard(
+            bus, "PropertiesChanged", lambda got: got[-1] == systemd.UNIT
+        )
+        dispatcher = Dispatcher(bus, RecordingAuthority())
+        pods = Pods(dispatcher, systemd.Systemd(bus))
+        await pods.start()
+        unit = f"{UNIT_PATHS}/pod_40web_2eservice"
+        fake.changed(unit, systemd.SERVICE, {"MainPID": Variant("u", 42)})
+        fake.changed(unit, "org.freedesktop.systemd1.Slice", {"MemoryCurrent": Variant("t", 1)})
+        # Sent last by the same sender, so delivered last: the others came before, if at all.
+        fake.changed(unit, systemd.UNIT, {"ActiveState": Variant("s", "active")})
+        await asyncio.wait_for(unit_heard.wait(), 10)
+        pods.watch.close()
+        bus.disconnect()  # type: ignore[no-untyped-call, unused-ignore]
+        await dispatcher.close()
+        fake.bus.disconnect()  # type: ignore[no-untyped-call, unused-ignore]
+        return interfaces
+
+    assert run(main()) == [systemd.UNIT]

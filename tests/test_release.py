@@ -59,3 +59,13 @@ def test_release_refuses_while_an_app_runs(tmp_path: Path) -> None:
     ):
         prepare.release("web", runtime, cgroups)
     assert (runtime / "web").is_dir(), "nothing was removed"
+
+
+def test_release_of_a_pod_never_prepared_reads_nothing(tmp_path: Path) -> None:
+    """Without its runtime directory a pod has nothing to release, and release returns
+    before reading the cgroups (or the leases, or the mount table): a unit of that name
+    with processes in it does not make it refuse."""
+    cgroups = tmp_path / "cgroup"
+    make_unit(cgroups, "web", names.app_unit("web", "other"), "42\n")
+    prepare.release("web", tmp_path / "run", cgroups)
+    assert not (tmp_path / "run").exists()

@@ -246,8 +246,11 @@ class Pods:
         self.dispatcher.bus.add_message_handler(self._on_signal)
         self.watch.start()
         for rule in (
+            # Only the Unit interface's changes (arg0, the interface): systemd signals
+            # every property of every unit, and with many pods starting the rest would
+            # wake the service thousands of times for nothing.
             f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
-            f"path_namespace='{UNIT_PATHS}'",
+            f"path_namespace='{UNIT_PATHS}',arg0='{UNIT}'",
             f"type='signal',sender='{SYSTEMD}',member='Reloading'",
         ):
             await self.systemd.call(

@@ -261,10 +261,10 @@ class Manager:
 
     @implements(api.MANAGER, "PreparePod")
     async def prepare_pod(self, call: Call, name: PodName) -> None:
-        service = await self.systemd.unit_properties(names.pod_unit(name), SERVICE)
+        # One property, not all of them: every pod start asks, one after another.
+        environment = await self.systemd.unit_property(names.pod_unit(name), SERVICE, "Environment")
         plan_path = next(
-            (e.split("=", 1)[1] for e in service["Environment"] if e.startswith("PODMGR_PLAN=")),
-            None,
+            (e.split("=", 1)[1] for e in environment if e.startswith("PODMGR_PLAN=")), None
         )
         async with self._pod_lock(name):
             await jobs.stop_apps(self.systemd, name)  # left over from an earlier manifest

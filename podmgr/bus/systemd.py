@@ -114,6 +114,13 @@ class Systemd:
         [props] = await self.call(path, PROPERTIES, "GetAll", "s", [interface])
         return {name: variant.value for name, variant in props.items()}
 
+    async def unit_property(self, unit: str, interface: str, name: str) -> Any:
+        """One property of ``unit``, loading the unit if needed: a service has a few
+        hundred, which GetAll sends and unmarshals every time."""
+        [path] = await self.call(MANAGER_PATH, MANAGER, "LoadUnit", "s", [unit])
+        [variant] = await self.call(path, PROPERTIES, "Get", "ss", [interface, name])
+        return variant.value
+
     async def run_job(self, method: str, unit: str) -> str:
         """StartUnit/StopUnit/RestartUnit ``unit`` and wait until the job is done;
         returns the job's result ("done" on success)."""

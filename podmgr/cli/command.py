@@ -123,12 +123,15 @@ async def cmd_list(args: argparse.Namespace) -> int:
 
 
 async def _health(client: Client, found: list[tuple[str, str, str]]) -> dict[str, str]:
-    """The Health of each pod that runs (a stopped pod has none): one read each."""
-    return {
-        name: await client.property(path, api.POD, "Health")
+    """The Health of each pod that runs (a stopped pod has none): one read each, all
+    sent at once, so that a hundred pods cost about one round trip, not a hundred."""
+    running = [
+        (name, path)
         for name, state, path in found
         if state in ("active", "activating", "deactivating", "reloading")
-    }
+    ]
+    read = await asyncio.gather(*(client.property(path, api.POD, "Health") for _, path in running))
+    return {name: health for (name, _), health in zip(running, read, strict=True)}
 
 
 async def cmd_status(args: argparse.Namespace) -> int:

@@ -24,14 +24,24 @@ def hosts(
 ) -> str:
     """``address``: the pod's own on its first network (None: loopback only);
     ``peers``: (address, pod) of the pods it shares a network with."""
+    lines = peer_lines({pod: peer_address for peer_address, pod in peers})
+    return hosts_text(hostname, address, [line for _, line in lines], extra)
+
+
+def peer_lines(peers: dict[str, str]) -> list[tuple[str, str]]:
+    """(pod, its line) of each of ``peers`` (pod -> address), in the order of addresses:
+    the part of /etc/hosts that pods on the same networks share."""
+    ordered = sorted(peers.items(), key=lambda peer: ipaddress.ip_address(peer[1]))
+    return [(pod, f"{peer_address}\t{pod}") for pod, peer_address in ordered]
+
+
+def hosts_text(hostname: str, address: str | None, peers: list[str], extra: dict[str, str]) -> str:
+    """/etc/hosts with the lines of ``peers`` (from peer_lines); otherwise as hosts()."""
     lines = [
         "127.0.0.1\tlocalhost",
         "::1\tlocalhost ip6-localhost ip6-loopback",
         f"{address or '127.0.1.1'}\t{hostname}",
-    ]
-    lines += [
-        f"{peer_address}\t{pod}"
-        for peer_address, pod in sorted(peers, key=lambda peer: ipaddress.ip_address(peer[0]))
+        *peers,
     ]
     lines += [f"{extra_address}\t{name}" for name, extra_address in extra.items()]
     return "\n".join(lines) + "\n"

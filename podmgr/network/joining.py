@@ -45,11 +45,27 @@ def prepared(pod: str) -> bool:
     return paths.PodRuntime(pod).plan.exists()
 
 
-def _plans() -> dict[str, Plan]:
+# The plans _plans() read, by file: (what identifies the file read, its plan).
+_read_plans: dict[Path, tuple[tuple[int, int, int], Plan]] = {}
+
+
+def _plans(runtime: Path) -> dict[str, Plan]:
+    """The plans of the pods prepared under ``runtime``.  Every join and leave needs them
+    all, so with N pods each plan file would be read N times over: a plan read before is
+    kept while its file is the same one (prepare writes it once, release removes it)."""
     plans = {}
-    for pod in paths.prepared_pods():
+    for pod in paths.prepared_pods(runtime):
         with contextlib.suppress(OSError, ValueError):
-            plans[pod.pod] = pod.read_plan()
+            info = pod.plan.stat()
+            seen = (info.st_ino, info.st_mtime_ns, info.st_size)
+            kept = _read_plans.get(pod.plan)
+            if kept is None or kept[0] != seen:
+                kept = _read_plans[pod.plan] = (seen, pod.read_plan())
+            plans[pod.pod] = kept[1]
+    for gone in [
+        p for p in _read_plans if p.parent.parent == runtime and p.parent.name not in plans
+    ]:
+        del _read_plans[gone]
     return plans
 
 
@@ -86,7 +102,7 @@ def join(plan: Plan, netns: Path) -> None:
             firewall.publish(pod, joined[0][1], ports)
             if any(not p.host_ip.startswith("127.") for p in ports):
                 links.enable_forwarding()  # other hosts reach them through this one
-        _refresh_hosts(set(network["networks"]))
+        refresh_hosts(set(network["networks"]))
 
 
 def _check_unused(pod: str, port: Port) -> None:
@@ -117,30 +133,47 @@ def leave(pod: str) -> None:
         # Deleting the host's end of a veth takes the pod's end with it.
         links.delete_links([links.veth_name(pod, network) for network in held])
         ipam.release(pod)
-        _refresh_hosts(set(held), without=pod)
+        refresh_hosts(set(held), without=pod)
 
 
-def _refresh_hosts(changed: set[str] | None = None, without: str = "") -> None:
+def refresh_hosts(
+    changed: set[str] | None = None,
+    without: str = "",
+    runtime: Path = paths.RUNTIME_PODS_DIR,
+    leases: Path = ipam.LEASES_DIR,
+) -> None:
     """Rewrite /etc/hosts of the prepared pods on the ``changed`` networks (None: all)
-    from the leases."""
+    from the leases; ``without``: a pod that is leaving, named by nobody.
+
+    Pods that join the same networks name the same peers, so their lines are made once
+    per set of networks, not once per pod: each of N pods starting rewrites the files of
+    all N, and making each file's lines afresh would cost N x N per start."""
     members: dict[str, dict[str, str]] = {}  # network -> pod -> address
-    for network in ipam.networks_with_leases():
-        members[network] = {pod: str(address) for address, pod in ipam.leases(network).items()}
-    for pod, plan in _plans().items():
+    for network in ipam.networks_with_leases(leases):
+        held = ipam.leases(network, leases)
+        members[network] = {pod: str(address) for address, pod in held.items()}
+    peer_lines: dict[tuple[str, ...], list[tuple[str, str]]] = {}  # networks -> (pod, line)
+    for pod, plan in _plans(runtime).items():
         net = plan["network"]
         if pod == without or net["mode"] != "bridge":
             continue
         if changed is not None and not changed.intersection(net["networks"]):
             continue
-        peers: dict[str, str] = {}  # pod -> address on the first network shared
-        for network in reversed(net["networks"]):
-            peers |= members.get(network, {})
-        own = peers.pop(pod, None)
-        peers.pop(without, None)
-        text = etcfiles.hosts(
-            plan["hostname"], own, ((a, p) for p, a in peers.items()), net["hosts"]
+        joined = tuple(net["networks"])
+        if joined not in peer_lines:
+            peers: dict[str, str] = {}  # pod -> address on the first network shared
+            for network in reversed(joined):
+                peers |= members.get(network, {})
+            peers.pop(without, None)
+            peer_lines[joined] = etcfiles.peer_lines(peers)
+        own = next((members[n][pod] for n in joined if pod in members.get(n, {})), None)
+        text = etcfiles.hosts_text(
+            plan["hostname"],
+            own,
+            [line for peer, line in peer_lines[joined] if peer != pod],
+            net["hosts"],
         )
-        hosts_file = paths.PodRuntime(pod).etc / "hosts"
+        hosts_file = paths.PodRuntime(pod, runtime).etc / "hosts"
         with contextlib.suppress(FileNotFoundError), hosts_file.open("r+") as file:
             file.write(text)  # in place: the apps' bind mounts show this inode
             file.truncate()
@@ -191,7 +224,7 @@ def collect() -> list[str]:
         links.delete_links(stray)
         removed += [f"veth {name}" for name in stray]
         if removed:
-            _refresh_hosts()
+            refresh_hosts()
     return removed
 
 

@@ -105,7 +105,10 @@ def add_bridge(network: Definition) -> None:
                 "or remove that interface)"
             )
         gateway = str(network.gateway)
-        if not any(a.get_attr("IFA_ADDRESS") == gateway for a in ipr.get_addr(index=index)):
+        # IPv4 only: the kernel dumps every address of the namespace (pyroute2 filters by
+        # index afterwards), and each pod's veth adds an IPv6 link-local one.
+        held = ipr.get_addr(family=socket.AF_INET, index=index)
+        if not any(a.get_attr("IFA_ADDRESS") == gateway for a in held):
             ipr.addr("add", index=index, address=gateway, prefixlen=network.subnet.prefixlen)
         ipr.link("set", index=index, state="up")
     conf = PROC_IPV4 / "conf" / network.bridge

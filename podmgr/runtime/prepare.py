@@ -12,8 +12,8 @@ the plan the generator wrote (generator/plan.py); everything it makes lives unde
                               neither for isolation = "fly", whose apps use the host's)
     etc/hosts, hostname, resolv.conf   bind-mounted read-only into every app (not "fly")
     apps/APP/rootfs           overlay: the app's source, read-only, under a volatile upper
+                              (an app's rootfs directory: the one checked, no symlinks)
     apps/APP/upper, work      the overlay's writable layer, gone at release
-    apps/APP/lower            an app's rootfs directory, checked and bound (no symlinks)
     apps/APP/environment/N    the app's environment files as read at start (no symlinks)
     volumes/VOL               tmpfs volumes, shared by the apps that mount them, and
                               host volumes' sources, checked and bound (no symlinks)
@@ -102,12 +102,18 @@ def release(
     Refused while an app of the pod still has processes: unmounting its root file system
     and volumes under it would leave it running on what is gone (the service stops such
     apps first, pods.stop_apps; this holds for every other caller too)."""
+    runtime = paths.PodRuntime(name, runtime_base)
+    if not runtime.dir.exists():
+        # Prepare makes this directory before anything else and release removes it
+        # last, so nothing is left: every prepare releases first, and with many pods
+        # the leases and the mount table are long to read for nothing.  (Leases a
+        # reboot left behind are stale, and taken back by a lease or by gc.)
+        return
     if running := running_apps(name, cgroup_root):
         raise PrepareError(
             f"pod {name}: {running[0]} still runs, so its root file system "
             f"stays mounted (stop the pod: systemctl stop {names.pod_unit(name)})"
         )
-    runtime = paths.PodRuntime(name, runtime_base)
     joining.leave(name)
     for point in mounts.mount_points_under(runtime.dir):
         try:
@@ -284,6 +290,9 @@ def _prepare_rootfs(pod: str, app: AppPlan, runtime: paths.PodRuntime, store: Pa
     name = app["name"]
     _check_image(app, store)
     app_dir = runtime.app_dir(name)
+    for part in ("upper", "work", "rootfs"):
+        (app_dir / part).mkdir(parents=True)
+    root = runtime.rootfs(name)
     if app["image"]:
         for lower in app["lowerdirs"]:
             if not os.path.isdir(lower):
@@ -291,13 +300,13 @@ def _prepare_rootfs(pod: str, app: AppPlan, runtime: paths.PodRuntime, store: Pa
                     f"app {name}: layer {lower} of image {app['image']} is "
                     "missing (pull the image again)"
                 )
-        lowers = app["lowerdirs"]
+        _mount_overlay(app["lowerdirs"], app_dir, root)
     else:
-        lowers = [str(_bind_rootfs_directory(pod, app, app_dir))]
-    for part in ("upper", "work", "rootfs"):
-        (app_dir / part).mkdir(parents=True)
-    root = runtime.rootfs(name)
-    _mount_overlay(lowers, app_dir, root)
+        fd = _open_rootfs_directory(pod, app)
+        try:
+            _mount_overlay([f"/proc/self/fd/{fd}"], app_dir, root)
+        finally:
+            os.close(fd)
     for directory in app["mount_dirs"]:
         _make_mount_point(root, directory, directory=True)
     for file in app["mount_files"]:
@@ -306,33 +315,26 @@ def _prepare_rootfs(pod: str, app: AppPlan, runtime: paths.PodRuntime, store: Pa
         mounts.mount("none", root, None, mounts.MS_REMOUNT | mounts.MS_BIND | mounts.MS_RDONLY)
 
 
-def _bind_rootfs_directory(pod: str, app: AppPlan, app_dir: Path) -> Path:
-    """Bind an app's rootfs directory to apps/APP/lower, the overlay's lower layer.
+def _open_rootfs_directory(pod: str, app: AppPlan) -> int:
+    """An app's rootfs directory, for the overlay's lower layer: opened without following
+    a symbolic link in any component, as host volumes' sources are.
 
-    As for host volumes, the directory is opened without following a symbolic link in
-    any component, and the checked descriptor is bound: overlayfs' lowerdir= would follow
-    links, so whoever can write a parent of the rootfs could otherwise give the app any
-    root, / included, at the next start.  The overlay keeps the lower it was mounted on,
-    so no swap of the path later reaches the app, also when it restarts.  Not recursive:
-    an overlay never shows what is mounted below its lower layers anyway.
+    overlayfs' lowerdir= would follow links, so whoever can write a parent of the rootfs
+    could otherwise give the app any root, / included, at the next start.  The overlay is
+    mounted on the checked descriptor itself (lowerdir=/proc/self/fd/N, which the kernel
+    resolves to the open directory, not by walking its path again) and keeps that lower,
+    so no swap of the path later reaches the app, also when it restarts.  No bind mount
+    of it: every mount on the host is one more that systemd goes through when it sets up
+    each app's namespace, and with many pods those add up.
     """
     (source,) = app["lowerdirs"]
     where = f"pod {pod}: app.{app['name']}.rootfs: {source}"
-    fd = _open_literally(
+    return _open_literally(
         source,
         where,
         "an app's rootfs",
         f"app {app['name']}: rootfs {source} is not a directory (create it or fix the manifest)",
     )
-    try:
-        lower = app_dir / "lower"
-        lower.mkdir(mode=0o700, parents=True)
-        mounts.mount(f"/proc/self/fd/{fd}", lower, None, mounts.MS_BIND)
-        # Private: nothing mounted under the source later needs to reach it, or back.
-        mounts.mount("none", lower, None, mounts.MS_PRIVATE)
-    finally:
-        os.close(fd)
-    return lower
 
 
 def _copy_environment_files(pod: str, app: AppPlan, runtime: paths.PodRuntime) -> None:
