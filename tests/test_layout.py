@@ -8,6 +8,7 @@ program lean, it does not make an upward arrow right.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -189,5 +190,56 @@ def test_a_pod_start_loads_no_parser_images_or_dbus() -> None:
         text=True,
         check=True,
         env={"PYTHONPATH": str(ROOT)},
+    ).stdout
+    assert loaded == "[]\n"
+
+
+# What a cold start of the service and a pod's prepare never need, and which each cost
+# more than the rest of the start (tests/test_layout.py; bench/start.py shows the time).
+HEAVY = (
+    "argparse",
+    "email",
+    "http.client",
+    "tomllib",
+    "urllib.request",
+    "xml.sax",
+    "podmgr.config",
+    "podmgr.tables",
+    "podmgr.image.store",
+    "podmgr.image.trust",
+    "podmgr.manifest.model",
+    "podmgr.manifest.schema",
+    "podmgr.runtime.health",
+    "pyroute2",
+    "gi",  # PyGObject, which both D-Bus libraries load for their GLib main loop
+)
+
+SERVICE_START = textwrap.dedent("""
+    import sys
+    from podmgr.bus import binding, service
+    from podmgr.runtime import prepare
+    binding.check(service.SERVED)
+    with prepare.timed("nothing"):
+        pass
+    print(sorted(m for m in sys.argv[1:] if m in sys.modules))
+""")
+
+
+def test_the_heavy_modules_exist() -> None:
+    """Else the test below would pass for a misspelt name (gi is optional)."""
+    for module in HEAVY[:-1]:
+        assert importlib.util.find_spec(module) is not None, module
+
+
+def test_a_service_start_and_prepare_load_none_of_the_heavy_modules() -> None:
+    """The service starts on the call that needs it, mostly a pod's PreparePod: what it
+    loads before it answers is paid by every such pod start."""
+    loaded = subprocess.run(
+        ["/usr/bin/python3", "-c", SERVICE_START, *HEAVY],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     ).stdout
     assert loaded == "[]\n"
