@@ -204,7 +204,9 @@ def main() -> int:
             bed.run("/usr/bin/python3", "-c", PODMAN, ROOTFS)
         # One untimed round, so first-use costs (page cache, pyc) are not counted.
         bed.run("/usr/bin/python3", "-c", MEASURE, "1", *args)
-        times = json.loads(bed.run("/usr/bin/python3", "-c", MEASURE, str(rounds), *args).stdout)
+        times: dict[str, list[float]] = json.loads(
+            bed.run("/usr/bin/python3", "-c", MEASURE, str(rounds), *args).stdout
+        )
         median = {kind: statistics.median(values or [0]) for kind, values in times.items()}
 
         def paired(kind: str, baseline: str) -> float:
