@@ -204,8 +204,11 @@ def main() -> int:
             bed.run("/usr/bin/python3", "-c", PODMAN, ROOTFS)
         # One untimed round, so first-use costs (page cache, pyc) are not counted.
         bed.run("/usr/bin/python3", "-c", MEASURE, "1", *args)
+        # A round takes some 5 s (7 pauses, 5 starts); a busy machine may take far longer.
         times: dict[str, list[float]] = json.loads(
-            bed.run("/usr/bin/python3", "-c", MEASURE, str(rounds), *args).stdout
+            bed.run(
+                "/usr/bin/python3", "-c", MEASURE, str(rounds), *args, timeout=120 + 60 * rounds
+            ).stdout
         )
         median = {kind: statistics.median(values or [0]) for kind, values in times.items()}
 
