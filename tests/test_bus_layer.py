@@ -19,6 +19,8 @@ from busfakes import ALLOWED, CHALLENGE, REFUSED, FakeBus, Recorder, RecordingAu
 from podmgr import names
 from podmgr.bus import api, dispatch, polkit, service, transfers
 from podmgr.bus.dbuslib import Message, MessageBus, MessageType, Variant
+from podmgr.bus.podobjects import unit_of_path
+from podmgr.bus.systemd import unit_path
 from podmgr.errors import Exists, NoSuchPod
 
 SENDER = ":1.77"
@@ -521,3 +523,40 @@ def test_validate_manifest_resolves_only_for_who_polkit_allows_without_asking(
     assert [(q.action, q.details, q.flags) for q in authority.asked] == [
         (api.MANAGE_PODS, {"verb": "validate"}, 0)
     ]
+
+
+@pytest.mark.parametrize(
+    ("unit", "path"),
+    [
+        # As systemd names them: busctl tree org.freedesktop.systemd1
+        ("pod@web.service", "/org/freedesktop/systemd1/unit/pod_40web_2eservice"),
+        ("podapp@web:db.service", "/org/freedesktop/systemd1/unit/podapp_40web_3adb_2eservice"),
+        ("pod-a_b.slice", "/org/freedesktop/systemd1/unit/pod_2da_5fb_2eslice"),
+        ("1x.service", "/org/freedesktop/systemd1/unit/_31x_2eservice"),  # a leading digit
+    ],
+)
+def test_a_units_object_path_is_systemds_and_reads_back(unit: str, path: str) -> None:
+    """Systemd.unit_property asks the unit's object directly, so its path must be the
+    one systemd serves (sd_bus_path_encode), and unit_of_path must read it back."""
+    assert unit_path(unit) == path
+    assert unit_of_path(path) == unit
+
+
+@pytest.mark.parametrize(
+    ("setting", "level"),
+    [
+        (None, logging.INFO),
+        ("debug", logging.DEBUG),
+        ("7", logging.DEBUG),
+        ("info", logging.INFO),
+        ("notice", logging.INFO),
+        ("warning", logging.WARNING),
+        ("4", logging.WARNING),
+        ("err", logging.ERROR),
+        ("0", logging.CRITICAL),
+        ("loud", logging.INFO),  # not understood: the default, as systemd's tools do
+        ("8", logging.INFO),
+    ],
+)
+def test_systemd_log_level_sets_the_services_level(setting: str | None, level: int) -> None:
+    assert service.log_level(setting) == level

@@ -131,6 +131,31 @@ def test_a_dbus_fast_that_miscounts_non_ascii_strings_is_refused(tmp_path: Path)
     )
 
 
+GI_CHECK = """
+import sys
+from podmgr.bus import dbuslib
+loaded = "gi" in sys.modules
+import gi  # what a program that wants GLib does after: the seam must not have broken it
+print(dbuslib.NAME, loaded, gi.__name__)
+"""
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("gi"), reason="needs python3-gi")
+@pytest.mark.parametrize("library", [name for name in LIBRARIES if importlib.util.find_spec(name)])
+def test_the_library_loads_without_gi_and_leaves_it_importable(library: str) -> None:
+    """Both libraries import PyGObject for their GLib main loop, which podmgr never uses:
+    the seam keeps it from loading, and a later import of gi still works."""
+    result = subprocess.run(
+        [sys.executable, "-c", GI_CHECK],  # the test venv's: it has a dbus-fast to use
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=CHECKOUT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(CHECKOUT), FORCE: library},
+    )
+    assert (result.returncode, result.stdout) == (0, f"{library} False gi\n"), result.stderr
+
+
 def test_this_run_uses_the_library_it_was_told_to() -> None:
     """The classes every module takes from the seam are that library's own."""
     default = next(name for name in LIBRARIES if importlib.util.find_spec(name))

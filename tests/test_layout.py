@@ -8,6 +8,7 @@ program lean, it does not make an upward arrow right.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import re
 import subprocess
 import sys
@@ -200,11 +201,11 @@ GENERATOR = textwrap.dedent("""
     out, pods = Path(sys.argv[1]), Path(sys.argv[2])
     skipped = generator.generate(out, [pods], log=Path(sys.argv[3]))
     print(skipped, sorted(os.listdir(out)))
-    print(sorted(m for m in sys.modules if m.startswith(HEAVY)))
+    print(sorted(m for m in sys.modules if m.startswith(GENERATOR_HEAVY)))
 """)
 # What the generator has no use for at boot unless a pod runs an image: the image store,
 # D-Bus, and what only they or a mistaken manifest need.
-HEAVY = (
+GENERATOR_HEAVY = (
     "podmgr.image",
     "podmgr.bus",
     "hashlib",
@@ -232,7 +233,7 @@ def test_the_generator_loads_no_images_or_dbus(tmp_path: Path) -> None:
         (pods / f"{example}.toml").write_text(
             text.replace("/var/lib/machines/podmgr-busybox", str(rootfs))
         )
-    script = GENERATOR.replace("HEAVY", repr(HEAVY))
+    script = GENERATOR.replace("GENERATOR_HEAVY", repr(GENERATOR_HEAVY))
     written, loaded = subprocess.run(
         [sys.executable, "-c", script, str(out), str(pods), str(tmp_path / "log")],
         cwd=ROOT,
@@ -244,3 +245,54 @@ def test_the_generator_loads_no_images_or_dbus(tmp_path: Path) -> None:
     assert "podapp@shop:web.service" in written
     assert written.startswith("0 "), written  # both pods generated: it ran all the way
     assert loaded == "[]"
+
+
+# What a cold start of the service and a pod's prepare never need, and which each cost
+# more than the rest of the start (tests/test_layout.py; bench/start.py shows the time).
+SERVICE_HEAVY = (
+    "argparse",
+    "email",
+    "http.client",
+    "tomllib",
+    "urllib.request",
+    "xml.sax",
+    "podmgr.config",
+    "podmgr.tables",
+    "podmgr.image.store",
+    "podmgr.image.trust",
+    "podmgr.manifest.model",
+    "podmgr.manifest.schema",
+    "podmgr.runtime.health",
+    "pyroute2",
+    "gi",  # PyGObject, which both D-Bus libraries load for their GLib main loop
+)
+
+SERVICE_START = textwrap.dedent("""
+    import sys
+    from podmgr.bus import binding, service
+    from podmgr.runtime import prepare
+    binding.check(service.SERVED)
+    with prepare.timed("nothing"):
+        pass
+    print(sorted(m for m in sys.argv[1:] if m in sys.modules))
+""")
+
+
+def test_the_heavy_modules_exist() -> None:
+    """Else the test below would pass for a misspelt name (gi is optional)."""
+    for module in SERVICE_HEAVY[:-1]:
+        assert importlib.util.find_spec(module) is not None, module
+
+
+def test_a_service_start_and_prepare_load_none_of_the_heavy_modules() -> None:
+    """The service starts on the call that needs it, mostly a pod's PreparePod: what it
+    loads before it answers is paid by every such pod start."""
+    loaded = subprocess.run(
+        ["/usr/bin/python3", "-c", SERVICE_START, *SERVICE_HEAVY],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    ).stdout
+    assert loaded == "[]\n"

@@ -17,8 +17,11 @@ own, so the same code runs on both.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
+import sys
+from collections.abc import Iterator
 
 FORCE = "PODMGR_DBUS"  # the environment variable that picks the library
 LIBRARIES = ("dbus_next", "dbus_fast")  # in the order of preference
@@ -51,18 +54,37 @@ NAME = choose(os.environ.get(FORCE))
 # `mypy --always-true DBUS_FAST` (make typecheck) always true.
 DBUS_FAST = NAME == "dbus_fast"
 
-if DBUS_FAST:
-    from dbus_fast._private.unmarshaller import Unmarshaller  # tests read bytes back
-    from dbus_fast.aio.message_bus import MessageBus
-    from dbus_fast.constants import BusType, MessageType, NameFlag, RequestNameReply
-    from dbus_fast.message import Message
-    from dbus_fast.signature import SignatureTree, Variant
-else:
-    from dbus_next._private.unmarshaller import Unmarshaller  # tests read bytes back
-    from dbus_next.aio.message_bus import MessageBus
-    from dbus_next.constants import BusType, MessageType, NameFlag, RequestNameReply
-    from dbus_next.message import Message
-    from dbus_next.signature import SignatureTree, Variant
+
+@contextlib.contextmanager
+def _without_gi() -> Iterator[None]:
+    """Both packages import their GLib main loop integration, and with it PyGObject when
+    installed (a desktop has it), which alone takes longer than the rest of the library:
+    every start of the service and the CLI would pay for a main loop they never use.  The
+    integration treats a missing gi as optional, so gi is made to look missing while the
+    library loads (None in sys.modules stops an import), unless something loaded it."""
+    blocked = "gi" not in sys.modules
+    if blocked:
+        sys.modules["gi"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if blocked and sys.modules.get("gi", ...) is None:
+            del sys.modules["gi"]
+
+
+with _without_gi():
+    if DBUS_FAST:
+        from dbus_fast._private.unmarshaller import Unmarshaller  # tests read bytes back
+        from dbus_fast.aio.message_bus import MessageBus
+        from dbus_fast.constants import BusType, MessageType, NameFlag, RequestNameReply
+        from dbus_fast.message import Message
+        from dbus_fast.signature import SignatureTree, Variant
+    else:
+        from dbus_next._private.unmarshaller import Unmarshaller  # tests read bytes back
+        from dbus_next.aio.message_bus import MessageBus
+        from dbus_next.constants import BusType, MessageType, NameFlag, RequestNameReply
+        from dbus_next.message import Message
+        from dbus_next.signature import SignatureTree, Variant
 
 
 def _writes_multibyte_strings_whole() -> bool:

@@ -20,7 +20,6 @@ import os
 from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-from xml.sax.saxutils import quoteattr
 
 from podmgr import names
 from podmgr.bus import api, arguments, callers, polkit
@@ -413,6 +412,9 @@ class Dispatcher:
 
 
 def _interface_xml(interface: api.Interface) -> str:
+    # Only introspection needs it, and xml.sax loads urllib, http and email with it.
+    from xml.sax.saxutils import quoteattr  # noqa: PLC0415
+
     lines = [
         f" <interface name={quoteattr(interface.name)}>",
         f'  <annotation name="{DOC}" value={quoteattr(interface.doc)}/>',

@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from podmgr import names, paths, process
-from podmgr.bus.systemd import MANAGER, MANAGER_PATH, SERVICE, Systemd, UnitState
+from podmgr.bus.systemd import MANAGER, MANAGER_PATH, SERVICE, UNIT, Systemd, UnitState
 from podmgr.errors import NoSuchPod, SystemdError
 from podmgr.manifest import lookup
 
@@ -88,7 +88,7 @@ async def run_job(systemd: Systemd, verb: str, name: str) -> list[str]:
     path = lookup.find_pod(name)
     method = {"start": "StartUnit", "stop": "StopUnit", "restart": "RestartUnit"}[verb]
     unit = names.pod_unit(name)
-    if verb != "stop" and (await systemd.unit_properties(unit))["SourcePath"] != str(path):
+    if verb != "stop" and await systemd.unit_property(unit, UNIT, "SourcePath") != str(path):
         from podmgr.generator import generator  # noqa: PLC0415 -- only on this rare path
 
         generator.outputs_for(path)  # an invalid manifest has no units: say what is wrong

@@ -14,6 +14,7 @@ and parsed only when a property that needs it is asked for.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import os
@@ -31,9 +32,7 @@ from podmgr.bus.dispatch import Dispatcher
 from podmgr.bus.watch import ManifestWatch
 from podmgr.errors import ManifestError, Problem
 from podmgr.manifest import lookup
-from podmgr.manifest.schema import NetworkMode
 from podmgr.network import joining
-from podmgr.runtime import health
 
 if TYPE_CHECKING:
     from podmgr.manifest.model import Manifest
@@ -125,6 +124,8 @@ class PodObject:
 
     @implements(api.POD, "Addresses")
     def addresses(self) -> list[str]:
+        from podmgr.manifest.schema import NetworkMode  # noqa: PLC0415 -- loaded with the manifest
+
         parsed = self._manifest()
         if self.state() != "active" or parsed is None or parsed.network.kind is NetworkMode.HOST:
             return []  # the host's network is the host's
@@ -159,18 +160,21 @@ class PodObject:
 
     @implements(api.POD, "Health")
     def health(self) -> str:
-        return health.worst([status for _, status in self.app_health()])
+        return worst_health(self.app_health())
 
     @implements(api.POD, "AppHealth")
     def app_health(self) -> list[list[str]]:
         """Read from the state files of the apps' checks (runtime/health.py): asking
         runs no check."""
         parsed = self._manifest()
-        if parsed is None:
+        checked = [a.name for a in parsed.apps.values() if a.health] if parsed else []
+        if not checked:
             return []
+        from podmgr.runtime import health  # noqa: PLC0415 -- pods with checks only
+
         runtime = paths.PodRuntime(self.pod)
         found = []
-        for app in (a.name for a in parsed.apps.values() if a.health):
+        for app in checked:
             status = health.status(runtime, app)
             running = self.pods.unit_states.get(names.app_unit(self.pod, app)) in RUNNING
             shown = status if running or status is health.Status.UNHEALTHY else ""
@@ -181,7 +185,7 @@ class PodObject:
         """Health and AppHealth if they changed since last asked (they are signalled only
         then: every check's unit changes state, few change the health)."""
         apps = self.app_health()
-        now = (health.worst([status for _, status in apps]), apps)
+        now = (worst_health(apps), apps)
         if now == self._health:
             return []
         self._health = now
@@ -193,6 +197,16 @@ class PodObject:
         if parsed is None:
             return []
         return [[p.host_ip, p.host_port, p.pod_port, p.protocol] for p in parsed.network.ports]
+
+
+def worst_health(apps: list[list[str]]) -> str:
+    """The pod's Health from its AppHealth rows; "" without loading the checks' code
+    when none of its apps has a check."""
+    if not apps:
+        return ""
+    from podmgr.runtime import health  # noqa: PLC0415 -- pods with checks only
+
+    return health.worst([status for _, status in apps])
 
 
 # What a change of the manifest file can change.
@@ -245,23 +259,19 @@ class Pods:
     async def start(self) -> None:
         self.dispatcher.bus.add_message_handler(self._on_signal)
         self.watch.start()
-        for rule in (
+        # In one round trip: each is a call the service would otherwise wait for, in
+        # turn, before it serves the call that started it.
+        await asyncio.gather(
             # Only the Unit interface's changes (arg0, the interface): systemd signals
             # every property of every unit, and with many pods starting the rest would
             # wake the service thousands of times for nothing.
-            f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
-            f"path_namespace='{UNIT_PATHS}',arg0='{UNIT}'",
-            f"type='signal',sender='{SYSTEMD}',member='Reloading'",
-        ):
-            await self.systemd.call(
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "AddMatch",
-                "s",
-                [rule],
-                destination="org.freedesktop.DBus",
-            )
-        await self.systemd.subscribe()
+            self.systemd.add_match(
+                f"type='signal',sender='{SYSTEMD}',member='PropertiesChanged',"
+                f"path_namespace='{UNIT_PATHS}',arg0='{UNIT}'"
+            ),
+            self.systemd.add_match(f"type='signal',sender='{SYSTEMD}',member='Reloading'"),
+            self.systemd.subscribe(),
+        )
         await self.rescan()
 
     async def rescan(self) -> None:

@@ -9,6 +9,12 @@ runs in the dispatcher's work queue, off the event loop.
 When no call, job or transfer has been in flight for [service] idle_timeout, the service
 releases its bus name, answers what was already on its way, and exits; the next call
 starts it again, so nobody's call fails at the boundary.
+
+Most starts are for one call, a pod's PreparePod, which waits for the start: so what no
+such call needs (the configuration, the image store, introspection's XML, the manifest
+parser) is loaded when first used, not here (tests/test_layout.py lists those modules).
+SYSTEMD_LOG_LEVEL sets the log level, as for systemd's own programs; at debug the
+journal says how long each step of the start and of each prepare took.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import signal
 import stat
 import sys
 
-from podmgr import config, names, paths
+from podmgr import names, paths
 from podmgr.bus import api, binding, jobs
 from podmgr.bus.binding import Deferred, implements
 from podmgr.bus.connection import Bus
@@ -41,7 +47,6 @@ from podmgr.errors import (
     PodmgrError,
     SystemdError,
 )
-from podmgr.image.store import Store, atomic_write
 from podmgr.manifest import lookup
 from podmgr.names import AppName, NetworkName, PodName
 from podmgr.network import joining
@@ -186,6 +191,7 @@ class Manager:
         """Everything the generator would check of NAME.toml with this text (run in the
         work queue: parsing a big manifest takes a while)."""
         from podmgr.generator import resolve  # noqa: PLC0415 -- loaded when first needed
+        from podmgr.image.store import Store  # noqa: PLC0415
         from podmgr.manifest import model  # noqa: PLC0415
 
         parsed = model.parse(toml, ADMIN_PODS / f"{name}.toml")
@@ -214,6 +220,8 @@ class Manager:
         await self._write(name, toml, digest)
 
     async def _write(self, name: PodName, toml: str, digest: str | None = None) -> None:
+        from podmgr.image.store import atomic_write  # noqa: PLC0415 -- pod starts never need the store
+
         await self.dispatcher.work.run(self._check, toml, name)  # refused: nothing changes
         # The comparison and the write with nothing awaited between them: no other call
         # of this service can write the file in between.
@@ -243,6 +251,8 @@ class Manager:
 
     @implements(api.MANAGER, "RemovePod")
     async def remove_pod(self, call: Call, name: PodName) -> None:
+        from podmgr.image.store import atomic_write  # noqa: PLC0415 -- pod starts never need the store
+
         path = lookup.find_pod(name)
         await jobs.run_job(self.systemd, "stop", name)
         if path.parent == ADMIN_PODS:
@@ -261,17 +271,21 @@ class Manager:
 
     @implements(api.MANAGER, "PreparePod")
     async def prepare_pod(self, call: Call, name: PodName) -> None:
-        # One property, not all of them: every pod start asks, one after another.
-        environment = await self.systemd.unit_property(names.pod_unit(name), SERVICE, "Environment")
+        with prepare.timed(f"pod {name}: its plan's path from systemd"):
+            environment = await self.systemd.unit_property(
+                names.pod_unit(name), SERVICE, "Environment"
+            )
         plan_path = next(
             (e.split("=", 1)[1] for e in environment if e.startswith("PODMGR_PLAN=")), None
         )
         async with self._pod_lock(name):
-            await jobs.stop_apps(self.systemd, name)  # left over from an earlier manifest
+            with prepare.timed(f"pod {name}: apps left running"):
+                await jobs.stop_apps(self.systemd, name)  # left over from an earlier manifest
             # Blocking, and in this thread on purpose: prepare changes the working
             # directory for a moment (to mount the overlay), which must not race another
             # prepare.
-            prepare.prepare(prepare.load_plan(name, plan_path))
+            with prepare.timed(f"pod {name}: prepared"):
+                prepare.prepare(prepare.load_plan(name, plan_path))
 
     @implements(api.MANAGER, "ReleasePod")
     async def release_pod(self, call: Call, name: PodName) -> None:
@@ -314,8 +328,8 @@ async def serve() -> int:
     # Before anything else: a table entry without its code (or code for none) stops the
     # service here, not at some caller's first call of it.
     binding.check(SERVED)
-    idle_timeout = config.load().service.idle_timeout / 10**6
-    bus = await Bus().connect()
+    with prepare.timed("service start: connected to the bus"):
+        bus = await Bus().connect()
     dispatcher = Dispatcher(bus)
     systemd = Systemd(bus)
     pod_objects = Pods(dispatcher, systemd)
@@ -327,8 +341,10 @@ async def serve() -> int:
         api.MANAGER,
         Manager(dispatcher, systemd, pod_objects, transfers, machines),
     )
-    await pod_objects.start()
-    reply = await bus.request_name(api.BUS_NAME, NameFlag.DO_NOT_QUEUE)
+    with prepare.timed("service start: pods and unit states read"):
+        await pod_objects.start()
+    with prepare.timed("service start: bus name taken"):
+        reply = await bus.request_name(api.BUS_NAME, NameFlag.DO_NOT_QUEUE)
     if reply is not RequestNameReply.PRIMARY_OWNER:
         log.error("%s is taken (%s): another podmgr1 runs", api.BUS_NAME, reply.name)
         return 1
@@ -346,9 +362,16 @@ async def serve() -> int:
     def busy() -> bool:
         return dispatcher.in_flight > 0 or bool(transfers.active)
 
+    # Read at the first check, a second after the start: the configuration's parser and
+    # key tables would otherwise load before the call that started the service is served.
+    idle_timeout: float | None = None
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1)
+        if idle_timeout is None:
+            from podmgr import config  # noqa: PLC0415 -- see above
+
+            idle_timeout = config.load().service.idle_timeout / 10**6
         if not busy() and loop.time() - dispatcher.last_activity > idle_timeout:
             break
     # Calls already routed to us still get answers; from now on D-Bus starts a new us.
@@ -362,8 +385,30 @@ async def serve() -> int:
     return 0
 
 
+# SYSTEMD_LOG_LEVEL's names (systemd(1)); a number 0-7 means the same in that order.
+LOG_LEVELS = {
+    "emerg": logging.CRITICAL,
+    "alert": logging.CRITICAL,
+    "crit": logging.CRITICAL,
+    "err": logging.ERROR,
+    "warning": logging.WARNING,
+    "notice": logging.INFO,
+    "info": logging.INFO,
+    "debug": logging.DEBUG,
+}
+
+
+def log_level(setting: str | None) -> int:
+    """The level SYSTEMD_LOG_LEVEL asks for, as systemd's own tools read it (a name or
+    a number); INFO when unset or not understood."""
+    if setting and setting.isdigit() and int(setting) < len(LOG_LEVELS):
+        return list(LOG_LEVELS.values())[int(setting)]
+    return LOG_LEVELS.get(setting or "", logging.INFO)
+
+
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    level = log_level(os.environ.get("SYSTEMD_LOG_LEVEL"))
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     try:
         return asyncio.run(serve())
     except (OSError, PodmgrError) as error:

@@ -24,6 +24,19 @@ SERVICE = "org.freedesktop.systemd1.Service"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 
 
+def unit_path(unit: str) -> str:
+    """systemd's object path of ``unit`` (sd_bus_path_encode): every byte but a letter,
+    or a digit after the first, becomes _XX."""
+    encoded = unit.encode()
+    label = "".join(
+        chr(byte)
+        if (one := encoded[at : at + 1]).isalpha() or (at and one.isdigit())
+        else f"_{byte:02x}"
+        for at, byte in enumerate(encoded)
+    )
+    return f"{MANAGER_PATH}/unit/{label or '_'}"
+
+
 @dataclass(frozen=True)
 class UnitState:
     name: str
@@ -115,10 +128,10 @@ class Systemd:
         return {name: variant.value for name, variant in props.items()}
 
     async def unit_property(self, unit: str, interface: str, name: str) -> Any:
-        """One property of ``unit``, loading the unit if needed: a service has a few
-        hundred, which GetAll sends and unmarshals every time."""
-        [path] = await self.call(MANAGER_PATH, MANAGER, "LoadUnit", "s", [unit])
-        [variant] = await self.call(path, PROPERTIES, "Get", "ss", [interface, name])
+        """One property of ``unit``: one round trip, where unit_properties takes two and
+        a reply of some two hundred properties to decode (systemd loads the unit when
+        its object is asked for)."""
+        [variant] = await self.call(unit_path(unit), PROPERTIES, "Get", "ss", [interface, name])
         return variant.value
 
     async def run_job(self, method: str, unit: str) -> str:
@@ -144,7 +157,7 @@ class Systemd:
 
     async def pending_job(self, unit: str) -> str | None:
         """The object path of the job queued for ``unit``, if any."""
-        job_id, path = (await self.unit_properties(unit))["Job"]
+        job_id, path = await self.unit_property(unit, UNIT, "Job")
         return str(path) if job_id else None
 
     async def subscribe(self) -> None:
@@ -155,6 +168,12 @@ class Systemd:
         self._subscribed = True
         self.bus.add_message_handler(self._on_message)
         rule = f"type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='JobRemoved'"
+        # Both at once: the bus handles them in the order sent, and nothing relies on
+        # either before both are answered.
+        await asyncio.gather(self.add_match(rule), self.call(MANAGER_PATH, MANAGER, "Subscribe"))
+
+    async def add_match(self, rule: str) -> None:
+        """Ask the bus for the signals that match ``rule`` (D-Bus match rules)."""
         await self.call(
             "/org/freedesktop/DBus",
             "org.freedesktop.DBus",
@@ -163,7 +182,6 @@ class Systemd:
             [rule],
             destination="org.freedesktop.DBus",
         )
-        await self.call(MANAGER_PATH, MANAGER, "Subscribe")
 
     def _on_message(self, message: Message) -> bool:
         if (

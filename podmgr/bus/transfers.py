@@ -13,13 +13,10 @@ import asyncio
 import logging
 import threading
 
-from podmgr import config
 from podmgr.bus import api
 from podmgr.bus.binding import implements
 from podmgr.bus.dispatch import Call, Dispatcher
 from podmgr.errors import PodmgrError
-from podmgr.image.store import Store
-from podmgr.image.trust import TrustStore
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +91,11 @@ class Transfers:
         return transfer.number, path
 
     async def _run(self, transfer: Transfer) -> None:
-        from podmgr.image import pull  # noqa: PLC0415 -- the service starts without it
+        # The service starts without these: most starts never pull.
+        from podmgr import config  # noqa: PLC0415
+        from podmgr.image import pull  # noqa: PLC0415
+        from podmgr.image.store import Store  # noqa: PLC0415
+        from podmgr.image.trust import TrustStore  # noqa: PLC0415
 
         loop = asyncio.get_running_loop()
         path = api.transfer_path(transfer.number)

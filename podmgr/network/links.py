@@ -22,11 +22,11 @@ import hashlib
 import ipaddress
 import os
 import socket
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from podmgr.errors import PrepareError
+from podmgr.threads import in_own_thread
 
 if TYPE_CHECKING:
     from podmgr.network.definitions import Definition
@@ -57,27 +57,17 @@ def _iproute() -> Any:
 
 def _iproute_in(netns: Path) -> Any:
     """A netlink socket inside the namespace pinned at ``netns``."""
-    opened: list[Any] = []
-    failed: list[BaseException] = []
 
-    def enter() -> None:
+    def enter() -> Any:
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), f"setns {netns}")
-            finally:
-                os.close(fd)
-            opened.append(_iproute())
-        except BaseException as error:  # handed to the caller's thread
-            failed.append(error)
+            if _libc.setns(fd, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), f"setns {netns}")
+        finally:
+            os.close(fd)
+        return _iproute()
 
-    thread = threading.Thread(target=enter, name="netns")
-    thread.start()
-    thread.join()
-    if failed:
-        raise failed[0]
-    return opened[0]
+    return in_own_thread(enter, "netns")
 
 
 def _sysctl(path: Path, value: str) -> None:

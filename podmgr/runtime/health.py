@@ -30,7 +30,6 @@ check's InvocationID, once, under a lock.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import enum
 import json
@@ -43,10 +42,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from podmgr import locks, names, paths, process
 from podmgr.errors import PodmgrError
 from podmgr.manifest.healthkeys import OnFailure
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class Status(enum.StrEnum):
@@ -263,6 +266,8 @@ def tell(unit: str, message: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse  # noqa: PLC0415 -- only podmgr-pod health-* parses arguments
+
     parser = argparse.ArgumentParser(prog="podmgr-pod", add_help=False)
     parser.add_argument("verb", choices=("health-failed", "health-wait"))
     parser.add_argument("pod")

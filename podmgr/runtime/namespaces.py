@@ -2,8 +2,11 @@
 """The pod's network and IPC namespaces, pinned by bind mounts under /run.
 
 systemd joins them through NetworkNamespacePath= and IPCNamespacePath=; nothing has to
-run in them for them to live.  A short-lived child unshares, brings loopback up, and
-waits while the parent bind-mounts its /proc/PID/ns/* files onto the pin files.
+run in them for them to live.  A short-lived thread unshares (network and IPC namespaces
+belong to a thread, not to the process), brings loopback up, bind-mounts its own
+/proc/thread-self/ns/* files onto the pin files and ends.  A thread rather than a child
+process: forking the service copies its page tables, which costs more than the rest of
+it, and a fork of a process with threads may inherit a lock some other thread held.
 
 Loopback is raised with one ioctl rather than pyroute2: this runs in a fresh process on
 every pod start, and importing pyroute2 alone takes longer than starting a pod.
@@ -19,6 +22,7 @@ import struct
 from pathlib import Path
 
 from podmgr.runtime import mounts
+from podmgr.threads import in_own_thread
 
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWNET = 0x40000000
@@ -40,36 +44,16 @@ def _loopback_up() -> None:
 def create(pins: dict[str, Path]) -> None:
     """Create new namespaces and pin them; ``pins`` maps "net"/"ipc" to the pin file."""
     flags = {"net": CLONE_NEWNET, "ipc": CLONE_NEWIPC}
-    ready_r, ready_w = os.pipe()
-    done_r, done_w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: unshare, report, wait to be pinned
-        status = 1
-        try:
-            os.close(ready_r)
-            os.close(done_w)
-            if _libc.unshare(sum(flags[kind] for kind in pins)) != 0:
-                raise OSError(ctypes.get_errno(), "unshare")
-            if "net" in pins:
-                _loopback_up()
-            os.write(ready_w, b"ok")
-            os.read(done_r, 1)
-            status = 0
-        except OSError as error:
-            os.write(ready_w, str(error).encode())
-        finally:
-            os._exit(status)
-    os.close(ready_w)
-    os.close(done_r)
-    try:
-        report = os.read(ready_r, 4096).decode()
-        if report != "ok":
-            raise OSError(f"cannot create namespaces: {report}")
-        for kind, pin in pins.items():
-            pin.parent.mkdir(parents=True, exist_ok=True)
-            pin.touch(mode=0o444)
-            mounts.mount(f"/proc/{pid}/ns/{kind}", pin, flags=mounts.MS_BIND)
-    finally:
-        os.close(ready_r)
-        os.close(done_w)
-        os.waitpid(pid, 0)
+
+    def pin() -> None:  # in a thread of its own, whose namespaces end with it
+        if _libc.unshare(sum(flags[kind] for kind in pins)) != 0:
+            code = ctypes.get_errno()
+            raise OSError(code, f"cannot create namespaces: unshare: {os.strerror(code)}")
+        if "net" in pins:
+            _loopback_up()
+        for kind, path in pins.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o444)
+            mounts.mount(f"/proc/thread-self/ns/{kind}", path, flags=mounts.MS_BIND)
+
+    in_own_thread(pin, "podmgr-namespaces")

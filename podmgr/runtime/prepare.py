@@ -33,10 +33,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import stat
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,6 +50,8 @@ from podmgr.runtime import mounts, namespaces, userdb
 if TYPE_CHECKING:
     from podmgr.generator.plan import AppPlan, Plan, VolumePlan
 
+log = logging.getLogger(__name__)
+
 # An environment file is a few VAR=value lines; anything larger is not one.
 ENVIRONMENT_FILE_MAX = 1 << 20
 
@@ -58,30 +62,49 @@ def prepare(
     """Set up everything the pod's app units need; on failure, undo it and raise."""
     name = plan["pod"]
     runtime = paths.PodRuntime(name, runtime_base)
-    release(name, runtime_base)  # leftovers of a crash would break the mounts below
+    with timed(f"pod {name}: release of leftovers"):
+        release(name, runtime_base)  # leftovers of a crash would break the mounts below
     try:
         runtime.dir.mkdir(mode=0o700, parents=True)
         runtime.plan.write_text(json.dumps(plan))
         # The one place prepare dispatches on the isolation level (schema.Isolation).
         if plan.get("isolation", "container") == "container":
-            _prepare_namespaces(plan, runtime)
+            with timed(f"pod {name}: namespaces, /etc files and networks"):
+                _prepare_namespaces(plan, runtime)
         # "fly": the apps live in the host's namespaces and see its /etc files (units.py).
         for volume in plan["volumes"]:
-            _prepare_volume(name, volume, runtime)
+            with timed(f"pod {name}: volume {volume['name']}"):
+                _prepare_volume(name, volume, runtime)
         for app in plan["apps"]:
-            _prepare_rootfs(name, app, runtime, store)
-            _copy_environment_files(name, app, runtime)
-        userdb.register(
-            runtime.dir,
-            {(userdb.USER, uid) for uid in plan["uids"]}
-            | {(userdb.GROUP, gid) for gid in plan["gids"]},
-        )
+            with timed(f"pod {name}: app {app['name']}: root file system, environment files"):
+                _prepare_rootfs(name, app, runtime, store)
+                _copy_environment_files(name, app, runtime)
+        with timed(f"pod {name}: users and groups"):
+            userdb.register(
+                runtime.dir,
+                {(userdb.USER, uid) for uid in plan["uids"]}
+                | {(userdb.GROUP, gid) for gid in plan["gids"]},
+            )
     except BaseException as error:
         with contextlib.suppress(Exception):
             release(name, runtime_base)
         if isinstance(error, OSError):
             raise PrepareError(f"pod {name}: {error}") from error
         raise
+
+
+@contextlib.contextmanager
+def timed(what: str) -> Iterator[None]:
+    """Log at debug how long ``what`` took: with SYSTEMD_LOG_LEVEL=debug in the service's
+    environment, the journal shows where a pod start spends its time."""
+    if not log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    begin = time.perf_counter()
+    try:
+        yield
+    finally:
+        log.debug("%s: %.1f ms", what, (time.perf_counter() - begin) * 1000)
 
 
 def _prepare_namespaces(plan: Plan, runtime: paths.PodRuntime) -> None:
