@@ -7,7 +7,7 @@ In a throwaway systemd (tests/bed.py), against baselines measured in the same ru
 - the first call, D-Bus activation included (target: median at most 150 ms), beside
   a call to an already running systemd (busctl's own cost);
 - ListPods with 1000 pods against systemd's ListUnits (target: at most 2x);
-- RSS of the service while active (target: at most 35 MB), and no process when idle.
+- RSS of the service while active (target: at most 35 MiB), and no process when idle.
 
 Pod start with the service warm and cold is in bench/start.py.
 
@@ -25,6 +25,7 @@ CHECKOUT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(CHECKOUT / "tests"))
 
 from bed import Bed  # noqa: E402 -- found through the path set above
+from report import Report  # noqa: E402 -- bench/ is this script's own directory
 
 PODMGR = ["busctl", "call", "org.podmgr1", "/org/podmgr1", "org.podmgr1.Manager"]
 SYSTEMD = [
@@ -59,7 +60,8 @@ def wait_idle(bed: Bed) -> float:
 
 def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    with Bed("dbus", CHECKOUT) as bed:
+    title = "The org.podmgr1 service: activation, ListPods at scale, memory, idle exit"
+    with Report("dbus", title) as report, Bed("dbus", CHECKOUT) as bed:
         bed.install_project()
         bed.run(
             "sh",
@@ -72,11 +74,14 @@ def main() -> int:
             bed.run("systemctl", "stop", "podmgr1.service")
             cold.append(timed(bed, *PODMGR, "ListPods"))
             systemd_calls.append(timed(bed, *SYSTEMD, "ListUnits"))
-        first = statistics.median(cold)
-        print(f"first call, activation included   median {first:7.1f} ms  (target <= 150 ms)")
-        print(
-            f"a call to running systemd         median {statistics.median(systemd_calls):7.1f}"
-            " ms  (busctl itself)"
+        report.figure(
+            "first call, activation included (median)", statistics.median(cold), "ms", 150
+        )
+        report.figure(
+            "a call to running systemd (median)",
+            statistics.median(systemd_calls),
+            "ms",
+            note="busctl itself",
         )
 
         manifest = '[app.main]\nrootfs = "/srv"\nexec = ["/bin/true"]\n'
@@ -95,10 +100,11 @@ def main() -> int:
             units.append(timed(bed, *SYSTEMD, "ListUnits"))
         count = bed.run(*PODMGR, "ListPods").stdout.split()[1]
         loaded = bed.run(*SYSTEMD, "ListUnits").stdout.split()[1]
-        ratio = statistics.median(pods) / statistics.median(units)
-        print(f"ListPods, {count} pods               median {statistics.median(pods):7.1f} ms")
-        print(f"ListUnits, {loaded} units              median {statistics.median(units):7.1f} ms")
-        print(f"ListPods / ListUnits              {ratio:7.2f}x  (target <= 2x)")
+        listed = report.figure(f"ListPods, {count} pods (median)", statistics.median(pods), "ms")
+        units_listed = report.figure(
+            f"ListUnits, {loaded} units (median)", statistics.median(units), "ms"
+        )
+        report.ratio("ListPods / ListUnits", listed / units_listed, 2)
 
         pid = bed.run("pgrep", "-f", "/usr/lib/podmgr/podmgr1").stdout.split()[0]
         rss = next(
@@ -106,10 +112,12 @@ def main() -> int:
             for line in bed.run("cat", f"/proc/{pid}/status").stdout.splitlines()
             if line.startswith("VmRSS:")
         )
-        print(f"RSS while active, {count} pods        {rss / 1024:7.1f} MB  (target <= 35 MB)")
-        print(
-            f"exits when idle, after            {wait_idle(bed):7.1f} s  "
-            f"(idle_timeout {IDLE} s; then no process)"
+        report.figure(f"RSS while active, {count} pods", rss / 1024, "MiB", 35)
+        report.figure(
+            "exits when idle, after",
+            wait_idle(bed),
+            "s",
+            note=f"idle_timeout {IDLE} s; then no process",
         )
     return 0
 
