@@ -51,12 +51,12 @@ class Section:
     key_index: dict[str, Key] = field(init=False, repr=False, compare=False)
     subsection_index: dict[str, Section] = field(init=False, repr=False, compare=False)
     required_keys: tuple[Key, ...] = field(init=False, repr=False, compare=False)
-    # What defaults() copies: each optional key's default as its type parses it, parsed on
-    # first use and kept, and which of them are tables (each table gets its own copy).
-    parsed_defaults: dict[str, Any] = field(
-        init=False, repr=False, compare=False, default_factory=dict
+    # What defaults() copies: each optional key's default as its type parses it, and which
+    # of them are tables (each table gets its own copy).  Made on first use and set whole:
+    # the service parses manifests in more than one thread, and none may see half of it.
+    parsed_defaults: tuple[dict[str, Any], tuple[str, ...]] | None = field(
+        init=False, repr=False, compare=False, default=None
     )
-    table_defaults: list[str] = field(init=False, repr=False, compare=False, default_factory=list)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "key_index", {k.name: k for k in self.keys})
@@ -68,15 +68,19 @@ class Section:
 
     def defaults(self) -> dict[str, Any]:
         """The values of a table that sets none of its optional keys (None: unset)."""
-        if not self.parsed_defaults:
-            for key in self.keys:
-                if not key.required:
-                    value = None if key.default is None else key.type.parse(key.default)
-                    self.parsed_defaults[key.name] = value
-                    if isinstance(value, dict):
-                        self.table_defaults.append(key.name)
-        values = dict(self.parsed_defaults)
-        for name in self.table_defaults:
+        made = self.parsed_defaults
+        if made is None:
+            parsed = {
+                key.name: None if key.default is None else key.type.parse(key.default)
+                for key in self.keys
+                if not key.required
+            }
+            tables = tuple(name for name, value in parsed.items() if isinstance(value, dict))
+            made = (parsed, tables)
+            object.__setattr__(self, "parsed_defaults", made)
+        parsed, tables = made
+        values = dict(parsed)
+        for name in tables:
             values[name] = dict(values[name])
         return values
 
