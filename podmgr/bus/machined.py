@@ -186,9 +186,7 @@ class Machines:
             log.warning("pod %s: not registered with systemd-machined: %s", pod, why)
 
     async def _main_pid(self, unit: str) -> int:
-        [path] = await self.systemd.call(SYSTEMD_PATH, SYSTEMD_MANAGER, "LoadUnit", "s", [unit])
-        [main_pid] = await self.systemd.call(path, PROPERTIES, "Get", "ss", [SERVICE, "MainPID"])
-        return int(main_pid.value)
+        return int(await self.systemd.unit_property(unit, SERVICE, "MainPID"))
 
     async def _states(self, units: list[str]) -> dict[str, str]:
         states = await self.systemd.list_units(units)
